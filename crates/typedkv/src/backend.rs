@@ -1,0 +1,52 @@
+//! The byte-level storage trait every backend implements once.
+//!
+//! Backends know keys and bytes, nothing of types, codecs or namespaces: the typed layer
+//! ([`TypedStore`](crate::TypedStore)) builds keys, encodes values and resolves TTL policy, then
+//! calls these methods. Adding a backend is one file implementing this trait plus one line in
+//! the conformance tests.
+//!
+//! The trait uses `async fn` returning `Send` futures (static dispatch, no boxing per call);
+//! object safety is provided one layer up by [`Store`](crate::Store).
+
+use std::future::Future;
+
+use crate::error::Result;
+use crate::options::{Expiry, Write, WriteExpiry};
+
+/// Bytes of one stored value.
+pub type Bytes = Vec<u8>;
+
+/// A byte-level key-value backend with Redis string semantics.
+///
+/// Implementations must be cheap to clone (an `Arc` inside), so one backend can serve many
+/// typed stores, and every error they return must name the key(s) involved.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// A short name for logs and errors: `"redis"`, `"memory"`.
+    fn kind(&self) -> &'static str;
+
+    /// The bytes stored at `key`, or `None`.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Writes `value` at `key` per `write`; `Ok(false)` when the write's condition was not met.
+    fn set(&self, key: &str, value: Bytes, write: Write) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `key`; whether it existed.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Whether `key` exists.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The remaining life of `key`, `None` if it does not exist.
+    fn ttl(&self, key: &str) -> impl Future<Output = Result<Option<Expiry>>> + Send;
+
+    /// The bytes at each key, in order. Never called with an empty slice.
+    fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+
+    /// Writes every entry unconditionally with `expiry` (never [`WriteExpiry::Keep`]),
+    /// atomically where the backend can. Never called with an empty slice.
+    fn set_many(
+        &self,
+        entries: Vec<(String, Bytes)>,
+        expiry: WriteExpiry,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,215 @@
+//! The one error type of the crate.
+//!
+//! Every variant that concerns stored data names the Redis key it happened on (never a
+//! password), and keeps the underlying error as its [`source`](std::error::Error::source)
+//! rather than repeating it in `Display`, so error reporters that walk the chain print each
+//! cause once.
+
+use std::time::Duration;
+
+/// A boxed error from a lower layer (redis-rs, deadpool, a codec).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a store operation.
+///
+/// Matching must allow for variants added later (`#[non_exhaustive]`). The helpers
+/// [`Error::key`], [`Error::is_timeout`] and [`Error::is_decode`] answer the common questions
+/// without a full match.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The namespace given to a store builder is not usable as a key prefix.
+    #[error("invalid namespace {namespace:?}: {reason}")]
+    InvalidNamespace {
+        /// The namespace as given.
+        namespace: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// An id cannot be turned into a key (empty, or longer than [`crate::MAX_ID_LEN`]).
+    #[error("invalid id in namespace {namespace:?}: {reason}")]
+    InvalidId {
+        /// The namespace of the store the id was used with.
+        namespace: String,
+        /// Why it was refused. The id itself is not repeated: it may be huge or personal data.
+        reason: &'static str,
+    },
+
+    /// A configuration value is out of range (zero TTL, zero pool size, bad URL, ...).
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong, without secrets.
+        reason: String,
+        /// The underlying error, if a lower layer reported one.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// No connection to Redis could be made, or the connection broke during the operation.
+    #[error("connection to Redis failed for key {key}")]
+    Connection {
+        /// The key (or key batch) of the operation.
+        key: String,
+        /// The redis-rs / I/O error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The pool had no connection to give within its wait timeout (all busy), or could not
+    /// create one within its create timeout.
+    #[error("no pooled Redis connection became available for key {key}")]
+    Pool {
+        /// The key (or key batch) of the operation.
+        key: String,
+        /// The deadpool error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Redis did not answer within the response timeout.
+    #[error("Redis did not answer within {timeout:?} for key {key}")]
+    Timeout {
+        /// The key (or key batch) of the operation.
+        key: String,
+        /// The response timeout that elapsed.
+        timeout: Duration,
+    },
+
+    /// Redis answered with an error reply, e.g. `WRONGTYPE` when the key holds a list, `NOPERM`
+    /// from an ACL, `OOM` when `maxmemory` is reached.
+    #[error("Redis refused the command for key {key} ({code})")]
+    Redis {
+        /// The key (or key batch) of the operation.
+        key: String,
+        /// The error code Redis sent (`WRONGTYPE`, `NOPERM`, `OOM`, ...).
+        code: String,
+        /// The full redis-rs error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The value could not be serialized by the store's codec.
+    #[error("cannot encode the value for key {key} with codec {codec}")]
+    Encode {
+        /// The key the value was meant for.
+        key: String,
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The bytes stored at the key are not a value this store can read: another codec, another
+    /// schema version, another program's bytes, or truncated/corrupt data.
+    #[error("cannot decode the value at key {key} (codec {codec}, schema version {expected_schema}): {problem}")]
+    Decode {
+        /// The key the bytes were read from.
+        key: String,
+        /// The codec of the store that tried to read them.
+        codec: &'static str,
+        /// The schema version the store expects.
+        expected_schema: u32,
+        /// What exactly is wrong with the bytes.
+        problem: DecodeProblem,
+        /// The codec's own error, when the header was fine but the payload was not.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// Why stored bytes could not be decoded; part of [`Error::Decode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeProblem {
+    /// The bytes do not start with typedkv's envelope header: another program (or a plain-JSON
+    /// store) wrote them.
+    #[error("not a typedkv value (no envelope header)")]
+    NotEnveloped,
+    /// The envelope header itself is cut short.
+    #[error("truncated envelope header ({len} bytes)")]
+    TruncatedHeader {
+        /// How many bytes there were.
+        len: usize,
+    },
+    /// The envelope uses a layout this version of typedkv does not know (written by a newer one).
+    #[error("unknown envelope format {found}")]
+    UnknownEnvelope {
+        /// The format byte found.
+        found: u8,
+    },
+    /// The value was written by another codec.
+    #[error("written by codec id {found}, this store uses codec id {expected}")]
+    CodecMismatch {
+        /// Codec id in the stored header.
+        found: u8,
+        /// Codec id of this store.
+        expected: u8,
+    },
+    /// The value was written with another schema version of the type.
+    #[error("written with schema version {found}, this store reads version {expected}")]
+    SchemaMismatch {
+        /// Schema version in the stored header.
+        found: u32,
+        /// Schema version of this store.
+        expected: u32,
+    },
+    /// The payload is larger than the codec's decode limit; it was not decoded.
+    #[error("payload of {len} bytes exceeds the decode limit of {limit} bytes")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The payload after the header is invalid for the type (corrupt, truncated, trailing bytes,
+    /// or another type's layout); the codec's error is the [`Error::Decode`]'s source.
+    #[error("invalid payload")]
+    InvalidPayload,
+}
+
+impl Error {
+    /// The Redis key the failed operation was about, if it concerned one.
+    ///
+    /// For batch operations this describes the batch, e.g. `user:1 (+99 more)`.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Connection { key, .. }
+            | Error::Pool { key, .. }
+            | Error::Timeout { key, .. }
+            | Error::Redis { key, .. }
+            | Error::Encode { key, .. }
+            | Error::Decode { key, .. } => Some(key),
+            Error::InvalidNamespace { .. } | Error::InvalidId { .. } | Error::InvalidConfig { .. } => None,
+        }
+    }
+
+    /// `true` when Redis did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// `true` when stored bytes could not be decoded.
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Error::Decode { .. })
+    }
+
+    /// The Redis error code (`WRONGTYPE`, `NOPERM`, `OOM`, ...) if Redis refused the command.
+    pub fn redis_code(&self) -> Option<&str> {
+        match self {
+            Error::Redis { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Typed key-value repositories over Redis.
+//!
+//! `typedkv` turns "connect, `SET` bytes, `GET` bytes, check for nil, decode" into one typed
+//! call: [`Store<T>`] for any `T: Serialize + DeserializeOwned + Send + Sync`, with a missing key
+//! as `Ok(None)` and every failure a typed [`Error`] naming the key.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use typedkv::{MemoryStore, Store};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct User { name: String, email: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+//! // In production: RedisStore::<User>::builder(RedisPool::from_url(url)?, "user").build()?
+//! let users = MemoryStore::<User>::new("user")?;
+//! let alice = User { name: "Alice".into(), email: "alice@example.com".into() };
+//! users.set("42", &alice).await?;                        // key "user:42"
+//! assert_eq!(users.get("42").await?, Some(alice));
+//! assert_eq!(users.get("43").await?, None);              // missing is not an error
+//! # Ok(()) }
+//! ```
+//!
+//! # Layers
+//!
+//! - [`Store<T>`]: the typed, object-safe trait (`Arc<dyn Store<User>>` works), with generic
+//!   conveniences on [`StoreExt`].
+//! - [`TypedStore<T, B, C>`]: the one implementation of it, over any byte-level [`Backend`]:
+//!   [`Keyspace`] (`namespace:id`), [`Codec`](codec::Codec) + [envelope], TTL policy.
+//! - Backends: [`RedisPool`](redis::RedisPool) (deadpool-redis, shared multiplexed
+//!   connections) and [`MemoryBackend`] (in-process, TTL-aware, same semantics).
+//!
+//! # Features
+//!
+//! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
+
+pub mod backend;
+pub mod codec;
+pub mod envelope;
+mod error;
+mod keyspace;
+mod memory;
+mod options;
+pub mod redis;
+mod store;
+mod typed;
+
+pub use crate::backend::Backend;
+pub use crate::codec::Bincode;
+pub use crate::error::{BoxError, DecodeProblem, Error, Result};
+pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
+pub use crate::memory::MemoryBackend;
+pub use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+pub use crate::store::{Store, StoreExt};
+pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
+
+/// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
+/// [`RedisPool`](redis::RedisPool).
+pub type RedisStore<T, C = Bincode> = TypedStore<T, redis::RedisPool, C>;
+
+/// A typed store in process memory, with the same semantics as [`RedisStore`].
+pub type MemoryStore<T, C = Bincode> = TypedStore<T, MemoryBackend, C>;
+
+impl<T> MemoryStore<T> {
+    /// A store of `T` under `namespace` on a fresh, private [`MemoryBackend`], with default
+    /// settings. Use [`TypedStore::builder`] for a shared backend, a TTL or another codec.
+    pub fn new(namespace: &str) -> Result<Self> {
+        Self::builder(MemoryBackend::new(), namespace).build()
+    }
+}

@@ -1,0 +1,182 @@
+//! The in-process backend: a TTL-aware map with Redis string semantics.
+//!
+//! It exists for two jobs: the embedded default (examples, single-process tools) and users'
+//! own unit tests. It runs behind the same typed layer as Redis, so values go through the same
+//! codec and envelope and a serde attribute bincode cannot handle fails in tests already.
+//!
+//! Time is `tokio::time::Instant`, so tests under a paused tokio clock
+//! (`#[tokio::test(start_paused = true)]`) can advance past TTLs instantly.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::backend::{Backend, Bytes};
+use crate::error::Result;
+use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+
+/// The in-process backend; clones share one map.
+///
+/// ```
+/// use typedkv::{MemoryBackend, MemoryStore};
+///
+/// let backend = MemoryBackend::new();
+/// let names = MemoryStore::<String>::builder(backend.clone(), "name").build()?;
+/// let ages = MemoryStore::<u8>::builder(backend, "age").build()?;  // same map, other keys
+/// # let _ = (names, ages);
+/// # Ok::<(), typedkv::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    map: Arc<Mutex<Map>>,
+}
+
+#[derive(Default)]
+struct Map {
+    entries: HashMap<String, Entry>,
+    /// When the map reaches this many entries, expired ones are swept out, so keys that
+    /// expire without being read again do not accumulate.
+    sweep_at: usize,
+}
+
+struct Entry {
+    bytes: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn alive(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+const MIN_SWEEP: usize = 1024;
+
+impl Map {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&Entry> {
+        if self.entries.get(key).is_some_and(|e| !e.alive(now)) {
+            self.entries.remove(key);
+        }
+        self.entries.get(key)
+    }
+
+    fn insert(&mut self, key: String, bytes: Bytes, expires_at: Option<Instant>, now: Instant) {
+        self.entries.insert(key, Entry { bytes, expires_at });
+        if self.entries.len() >= self.sweep_at {
+            self.entries.retain(|_, e| e.alive(now));
+            self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
+        }
+    }
+}
+
+fn deadline(after: Duration, now: Instant) -> Option<Instant> {
+    // Same millisecond rounding as Redis PX; a TTL beyond Instant's range is "never".
+    now.checked_add(Duration::from_millis(ceil_millis(after)))
+}
+
+impl MemoryBackend {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys currently stored, counting expired keys not yet swept out.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no keys are stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        // No code panics while holding the lock, so a poisoned map is still consistent.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.lock().live(key, Instant::now()).map(|e| e.bytes.clone()))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let current = map.live(key, now);
+        let allowed = match write.condition {
+            Condition::Always => true,
+            Condition::IfAbsent => current.is_none(),
+            Condition::IfPresent => current.is_some(),
+        };
+        if !allowed {
+            return Ok(false);
+        }
+        let expires_at = match write.expiry {
+            WriteExpiry::Never => None,
+            WriteExpiry::After(ttl) => deadline(ttl, now),
+            WriteExpiry::Keep => current.and_then(|e| e.expires_at),
+        };
+        map.insert(key.to_owned(), value, expires_at, now);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        Ok(map.entries.remove(key).is_some_and(|e| e.alive(now)))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.lock().live(key, Instant::now()).is_some())
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        let now = Instant::now();
+        Ok(self.lock().live(key, now).map(|e| match e.expires_at {
+            None => Expiry::Never,
+            // Whole milliseconds, as Redis PTTL reports.
+            Some(at) => Expiry::In(Duration::from_millis(
+                u64::try_from(at.duration_since(now).as_millis()).unwrap_or(u64::MAX),
+            )),
+        }))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        Ok(keys
+            .iter()
+            .map(|key| map.live(key, now).map(|e| e.bytes.clone()))
+            .collect())
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
+        let now = Instant::now();
+        let expires_at = match expiry {
+            WriteExpiry::After(ttl) => deadline(ttl, now),
+            WriteExpiry::Never | WriteExpiry::Keep => None,
+        };
+        let mut map = self.lock();
+        for (key, bytes) in entries {
+            map.insert(key, bytes, expires_at, now);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Per-write options and the answer of `ttl`.
+
+use std::time::Duration;
+
+/// How long a written value lives. Part of [`SetOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TtlPolicy {
+    /// The store's default TTL if its builder set one, otherwise no expiry.
+    #[default]
+    StoreDefault,
+    /// Expire after this long (rounded up to whole milliseconds).
+    Expire(Duration),
+    /// Keep the key's current TTL (no expiry if the key is new or had none).
+    Keep,
+    /// Never expire, even if the store has a default TTL.
+    Persist,
+}
+
+/// When a write happens. Part of [`SetOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Condition {
+    /// Always write.
+    #[default]
+    Always,
+    /// Write only if the key does not exist (`SET NX`).
+    IfAbsent,
+    /// Write only if the key exists (`SET XX`).
+    IfPresent,
+}
+
+/// Options for [`Store::set_with`](crate::Store::set_with).
+///
+/// ```
+/// use std::time::Duration;
+/// use typedkv::SetOptions;
+///
+/// let claim = SetOptions::new().if_absent().ttl(Duration::from_secs(30));
+/// let touch_up = SetOptions::new().if_present().keep_ttl();
+/// # let _ = (claim, touch_up);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SetOptions {
+    /// TTL policy of the write.
+    pub ttl: TtlPolicy,
+    /// Condition of the write.
+    pub condition: Condition,
+}
+
+impl SetOptions {
+    /// Unconditional write with the store's default TTL: what [`Store::set`](crate::Store::set)
+    /// does.
+    pub const fn new() -> Self {
+        SetOptions {
+            ttl: TtlPolicy::StoreDefault,
+            condition: Condition::Always,
+        }
+    }
+
+    /// Expire after `ttl` instead of the store default.
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = TtlPolicy::Expire(ttl);
+        self
+    }
+
+    /// Keep the key's existing TTL.
+    pub const fn keep_ttl(mut self) -> Self {
+        self.ttl = TtlPolicy::Keep;
+        self
+    }
+
+    /// Never expire, whatever the store default.
+    pub const fn no_expiry(mut self) -> Self {
+        self.ttl = TtlPolicy::Persist;
+        self
+    }
+
+    /// Only write if the key is absent.
+    pub const fn if_absent(mut self) -> Self {
+        self.condition = Condition::IfAbsent;
+        self
+    }
+
+    /// Only write if the key is present.
+    pub const fn if_present(mut self) -> Self {
+        self.condition = Condition::IfPresent;
+        self
+    }
+}
+
+/// The expiry a backend applies to a write, after the store resolved its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteExpiry {
+    /// No expiry (clears an existing one).
+    Never,
+    /// Expire this long after the write. Never zero.
+    After(Duration),
+    /// Keep the key's current TTL.
+    Keep,
+}
+
+/// A backend-level write: expiry and condition, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Write {
+    /// Expiry to apply.
+    pub expiry: WriteExpiry,
+    /// Condition of the write.
+    pub condition: Condition,
+}
+
+impl Write {
+    /// A write with this expiry and condition.
+    pub const fn new(expiry: WriteExpiry, condition: Condition) -> Self {
+        Write { expiry, condition }
+    }
+}
+
+/// The remaining life of a key that exists; the answer of [`Store::ttl`](crate::Store::ttl),
+/// which returns `None` when the key does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The key has no expiry.
+    Never,
+    /// The key expires in this long (millisecond precision).
+    In(Duration),
+}
+
+impl Expiry {
+    /// The remaining time, or `None` for a key without expiry.
+    pub fn remaining(self) -> Option<Duration> {
+        match self {
+            Expiry::Never => None,
+            Expiry::In(d) => Some(d),
+        }
+    }
+}
+
+/// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
+pub(crate) fn ceil_millis(d: Duration) -> u64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+    }
+}

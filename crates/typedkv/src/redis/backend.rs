@@ -1,0 +1,116 @@
+//! Redis string commands behind the byte-level [`Backend`] trait.
+
+use ::redis::{Cmd, FromRedisValue, Pipeline, Value};
+
+use super::RedisPool;
+use crate::backend::{Backend, Bytes};
+use crate::error::Result;
+use crate::keyspace::describe_batch;
+use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+
+impl RedisPool {
+    async fn query<R: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<R> {
+        let mut lent = self.lend(key).await?;
+        cmd.query_async(&mut lent.conn)
+            .await
+            .map_err(|e| self.failed(key, &lent, e))
+    }
+
+    async fn query_pipeline<R: FromRedisValue>(&self, key: &str, pipe: &Pipeline) -> Result<R> {
+        let mut lent = self.lend(key).await?;
+        pipe.query_async(&mut lent.conn)
+            .await
+            .map_err(|e| self.failed(key, &lent, e))
+    }
+}
+
+/// Appends the expiry arguments of `SET`.
+fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
+    match expiry {
+        WriteExpiry::Never => {}
+        WriteExpiry::After(ttl) => {
+            cmd.arg("PX").arg(ceil_millis(ttl));
+        }
+        WriteExpiry::Keep => {
+            cmd.arg("KEEPTTL");
+        }
+    }
+}
+
+impl Backend for RedisPool {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.query(key, ::redis::cmd("GET").arg(key)).await
+    }
+
+    async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        match write.condition {
+            Condition::Always => {}
+            Condition::IfAbsent => {
+                cmd.arg("NX");
+            }
+            Condition::IfPresent => {
+                cmd.arg("XX");
+            }
+        }
+        expiry_args(&mut cmd, write.expiry);
+        // OK when written, nil when the NX/XX condition was not met.
+        let reply: Value = self.query(key, &cmd).await?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        // UNLINK frees large values off Redis' main thread.
+        let removed: u64 = self.query(key, ::redis::cmd("UNLINK").arg(key)).await?;
+        Ok(removed > 0)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let found: u64 = self.query(key, ::redis::cmd("EXISTS").arg(key)).await?;
+        Ok(found > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        let ms: i64 = self.query(key, ::redis::cmd("PTTL").arg(key)).await?;
+        Ok(match ms {
+            -2 => None,
+            ms if ms < 0 => Some(Expiry::Never),
+            ms => Some(Expiry::In(std::time::Duration::from_millis(ms.unsigned_abs()))),
+        })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.query(&describe_batch(keys), ::redis::cmd("MGET").arg(keys))
+            .await
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
+        let keys: Vec<&String> = entries.iter().map(|(k, _)| k).collect();
+        let batch = describe_batch(&keys);
+        match expiry {
+            // MSET is atomic but cannot set a TTL.
+            WriteExpiry::Never | WriteExpiry::Keep => {
+                self.query(&batch, ::redis::cmd("MSET").arg(&entries)).await
+            }
+            // SET ... PX for each, in one MULTI/EXEC so the batch stays atomic. The pipeline is
+            // written to the multiplexed connection in one piece, so other commands on the
+            // shared connection cannot interleave with it.
+            WriteExpiry::After(_) => {
+                let mut pipe = ::redis::pipe();
+                pipe.atomic();
+                for (key, bytes) in &entries {
+                    let mut cmd = ::redis::cmd("SET");
+                    cmd.arg(key).arg(bytes);
+                    expiry_args(&mut cmd, expiry);
+                    pipe.add_command(cmd).ignore();
+                }
+                self.query_pipeline(&batch, &pipe).await
+            }
+        }
+    }
+}

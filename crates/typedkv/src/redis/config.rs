@@ -1,0 +1,151 @@
+//! Settings of a [`RedisPool`](super::RedisPool), with their defaults, and URL redaction.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Default maximum number of connections in the pool (shared plus exclusive).
+pub const DEFAULT_POOL_SIZE: usize = 8;
+/// Default number of multiplexed connections shared by all plain commands.
+pub const DEFAULT_SHARED_CONNECTIONS: usize = 2;
+/// Default time to wait for a free pool slot before [`Error::Pool`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time to open a TCP (or TLS) connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time for a whole new connection (connect, AUTH/HELLO, SELECT) before
+/// [`Error::Pool`].
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time for the pool's health check (`UNWATCH`+`PING`) of a returned connection.
+pub const DEFAULT_RECYCLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default time to wait for a reply before [`Error::Timeout`].
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Validated settings of a pool. Built by [`RedisPoolBuilder`](super::RedisPoolBuilder).
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) url: String,
+    pub(crate) pool_size: usize,
+    pub(crate) shared_connections: usize,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) create_timeout: Duration,
+    pub(crate) recycle_timeout: Duration,
+    pub(crate) response_timeout: Option<Duration>,
+}
+
+impl Settings {
+    pub(crate) fn new(url: String) -> Self {
+        Settings {
+            url,
+            pool_size: DEFAULT_POOL_SIZE,
+            shared_connections: DEFAULT_SHARED_CONNECTIONS,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            create_timeout: DEFAULT_CREATE_TIMEOUT,
+            recycle_timeout: DEFAULT_RECYCLE_TIMEOUT,
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.shared_connections == 0 {
+            return Err(Error::config("shared_connections must be at least 1"));
+        }
+        if self.pool_size < self.shared_connections {
+            return Err(Error::config(format!(
+                "pool_size ({}) must be at least shared_connections ({})",
+                self.pool_size, self.shared_connections
+            )));
+        }
+        let timeouts = [
+            ("wait_timeout", Some(self.wait_timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("create_timeout", Some(self.create_timeout)),
+            ("recycle_timeout", Some(self.recycle_timeout)),
+            ("response_timeout", self.response_timeout),
+        ];
+        for (name, value) in timeouts {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(Error::config(format!("{name} must be greater than zero")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("shared_connections", &self.shared_connections)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("create_timeout", &self.create_timeout)
+            .field("recycle_timeout", &self.recycle_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs, `Debug` and errors.
+///
+/// Handles `scheme://user:password@host...`, `scheme://:password@host...` and the
+/// `?pass=` query parameter redis-rs also accepts.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return "<unparsable URL>".to_owned(),
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name @ ("pass" | "password"), _)) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        let cases = [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://:s3cret@host:1/2", "redis://:***@host:1/2"),
+            ("rediss://alice:s3cret@host", "rediss://alice:***@host"),
+            ("redis://alice@host", "redis://alice@host"),
+            ("redis://u:p@ss:w@rd@host/0", "redis://u:***@host/0"),
+            ("redis+unix:///tmp/r.sock?db=1&pass=s3cret", "redis+unix:///tmp/r.sock?db=1&pass=***"),
+            ("not a url s3cret", "<unparsable URL>"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let settings = Settings::new("redis://alice:s3cret@host".into());
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+}

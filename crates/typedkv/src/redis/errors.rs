@@ -1,0 +1,39 @@
+//! redis-rs and deadpool errors, classified into [`Error`] with the key attached.
+
+use std::time::Duration;
+
+use ::redis::RedisError;
+use deadpool_redis::PoolError;
+
+use crate::error::Error;
+
+pub(crate) fn from_redis_error(key: &str, error: RedisError, timeout: Option<Duration>) -> Error {
+    let key = key.to_owned();
+    if error.is_timeout() {
+        return Error::Timeout {
+            key,
+            timeout: timeout.unwrap_or_default(),
+        };
+    }
+    if let Some(code) = error.code() {
+        return Error::Redis {
+            key,
+            code: code.to_owned(),
+            source: Box::new(error),
+        };
+    }
+    Error::Connection {
+        key,
+        source: Box::new(error),
+    }
+}
+
+pub(crate) fn from_pool_error(key: &str, error: PoolError, timeout: Option<Duration>) -> Error {
+    match error {
+        PoolError::Backend(e) => from_redis_error(key, e, timeout),
+        other => Error::Pool {
+            key: key.to_owned(),
+            source: Box::new(other),
+        },
+    }
+}

@@ -1,0 +1,167 @@
+//! The typed, object-safe store trait and its generic conveniences.
+
+use std::fmt::Display;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Result;
+use crate::options::{Expiry, SetOptions};
+
+/// A typed key-value repository for values of type `T` under one namespace.
+///
+/// Ids are arbitrary non-empty strings (up to [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes); the
+/// store keeps them under `namespace:id`. Values are encoded with the store's codec on the way
+/// in and decoded on the way out; a missing key is `Ok(None)`, every failure an [`Error`]
+/// naming the key.
+///
+/// The trait is object-safe: application code takes `Arc<dyn Store<User>>`, production hands
+/// it a [`RedisStore`](crate::RedisStore), tests a [`MemoryStore`](crate::MemoryStore). Both
+/// implement every method with the same semantics (the conformance suite in
+/// `typedkv-testkit` checks this against a real Redis server). Generic conveniences (ids of
+/// any `Display` type, iterators) live on [`StoreExt`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde::{Deserialize, Serialize};
+/// use typedkv::{MemoryStore, Store};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// struct User { name: String }
+///
+/// async fn rename(users: &dyn Store<User>, id: &str, name: &str) -> typedkv::Result<bool> {
+///     Ok(match users.get(id).await? {
+///         Some(mut user) => { user.name = name.into(); users.set(id, &user).await?; true }
+///         None => false,
+///     })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+/// let users: Arc<dyn Store<User>> = Arc::new(MemoryStore::new("user")?);
+/// users.set("42", &User { name: "Alice".into() }).await?;
+/// assert!(rename(users.as_ref(), "42", "Alicia").await?);
+/// assert_eq!(users.get("42").await?, Some(User { name: "Alicia".into() }));
+/// assert_eq!(users.get("43").await?, None);
+/// # Ok(()) }
+/// ```
+///
+/// [`Error`]: crate::Error
+#[async_trait]
+pub trait Store<T>: Send + Sync
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+{
+    /// The namespace the store's keys live under.
+    fn namespace(&self) -> &str;
+
+    /// The value stored under `id`, or `Ok(None)` if there is none (never written, deleted or
+    /// expired).
+    ///
+    /// Bytes that this store cannot read (another codec or schema version, another program's
+    /// data, corruption) are an [`Error::Decode`](crate::Error::Decode), never a wrong value;
+    /// a key of another Redis type is an [`Error::Redis`](crate::Error::Redis) with code
+    /// `WRONGTYPE`.
+    async fn get(&self, id: &str) -> Result<Option<T>>;
+
+    /// Stores `value` under `id`, replacing any previous value, with the store's default TTL
+    /// (no expiry if the store has none: an existing TTL is cleared, as Redis `SET` does).
+    async fn set(&self, id: &str, value: &T) -> Result<()> {
+        self.set_with(id, value, SetOptions::new()).await.map(|_| ())
+    }
+
+    /// Stores `value` under `id` with explicit TTL policy and condition; returns whether it
+    /// wrote (`false` only when the [`Condition`](crate::Condition) was not met).
+    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>;
+
+    /// Removes `id`; returns whether it existed.
+    async fn delete(&self, id: &str) -> Result<bool>;
+
+    /// Whether a value is stored under `id`. Does not decode it.
+    async fn exists(&self, id: &str) -> Result<bool>;
+
+    /// The remaining life of `id`: `Ok(None)` when there is no such key,
+    /// `Ok(Some(Expiry::Never))` when it exists without expiry, `Ok(Some(Expiry::In(d)))`
+    /// when it expires in `d`.
+    async fn ttl(&self, id: &str) -> Result<Option<Expiry>>;
+
+    /// The values of `ids`, in the same order, `None` where there is none. One round trip.
+    ///
+    /// If any stored value cannot be decoded the whole call fails with an error naming that
+    /// key.
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>>;
+
+    /// Stores all `entries` with the store's default TTL. On standalone Redis and in memory
+    /// the batch is applied atomically (all values become visible at once). If one id occurs
+    /// twice, the later entry wins.
+    async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()>;
+}
+
+/// Generic conveniences over any [`Store`], including `dyn Store`: ids of any [`Display`]
+/// type (integers, UUIDs, ...) and batches from iterators.
+///
+/// ```
+/// use typedkv::{MemoryStore, StoreExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+/// let scores = MemoryStore::<u32>::new("score")?;
+/// scores.put(7, &100).await?;                      // key "score:7"
+/// scores.put_all([(8, 90), (9, 80)]).await?;
+/// assert_eq!(scores.fetch(7).await?, Some(100));
+/// assert_eq!(scores.fetch_all(7..=10).await?, vec![Some(100), Some(90), Some(80), None]);
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait StoreExt<T>: Store<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+{
+    /// [`Store::get`] with an id of any `Display` type.
+    async fn fetch<I: Display + Send>(&self, id: I) -> Result<Option<T>> {
+        self.get(&id.to_string()).await
+    }
+
+    /// [`Store::set`] with an id of any `Display` type.
+    async fn put<I: Display + Send>(&self, id: I, value: &T) -> Result<()> {
+        self.set(&id.to_string(), value).await
+    }
+
+    /// [`Store::delete`] with an id of any `Display` type.
+    async fn remove<I: Display + Send>(&self, id: I) -> Result<bool> {
+        self.delete(&id.to_string()).await
+    }
+
+    /// [`Store::get_many`] over ids from any iterator of `Display` items.
+    async fn fetch_all<I>(&self, ids: I) -> Result<Vec<Option<T>>>
+    where
+        I: IntoIterator + Send,
+        I::Item: Display,
+        I::IntoIter: Send,
+    {
+        let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.get_many(&refs).await
+    }
+
+    /// [`Store::set_many`] from any iterator of `(id, value)` pairs.
+    async fn put_all<I, K>(&self, entries: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, T)> + Send,
+        I::IntoIter: Send,
+        K: Display,
+    {
+        let owned: Vec<(String, T)> = entries
+            .into_iter()
+            .map(|(id, value)| (id.to_string(), value))
+            .collect();
+        let refs: Vec<(&str, &T)> = owned.iter().map(|(id, v)| (id.as_str(), v)).collect();
+        self.set_many(&refs).await
+    }
+}
+
+impl<T, S> StoreExt<T> for S
+where
+    S: Store<T> + ?Sized,
+    T: Serialize + DeserializeOwned + Send + Sync,
+{
+}

@@ -1,0 +1,291 @@
+//! [`Store<T>`] implemented once, over any [`Backend`]: keys, codec + envelope, TTL policy.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::{Backend, Bytes};
+use crate::codec::{Bincode, Codec};
+use crate::envelope;
+use crate::error::{Error, Result};
+use crate::keyspace::Keyspace;
+use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+use crate::store::Store;
+
+/// The schema version a store writes and reads unless its builder says otherwise.
+pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
+
+/// The typed store over backend `B` with codec `C`; see [`Store`] for the operations.
+///
+/// Usually named through [`RedisStore`](crate::RedisStore) or
+/// [`MemoryStore`](crate::MemoryStore) and built with [`TypedStore::builder`]. Cloning is
+/// cheap and clones share the backend.
+pub struct TypedStore<T, B, C = Bincode> {
+    inner: Arc<Inner<B, C>>,
+    _values: PhantomData<fn() -> T>,
+}
+
+struct Inner<B, C> {
+    backend: B,
+    keyspace: Keyspace,
+    codec: C,
+    schema: u32,
+    default_ttl: Option<Duration>,
+    /// Size of the last encoded value, so the next encode reserves its buffer once.
+    size_hint: AtomicUsize,
+}
+
+impl<T, B, C> Clone for TypedStore<T, B, C> {
+    fn clone(&self) -> Self {
+        TypedStore {
+            inner: Arc::clone(&self.inner),
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T, B: Backend, C: Codec> fmt::Debug for TypedStore<T, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedStore")
+            .field("backend", &self.inner.backend.kind())
+            .field("namespace", &self.inner.keyspace.namespace())
+            .field("codec", &self.inner.codec.name())
+            .field("schema_version", &self.inner.schema)
+            .field("default_ttl", &self.inner.default_ttl)
+            .finish()
+    }
+}
+
+impl<T, B: Backend> TypedStore<T, B, Bincode> {
+    /// Starts building a store of `T` over `backend`, keys under `namespace:`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use typedkv::{MemoryBackend, MemoryStore};
+    ///
+    /// let sessions = MemoryStore::<String>::builder(MemoryBackend::new(), "session")
+    ///     .ttl(Duration::from_secs(3600))
+    ///     .schema_version(2)
+    ///     .build()?;
+    /// # Ok::<(), typedkv::Error>(())
+    /// ```
+    pub fn builder(backend: B, namespace: impl Into<String>) -> StoreBuilder<T, B, Bincode> {
+        StoreBuilder {
+            backend,
+            namespace: namespace.into(),
+            codec: Bincode::new(),
+            schema: DEFAULT_SCHEMA_VERSION,
+            default_ttl: None,
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
+    /// The backend, e.g. to build another store on it.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The key layout, e.g. to find the Redis key of an id.
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.inner.keyspace
+    }
+
+    /// The store's default TTL, if any.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
+    fn encode(&self, key: &str, value: &T) -> Result<Bytes>
+    where
+        T: Serialize,
+    {
+        let inner = &*self.inner;
+        let hint = inner.size_hint.load(Ordering::Relaxed);
+        let bytes = envelope::encode(&inner.codec, inner.schema, value, hint).map_err(|source| {
+            Error::Encode {
+                key: key.to_owned(),
+                codec: inner.codec.name(),
+                source,
+            }
+        })?;
+        inner.size_hint.store(bytes.len(), Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<T>
+    where
+        T: DeserializeOwned,
+    {
+        let inner = &*self.inner;
+        envelope::decode(&inner.codec, inner.schema, bytes).map_err(|(problem, source)| {
+            Error::Decode {
+                key: key.to_owned(),
+                codec: inner.codec.name(),
+                expected_schema: inner.schema,
+                problem,
+                source,
+            }
+        })
+    }
+
+    fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
+        Ok(match policy {
+            TtlPolicy::StoreDefault => match self.inner.default_ttl {
+                Some(ttl) => WriteExpiry::After(ttl),
+                None => WriteExpiry::Never,
+            },
+            TtlPolicy::Expire(ttl) => WriteExpiry::After(check_ttl(ttl)?),
+            TtlPolicy::Keep => WriteExpiry::Keep,
+            TtlPolicy::Persist => WriteExpiry::Never,
+        })
+    }
+}
+
+fn check_ttl(ttl: Duration) -> Result<Duration> {
+    if ttl.is_zero() {
+        return Err(Error::config("a TTL must be greater than zero"));
+    }
+    Ok(ttl)
+}
+
+#[async_trait]
+impl<T, B, C> Store<T> for TypedStore<T, B, C>
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+    B: Backend,
+    C: Codec,
+{
+    fn namespace(&self) -> &str {
+        self.inner.keyspace.namespace()
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<T>> {
+        let key = self.inner.keyspace.key(id)?;
+        match self.inner.backend.get(&key).await? {
+            Some(bytes) => self.decode(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
+        let key = self.inner.keyspace.key(id)?;
+        let write = Write::new(self.expiry(options.ttl)?, options.condition);
+        let bytes = self.encode(&key, value)?;
+        self.inner.backend.set(&key, bytes, write).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool> {
+        let key = self.inner.keyspace.key(id)?;
+        self.inner.backend.delete(&key).await
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        let key = self.inner.keyspace.key(id)?;
+        self.inner.backend.exists(&key).await
+    }
+
+    async fn ttl(&self, id: &str) -> Result<Option<Expiry>> {
+        let key = self.inner.keyspace.key(id)?;
+        self.inner.backend.ttl(&key).await
+    }
+
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+        let found = self.inner.backend.get_many(&keys).await?;
+        keys.iter()
+            .zip(found)
+            .map(|(key, bytes)| bytes.map(|b| self.decode(key, &b)).transpose())
+            .collect()
+    }
+
+    async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let expiry = self.expiry(TtlPolicy::StoreDefault)?;
+        let encoded = entries
+            .iter()
+            .map(|(id, value)| {
+                let key = self.inner.keyspace.key(id)?;
+                let bytes = self.encode(&key, value)?;
+                Ok((key, bytes))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.backend.set_many(encoded, expiry).await
+    }
+}
+
+/// Configures a [`TypedStore`]; from [`TypedStore::builder`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct StoreBuilder<T, B, C> {
+    backend: B,
+    namespace: String,
+    codec: C,
+    schema: u32,
+    default_ttl: Option<Duration>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
+    /// Default TTL applied by [`Store::set`], [`Store::set_many`] and writes with
+    /// [`TtlPolicy::StoreDefault`]. Must be greater than zero. Default: none (values never
+    /// expire).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// The codec values are stored with. Default: [`Bincode`].
+    pub fn codec<C2: Codec>(self, codec: C2) -> StoreBuilder<T, B, C2> {
+        StoreBuilder {
+            backend: self.backend,
+            namespace: self.namespace,
+            codec,
+            schema: self.schema,
+            default_ttl: self.default_ttl,
+            _values: PhantomData,
+        }
+    }
+
+    /// The schema version written into the envelope of every value, and required of every
+    /// value read. Bump it when `T`'s layout changes incompatibly: old values then fail with
+    /// [`DecodeProblem::SchemaMismatch`](crate::DecodeProblem::SchemaMismatch) instead of
+    /// decoding into garbage. Default: [`DEFAULT_SCHEMA_VERSION`] (1). Not recorded by plain
+    /// codecs such as JSON.
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema = version;
+        self
+    }
+
+    /// Validates the configuration and builds the store.
+    ///
+    /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
+    /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
+    /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL.
+    pub fn build(self) -> Result<TypedStore<T, B, C>> {
+        let keyspace = Keyspace::new(&self.namespace)?;
+        let default_ttl = self.default_ttl.map(check_ttl).transpose()?;
+        Ok(TypedStore {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                keyspace,
+                codec: self.codec,
+                schema: self.schema,
+                default_ttl,
+                size_hint: AtomicUsize::new(0),
+            }),
+            _values: PhantomData,
+        })
+    }
+}
