@@ -8,12 +8,31 @@ use crate::error::Result;
 use crate::keyspace::describe_batch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 
+/// Whether a command may be sent again after its connection broke.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Reads: sending twice cannot change anything, so one retry on a fresh connection hides
+    /// a connection that died since its last use (e.g. a server restart).
+    Safe,
+    /// Writes: the first attempt may have been applied, and a retry could misreport (a
+    /// conditional SET would say "not written"), so the error goes to the caller.
+    Never,
+}
+
 impl RedisPool {
-    async fn query<R: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<R> {
+    async fn query<R: FromRedisValue>(&self, key: &str, cmd: &Cmd, resend: Resend) -> Result<R> {
         let mut lent = self.lend(key).await?;
-        cmd.query_async(&mut lent.conn)
-            .await
-            .map_err(|e| self.failed(key, &lent, e))
+        match cmd.query_async(&mut lent.conn).await {
+            Ok(reply) => Ok(reply),
+            Err(e) if resend == Resend::Safe && e.is_unrecoverable_error() => {
+                self.mark_dead(&lent);
+                let mut fresh = self.lend_lane(lent.lane, key).await?;
+                cmd.query_async(&mut fresh.conn)
+                    .await
+                    .map_err(|e| self.failed(key, &fresh, e))
+            }
+            Err(e) => Err(self.failed(key, &lent, e)),
+        }
     }
 
     async fn query_pipeline<R: FromRedisValue>(&self, key: &str, pipe: &Pipeline) -> Result<R> {
@@ -43,7 +62,7 @@ impl Backend for RedisPool {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.query(key, ::redis::cmd("GET").arg(key)).await
+        self.query(key, ::redis::cmd("GET").arg(key), Resend::Safe).await
     }
 
     async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
@@ -60,23 +79,23 @@ impl Backend for RedisPool {
         }
         expiry_args(&mut cmd, write.expiry);
         // OK when written, nil when the NX/XX condition was not met.
-        let reply: Value = self.query(key, &cmd).await?;
+        let reply: Value = self.query(key, &cmd, Resend::Never).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         // UNLINK frees large values off Redis' main thread.
-        let removed: u64 = self.query(key, ::redis::cmd("UNLINK").arg(key)).await?;
+        let removed: u64 = self.query(key, ::redis::cmd("UNLINK").arg(key), Resend::Never).await?;
         Ok(removed > 0)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let found: u64 = self.query(key, ::redis::cmd("EXISTS").arg(key)).await?;
+        let found: u64 = self.query(key, ::redis::cmd("EXISTS").arg(key), Resend::Safe).await?;
         Ok(found > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-        let ms: i64 = self.query(key, ::redis::cmd("PTTL").arg(key)).await?;
+        let ms: i64 = self.query(key, ::redis::cmd("PTTL").arg(key), Resend::Safe).await?;
         Ok(match ms {
             -2 => None,
             ms if ms < 0 => Some(Expiry::Never),
@@ -85,8 +104,8 @@ impl Backend for RedisPool {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.query(&describe_batch(keys), ::redis::cmd("MGET").arg(keys))
-            .await
+        let batch = describe_batch(keys);
+        self.query(&batch, ::redis::cmd("MGET").arg(keys), Resend::Safe).await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
@@ -95,7 +114,8 @@ impl Backend for RedisPool {
         match expiry {
             // MSET is atomic but cannot set a TTL.
             WriteExpiry::Never | WriteExpiry::Keep => {
-                self.query(&batch, ::redis::cmd("MSET").arg(&entries)).await
+                self.query(&batch, ::redis::cmd("MSET").arg(&entries), Resend::Never)
+                    .await
             }
             // SET ... PX for each, in one MULTI/EXEC so the batch stays atomic. The pipeline is
             // written to the multiplexed connection in one piece, so other commands on the

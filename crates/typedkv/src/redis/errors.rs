@@ -7,13 +7,12 @@ use deadpool_redis::PoolError;
 
 use crate::error::Error;
 
-pub(crate) fn from_redis_error(key: &str, error: RedisError, timeout: Option<Duration>) -> Error {
+/// `timeout` is the one that applied: the response timeout for commands, the connect timeout
+/// when a connection was being created.
+pub(crate) fn from_redis_error(key: &str, error: RedisError, timeout: Duration) -> Error {
     let key = key.to_owned();
     if error.is_timeout() {
-        return Error::Timeout {
-            key,
-            timeout: timeout.unwrap_or_default(),
-        };
+        return Error::Timeout { key, timeout };
     }
     if let Some(code) = error.code() {
         return Error::Redis {
@@ -28,7 +27,7 @@ pub(crate) fn from_redis_error(key: &str, error: RedisError, timeout: Option<Dur
     }
 }
 
-pub(crate) fn from_pool_error(key: &str, error: PoolError, timeout: Option<Duration>) -> Error {
+pub(crate) fn from_pool_error(key: &str, error: PoolError, timeout: Duration) -> Error {
     match error {
         PoolError::Backend(e) => from_redis_error(key, e, timeout),
         other => Error::Pool {

@@ -6,6 +6,7 @@
 mod backend;
 mod config;
 mod errors;
+mod lanes;
 mod pool;
 
 pub use self::config::{

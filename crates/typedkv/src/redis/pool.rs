@@ -1,28 +1,20 @@
-//! A deadpool-redis pool whose plain commands do not pay a checkout each.
-//!
-//! deadpool recycles a connection on every checkout with an `UNWATCH`+`PING` round trip, which
-//! measured 0.19x the throughput of one shared multiplexed connection at 64 tasks. redis-rs'
-//! multiplexed connections pipeline any number of concurrent requests, so plain commands
-//! (GET, SET, MGET, scripts) do not need a connection of their own: the pool checks out a few
-//! connections once ("shared lanes"), and commands take turns on them. The pool still bounds
-//! the number of connections, applies its wait/create timeouts when a lane is (re)filled, and
-//! lends whole connections for what needs one to itself ([`RedisPool::checkout`]).
-//!
-//! A lane whose connection breaks (server restart, reset, auth lost) is emptied by the command
-//! that saw the error; the next command on it takes a fresh connection from the pool. So a
-//! dead connection serves at most the commands already in flight on it.
+//! [`RedisPool`]: a deadpool-redis pool whose plain commands share a few connections
+//! ([lanes](super::lanes)) instead of paying a checkout each.
 
+use std::convert::Infallible;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, RedisError};
+use ::redis::{
+    AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError,
+};
 use deadpool_redis::{Connection, Manager, Pool, Runtime};
 
 use super::config::{Settings, redact_url};
 use super::errors::{from_pool_error, from_redis_error};
+use super::lanes::{Generations, Lane, Lent};
 use crate::error::{Error, Result};
 
 /// A pool of Redis connections (standalone server), and the [`Backend`](crate::Backend) of
@@ -54,43 +46,8 @@ struct Inner {
     pool: Pool,
     lanes: Box<[Lane]>,
     next_lane: AtomicUsize,
-    generations: AtomicU64,
+    generations: Arc<Generations>,
     settings: Settings,
-}
-
-/// One shared multiplexed connection, checked out of the pool for as long as it works.
-#[derive(Default)]
-struct Lane {
-    current: Mutex<Option<Held>>,
-    /// Serializes refills so a broken lane is refilled once, not by every waiting command.
-    refill: tokio::sync::Mutex<()>,
-}
-
-struct Held {
-    object: Connection,
-    generation: u64,
-}
-
-/// A clone of a lane's connection, lent to one command.
-pub(crate) struct Lent {
-    pub(crate) conn: MultiplexedConnection,
-    lane: usize,
-    generation: u64,
-}
-
-impl Lane {
-    fn lock(&self) -> MutexGuard<'_, Option<Held>> {
-        // Nothing panics while holding this lock; a poisoned slot is still a valid Option.
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lend(&self, lane: usize) -> Option<Lent> {
-        self.lock().as_ref().map(|held| Lent {
-            conn: MultiplexedConnection::clone(&held.object),
-            lane,
-            generation: held.generation,
-        })
-    }
 }
 
 impl RedisPool {
@@ -110,16 +67,37 @@ impl RedisPool {
     fn new(settings: Settings) -> Result<Self> {
         settings.validate()?;
         let redacted = redact_url(&settings.url);
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(settings.response_timeout);
-        // redis-rs parse errors carry static messages only, never the URL.
-        let manager = Manager::new_with_config(settings.url.as_str(), connection).map_err(|e| {
-            Error::InvalidConfig {
-                reason: format!("cannot use Redis URL {redacted}"),
+        let invalid = |reason: String| {
+            move |e: RedisError| Error::InvalidConfig {
+                reason,
+                // redis-rs' URL and config errors carry static messages, never the URL.
                 source: Some(Box::new(e)),
             }
-        })?;
+        };
+        let info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
+        // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(resp3);
+        let generations = Arc::new(Generations::default());
+        let on_push = {
+            let generations = Arc::clone(&generations);
+            move |push: PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    generations.all_dead();
+                }
+                Ok::<(), Infallible>(())
+            }
+        };
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(settings.response_timeout)
+            .set_push_sender(on_push);
+        let manager = Manager::new_with_config(info, connection)
+            .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .wait_timeout(Some(settings.wait_timeout))
@@ -137,18 +115,23 @@ impl RedisPool {
                 pool,
                 lanes,
                 next_lane: AtomicUsize::new(0),
-                generations: AtomicU64::new(0),
+                generations,
                 settings,
             }),
         })
     }
 
-    /// Checks that Redis answers (`PING` on a shared connection).
+    /// Opens every shared connection that is not open yet and `PING`s Redis on each: call it
+    /// at start-up to fail fast on a wrong URL or password, and so the first requests do not
+    /// pay for connecting.
     pub async fn ping(&self) -> Result<()> {
-        let mut lent = self.lend("(ping)").await?;
-        let reply: std::result::Result<String, RedisError> =
-            ::redis::cmd("PING").query_async(&mut lent.conn).await;
-        reply.map(drop).map_err(|e| self.failed("(ping)", &lent, e))
+        for index in 0..self.inner.lanes.len() {
+            let mut lent = self.lend_lane(index, "(ping)").await?;
+            let reply: std::result::Result<String, RedisError> =
+                ::redis::cmd("PING").query_async(&mut lent.conn).await;
+            reply.map_err(|e| self.failed("(ping)", &lent, e))?;
+        }
+        Ok(())
     }
 
     /// A connection for this caller alone, e.g. for blocking commands or `WATCH`. Returned to
@@ -159,7 +142,7 @@ impl RedisPool {
             .pool
             .get()
             .await
-            .map_err(|e| from_pool_error("(checkout)", e, self.response_timeout()))
+            .map_err(|e| from_pool_error("(checkout)", e, self.inner.settings.connect_timeout))
     }
 
     /// Pool occupancy: `max_size`, current `size` (shared lanes count as in use),
@@ -173,52 +156,45 @@ impl RedisPool {
         redact_url(&self.inner.settings.url)
     }
 
-    pub(crate) fn response_timeout(&self) -> Option<Duration> {
-        self.inner.settings.response_timeout
-    }
-
     /// A shared connection for one command on `key`, round-robin over the lanes.
     pub(crate) async fn lend(&self, key: &str) -> Result<Lent> {
+        let index = self.inner.next_lane.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
+        self.lend_lane(index, key).await
+    }
+
+    /// The connection of lane `index`, taking a new one from the pool if the lane is empty
+    /// or its connection dead.
+    pub(crate) async fn lend_lane(&self, index: usize, key: &str) -> Result<Lent> {
         let inner = &*self.inner;
-        let index = inner.next_lane.fetch_add(1, Ordering::Relaxed) % inner.lanes.len();
         let lane = &inner.lanes[index];
-        if let Some(lent) = lane.lend(index) {
+        if let Some(lent) = lane.lend(index, &inner.generations) {
             return Ok(lent);
         }
-        let _refilling = lane.refill.lock().await;
-        if let Some(lent) = lane.lend(index) {
+        let _refilling = lane.refilling().await;
+        if let Some(lent) = lane.lend(index, &inner.generations) {
             return Ok(lent); // another command refilled it while we waited
         }
         let object = inner
             .pool
             .get()
             .await
-            .map_err(|e| from_pool_error(key, e, self.response_timeout()))?;
-        let generation = inner.generations.fetch_add(1, Ordering::Relaxed);
-        let conn = MultiplexedConnection::clone(&object);
-        *lane.lock() = Some(Held { object, generation });
-        Ok(Lent {
-            conn,
-            lane: index,
-            generation,
-        })
+            .map_err(|e| from_pool_error(key, e, inner.settings.connect_timeout))?;
+        Ok(lane.fill(index, object, &inner.generations))
     }
 
-    /// Turns a redis-rs error of a lent connection into [`Error`], and empties the lane if the
-    /// error means its connection is dead.
+    /// Marks `lent`'s connection, and every sibling that existed when it was lent, dead.
+    pub(crate) fn mark_dead(&self, lent: &Lent) {
+        lent.mark_dead(&self.inner.generations);
+    }
+
+    /// Turns a redis-rs error of a lent connection into [`Error`], marking the connection
+    /// dead first if the error means it is unusable.
     pub(crate) fn failed(&self, key: &str, lent: &Lent, error: RedisError) -> Error {
         if error.is_unrecoverable_error() {
-            let lane = &self.inner.lanes[lent.lane];
-            let mut current = lane.lock();
-            // Only if no other command already replaced it.
-            if current.as_ref().is_some_and(|h| h.generation == lent.generation) {
-                if let Some(held) = current.take() {
-                    // Detach from the pool so its slot is freed for a fresh connection.
-                    drop(Connection::take(held.object));
-                }
-            }
+            self.mark_dead(lent);
         }
-        from_redis_error(key, error, self.response_timeout())
+        let timeout = self.inner.settings.response_timeout.unwrap_or_default();
+        from_redis_error(key, error, timeout)
     }
 }
 

@@ -1,0 +1,91 @@
+//! The backend conformance suite: one `pub async fn` per behaviour, generic over the backend.
+//!
+//! Each function takes a fresh backend (nothing else may write to it during the test) and
+//! panics when the behaviour does not hold. [`conformance_tests!`](crate::conformance_tests)
+//! turns the whole list into one `#[test]` per behaviour.
+
+mod batch;
+mod conditions;
+mod crud;
+mod encoding;
+mod keys;
+mod ttl;
+pub mod values;
+
+pub use self::batch::*;
+pub use self::conditions::*;
+pub use self::crud::*;
+pub use self::encoding::*;
+pub use self::keys::*;
+pub use self::ttl::*;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use typedkv::{Backend, TypedStore};
+
+/// A store of `T` under `namespace` on `backend`, default settings.
+pub fn store<T, B>(backend: &B, namespace: &str) -> TypedStore<T, B>
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+    B: Backend,
+{
+    TypedStore::builder(backend.clone(), namespace).build().unwrap()
+}
+
+/// Expands the conformance suite into one test per behaviour, in a module `$name`.
+///
+/// - `test = [...]`: the test attribute, e.g. `[tokio::test(start_paused = true)]` for a
+///   backend on tokio's clock, `[tokio::test(flavor = "multi_thread")]` for a real server
+///   (never a paused clock with real I/O: timeouts would fire at once).
+/// - `fixture = expr`: a future giving a [`Fixture`](crate::Fixture), evaluated once per test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($name:ident, test = [$($attr:tt)*], fixture = $fixture:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!([$($attr)*] $fixture;
+                round_trip_nested_struct,
+                missing_key_is_none,
+                overwrite_replaces_value,
+                delete_and_exists,
+                empty_values,
+                large_value,
+                usable_as_dyn_store,
+                clones_share_data,
+                ttl_reports_absent_never_and_remaining,
+                default_ttl_expires_values,
+                explicit_ttl_and_no_expiry,
+                keep_ttl,
+                zero_ttl_is_refused,
+                only_if_absent,
+                only_if_present,
+                get_many_keeps_order_with_gaps,
+                set_many_writes_all,
+                namespaces_are_isolated,
+                awkward_ids_round_trip,
+                invalid_ids_and_namespaces_are_refused,
+                unreadable_bytes_are_decode_errors,
+                hostile_length_prefix_is_refused,
+                schema_versions_are_checked,
+                json_codec_stores_plain_json,
+                decode_limit_is_enforced,
+            );
+        }
+    };
+}
+
+/// One test per case; recursion keeps the attribute tokens out of the case repetition.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ([$($attr:tt)*] $fixture:expr; ) => {};
+    ([$($attr:tt)*] $fixture:expr; $case:ident, $($rest:ident,)*) => {
+        #[$($attr)*]
+        async fn $case() {
+            let fixture = $fixture.await;
+            $crate::conformance::$case(fixture.backend()).await;
+        }
+        $crate::__conformance_cases!([$($attr)*] $fixture; $($rest,)*);
+    };
+}

@@ -1,0 +1,209 @@
+//! Behaviour only a real Redis server has: bytes written by other clients, other Redis types
+//! at a key, connection and timeout failures, restarts, connection sharing, secrets.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use typedkv::codec::{Bincode, Codec};
+use typedkv::envelope::HEADER_LEN;
+use typedkv::redis::RedisPool;
+use typedkv::{DecodeProblem, Error, RedisStore, Store};
+use typedkv_testkit::TestRedis;
+use typedkv_testkit::conformance::values::{Profile, profile};
+use typedkv_testkit::conformance::{assert_decode_error, enveloped};
+
+fn users(pool: &RedisPool) -> RedisStore<Profile> {
+    RedisStore::builder(pool.clone(), "user").build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_written_by_redis_rs_are_decode_errors() {
+    let server = TestRedis::start().await;
+    let store = users(&server.pool());
+    let mut raw = server.raw_connection().await;
+    let good = enveloped(&profile(1), 1);
+    let cases: Vec<(&str, Vec<u8>, DecodeProblem)> = vec![
+        ("foreign", b"hello from another program".to_vec(), DecodeProblem::NotEnveloped),
+        ("truncated", good[..good.len() / 2].to_vec(), DecodeProblem::InvalidPayload),
+        ("cut-header", good[..4].to_vec(), DecodeProblem::TruncatedHeader { len: 4 }),
+        ("v7", enveloped(&profile(1), 7), DecodeProblem::SchemaMismatch { found: 7, expected: 1 }),
+    ];
+    for (id, bytes, problem) in &cases {
+        let key = format!("user:{id}");
+        let () = raw.set(&key, bytes).await.unwrap();
+        assert_decode_error(store.get(id).await, &key, problem);
+    }
+    // And what the store writes is the documented envelope, readable by hand.
+    store.set("mine", &profile(2)).await.unwrap();
+    let stored: Vec<u8> = raw.get("user:mine").await.unwrap();
+    assert_eq!(stored[..HEADER_LEN], enveloped(&(), 1)[..], "magic, format 1, bincode, schema 1");
+    let payload: Profile = Bincode::new().decode(&stored[HEADER_LEN..]).unwrap();
+    assert_eq!(payload, profile(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_at_the_key_is_a_wrongtype_error() {
+    let server = TestRedis::start().await;
+    let store = users(&server.pool());
+    let mut raw = server.raw_connection().await;
+    let _: i64 = raw.rpush("user:listy", "x").await.unwrap();
+
+    let err = store.get("listy").await.unwrap_err();
+    assert_eq!(err.redis_code(), Some("WRONGTYPE"), "{err:?}");
+    assert_eq!(err.key(), Some("user:listy"));
+    assert!(err.to_string().contains("user:listy"), "{err}");
+    // exists/ttl work on any type; MGET reads other types as nil (documented on get_many).
+    assert!(store.exists("listy").await.unwrap());
+    assert_eq!(store.get_many(&["listy"]).await.unwrap(), vec![None]);
+    // SET replaces a key of any type, as Redis does.
+    store.set("listy", &profile(1)).await.unwrap();
+    assert_eq!(store.get("listy").await.unwrap(), Some(profile(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_is_a_connection_error_naming_the_key() {
+    let mut server = TestRedis::start().await;
+    let pool = server.pool();
+    server.stop();
+    let started = Instant::now();
+    let err = users(&pool).get("42").await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("user:42"));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_recover_after_a_server_restart() {
+    let mut server = TestRedis::start().await;
+    let pool = server.pool();
+    pool.ping().await.unwrap(); // every shared connection is open (and about to die)
+    let store = users(&pool);
+    store.set("1", &profile(1)).await.unwrap();
+
+    server.restart().await; // a new, empty server on the same port
+    // redis-rs reported each closed socket, so no call is sent on a dead connection: not the
+    // first read, and not a write either (writes are never resent, so this is what counts).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..10 {
+        store.set(&i.to_string(), &profile(i)).await.unwrap();
+    }
+    assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_a_dead_connection_is_resent_once() {
+    let server = TestRedis::start().await;
+    let pool = server.pool();
+    pool.ping().await.unwrap();
+    let store = users(&pool);
+    store.set("1", &profile(1)).await.unwrap();
+    // Kill every client connection and read at once, before the disconnect is processed:
+    // the read fails on its dead connection and is resent on a fresh one.
+    let mut raw = server.raw_connection().await;
+    let kill = redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).clone();
+    let (_, read): (redis::RedisResult<i64>, _) =
+        tokio::join!(kill.query_async(&mut raw), store.get("1"));
+    assert_eq!(read.unwrap(), Some(profile(1)));
+    for i in 0..10 {
+        assert_eq!(store.get("1").await.unwrap(), Some(profile(1)), "{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_gives_timeouts_and_recovers() {
+    let server = TestRedis::start().await;
+    let timeout = Duration::from_millis(200);
+    let pool = RedisPool::builder(server.url()).response_timeout(Some(timeout)).build().unwrap();
+    pool.ping().await.unwrap(); // every shared connection is open before the hang
+    let store = users(&pool);
+    store.set("1", &profile(1)).await.unwrap();
+
+    let signal = |sig: &str| {
+        let status = Command::new("kill").args([sig, &server.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let result = store.get("1").await;
+    let waited = started.elapsed();
+    signal("-CONT");
+    let err = result.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(err.key(), Some("user:1"));
+    assert!(waited >= timeout && waited < timeout * 2, "{waited:?}");
+    assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_commands_share_connections_instead_of_checking_out() {
+    let server = TestRedis::start().await;
+    let pool = server.pool();
+    let store = Arc::new(users(&pool));
+    let tasks: Vec<_> = (0..64u32)
+        .map(|task| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let id = format!("{task}-{i}");
+                    store.set(&id, &profile(i)).await.unwrap();
+                    assert_eq!(store.get(&id).await.unwrap(), Some(profile(i)));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // 6,400 commands from 64 concurrent tasks used only the shared lanes.
+    let status = pool.status();
+    assert_eq!(status.size, typedkv::redis::DEFAULT_SHARED_CONNECTIONS, "{status:?}");
+    // Exclusive checkouts still come from the same bounded pool.
+    let exclusive = pool.checkout().await.unwrap();
+    assert_eq!(pool.status().size, typedkv::redis::DEFAULT_SHARED_CONNECTIONS + 1);
+    drop(exclusive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_appear_in_errors_or_debug() {
+    let server = TestRedis::start().await;
+    let url = format!("redis://alice:s3cret-pw@127.0.0.1:{}", server.port());
+    let pool = RedisPool::from_url(&url).unwrap();
+    assert!(!format!("{pool:?}").contains("s3cret-pw"));
+    assert_eq!(pool.redacted_url(), format!("redis://alice:***@127.0.0.1:{}", server.port()));
+
+    // The server has no user alice: authentication fails.
+    let err = users(&pool).get("1").await.unwrap_err();
+    let mut shown = format!("{err} {err:?}");
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        shown.push_str(&format!(" {cause} {cause:?}"));
+        source = cause.source();
+    }
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert_eq!(err.key(), Some("user:1"));
+
+    let bad = RedisPool::from_url("redis://alice:s3cret-pw@[not a host").unwrap_err();
+    assert!(!format!("{bad} {bad:?}").contains("s3cret-pw"), "{bad:?}");
+}
+
+#[test]
+fn pool_settings_are_validated() {
+    let url = "redis://127.0.0.1:1";
+    let invalid = [
+        RedisPool::builder(url).shared_connections(0).build(),
+        RedisPool::builder(url).pool_size(1).shared_connections(2).build(),
+        RedisPool::builder(url).response_timeout(Some(Duration::ZERO)).build(),
+        RedisPool::builder(url).wait_timeout(Duration::ZERO).build(),
+        RedisPool::from_url("http://127.0.0.1"),
+        RedisPool::from_url("not a url"),
+    ];
+    for result in invalid {
+        assert!(matches!(result, Err(Error::InvalidConfig { .. })), "{result:?}");
+    }
+    assert!(RedisPool::builder(url).pool_size(1).shared_connections(1).build().is_ok());
+}
