@@ -28,10 +28,29 @@ async fn bytes_written_by_redis_rs_are_decode_errors() {
     let mut raw = server.raw_connection().await;
     let good = enveloped(&profile(1), 1);
     let cases: Vec<(&str, Vec<u8>, DecodeProblem)> = vec![
-        ("foreign", b"hello from another program".to_vec(), DecodeProblem::NotEnveloped),
-        ("truncated", good[..good.len() / 2].to_vec(), DecodeProblem::InvalidPayload),
-        ("cut-header", good[..4].to_vec(), DecodeProblem::TruncatedHeader { len: 4 }),
-        ("v7", enveloped(&profile(1), 7), DecodeProblem::SchemaMismatch { found: 7, expected: 1 }),
+        (
+            "foreign",
+            b"hello from another program".to_vec(),
+            DecodeProblem::NotEnveloped,
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            DecodeProblem::InvalidPayload,
+        ),
+        (
+            "cut-header",
+            good[..4].to_vec(),
+            DecodeProblem::TruncatedHeader { len: 4 },
+        ),
+        (
+            "v7",
+            enveloped(&profile(1), 7),
+            DecodeProblem::SchemaMismatch {
+                found: 7,
+                expected: 1,
+            },
+        ),
     ];
     for (id, bytes, problem) in &cases {
         let key = format!("user:{id}");
@@ -41,7 +60,11 @@ async fn bytes_written_by_redis_rs_are_decode_errors() {
     // And what the store writes is the documented envelope, readable by hand.
     store.set("mine", &profile(2)).await.unwrap();
     let stored: Vec<u8> = raw.get("user:mine").await.unwrap();
-    assert_eq!(stored[..HEADER_LEN], enveloped(&(), 1)[..], "magic, format 1, bincode, schema 1");
+    assert_eq!(
+        stored[..HEADER_LEN],
+        enveloped(&(), 1)[..],
+        "magic, format 1, bincode, schema 1"
+    );
     let payload: Profile = Bincode::new().decode(&stored[HEADER_LEN..]).unwrap();
     assert_eq!(payload, profile(2));
 }
@@ -74,7 +97,11 @@ async fn server_down_is_a_connection_error_naming_the_key() {
     let err = users(&pool).get("42").await.unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
     assert_eq!(err.key(), Some("user:42"));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +132,9 @@ async fn a_read_racing_a_dead_connection_is_resent_once() {
     // Kill every client connection and read at once, before the disconnect is processed:
     // the read fails on its dead connection and is resent on a fresh one.
     let mut raw = server.raw_connection().await;
-    let kill = redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).clone();
+    let kill = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .clone();
     let (_, read): (redis::RedisResult<i64>, _) =
         tokio::join!(kill.query_async(&mut raw), store.get("1"));
     assert_eq!(read.unwrap(), Some(profile(1)));
@@ -118,13 +147,19 @@ async fn a_read_racing_a_dead_connection_is_resent_once() {
 async fn a_hung_server_gives_timeouts_and_recovers() {
     let server = TestRedis::start().await;
     let timeout = Duration::from_millis(200);
-    let pool = RedisPool::builder(server.url()).response_timeout(Some(timeout)).build().unwrap();
+    let pool = RedisPool::builder(server.url())
+        .response_timeout(Some(timeout))
+        .build()
+        .unwrap();
     pool.ping().await.unwrap(); // every shared connection is open before the hang
     let store = users(&pool);
     store.set("1", &profile(1)).await.unwrap();
 
     let signal = |sig: &str| {
-        let status = Command::new("kill").args([sig, &server.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([sig, &server.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     };
     signal("-STOP");
@@ -161,10 +196,17 @@ async fn plain_commands_share_connections_instead_of_checking_out() {
     }
     // 6,400 commands from 64 concurrent tasks used only the shared lanes.
     let status = pool.status();
-    assert_eq!(status.size, typedkv::redis::DEFAULT_SHARED_CONNECTIONS, "{status:?}");
+    assert_eq!(
+        status.size,
+        typedkv::redis::DEFAULT_SHARED_CONNECTIONS,
+        "{status:?}"
+    );
     // Exclusive checkouts still come from the same bounded pool.
     let exclusive = pool.checkout().await.unwrap();
-    assert_eq!(pool.status().size, typedkv::redis::DEFAULT_SHARED_CONNECTIONS + 1);
+    assert_eq!(
+        pool.status().size,
+        typedkv::redis::DEFAULT_SHARED_CONNECTIONS + 1
+    );
     drop(exclusive);
 }
 
@@ -174,7 +216,10 @@ async fn passwords_never_appear_in_errors_or_debug() {
     let url = format!("redis://alice:s3cret-pw@127.0.0.1:{}", server.port());
     let pool = RedisPool::from_url(&url).unwrap();
     assert!(!format!("{pool:?}").contains("s3cret-pw"));
-    assert_eq!(pool.redacted_url(), format!("redis://alice:***@127.0.0.1:{}", server.port()));
+    assert_eq!(
+        pool.redacted_url(),
+        format!("redis://alice:***@127.0.0.1:{}", server.port())
+    );
 
     // The server has no user alice: authentication fails.
     let err = users(&pool).get("1").await.unwrap_err();
@@ -196,14 +241,28 @@ fn pool_settings_are_validated() {
     let url = "redis://127.0.0.1:1";
     let invalid = [
         RedisPool::builder(url).shared_connections(0).build(),
-        RedisPool::builder(url).pool_size(1).shared_connections(2).build(),
-        RedisPool::builder(url).response_timeout(Some(Duration::ZERO)).build(),
+        RedisPool::builder(url)
+            .pool_size(1)
+            .shared_connections(2)
+            .build(),
+        RedisPool::builder(url)
+            .response_timeout(Some(Duration::ZERO))
+            .build(),
         RedisPool::builder(url).wait_timeout(Duration::ZERO).build(),
         RedisPool::from_url("http://127.0.0.1"),
         RedisPool::from_url("not a url"),
     ];
     for result in invalid {
-        assert!(matches!(result, Err(Error::InvalidConfig { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidConfig { .. })),
+            "{result:?}"
+        );
     }
-    assert!(RedisPool::builder(url).pool_size(1).shared_connections(1).build().is_ok());
+    assert!(
+        RedisPool::builder(url)
+            .pool_size(1)
+            .shared_connections(1)
+            .build()
+            .is_ok()
+    );
 }

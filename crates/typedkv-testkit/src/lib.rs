@@ -1,4 +1,4 @@
-//! Test harness for [typedkv](typedkv): private redis-server processes on loopback, and the
+//! Test harness for [typedkv]: private redis-server processes on loopback, and the
 //! backend conformance suite.
 //!
 //! The suite is one `pub async fn` per behaviour in [`conformance`], each generic over the

@@ -32,7 +32,10 @@ impl TestRedis {
     /// no server became ready.
     pub async fn start() -> TestRedis {
         assert!(
-            Command::new("redis-server").arg("--version").output().is_ok(),
+            Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok(),
             "redis-server is not installed: run scripts/test (it installs redis-server via apt-get)"
         );
         let mut last_log = String::new();
@@ -47,7 +50,9 @@ impl TestRedis {
             }
             last_log = server.log_file_contents().unwrap_or_default();
         }
-        panic!("no redis-server became ready after {START_ATTEMPTS} attempts; last log:\n{last_log}");
+        panic!(
+            "no redis-server became ready after {START_ATTEMPTS} attempts; last log:\n{last_log}"
+        );
     }
 
     /// The server's port on 127.0.0.1.

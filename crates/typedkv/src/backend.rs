@@ -28,7 +28,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
     /// Writes `value` at `key` per `write`; `Ok(false)` when the write's condition was not met.
-    fn set(&self, key: &str, value: Bytes, write: Write) -> impl Future<Output = Result<bool>> + Send;
+    fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        write: Write,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Removes `key`; whether it existed.
     fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;

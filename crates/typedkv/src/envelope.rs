@@ -164,14 +164,20 @@ mod tests {
     fn round_trip_through_header() {
         let bytes = enveloped("hi", 3);
         assert_eq!(&bytes[..3], &MAGIC);
-        assert_eq!(decode::<_, String>(&Bincode::new(), 3, &bytes).ok(), Some("hi".into()));
+        assert_eq!(
+            decode::<_, String>(&Bincode::new(), 3, &bytes).ok(),
+            Some("hi".into())
+        );
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let bytes = enveloped("hello world", 1);
         for cut in 0..bytes.len() {
-            assert!(decode::<_, String>(&Bincode::new(), 1, &bytes[..cut]).is_err(), "{cut}");
+            assert!(
+                decode::<_, String>(&Bincode::new(), 1, &bytes[..cut]).is_err(),
+                "{cut}"
+            );
         }
     }
 
@@ -185,22 +191,33 @@ mod tests {
         check(b"plain text", DecodeProblem::NotEnveloped);
         check(&[], DecodeProblem::NotEnveloped);
         check(&MAGIC[..2], DecodeProblem::TruncatedHeader { len: 2 });
-        check(&enveloped("x", 1)[..7], DecodeProblem::TruncatedHeader { len: 7 });
+        check(
+            &enveloped("x", 1)[..7],
+            DecodeProblem::TruncatedHeader { len: 7 },
+        );
         check(
             &enveloped("x", 2),
-            DecodeProblem::SchemaMismatch { found: 2, expected: 1 },
+            DecodeProblem::SchemaMismatch {
+                found: 2,
+                expected: 1,
+            },
         );
         let mut other_codec = enveloped("x", 1);
         other_codec[4] = 200;
         check(
             &other_codec,
-            DecodeProblem::CodecMismatch { found: 200, expected: 1 },
+            DecodeProblem::CodecMismatch {
+                found: 200,
+                expected: 1,
+            },
         );
         let mut newer = enveloped("x", 1);
         newer[3] = 9;
         check(&newer, DecodeProblem::UnknownEnvelope { found: 9 });
         let limited = Bincode::new().with_decode_limit(4);
-        let got = decode::<_, String>(&limited, 1, &enveloped("too long", 1)).err().map(|e| e.0);
+        let got = decode::<_, String>(&limited, 1, &enveloped("too long", 1))
+            .err()
+            .map(|e| e.0);
         assert_eq!(got, Some(DecodeProblem::TooLarge { len: 9, limit: 4 }));
     }
 }

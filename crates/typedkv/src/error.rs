@@ -106,7 +106,9 @@ pub enum Error {
 
     /// The bytes stored at the key are not a value this store can read: another codec, another
     /// schema version, another program's bytes, or truncated/corrupt data.
-    #[error("cannot decode the value at key {key} (codec {codec}, schema version {expected_schema}): {problem}")]
+    #[error(
+        "cannot decode the value at key {key} (codec {codec}, schema version {expected_schema}): {problem}"
+    )]
     Decode {
         /// The key the bytes were read from.
         key: String,
@@ -184,7 +186,9 @@ impl Error {
             | Error::Redis { key, .. }
             | Error::Encode { key, .. }
             | Error::Decode { key, .. } => Some(key),
-            Error::InvalidNamespace { .. } | Error::InvalidId { .. } | Error::InvalidConfig { .. } => None,
+            Error::InvalidNamespace { .. }
+            | Error::InvalidId { .. }
+            | Error::InvalidConfig { .. } => None,
         }
     }
 

@@ -113,7 +113,9 @@ mod tests {
 
     #[test]
     fn refuses_separator_globs_tags_and_whitespace() {
-        for ns in ["", "a:b", "a*", "a?", "a[b]", "a\\b", "{user}", "a b", "a\nb", "ü"] {
+        for ns in [
+            "", "a:b", "a*", "a?", "a[b]", "a\\b", "{user}", "a b", "a\nb", "ü",
+        ] {
             assert!(
                 matches!(Keyspace::new(ns), Err(Error::InvalidNamespace { .. })),
                 "{ns:?}"

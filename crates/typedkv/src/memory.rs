@@ -113,7 +113,10 @@ impl Backend for MemoryBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.lock().live(key, Instant::now()).map(|e| e.bytes.clone()))
+        Ok(self
+            .lock()
+            .live(key, Instant::now())
+            .map(|e| e.bytes.clone()))
     }
 
     async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {

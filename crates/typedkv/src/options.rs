@@ -141,7 +141,7 @@ impl Expiry {
 
 /// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
 pub(crate) fn ceil_millis(d: Duration) -> u64 {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 

@@ -67,7 +67,9 @@ where
     /// Stores `value` under `id`, replacing any previous value, with the store's default TTL
     /// (no expiry if the store has none: an existing TTL is cleared, as Redis `SET` does).
     async fn set(&self, id: &str, value: &T) -> Result<()> {
-        self.set_with(id, value, SetOptions::new()).await.map(|_| ())
+        self.set_with(id, value, SetOptions::new())
+            .await
+            .map(|_| ())
     }
 
     /// Stores `value` under `id` with explicit TTL policy and condition; returns whether it

@@ -109,13 +109,14 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     {
         let inner = &*self.inner;
         let hint = inner.size_hint.load(Ordering::Relaxed);
-        let bytes = envelope::encode(&inner.codec, inner.schema, value, hint).map_err(|source| {
-            Error::Encode {
-                key: key.to_owned(),
-                codec: inner.codec.name(),
-                source,
-            }
-        })?;
+        let bytes =
+            envelope::encode(&inner.codec, inner.schema, value, hint).map_err(|source| {
+                Error::Encode {
+                    key: key.to_owned(),
+                    codec: inner.codec.name(),
+                    source,
+                }
+            })?;
         inner.size_hint.store(bytes.len(), Ordering::Relaxed);
         Ok(bytes)
     }

@@ -62,7 +62,9 @@ pub async fn empty_values<B: Backend>(backend: B) {
 /// A 5 MiB value round-trips intact.
 pub async fn large_value<B: Backend>(backend: B) {
     let blobs = store::<Vec<u8>, B>(&backend, "blob");
-    let blob: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+    let blob: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
     blobs.set("big", &blob).await.unwrap();
     assert_eq!(blobs.get("big").await.unwrap(), Some(blob));
 }
@@ -84,7 +86,10 @@ pub async fn usable_as_dyn_store<B: Backend>(backend: B) {
     for (seed, task) in (0..16u32).zip(tasks) {
         assert_eq!(task.await.unwrap(), Some(profile(seed)));
     }
-    assert_eq!(users.fetch_all([3u32, 99]).await.unwrap(), vec![Some(profile(3)), None]);
+    assert_eq!(
+        users.fetch_all([3u32, 99]).await.unwrap(),
+        vec![Some(profile(3)), None]
+    );
     assert!(users.remove(3u32).await.unwrap());
 }
 

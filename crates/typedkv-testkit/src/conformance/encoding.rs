@@ -21,11 +21,22 @@ pub fn enveloped<T: serde::Serialize>(value: &T, schema: u32) -> Vec<u8> {
 }
 
 /// Asserts `result` is a decode error for `key` with `problem`, and says so in its message.
-pub fn assert_decode_error<T: std::fmt::Debug>(result: typedkv::Result<T>, key: &str, problem: &DecodeProblem) {
+pub fn assert_decode_error<T: std::fmt::Debug>(
+    result: typedkv::Result<T>,
+    key: &str,
+    problem: &DecodeProblem,
+) {
     match result {
         Err(err @ Error::Decode { .. }) => {
             assert_eq!(err.key(), Some(key));
-            let Error::Decode { problem: got, codec, .. } = &err else { unreachable!() };
+            let Error::Decode {
+                problem: got,
+                codec,
+                ..
+            } = &err
+            else {
+                unreachable!()
+            };
             assert_eq!(got, problem, "{err}");
             let shown = err.to_string();
             assert!(shown.contains(key) && shown.contains(codec), "{shown}");
@@ -46,16 +57,58 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"junk");
     let cases: Vec<(&str, Vec<u8>, DecodeProblem)> = vec![
-        ("garbage", b"\x00\x01 not ours".to_vec(), DecodeProblem::NotEnveloped),
-        ("json", br#"{"name":"x"}"#.to_vec(), DecodeProblem::NotEnveloped),
-        ("cut-header", good[..5].to_vec(), DecodeProblem::TruncatedHeader { len: 5 }),
-        ("cut-payload", good[..good.len() - 3].to_vec(), DecodeProblem::InvalidPayload),
-        ("header-only", good[..HEADER_LEN].to_vec(), DecodeProblem::InvalidPayload),
+        (
+            "garbage",
+            b"\x00\x01 not ours".to_vec(),
+            DecodeProblem::NotEnveloped,
+        ),
+        (
+            "json",
+            br#"{"name":"x"}"#.to_vec(),
+            DecodeProblem::NotEnveloped,
+        ),
+        (
+            "cut-header",
+            good[..5].to_vec(),
+            DecodeProblem::TruncatedHeader { len: 5 },
+        ),
+        (
+            "cut-payload",
+            good[..good.len() - 3].to_vec(),
+            DecodeProblem::InvalidPayload,
+        ),
+        (
+            "header-only",
+            good[..HEADER_LEN].to_vec(),
+            DecodeProblem::InvalidPayload,
+        ),
         ("trailing", trailing, DecodeProblem::InvalidPayload),
-        ("other-type", enveloped(&7u8, 1), DecodeProblem::InvalidPayload),
-        ("other-codec", other_codec, DecodeProblem::CodecMismatch { found: 200, expected: 1 }),
-        ("newer-format", newer_format, DecodeProblem::UnknownEnvelope { found: 2 }),
-        ("schema-2", enveloped(&profile(1), 2), DecodeProblem::SchemaMismatch { found: 2, expected: 1 }),
+        (
+            "other-type",
+            enveloped(&7u8, 1),
+            DecodeProblem::InvalidPayload,
+        ),
+        (
+            "other-codec",
+            other_codec,
+            DecodeProblem::CodecMismatch {
+                found: 200,
+                expected: 1,
+            },
+        ),
+        (
+            "newer-format",
+            newer_format,
+            DecodeProblem::UnknownEnvelope { found: 2 },
+        ),
+        (
+            "schema-2",
+            enveloped(&profile(1), 2),
+            DecodeProblem::SchemaMismatch {
+                found: 2,
+                expected: 1,
+            },
+        ),
     ];
     for (id, bytes, problem) in &cases {
         let key = format!("user:{id}");
@@ -71,32 +124,60 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
 pub async fn hostile_length_prefix_is_refused<B: Backend>(backend: B) {
     let strings = store::<String, B>(&backend, "s");
     let mut bytes = Vec::new();
-    Header { codec: 1, schema: 1 }.write(&mut bytes);
+    Header {
+        codec: 1,
+        schema: 1,
+    }
+    .write(&mut bytes);
     bytes.push(0xFD); // bincode varint marker: a u64 follows
     bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
     write_raw(&backend, "s:huge", bytes).await;
-    assert_decode_error(strings.get("huge").await, "s:huge", &DecodeProblem::InvalidPayload);
+    assert_decode_error(
+        strings.get("huge").await,
+        "s:huge",
+        &DecodeProblem::InvalidPayload,
+    );
 }
 
 /// Values written with schema version 1 are refused by a store that reads version 2 (and
 /// the other way round), while each reads its own.
 pub async fn schema_versions_are_checked<B: Backend>(backend: B) {
-    let v1: TypedStore<Profile, B> = TypedStore::builder(backend.clone(), "user").build().unwrap();
-    let v2: TypedStore<Profile, B> =
-        TypedStore::builder(backend.clone(), "user").schema_version(2).build().unwrap();
+    let v1: TypedStore<Profile, B> = TypedStore::builder(backend.clone(), "user")
+        .build()
+        .unwrap();
+    let v2: TypedStore<Profile, B> = TypedStore::builder(backend.clone(), "user")
+        .schema_version(2)
+        .build()
+        .unwrap();
     v1.set("old", &profile(1)).await.unwrap();
     v2.set("new", &profile(2)).await.unwrap();
     assert_eq!(v1.get("old").await.unwrap(), Some(profile(1)));
     assert_eq!(v2.get("new").await.unwrap(), Some(profile(2)));
-    assert_decode_error(v2.get("old").await, "user:old", &DecodeProblem::SchemaMismatch { found: 1, expected: 2 });
-    assert_decode_error(v1.get("new").await, "user:new", &DecodeProblem::SchemaMismatch { found: 2, expected: 1 });
+    assert_decode_error(
+        v2.get("old").await,
+        "user:old",
+        &DecodeProblem::SchemaMismatch {
+            found: 1,
+            expected: 2,
+        },
+    );
+    assert_decode_error(
+        v1.get("new").await,
+        "user:new",
+        &DecodeProblem::SchemaMismatch {
+            found: 2,
+            expected: 1,
+        },
+    );
 }
 
 /// The JSON codec round-trips and stores plain JSON any client can read; it refuses a bincode
 /// envelope and non-JSON bytes.
 pub async fn json_codec_stores_plain_json<B: Backend>(backend: B) {
-    let users: TypedStore<Profile, B, Json> =
-        TypedStore::builder(backend.clone(), "juser").codec(Json::new()).build().unwrap();
+    let users: TypedStore<Profile, B, Json> = TypedStore::builder(backend.clone(), "juser")
+        .codec(Json::new())
+        .build()
+        .unwrap();
     users.set("1", &profile(2)).await.unwrap();
     assert_eq!(users.get("1").await.unwrap(), Some(profile(2)));
 
@@ -107,9 +188,20 @@ pub async fn json_codec_stores_plain_json<B: Backend>(backend: B) {
     assert_eq!(json["roles"][2]["Admin"]["level"], 3);
 
     write_raw(&backend, "juser:bin", enveloped(&profile(1), 1)).await;
-    assert_decode_error(users.get("bin").await, "juser:bin", &DecodeProblem::CodecMismatch { found: 1, expected: 0 });
+    assert_decode_error(
+        users.get("bin").await,
+        "juser:bin",
+        &DecodeProblem::CodecMismatch {
+            found: 1,
+            expected: 0,
+        },
+    );
     write_raw(&backend, "juser:text", b"not json".to_vec()).await;
-    assert_decode_error(users.get("text").await, "juser:text", &DecodeProblem::InvalidPayload);
+    assert_decode_error(
+        users.get("text").await,
+        "juser:text",
+        &DecodeProblem::InvalidPayload,
+    );
 }
 
 /// A payload above the codec's decode limit is refused before decoding.
@@ -124,6 +216,9 @@ pub async fn decode_limit_is_enforced<B: Backend>(backend: B) {
     assert_decode_error(
         small.get("big").await,
         "lim:big",
-        &DecodeProblem::TooLarge { len: 4099, limit: 1024 },
+        &DecodeProblem::TooLarge {
+            len: 4099,
+            limit: 1024,
+        },
     );
 }

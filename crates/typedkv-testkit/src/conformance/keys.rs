@@ -38,10 +38,18 @@ pub async fn awkward_ids_round_trip<B: Backend>(backend: B) {
         s.set(id, &format!("value of {id}")).await.unwrap();
     }
     for id in ids {
-        assert_eq!(s.get(id).await.unwrap(), Some(format!("value of {id}")), "{id:?}");
+        assert_eq!(
+            s.get(id).await.unwrap(),
+            Some(format!("value of {id}")),
+            "{id:?}"
+        );
     }
     let all = s.get_many(&ids).await.unwrap();
-    assert!(all.iter().zip(ids).all(|(v, id)| v.as_deref() == Some(&*format!("value of {id}"))));
+    assert!(
+        all.iter()
+            .zip(ids)
+            .all(|(v, id)| v.as_deref() == Some(&*format!("value of {id}")))
+    );
     for id in ids {
         assert!(s.delete(id).await.unwrap(), "{id:?}");
     }
@@ -55,11 +63,18 @@ pub async fn invalid_ids_and_namespaces_are_refused<B: Backend>(backend: B) {
     for id in ["", too_long.as_str()] {
         assert!(matches!(s.get(id).await, Err(Error::InvalidId { .. })));
         assert!(matches!(s.set(id, &1).await, Err(Error::InvalidId { .. })));
-        assert!(matches!(s.get_many(&["ok", id]).await, Err(Error::InvalidId { .. })));
+        assert!(matches!(
+            s.get_many(&["ok", id]).await,
+            Err(Error::InvalidId { .. })
+        ));
     }
     assert!(s.set(&"x".repeat(MAX_ID_LEN), &1).await.is_ok());
     for ns in ["", "a:b", "a*", "{tag}", "with space"] {
-        let built: typedkv::Result<TypedStore<u8, B>> = TypedStore::builder(backend.clone(), ns).build();
-        assert!(matches!(built, Err(Error::InvalidNamespace { .. })), "{ns:?}");
+        let built: typedkv::Result<TypedStore<u8, B>> =
+            TypedStore::builder(backend.clone(), ns).build();
+        assert!(
+            matches!(built, Err(Error::InvalidNamespace { .. })),
+            "{ns:?}"
+        );
     }
 }

@@ -29,7 +29,9 @@ where
     T: Serialize + DeserializeOwned + Send + Sync,
     B: Backend,
 {
-    TypedStore::builder(backend.clone(), namespace).build().unwrap()
+    TypedStore::builder(backend.clone(), namespace)
+        .build()
+        .unwrap()
 }
 
 /// Expands the conformance suite into one test per behaviour, in a module `$name`.

@@ -27,14 +27,22 @@ pub async fn ttl_reports_absent_never_and_remaining<B: Backend>(backend: B) {
     s.set("forever", &1).await.unwrap();
     assert_eq!(s.ttl("forever").await.unwrap(), Some(Expiry::Never));
     assert_eq!(Expiry::Never.remaining(), None);
-    s.set_with("soon", &1, SetOptions::new().ttl(LONG)).await.unwrap();
+    s.set_with("soon", &1, SetOptions::new().ttl(LONG))
+        .await
+        .unwrap();
     let left = remaining(s.ttl("soon").await.unwrap());
-    assert!(left <= LONG && left > LONG - Duration::from_secs(5), "{left:?}");
+    assert!(
+        left <= LONG && left > LONG - Duration::from_secs(5),
+        "{left:?}"
+    );
 }
 
 /// A store's default TTL applies to `set` and `set_many`; the values expire.
 pub async fn default_ttl_expires_values<B: Backend>(backend: B) {
-    let s: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "n").ttl(SHORT).build().unwrap();
+    let s: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "n")
+        .ttl(SHORT)
+        .build()
+        .unwrap();
     assert_eq!(s.default_ttl(), Some(SHORT));
     s.set("a", &1).await.unwrap();
     s.set_many(&[("b", &2), ("c", &3)]).await.unwrap();
@@ -53,15 +61,29 @@ pub async fn default_ttl_expires_values<B: Backend>(backend: B) {
 /// An explicit TTL overrides the default; `no_expiry` overrides it to "never"; without a
 /// default, plain `set` clears an existing TTL (as Redis `SET` does).
 pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
-    let with_default: TypedStore<u32, B> =
-        TypedStore::builder(backend.clone(), "d").ttl(LONG).build().unwrap();
-    with_default.set_with("short", &1, SetOptions::new().ttl(SHORT)).await.unwrap();
-    with_default.set_with("never", &2, SetOptions::new().no_expiry()).await.unwrap();
+    let with_default: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "d")
+        .ttl(LONG)
+        .build()
+        .unwrap();
+    with_default
+        .set_with("short", &1, SetOptions::new().ttl(SHORT))
+        .await
+        .unwrap();
+    with_default
+        .set_with("never", &2, SetOptions::new().no_expiry())
+        .await
+        .unwrap();
     assert!(remaining(with_default.ttl("short").await.unwrap()) <= SHORT);
-    assert_eq!(with_default.ttl("never").await.unwrap(), Some(Expiry::Never));
+    assert_eq!(
+        with_default.ttl("never").await.unwrap(),
+        Some(Expiry::Never)
+    );
 
     let plain = store::<u32, B>(&backend, "p");
-    plain.set_with("k", &1, SetOptions::new().ttl(LONG)).await.unwrap();
+    plain
+        .set_with("k", &1, SetOptions::new().ttl(LONG))
+        .await
+        .unwrap();
     plain.set("k", &2).await.unwrap();
     assert_eq!(plain.ttl("k").await.unwrap(), Some(Expiry::Never));
 
@@ -73,17 +95,30 @@ pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
 /// `keep_ttl` overwrites the value but keeps the key's expiry (and the key still expires);
 /// on a key without expiry, or a new key, it means no expiry.
 pub async fn keep_ttl<B: Backend>(backend: B) {
-    let s: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "k").ttl(LONG).build().unwrap();
-    s.set_with("a", &1, SetOptions::new().ttl(SHORT)).await.unwrap();
-    s.set_with("a", &2, SetOptions::new().keep_ttl()).await.unwrap();
+    let s: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "k")
+        .ttl(LONG)
+        .build()
+        .unwrap();
+    s.set_with("a", &1, SetOptions::new().ttl(SHORT))
+        .await
+        .unwrap();
+    s.set_with("a", &2, SetOptions::new().keep_ttl())
+        .await
+        .unwrap();
     assert_eq!(s.get("a").await.unwrap(), Some(2));
     assert!(remaining(s.ttl("a").await.unwrap()) <= SHORT);
 
-    s.set_with("b", &1, SetOptions::new().no_expiry()).await.unwrap();
-    s.set_with("b", &2, SetOptions::new().keep_ttl()).await.unwrap();
+    s.set_with("b", &1, SetOptions::new().no_expiry())
+        .await
+        .unwrap();
+    s.set_with("b", &2, SetOptions::new().keep_ttl())
+        .await
+        .unwrap();
     assert_eq!(s.ttl("b").await.unwrap(), Some(Expiry::Never));
 
-    s.set_with("new", &1, SetOptions::new().keep_ttl()).await.unwrap();
+    s.set_with("new", &1, SetOptions::new().keep_ttl())
+        .await
+        .unwrap();
     assert_eq!(s.ttl("new").await.unwrap(), Some(Expiry::Never));
 
     tokio::time::sleep(PAST_SHORT).await;
@@ -93,11 +128,17 @@ pub async fn keep_ttl<B: Backend>(backend: B) {
 
 /// Zero TTLs are refused, on the builder and per write, before anything is written.
 pub async fn zero_ttl_is_refused<B: Backend>(backend: B) {
-    let built: typedkv::Result<TypedStore<u32, B>> =
-        TypedStore::builder(backend.clone(), "z").ttl(Duration::ZERO).build();
+    let built: typedkv::Result<TypedStore<u32, B>> = TypedStore::builder(backend.clone(), "z")
+        .ttl(Duration::ZERO)
+        .build();
     assert!(matches!(built, Err(typedkv::Error::InvalidConfig { .. })));
     let s = store::<u32, B>(&backend, "z");
-    let err = s.set_with("a", &1, SetOptions::new().ttl(Duration::ZERO)).await;
-    assert!(matches!(err, Err(typedkv::Error::InvalidConfig { .. })), "{err:?}");
+    let err = s
+        .set_with("a", &1, SetOptions::new().ttl(Duration::ZERO))
+        .await;
+    assert!(
+        matches!(err, Err(typedkv::Error::InvalidConfig { .. })),
+        "{err:?}"
+    );
     assert!(!s.exists("a").await.unwrap());
 }

@@ -50,7 +50,7 @@ pub fn profile(seed: u32) -> Profile {
     Profile {
         name: format!("user-{seed}"),
         age: 20 + seed,
-        address: (seed % 2 == 0).then(|| Address {
+        address: seed.is_multiple_of(2).then(|| Address {
             street: format!("{seed} Main St"),
             postcode: Some("12345".into()),
         }),

@@ -62,7 +62,8 @@ impl Backend for RedisPool {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.query(key, ::redis::cmd("GET").arg(key), Resend::Safe).await
+        self.query(key, ::redis::cmd("GET").arg(key), Resend::Safe)
+            .await
     }
 
     async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
@@ -85,27 +86,36 @@ impl Backend for RedisPool {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         // UNLINK frees large values off Redis' main thread.
-        let removed: u64 = self.query(key, ::redis::cmd("UNLINK").arg(key), Resend::Never).await?;
+        let removed: u64 = self
+            .query(key, ::redis::cmd("UNLINK").arg(key), Resend::Never)
+            .await?;
         Ok(removed > 0)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let found: u64 = self.query(key, ::redis::cmd("EXISTS").arg(key), Resend::Safe).await?;
+        let found: u64 = self
+            .query(key, ::redis::cmd("EXISTS").arg(key), Resend::Safe)
+            .await?;
         Ok(found > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-        let ms: i64 = self.query(key, ::redis::cmd("PTTL").arg(key), Resend::Safe).await?;
+        let ms: i64 = self
+            .query(key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
+            .await?;
         Ok(match ms {
             -2 => None,
             ms if ms < 0 => Some(Expiry::Never),
-            ms => Some(Expiry::In(std::time::Duration::from_millis(ms.unsigned_abs()))),
+            ms => Some(Expiry::In(std::time::Duration::from_millis(
+                ms.unsigned_abs(),
+            ))),
         })
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let batch = describe_batch(keys);
-        self.query(&batch, ::redis::cmd("MGET").arg(keys), Resend::Safe).await
+        self.query(&batch, ::redis::cmd("MGET").arg(keys), Resend::Safe)
+            .await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {

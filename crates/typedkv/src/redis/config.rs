@@ -135,7 +135,10 @@ mod tests {
             ("rediss://alice:s3cret@host", "rediss://alice:***@host"),
             ("redis://alice@host", "redis://alice@host"),
             ("redis://u:p@ss:w@rd@host/0", "redis://u:***@host/0"),
-            ("redis+unix:///tmp/r.sock?db=1&pass=s3cret", "redis+unix:///tmp/r.sock?db=1&pass=***"),
+            (
+                "redis+unix:///tmp/r.sock?db=1&pass=s3cret",
+                "redis+unix:///tmp/r.sock?db=1&pass=***",
+            ),
             ("not a url s3cret", "<unparsable URL>"),
         ];
         for (url, want) in cases {

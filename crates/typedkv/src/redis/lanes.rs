@@ -88,11 +88,9 @@ impl Lane {
     pub(crate) fn lend(&self, index: usize, generations: &Generations) -> Option<Lent> {
         let epoch = generations.epoch();
         let mut current = self.lock();
-        if current.as_ref().is_some_and(|h| generations.is_dead(h.generation)) {
-            if let Some(held) = current.take() {
-                // Detach from the pool so its slot is freed for a fresh connection.
-                drop(Connection::take(held.object));
-            }
+        if let Some(dead) = current.take_if(|h| generations.is_dead(h.generation)) {
+            // Detach from the pool so its slot is freed for a fresh connection.
+            drop(Connection::take(dead.object));
         }
         current.as_ref().map(|held| Lent {
             conn: MultiplexedConnection::clone(&held.object),

@@ -80,7 +80,10 @@ impl RedisPool {
             .into_connection_info()
             .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
         // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
-        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(resp3);
         let generations = Arc::new(Generations::default());
         let on_push = {
@@ -109,7 +112,9 @@ impl RedisPool {
                 reason: format!("cannot build the pool for {redacted}"),
                 source: Some(Box::new(e)),
             })?;
-        let lanes = (0..settings.shared_connections).map(|_| Lane::default()).collect();
+        let lanes = (0..settings.shared_connections)
+            .map(|_| Lane::default())
+            .collect();
         Ok(RedisPool {
             inner: Arc::new(Inner {
                 pool,
