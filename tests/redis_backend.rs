@@ -21,6 +21,12 @@ fn users(pool: &RedisPool) -> RedisStore<Profile> {
     RedisStore::builder(pool.clone(), "user").build().unwrap()
 }
 
+/// A pool with several shared connections, so a restart kills siblings that must all be
+/// replaced.
+fn multi_lane_pool(server: &TestRedis) -> RedisPool {
+    RedisPool::builder(server.url()).shared_connections(3).build().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_written_by_redis_rs_are_decode_errors() {
     let server = TestRedis::start().await;
@@ -107,7 +113,7 @@ async fn server_down_is_a_connection_error_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_recover_after_a_server_restart() {
     let mut server = TestRedis::start().await;
-    let pool = server.pool();
+    let pool = multi_lane_pool(&server);
     pool.ping().await.unwrap(); // every shared connection is open (and about to die)
     let store = users(&pool);
     store.set("1", &profile(1)).await.unwrap();
@@ -125,7 +131,7 @@ async fn stores_recover_after_a_server_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_racing_a_dead_connection_is_resent_once() {
     let server = TestRedis::start().await;
-    let pool = server.pool();
+    let pool = multi_lane_pool(&server);
     pool.ping().await.unwrap();
     let store = users(&pool);
     store.set("1", &profile(1)).await.unwrap();

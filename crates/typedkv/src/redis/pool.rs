@@ -231,8 +231,9 @@ impl RedisPoolBuilder {
     }
 
     /// Multiplexed connections shared by all plain commands. Default
-    /// [`DEFAULT_SHARED_CONNECTIONS`] (2); one is often enough, more help when a single
-    /// connection's socket becomes the bottleneck.
+    /// [`DEFAULT_SHARED_CONNECTIONS`] (1). Raise it only when one connection's I/O task
+    /// saturates a core (many cores, very high rates), and measure: on 2 cores every extra
+    /// connection made 64 concurrent tasks slower (`typedkv-bench --shared-connections N`).
     ///
     /// [`DEFAULT_SHARED_CONNECTIONS`]: super::DEFAULT_SHARED_CONNECTIONS
     pub fn shared_connections(mut self, connections: usize) -> Self {
