@@ -24,7 +24,10 @@ fn users(pool: &RedisPool) -> RedisStore<Profile> {
 /// A pool with several shared connections, so a restart kills siblings that must all be
 /// replaced.
 fn multi_lane_pool(server: &TestRedis) -> RedisPool {
-    RedisPool::builder(server.url()).shared_connections(3).build().unwrap()
+    RedisPool::builder(server.url())
+        .shared_connections(3)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,10 +19,11 @@
 //! one costs a reconnect; keeping a dead one would fail a command. Commands in flight on a
 //! replaced connection still finish, as they hold their own handle on it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::redis::aio::MultiplexedConnection;
+use arc_swap::ArcSwapOption;
 use deadpool_redis::Connection;
 
 /// Generation numbers of lane connections, and the mark below which they are dead.
@@ -58,16 +59,32 @@ impl Generations {
 }
 
 /// One shared connection slot.
+///
+/// Every command reads it, so it is an `ArcSwapOption`: a read touches no shared counter or
+/// lock word. With a `Mutex` here, lock and unlock bounced a cache line between the cores on
+/// every command.
 #[derive(Default)]
 pub(crate) struct Lane {
-    current: Mutex<Option<Held>>,
+    current: ArcSwapOption<Held>,
     /// Serializes refills so an empty lane is refilled once, not by every waiting command.
     refill: tokio::sync::Mutex<()>,
 }
 
 struct Held {
-    object: Connection,
+    conn: MultiplexedConnection,
+    /// The pool's handle; `None` only while dropping.
+    object: Option<Connection>,
     generation: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // A lane lets go of a connection only when it is dead (or the pool is dropped):
+        // detach it from the pool, which frees its slot for a fresh connection.
+        if let Some(object) = self.object.take() {
+            drop(Connection::take(object));
+        }
+    }
 }
 
 /// A handle on a lane's connection, lent to one command.
@@ -79,24 +96,23 @@ pub(crate) struct Lent {
 }
 
 impl Lane {
-    fn lock(&self) -> MutexGuard<'_, Option<Held>> {
-        // Nothing panics while holding this lock; a poisoned slot is still a valid Option.
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The lane's connection, unless it is empty or dead (a dead one is dropped here).
+    /// The lane's connection, unless it is empty or dead (a dead one is let go here).
     pub(crate) fn lend(&self, index: usize, generations: &Generations) -> Option<Lent> {
         let epoch = generations.epoch();
-        let mut current = self.lock();
-        if let Some(dead) = current.take_if(|h| generations.is_dead(h.generation)) {
-            // Detach from the pool so its slot is freed for a fresh connection.
-            drop(Connection::take(dead.object));
+        let current = self.current.load();
+        match current.as_deref() {
+            Some(held) if !generations.is_dead(held.generation) => Some(Lent {
+                conn: held.conn.clone(),
+                lane: index,
+                epoch,
+            }),
+            Some(_dead) => {
+                // Empty the lane, unless another command already replaced the connection.
+                self.current.compare_and_swap(&current, None);
+                None
+            }
+            None => None,
         }
-        current.as_ref().map(|held| Lent {
-            conn: MultiplexedConnection::clone(&held.object),
-            lane: index,
-            epoch,
-        })
     }
 
     /// Waits for the right to refill this lane; re-check [`Lane::lend`] after getting it.
@@ -108,7 +124,11 @@ impl Lane {
     pub(crate) fn fill(&self, index: usize, object: Connection, generations: &Generations) -> Lent {
         let generation = generations.assign();
         let conn = MultiplexedConnection::clone(&object);
-        *self.lock() = Some(Held { object, generation });
+        self.current.store(Some(Arc::new(Held {
+            conn: conn.clone(),
+            object: Some(object),
+            generation,
+        })));
         Lent {
             conn,
             lane: index,

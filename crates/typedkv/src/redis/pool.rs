@@ -163,7 +163,12 @@ impl RedisPool {
 
     /// A shared connection for one command on `key`, round-robin over the lanes.
     pub(crate) async fn lend(&self, key: &str) -> Result<Lent> {
-        let index = self.inner.next_lane.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
+        let lanes = self.inner.lanes.len();
+        // One lane (the default) needs no shared round-robin counter.
+        let index = match lanes {
+            1 => 0,
+            _ => self.inner.next_lane.fetch_add(1, Ordering::Relaxed) % lanes,
+        };
         self.lend_lane(index, key).await
     }
 

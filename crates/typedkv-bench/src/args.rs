@@ -1,0 +1,81 @@
+//! Command line: `typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to run and how to report it.
+#[derive(Debug, Clone)]
+pub(crate) struct Args {
+    /// Measuring time per case (split over the rounds, half typed, half raw).
+    pub(crate) per_case: Duration,
+    /// Interleaved rounds per case; the median is reported.
+    pub(crate) rounds: usize,
+    /// One JSON object per line on stdout instead of the table.
+    pub(crate) json: bool,
+    /// Where to write the ops/s-vs-tasks chart (SVG), if anywhere.
+    pub(crate) chart: Option<PathBuf>,
+    /// `RedisPool` shared connections of the typed store.
+    pub(crate) shared_connections: usize,
+}
+
+pub(crate) const USAGE: &str = "\
+usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-connections N]
+
+  --secs N     seconds of measuring per case (default 3)
+  --rounds N   interleaved typed/raw rounds per case, median reported (default 5)
+  --json       print one JSON object per line instead of a table
+  --chart PATH write an SVG chart of ops/s vs concurrent tasks
+  --shared-connections N
+               shared connections of the typed store's pool (default: the pool's default)
+
+Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
+afterwards); otherwise starts a private redis-server on a free loopback port.";
+
+impl Args {
+    pub(crate) fn parse(mut words: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut args = Args {
+            per_case: Duration::from_secs(3),
+            rounds: 5,
+            json: false,
+            chart: None,
+            shared_connections: typedkv::redis::DEFAULT_SHARED_CONNECTIONS,
+        };
+        while let Some(word) = words.next() {
+            let mut value = |name: &str| words.next().ok_or(format!("{name} needs a value"));
+            match word.as_str() {
+                "--secs" => {
+                    let secs: f64 = value("--secs")?
+                        .parse()
+                        .map_err(|e| format!("--secs: {e}"))?;
+                    if !(secs > 0.0 && secs <= 3600.0) {
+                        return Err("--secs must be between 0 and 3600".into());
+                    }
+                    args.per_case = Duration::from_secs_f64(secs);
+                }
+                "--rounds" => {
+                    args.rounds = value("--rounds")?
+                        .parse()
+                        .map_err(|e| format!("--rounds: {e}"))?;
+                    if args.rounds == 0 {
+                        return Err("--rounds must be at least 1".into());
+                    }
+                }
+                "--shared-connections" => {
+                    args.shared_connections = value("--shared-connections")?
+                        .parse()
+                        .map_err(|e| format!("--shared-connections: {e}"))?;
+                }
+                "--json" => args.json = true,
+                "--chart" => args.chart = Some(PathBuf::from(value("--chart")?)),
+                "--help" | "-h" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(args)
+    }
+
+    /// Length of one side of one round.
+    pub(crate) fn slice(&self) -> Duration {
+        self.per_case / (2 * self.rounds as u32)
+    }
+}

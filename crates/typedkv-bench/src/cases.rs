@@ -1,0 +1,396 @@
+//! The measured cases. "typed" is a `RedisStore` on a `RedisPool` with default settings;
+//! "raw" is what the mission says users write by hand today: one redis-rs multiplexed
+//! connection, `bincode::serde::encode_to_vec` + `SET`, `GET` + check for nil + decode.
+//! Both start from the same string ids (prepared outside the timed loop, as a service has
+//! them from its requests) and store the same value on the same server: typed passes the id,
+//! the store builds the key; raw formats the key itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use typedkv::codec::{Bincode, Json};
+use typedkv::{RedisStore, Store, envelope};
+
+use crate::args::Args;
+use crate::measure::{BenchResult, Compared, compare, ns_per_call};
+use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
+use crate::report::Row;
+
+/// Keys each task cycles through.
+const KEYS_PER_TASK: u64 = 1000;
+/// Values per `get_many` / `set_many` call.
+pub(crate) const BATCH: usize = 100;
+/// Prefix of every key the benchmark writes.
+pub(crate) const PREFIX: &str = "typedkv-bench";
+
+/// Most concurrent tasks of any case.
+pub(crate) const MAX_TASKS: usize = 64;
+
+/// What every case works on.
+pub(crate) struct Bench {
+    pub(crate) store: RedisStore<BenchUser>,
+    pub(crate) raw: MultiplexedConnection,
+    pub(crate) value: BenchUser,
+    pub(crate) args: Args,
+    /// `ids[task][n]`: the ids task `task` cycles through.
+    pub(crate) ids: Arc<Vec<Vec<String>>>,
+}
+
+/// The ids of every task, `"{task}-{n}"`.
+pub(crate) fn all_ids() -> Arc<Vec<Vec<String>>> {
+    Arc::new(
+        (0..MAX_TASKS)
+            .map(|task| (0..KEYS_PER_TASK).map(|n| format!("{task}-{n}")).collect())
+            .collect(),
+    )
+}
+
+fn id(ids: &[Vec<String>], task: usize, i: u64) -> &str {
+    &ids[task][(i % KEYS_PER_TASK) as usize]
+}
+
+/// The key hand-written code uses for an id.
+pub(crate) fn raw_key(id: &str) -> String {
+    format!("{PREFIX}-raw:{id}")
+}
+
+/// [`BATCH`] consecutive ids of `task`, starting at a position derived from `i`.
+fn batch(ids: &[Vec<String>], task: usize, i: u64) -> impl Iterator<Item = &str> {
+    (0..BATCH as u64).map(move |k| id(ids, task, i * 7 + k))
+}
+
+/// The body of a task: runs `$body` (an async block giving `BenchResult<()>`, with `$i` the
+/// iteration) until `$deadline`, and answers how many times it ran. Each task owns its
+/// handles (store, connection) for the whole run, as service code does, so no per-call clone
+/// of shared handles is measured on either side.
+macro_rules! until {
+    ($deadline:expr, |$i:ident| $body:expr) => {{
+        let mut $i: u64 = 0;
+        while Instant::now() < $deadline {
+            let done: BenchResult<()> = $body.await;
+            done?;
+            $i += 1;
+        }
+        Ok($i)
+    }};
+}
+
+fn missing(what: &str) -> typedkv::BoxError {
+    format!("{what}: a key the benchmark wrote is missing").into()
+}
+
+impl Bench {
+    pub(crate) async fn compare<F, Fut, G, Gut>(
+        &self,
+        tasks: usize,
+        typed: F,
+        raw: G,
+    ) -> BenchResult<Compared>
+    where
+        F: Fn(usize, Instant) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = BenchResult<u64>> + Send + 'static,
+        G: Fn(usize, Instant) -> Gut + Send + Sync + 'static,
+        Gut: std::future::Future<Output = BenchResult<u64>> + Send + 'static,
+    {
+        compare(
+            tasks,
+            self.args.slice(),
+            self.args.rounds,
+            Arc::new(typed),
+            Arc::new(raw),
+        )
+        .await
+    }
+
+    /// `set` of one value.
+    pub(crate) async fn set(&self, tasks: usize) -> BenchResult<Row> {
+        let (store, raw, value) = (
+            self.store.clone(),
+            self.raw.clone(),
+            Arc::new(self.value.clone()),
+        );
+        let (typed_value, typed_ids, ids) = (
+            Arc::clone(&value),
+            Arc::clone(&self.ids),
+            Arc::clone(&self.ids),
+        );
+        let compared = self
+            .compare(
+                tasks,
+                move |task, deadline| {
+                    let (store, value, ids) = (
+                        store.clone(),
+                        Arc::clone(&typed_value),
+                        Arc::clone(&typed_ids),
+                    );
+                    async move {
+                        until!(deadline, |i| async {
+                            Ok(store.set(id(&ids, task, i), &value).await?)
+                        })
+                    }
+                },
+                move |task, deadline| {
+                    let (mut raw, value, ids) = (raw.clone(), Arc::clone(&value), Arc::clone(&ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            let bytes = raw_encode(&value)?;
+                            let () = raw.set(raw_key(id(&ids, task, i)), bytes).await?;
+                            Ok(())
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Row::compared("set", tasks, compared, 1.0, "ops/s"))
+    }
+
+    /// `get` of one existing value (the `set` case wrote them).
+    pub(crate) async fn get(&self, tasks: usize) -> BenchResult<Row> {
+        let (store, raw) = (self.store.clone(), self.raw.clone());
+        let (typed_ids, ids) = (Arc::clone(&self.ids), Arc::clone(&self.ids));
+        let compared = self
+            .compare(
+                tasks,
+                move |task, deadline| {
+                    let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            store
+                                .get(id(&ids, task, i))
+                                .await?
+                                .ok_or_else(|| missing("typed get"))?;
+                            Ok(())
+                        })
+                    }
+                },
+                move |task, deadline| {
+                    let (mut raw, ids) = (raw.clone(), Arc::clone(&ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            let bytes: Option<Vec<u8>> =
+                                raw.get(raw_key(id(&ids, task, i))).await?;
+                            raw_decode(&bytes.ok_or_else(|| missing("raw get"))?)?;
+                            Ok(())
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Row::compared("get", tasks, compared, 1.0, "ops/s"))
+    }
+
+    /// `set_many` of [`BATCH`] values vs `MSET`; reported in values per second.
+    pub(crate) async fn set_many(&self, in_flight: usize) -> BenchResult<Row> {
+        let (store, raw, value) = (
+            self.store.clone(),
+            self.raw.clone(),
+            Arc::new(self.value.clone()),
+        );
+        let (typed_value, typed_ids, ids) = (
+            Arc::clone(&value),
+            Arc::clone(&self.ids),
+            Arc::clone(&self.ids),
+        );
+        let compared = self
+            .compare(
+                in_flight,
+                move |task, deadline| {
+                    let (store, value, ids) = (
+                        store.clone(),
+                        Arc::clone(&typed_value),
+                        Arc::clone(&typed_ids),
+                    );
+                    async move {
+                        until!(deadline, |i| async {
+                            let entries: Vec<(&str, &BenchUser)> =
+                                batch(&ids, task, i).map(|id| (id, &*value)).collect();
+                            Ok(store.set_many(&entries).await?)
+                        })
+                    }
+                },
+                move |task, deadline| {
+                    let (mut raw, value, ids) = (raw.clone(), Arc::clone(&value), Arc::clone(&ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            let mut entries = Vec::with_capacity(BATCH);
+                            for id in batch(&ids, task, i) {
+                                entries.push((raw_key(id), raw_encode(&value)?));
+                            }
+                            let () = raw.mset(&entries).await?;
+                            Ok(())
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Row::compared(
+            "set_many(100)",
+            in_flight,
+            compared,
+            BATCH as f64,
+            "values/s",
+        ))
+    }
+
+    /// `get_many` of [`BATCH`] existing values vs `MGET`; reported in values per second.
+    pub(crate) async fn get_many(&self, in_flight: usize) -> BenchResult<Row> {
+        let (store, raw) = (self.store.clone(), self.raw.clone());
+        let (typed_ids, ids) = (Arc::clone(&self.ids), Arc::clone(&self.ids));
+        let compared = self
+            .compare(
+                in_flight,
+                move |task, deadline| {
+                    let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            let refs: Vec<&str> = batch(&ids, task, i).collect();
+                            let values = store.get_many(&refs).await?;
+                            if values.iter().any(Option::is_none) {
+                                return Err(missing("typed get_many"));
+                            }
+                            Ok(())
+                        })
+                    }
+                },
+                move |task, deadline| {
+                    let (mut raw, ids) = (raw.clone(), Arc::clone(&ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            let keys: Vec<String> = batch(&ids, task, i).map(raw_key).collect();
+                            let found: Vec<Option<Vec<u8>>> = raw.mget(&keys).await?;
+                            for bytes in found {
+                                raw_decode(&bytes.ok_or_else(|| missing("raw mget"))?)?;
+                            }
+                            Ok(())
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Row::compared(
+            "get_many(100)",
+            in_flight,
+            compared,
+            BATCH as f64,
+            "values/s",
+        ))
+    }
+
+    /// Encode + decode of the value: the store's path (envelope, pre-sized buffer) vs
+    /// `encode_to_vec` + `decode_from_slice`; and JSON, which has no raw counterpart here.
+    ///
+    /// `case` names the process state: glibc's `calloc` (which bincode uses for every decoded
+    /// `String`) is much faster while a process has a single thread, so `main` measures once
+    /// before the tokio runtime exists and once inside it, where services run.
+    pub(crate) fn codecs(args: &Args, case: &'static str) -> BenchResult<Vec<Row>> {
+        let value = &sample();
+        let rounds = args.rounds;
+        let iterations = ((args.per_case.as_secs_f64() * 100_000.0) as u32).max(10_000);
+        let hint = envelope::encode(&Bincode::new(), 1, value, 0)?.len();
+        let typed = ns_per_call(rounds, iterations, || {
+            let bytes = envelope::encode(&Bincode::new(), 1, value, hint)?;
+            let back: BenchUser =
+                envelope::decode(&Bincode::new(), 1, &bytes).map_err(|(p, _)| p)?;
+            std::hint::black_box(back);
+            Ok(())
+        })?;
+        let raw = ns_per_call(rounds, iterations, || {
+            let bytes = raw_encode(value)?;
+            std::hint::black_box(raw_decode(&bytes)?);
+            Ok(())
+        })?;
+        let json_hint = envelope::encode(&Json::new(), 1, value, 0)?.len();
+        let json = ns_per_call(rounds, iterations, || {
+            let bytes = envelope::encode(&Json::new(), 1, value, json_hint)?;
+            let back: BenchUser = envelope::decode(&Json::new(), 1, &bytes).map_err(|(p, _)| p)?;
+            std::hint::black_box(back);
+            Ok(())
+        })?;
+        let json_case = if case == "codec_bincode" {
+            "codec_json"
+        } else {
+            "codec_json_1thread"
+        };
+        Ok(vec![
+            Row::pair(case, typed, raw, "ns/op"),
+            Row::typed_only(json_case, json, "ns/op"),
+        ])
+    }
+
+    /// `get` at 16 tasks on random ids of a namespace holding `keys` keys, typed vs raw on the
+    /// same keys (raw skips the envelope header by hand); loads the keys it is missing first,
+    /// so call it with growing sizes. Redis itself slows down as its table outgrows the CPU
+    /// caches, so what must stay flat is the ratio.
+    pub(crate) async fn get_with_keys_loaded(
+        &self,
+        keys: u64,
+        loaded: &mut u64,
+    ) -> BenchResult<Row> {
+        let namespace = format!("{PREFIX}-flat");
+        let store: RedisStore<BenchUser> =
+            RedisStore::builder(self.store.backend().clone(), namespace.as_str()).build()?;
+        let chunk = 1000u64;
+        while *loaded < keys {
+            let end = (*loaded + chunk).min(keys);
+            let ids: Vec<String> = (*loaded..end).map(|n| n.to_string()).collect();
+            let entries: Vec<(&str, &BenchUser)> =
+                ids.iter().map(|id| (id.as_str(), &self.value)).collect();
+            store.set_many(&entries).await?;
+            *loaded = end;
+        }
+        let ids: Arc<Vec<String>> = Arc::new((0..keys).map(|n| n.to_string()).collect());
+        // A cheap scatter over the whole key range (splitmix64 of task and i).
+        let pick = move |task: usize, i: u64| {
+            let mut x = ((task as u64) << 40 ^ i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((x ^ (x >> 31)) % keys) as usize
+        };
+        let (raw, typed_ids) = (self.raw.clone(), Arc::clone(&ids));
+        let compared = self
+            .compare(
+                16,
+                move |task, deadline| {
+                    let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
+                    async move {
+                        until!(deadline, |i| async {
+                            store
+                                .get(&ids[pick(task, i)])
+                                .await?
+                                .ok_or_else(|| missing("flat get"))?;
+                            Ok(())
+                        })
+                    }
+                },
+                move |task, deadline| {
+                    let (mut raw, ids, namespace) =
+                        (raw.clone(), Arc::clone(&ids), namespace.clone());
+                    async move {
+                        until!(deadline, |i| async {
+                            let bytes: Option<Vec<u8>> = raw
+                                .get(format!("{namespace}:{}", ids[pick(task, i)]))
+                                .await?;
+                            let bytes = bytes.ok_or_else(|| missing("flat raw get"))?;
+                            raw_decode(bytes.get(envelope::HEADER_LEN..).unwrap_or_default())?;
+                            Ok(())
+                        })
+                    }
+                },
+            )
+            .await?;
+        let case = match keys {
+            1_000 => "get@1k_keys",
+            100_000 => "get@100k_keys",
+            _ => "get@1M_keys",
+        };
+        Ok(Row::compared(case, 16, compared, 1.0, "ops/s"))
+    }
+}
+
+/// How long a whole run takes at most, roughly, for the progress line.
+pub(crate) fn estimate(args: &Args) -> Duration {
+    // 13 compared cases with a quarter-slice warm-up each, codecs, allocations, loading keys.
+    args.per_case * 13 * 5 / 4 + Duration::from_secs(15)
+}

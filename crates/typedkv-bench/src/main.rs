@@ -1,0 +1,246 @@
+//! The typedkv benchmark: typed store vs hand-written redis-rs code, in one process, on one
+//! server, interleaved, medians reported. See BENCHMARKS.md for how to read it.
+//!
+//! ```text
+//! cargo run --release -p typedkv-bench -- [--secs N] [--rounds N] [--json] [--chart PATH]
+//! ```
+
+mod allocs;
+mod args;
+mod cases;
+mod chart;
+mod counting_alloc;
+mod measure;
+mod payload;
+mod report;
+
+use std::process::ExitCode;
+
+use typedkv::redis::RedisPool;
+use typedkv::{RedisStore, Store};
+use typedkv_testkit::TestRedis;
+
+use crate::args::{Args, USAGE};
+use crate::cases::{Bench, PREFIX};
+use crate::measure::BenchResult;
+use crate::report::{Row, Target, print_header, print_row, print_targets};
+
+#[global_allocator]
+static ALLOC: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("{message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Before any other thread exists (see `Bench::codecs`).
+    let single_threaded = match Bench::codecs(&args, "codec_bincode_1thread") {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, single_threaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
+    // A private server unless the caller names one; `_server` stops it at the end.
+    let (url, _server, shared) = match std::env::var("REDIS_URL") {
+        Ok(url) => (url, None, true),
+        Err(_) => {
+            let server = TestRedis::start().await;
+            (server.url(), Some(server), false)
+        }
+    };
+    let pool = RedisPool::builder(url.clone())
+        .shared_connections(args.shared_connections)
+        .build()?;
+    pool.ping().await?;
+    let raw = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    eprintln!(
+        "typedkv-bench: Redis at {}, {:?} per case in {} rounds, about {:?} in all",
+        pool.redacted_url(),
+        args.per_case,
+        args.rounds,
+        cases::estimate(&args)
+    );
+    let bench = Bench {
+        store: RedisStore::builder(pool.clone(), PREFIX).build()?,
+        raw,
+        value: payload::sample(),
+        args: args.clone(),
+        ids: cases::all_ids(),
+    };
+    prefill(&bench).await?;
+
+    let mut rows = Vec::new();
+    let mut record = |row: Row| {
+        print_row(&row, args.json);
+        rows.push(row);
+    };
+    print_header(args.json);
+    for tasks in [1, 16, 64] {
+        record(bench.set(tasks).await?);
+        record(bench.get(tasks).await?);
+    }
+    for in_flight in [1, 16] {
+        record(bench.set_many(in_flight).await?);
+        record(bench.get_many(in_flight).await?);
+    }
+    Bench::codecs(&args, "codec_bincode")?
+        .into_iter()
+        .for_each(&mut record);
+    single_threaded.into_iter().for_each(&mut record);
+    bench.allocations().await?.into_iter().for_each(&mut record);
+    let mut loaded = 0;
+    for keys in [1_000, 100_000, 1_000_000] {
+        record(bench.get_with_keys_loaded(keys, &mut loaded).await?);
+    }
+
+    let missed = print_targets(&targets(&rows), args.json);
+    if let Some(path) = &args.chart {
+        chart::draw(path, &rows)?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if shared {
+        let removed = remove_keys(&url).await?;
+        eprintln!("removed the {removed} keys the benchmark wrote");
+    }
+    eprintln!("{missed} target(s) missed");
+    Ok(())
+}
+
+/// Writes every key the single-value and batch cases read, typed and raw.
+async fn prefill(bench: &Bench) -> BenchResult<()> {
+    let mut raw = bench.raw.clone();
+    let bytes = payload::raw_encode(&bench.value)?;
+    for ids in bench.ids.iter() {
+        let entries: Vec<(&str, &payload::BenchUser)> =
+            ids.iter().map(|id| (id.as_str(), &bench.value)).collect();
+        bench.store.set_many(&entries).await?;
+        let raw_entries: Vec<(String, &[u8])> = ids
+            .iter()
+            .map(|id| (cases::raw_key(id), bytes.as_slice()))
+            .collect();
+        let () = redis::AsyncCommands::mset(&mut raw, &raw_entries).await?;
+    }
+    Ok(())
+}
+
+/// The targets of the performance issue, from the measured rows.
+fn targets(rows: &[Row]) -> Vec<Target> {
+    let find = |case: &str, tasks: usize| rows.iter().find(|r| r.case == case && r.tasks == tasks);
+    let mut targets = Vec::new();
+    let mut ratio = |case: &'static str, tasks: usize, limit: f64| {
+        if let Some(ratio) = find(case, tasks).and_then(Row::ratio) {
+            targets.push(Target {
+                name: format!("{case} typed/raw at {tasks} tasks"),
+                value: ratio,
+                limit,
+                at_least: true,
+            });
+        }
+    };
+    for tasks in [1, 64] {
+        ratio("get", tasks, 0.95);
+        ratio("set", tasks, 0.95);
+    }
+    for in_flight in [1, 16] {
+        ratio("get_many(100)", in_flight, 0.90);
+        ratio("set_many(100)", in_flight, 0.90);
+    }
+    for (case, name) in [
+        ("codec_bincode", "codec_bincode encode+decode ns"),
+        ("codec_bincode_1thread", "  same, single-threaded process"),
+    ] {
+        if let Some(codec) = find(case, 1) {
+            targets.push(Target {
+                name: name.into(),
+                value: codec.typed,
+                limit: 200.0,
+                at_least: false,
+            });
+        }
+    }
+    if let Some(Row {
+        typed,
+        raw: Some(raw),
+        ..
+    }) = find("allocs_get", 1)
+    {
+        targets.push(Target {
+            name: "allocs per typed get beyond hand-written".into(),
+            value: typed - raw,
+            limit: 3.0,
+            at_least: false,
+        });
+    }
+    if let (Some(small), Some(large)) = (
+        find("get@1k_keys", 16).and_then(Row::ratio),
+        find("get@1M_keys", 16).and_then(Row::ratio),
+    ) {
+        targets.push(Target {
+            name: "typed/raw at 1M keys vs at 1k keys".into(),
+            value: large / small,
+            limit: 0.95,
+            at_least: true,
+        });
+    }
+    targets
+}
+
+/// Deletes every key with the benchmark's prefix (only on a server the caller named).
+async fn remove_keys(url: &str) -> BenchResult<u64> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{PREFIX}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let n: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await?;
+            removed += n;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,39 @@
+//! The value every case stores: a typical ~83-byte (bincode) domain object.
+
+use serde::{Deserialize, Serialize};
+
+/// A user record like the ones services keep in Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BenchUser {
+    id: u64,
+    name: String,
+    email: String,
+    age: u32,
+    active: bool,
+    tags: Vec<String>,
+    score: f64,
+    created_at: u64,
+}
+
+pub(crate) fn sample() -> BenchUser {
+    BenchUser {
+        id: 4_200_042,
+        name: "Alice Example".into(),
+        email: "alice.example@example.com".into(),
+        age: 37,
+        active: true,
+        tags: vec!["admin".into(), "beta".into(), "eu-west-1".into()],
+        score: 4.75,
+        created_at: 1_764_000_000,
+    }
+}
+
+/// How hand-written code encodes: bincode's own `encode_to_vec` with the standard config.
+pub(crate) fn raw_encode(value: &BenchUser) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+}
+
+/// How hand-written code decodes.
+pub(crate) fn raw_decode(bytes: &[u8]) -> Result<BenchUser, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(value, _)| value)
+}
