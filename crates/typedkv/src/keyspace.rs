@@ -91,12 +91,38 @@ impl Keyspace {
     }
 }
 
-/// How a batch of keys is named in errors: the first key, and how many more.
-pub(crate) fn describe_batch<K: AsRef<str>>(keys: &[K]) -> String {
-    match keys {
-        [] => "(no keys)".to_owned(),
-        [one] => one.as_ref().to_owned(),
-        [first, rest @ ..] => format!("{} (+{} more)", first.as_ref(), rest.len()),
+/// How a batch of keys is named in errors: the first key, and how many more. Rendered only
+/// when an error is built, so successful batch calls do not format anything.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyBatch<'a> {
+    first: Option<&'a str>,
+    len: usize,
+}
+
+impl<'a> KeyBatch<'a> {
+    pub(crate) fn new<K: AsRef<str>>(keys: &'a [K]) -> Self {
+        KeyBatch {
+            first: keys.first().map(AsRef::as_ref),
+            len: keys.len(),
+        }
+    }
+
+    /// The keys of `(key, value)` entries.
+    pub(crate) fn from_entries<V>(entries: &'a [(String, V)]) -> Self {
+        KeyBatch {
+            first: entries.first().map(|(key, _)| key.as_str()),
+            len: entries.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.first, self.len) {
+            (None, _) => f.write_str("(no keys)"),
+            (Some(one), 1) => f.write_str(one),
+            (Some(first), len) => write!(f, "{first} (+{} more)", len - 1),
+        }
     }
 }
 
@@ -150,8 +176,11 @@ mod tests {
 
     #[test]
     fn batches_are_described_by_first_key() {
-        assert_eq!(describe_batch::<&str>(&[]), "(no keys)");
-        assert_eq!(describe_batch(&["a:1"]), "a:1");
-        assert_eq!(describe_batch(&["a:1", "a:2", "a:3"]), "a:1 (+2 more)");
+        assert_eq!(KeyBatch::new::<&str>(&[]).to_string(), "(no keys)");
+        assert_eq!(KeyBatch::new(&["a:1"]).to_string(), "a:1");
+        assert_eq!(
+            KeyBatch::new(&["a:1", "a:2", "a:3"]).to_string(),
+            "a:1 (+2 more)"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Redis string commands behind the byte-level [`Backend`] trait.
 
+use std::fmt::Display;
+
 use ::redis::{Cmd, FromRedisValue, Pipeline, Value};
 
 use super::RedisPool;
 use crate::backend::{Backend, Bytes};
 use crate::error::Result;
-use crate::keyspace::describe_batch;
+use crate::keyspace::KeyBatch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 
 /// Whether a command may be sent again after its connection broke.
@@ -20,7 +22,12 @@ enum Resend {
 }
 
 impl RedisPool {
-    async fn query<R: FromRedisValue>(&self, key: &str, cmd: &Cmd, resend: Resend) -> Result<R> {
+    async fn query<R: FromRedisValue>(
+        &self,
+        key: &(dyn Display + Sync),
+        cmd: &Cmd,
+        resend: Resend,
+    ) -> Result<R> {
         let mut lent = self.lend(key).await?;
         match cmd.query_async(&mut lent.conn).await {
             Ok(reply) => Ok(reply),
@@ -35,7 +42,11 @@ impl RedisPool {
         }
     }
 
-    async fn query_pipeline<R: FromRedisValue>(&self, key: &str, pipe: &Pipeline) -> Result<R> {
+    async fn query_pipeline<R: FromRedisValue>(
+        &self,
+        key: &(dyn Display + Sync),
+        pipe: &Pipeline,
+    ) -> Result<R> {
         let mut lent = self.lend(key).await?;
         pipe.query_async(&mut lent.conn)
             .await
@@ -62,7 +73,7 @@ impl Backend for RedisPool {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.query(key, ::redis::cmd("GET").arg(key), Resend::Safe)
+        self.query(&key, ::redis::cmd("GET").arg(key), Resend::Safe)
             .await
     }
 
@@ -80,28 +91,28 @@ impl Backend for RedisPool {
         }
         expiry_args(&mut cmd, write.expiry);
         // OK when written, nil when the NX/XX condition was not met.
-        let reply: Value = self.query(key, &cmd, Resend::Never).await?;
+        let reply: Value = self.query(&key, &cmd, Resend::Never).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         // UNLINK frees large values off Redis' main thread.
         let removed: u64 = self
-            .query(key, ::redis::cmd("UNLINK").arg(key), Resend::Never)
+            .query(&key, ::redis::cmd("UNLINK").arg(key), Resend::Never)
             .await?;
         Ok(removed > 0)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let found: u64 = self
-            .query(key, ::redis::cmd("EXISTS").arg(key), Resend::Safe)
+            .query(&key, ::redis::cmd("EXISTS").arg(key), Resend::Safe)
             .await?;
         Ok(found > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
         let ms: i64 = self
-            .query(key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
+            .query(&key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
             .await?;
         Ok(match ms {
             -2 => None,
@@ -113,14 +124,13 @@ impl Backend for RedisPool {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        let batch = describe_batch(keys);
+        let batch = KeyBatch::new(keys);
         self.query(&batch, ::redis::cmd("MGET").arg(keys), Resend::Safe)
             .await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-        let keys: Vec<&String> = entries.iter().map(|(k, _)| k).collect();
-        let batch = describe_batch(&keys);
+        let batch = KeyBatch::from_entries(&entries);
         match expiry {
             // MSET is atomic but cannot set a TTL.
             WriteExpiry::Never | WriteExpiry::Keep => {

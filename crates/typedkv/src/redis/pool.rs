@@ -131,10 +131,10 @@ impl RedisPool {
     /// pay for connecting.
     pub async fn ping(&self) -> Result<()> {
         for index in 0..self.inner.lanes.len() {
-            let mut lent = self.lend_lane(index, "(ping)").await?;
+            let mut lent = self.lend_lane(index, &"(ping)").await?;
             let reply: std::result::Result<String, RedisError> =
                 ::redis::cmd("PING").query_async(&mut lent.conn).await;
-            reply.map_err(|e| self.failed("(ping)", &lent, e))?;
+            reply.map_err(|e| self.failed(&"(ping)", &lent, e))?;
         }
         Ok(())
     }
@@ -147,7 +147,7 @@ impl RedisPool {
             .pool
             .get()
             .await
-            .map_err(|e| from_pool_error("(checkout)", e, self.inner.settings.connect_timeout))
+            .map_err(|e| from_pool_error(&"(checkout)", e, self.inner.settings.connect_timeout))
     }
 
     /// Pool occupancy: `max_size`, current `size` (shared lanes count as in use),
@@ -162,7 +162,7 @@ impl RedisPool {
     }
 
     /// A shared connection for one command on `key`, round-robin over the lanes.
-    pub(crate) async fn lend(&self, key: &str) -> Result<Lent> {
+    pub(crate) async fn lend(&self, key: &(dyn fmt::Display + Sync)) -> Result<Lent> {
         let lanes = self.inner.lanes.len();
         // One lane (the default) needs no shared round-robin counter.
         let index = match lanes {
@@ -174,7 +174,11 @@ impl RedisPool {
 
     /// The connection of lane `index`, taking a new one from the pool if the lane is empty
     /// or its connection dead.
-    pub(crate) async fn lend_lane(&self, index: usize, key: &str) -> Result<Lent> {
+    pub(crate) async fn lend_lane(
+        &self,
+        index: usize,
+        key: &(dyn fmt::Display + Sync),
+    ) -> Result<Lent> {
         let inner = &*self.inner;
         let lane = &inner.lanes[index];
         if let Some(lent) = lane.lend(index, &inner.generations) {
@@ -199,7 +203,12 @@ impl RedisPool {
 
     /// Turns a redis-rs error of a lent connection into [`Error`], marking the connection
     /// dead first if the error means it is unusable.
-    pub(crate) fn failed(&self, key: &str, lent: &Lent, error: RedisError) -> Error {
+    pub(crate) fn failed(
+        &self,
+        key: &(dyn fmt::Display + Sync),
+        lent: &Lent,
+        error: RedisError,
+    ) -> Error {
         if error.is_unrecoverable_error() {
             self.mark_dead(lent);
         }
