@@ -16,10 +16,13 @@ pub(crate) struct Args {
     pub(crate) chart: Option<PathBuf>,
     /// `RedisPool` shared connections of the typed store.
     pub(crate) shared_connections: usize,
+    /// Run only the cases whose name starts with this.
+    pub(crate) only: Option<String>,
 }
 
 pub(crate) const USAGE: &str = "\
 usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-connections N]
+                     [--only CASE]
 
   --secs N     seconds of measuring per case (default 3)
   --rounds N   interleaved typed/raw rounds per case, median reported (default 5)
@@ -27,6 +30,7 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
   --chart PATH write an SVG chart of ops/s vs concurrent tasks
   --shared-connections N
                shared connections of the typed store's pool (default: the pool's default)
+  --only CASE  run only the cases whose name starts with CASE (e.g. get_many, codec, get@)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";
@@ -39,6 +43,7 @@ impl Args {
             json: false,
             chart: None,
             shared_connections: typedkv::redis::DEFAULT_SHARED_CONNECTIONS,
+            only: None,
         };
         while let Some(word) = words.next() {
             let mut value = |name: &str| words.next().ok_or(format!("{name} needs a value"));
@@ -65,6 +70,7 @@ impl Args {
                         .parse()
                         .map_err(|e| format!("--shared-connections: {e}"))?;
                 }
+                "--only" => args.only = Some(value("--only")?),
                 "--json" => args.json = true,
                 "--chart" => args.chart = Some(PathBuf::from(value("--chart")?)),
                 "--help" | "-h" => return Err(String::new()),
@@ -72,6 +78,13 @@ impl Args {
             }
         }
         Ok(args)
+    }
+
+    /// Whether the case named `case` is to run.
+    pub(crate) fn runs(&self, case: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| case.starts_with(only.as_str()))
     }
 
     /// Length of one side of one round.

@@ -28,7 +28,12 @@ pub(crate) fn draw(path: &Path, rows: &[Row]) -> BenchResult<()> {
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d((1u32..90u32).log_scale().with_key_points(vec![1u32, 16, 64]), 0f64..top * 1.1)?;
+        .build_cartesian_2d(
+            (1u32..90u32)
+                .log_scale()
+                .with_key_points(vec![1u32, 16, 64]),
+            0f64..top * 1.1,
+        )?;
     chart
         .configure_mesh()
         .light_line_style(WHITE)

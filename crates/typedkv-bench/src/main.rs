@@ -41,7 +41,12 @@ fn main() -> ExitCode {
         }
     };
     // Before any other thread exists (see `Bench::codecs`).
-    let single_threaded = match Bench::codecs(&args, "codec_bincode_1thread") {
+    let single_threaded = if args.runs("codec") {
+        Bench::codecs(&args, "codec_bincode_1thread")
+    } else {
+        Ok(Vec::new())
+    };
+    let single_threaded = match single_threaded {
         Ok(rows) => rows,
         Err(e) => {
             eprintln!("benchmark failed: {e}");
@@ -106,21 +111,35 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     };
     print_header(args.json);
     for tasks in [1, 16, 64] {
-        record(bench.set(tasks).await?);
-        record(bench.get(tasks).await?);
+        if args.runs("set") {
+            record(bench.set(tasks).await?);
+        }
+        if args.runs("get") {
+            record(bench.get(tasks).await?);
+        }
     }
     for in_flight in [1, 16] {
-        record(bench.set_many(in_flight).await?);
-        record(bench.get_many(in_flight).await?);
+        if args.runs("set_many") {
+            record(bench.set_many(in_flight).await?);
+        }
+        if args.runs("get_many") {
+            record(bench.get_many(in_flight).await?);
+        }
     }
-    Bench::codecs(&args, "codec_bincode")?
-        .into_iter()
-        .for_each(&mut record);
-    single_threaded.into_iter().for_each(&mut record);
-    bench.allocations().await?.into_iter().for_each(&mut record);
-    let mut loaded = 0;
-    for keys in [1_000, 100_000, 1_000_000] {
-        record(bench.get_with_keys_loaded(keys, &mut loaded).await?);
+    if args.runs("codec") {
+        Bench::codecs(&args, "codec_bincode")?
+            .into_iter()
+            .for_each(&mut record);
+        single_threaded.into_iter().for_each(&mut record);
+    }
+    if args.runs("allocs") {
+        bench.allocations().await?.into_iter().for_each(&mut record);
+    }
+    if args.runs("get@") {
+        let mut loaded = 0;
+        for keys in [1_000, 100_000, 1_000_000] {
+            record(bench.get_with_keys_loaded(keys, &mut loaded).await?);
+        }
     }
 
     let missed = print_targets(&targets(&rows), args.json);
