@@ -154,3 +154,34 @@ impl Backend for RedisPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Condition;
+
+    /// Every command's future is allocated (boxed by `Store`) and moved on each call; the
+    /// pool's checkout path once made a GET future 7.3 KiB, which cost ~9% more instructions
+    /// per GET than raw redis-rs. Keep the common path small.
+    #[test]
+    fn command_futures_stay_small() -> Result<()> {
+        let pool = RedisPool::from_url("redis://127.0.0.1:1")?;
+        let write = Write::new(WriteExpiry::Never, Condition::Always);
+        let sizes = [
+            ("get", std::mem::size_of_val(&pool.get("k"))),
+            (
+                "set",
+                std::mem::size_of_val(&pool.set("k", Vec::new(), write)),
+            ),
+            ("get_many", std::mem::size_of_val(&pool.get_many(&[]))),
+            (
+                "set_many",
+                std::mem::size_of_val(&pool.set_many(Vec::new(), WriteExpiry::Never)),
+            ),
+        ];
+        for (command, size) in sizes {
+            assert!(size <= 1024, "{command} future is {size} bytes");
+        }
+        Ok(())
+    }
+}
