@@ -24,31 +24,24 @@ const KEYS_PER_TASK: u64 = 1000;
 pub(crate) const BATCH: usize = 100;
 /// Prefix of every key the benchmark writes.
 pub(crate) const PREFIX: &str = "typedkv-bench";
-
 /// Most concurrent tasks of any case.
 pub(crate) const MAX_TASKS: usize = 64;
 
-/// What every case works on.
+/// What every case works on; shared by all tasks through an `Arc`.
 pub(crate) struct Bench {
     pub(crate) store: RedisStore<BenchUser>,
     pub(crate) raw: MultiplexedConnection,
     pub(crate) value: BenchUser,
     pub(crate) args: Args,
-    /// `ids[task][n]`: the ids task `task` cycles through.
-    pub(crate) ids: Arc<Vec<Vec<String>>>,
+    /// `ids[task][n]`: the ids task `task` cycles through, `"{task}-{n}"`.
+    pub(crate) ids: Vec<Vec<String>>,
 }
 
-/// The ids of every task, `"{task}-{n}"`.
-pub(crate) fn all_ids() -> Arc<Vec<Vec<String>>> {
-    Arc::new(
-        (0..MAX_TASKS)
-            .map(|task| (0..KEYS_PER_TASK).map(|n| format!("{task}-{n}")).collect())
-            .collect(),
-    )
-}
-
-fn id(ids: &[Vec<String>], task: usize, i: u64) -> &str {
-    &ids[task][(i % KEYS_PER_TASK) as usize]
+/// The ids of every task.
+pub(crate) fn all_ids() -> Vec<Vec<String>> {
+    (0..MAX_TASKS)
+        .map(|task| (0..KEYS_PER_TASK).map(|n| format!("{task}-{n}")).collect())
+        .collect()
 }
 
 /// The key hand-written code uses for an id.
@@ -56,15 +49,14 @@ pub(crate) fn raw_key(id: &str) -> String {
     format!("{PREFIX}-raw:{id}")
 }
 
-/// [`BATCH`] consecutive ids of `task`, starting at a position derived from `i`.
-fn batch(ids: &[Vec<String>], task: usize, i: u64) -> impl Iterator<Item = &str> {
-    (0..BATCH as u64).map(move |k| id(ids, task, i * 7 + k))
+fn missing(what: &str) -> typedkv::BoxError {
+    format!("{what}: a key the benchmark wrote is missing").into()
 }
 
 /// The body of a task: runs `$body` (an async block giving `BenchResult<()>`, with `$i` the
 /// iteration) until `$deadline`, and answers how many times it ran. Each task owns its
-/// handles (store, connection) for the whole run, as service code does, so no per-call clone
-/// of shared handles is measured on either side.
+/// handles (an `Arc` of the bench, a connection clone) for the whole run, as service code
+/// does, so no per-call clone of shared handles is measured on either side.
 macro_rules! until {
     ($deadline:expr, |$i:ident| $body:expr) => {{
         let mut $i: u64 = 0;
@@ -77,69 +69,59 @@ macro_rules! until {
     }};
 }
 
-fn missing(what: &str) -> typedkv::BoxError {
-    format!("{what}: a key the benchmark wrote is missing").into()
-}
-
 impl Bench {
-    pub(crate) async fn compare<F, Fut, G, Gut>(
-        &self,
+    /// The id task `task` uses in iteration `i`.
+    fn id(&self, task: usize, i: u64) -> &str {
+        &self.ids[task][(i % KEYS_PER_TASK) as usize]
+    }
+
+    /// [`BATCH`] consecutive ids of `task`, starting at a position derived from `i`.
+    fn batch(&self, task: usize, i: u64) -> impl Iterator<Item = &str> {
+        (0..BATCH as u64).map(move |k| self.id(task, i * 7 + k))
+    }
+
+    /// Runs `typed` and `raw` (each a task body: `(task, deadline) -> operations done`) as
+    /// [`compare`] does, each task getting its own handle on the bench.
+    async fn compare<F, Fut, G, Gut>(
+        self: &Arc<Self>,
         tasks: usize,
         typed: F,
         raw: G,
     ) -> BenchResult<Compared>
     where
-        F: Fn(usize, Instant) -> Fut + Send + Sync + 'static,
+        F: Fn(Arc<Bench>, usize, Instant) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = BenchResult<u64>> + Send + 'static,
-        G: Fn(usize, Instant) -> Gut + Send + Sync + 'static,
+        G: Fn(Arc<Bench>, usize, Instant) -> Gut + Send + Sync + 'static,
         Gut: std::future::Future<Output = BenchResult<u64>> + Send + 'static,
     {
+        let (for_typed, for_raw) = (Arc::clone(self), Arc::clone(self));
         compare(
             tasks,
             self.args.slice(),
             self.args.rounds,
-            Arc::new(typed),
-            Arc::new(raw),
+            Arc::new(move |task, deadline| typed(Arc::clone(&for_typed), task, deadline)),
+            Arc::new(move |task, deadline| raw(Arc::clone(&for_raw), task, deadline)),
         )
         .await
     }
 
     /// `set` of one value.
-    pub(crate) async fn set(&self, tasks: usize) -> BenchResult<Row> {
-        let (store, raw, value) = (
-            self.store.clone(),
-            self.raw.clone(),
-            Arc::new(self.value.clone()),
-        );
-        let (typed_value, typed_ids, ids) = (
-            Arc::clone(&value),
-            Arc::clone(&self.ids),
-            Arc::clone(&self.ids),
-        );
+    pub(crate) async fn set(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 tasks,
-                move |task, deadline| {
-                    let (store, value, ids) = (
-                        store.clone(),
-                        Arc::clone(&typed_value),
-                        Arc::clone(&typed_ids),
-                    );
-                    async move {
-                        until!(deadline, |i| async {
-                            Ok(store.set(id(&ids, task, i), &value).await?)
-                        })
-                    }
+                |b, task, deadline| async move {
+                    until!(deadline, |i| async {
+                        Ok(b.store.set(b.id(task, i), &b.value).await?)
+                    })
                 },
-                move |task, deadline| {
-                    let (mut raw, value, ids) = (raw.clone(), Arc::clone(&value), Arc::clone(&ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            let bytes = raw_encode(&value)?;
-                            let () = raw.set(raw_key(id(&ids, task, i)), bytes).await?;
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    let mut conn = b.raw.clone();
+                    until!(deadline, |i| async {
+                        let bytes = raw_encode(&b.value)?;
+                        let () = conn.set(raw_key(b.id(task, i)), bytes).await?;
+                        Ok(())
+                    })
                 },
             )
             .await?;
@@ -147,34 +129,26 @@ impl Bench {
     }
 
     /// `get` of one existing value (the `set` case wrote them).
-    pub(crate) async fn get(&self, tasks: usize) -> BenchResult<Row> {
-        let (store, raw) = (self.store.clone(), self.raw.clone());
-        let (typed_ids, ids) = (Arc::clone(&self.ids), Arc::clone(&self.ids));
+    pub(crate) async fn get(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 tasks,
-                move |task, deadline| {
-                    let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            store
-                                .get(id(&ids, task, i))
-                                .await?
-                                .ok_or_else(|| missing("typed get"))?;
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    until!(deadline, |i| async {
+                        b.store
+                            .get(b.id(task, i))
+                            .await?
+                            .ok_or_else(|| missing("typed get"))?;
+                        Ok(())
+                    })
                 },
-                move |task, deadline| {
-                    let (mut raw, ids) = (raw.clone(), Arc::clone(&ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            let bytes: Option<Vec<u8>> =
-                                raw.get(raw_key(id(&ids, task, i))).await?;
-                            raw_decode(&bytes.ok_or_else(|| missing("raw get"))?)?;
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    let mut conn = b.raw.clone();
+                    until!(deadline, |i| async {
+                        let bytes: Option<Vec<u8>> = conn.get(raw_key(b.id(task, i))).await?;
+                        raw_decode(&bytes.ok_or_else(|| missing("raw get"))?)?;
+                        Ok(())
+                    })
                 },
             )
             .await?;
@@ -182,46 +156,27 @@ impl Bench {
     }
 
     /// `set_many` of [`BATCH`] values vs `MSET`; reported in values per second.
-    pub(crate) async fn set_many(&self, in_flight: usize) -> BenchResult<Row> {
-        let (store, raw, value) = (
-            self.store.clone(),
-            self.raw.clone(),
-            Arc::new(self.value.clone()),
-        );
-        let (typed_value, typed_ids, ids) = (
-            Arc::clone(&value),
-            Arc::clone(&self.ids),
-            Arc::clone(&self.ids),
-        );
+    pub(crate) async fn set_many(self: &Arc<Self>, in_flight: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 in_flight,
-                move |task, deadline| {
-                    let (store, value, ids) = (
-                        store.clone(),
-                        Arc::clone(&typed_value),
-                        Arc::clone(&typed_ids),
-                    );
-                    async move {
-                        until!(deadline, |i| async {
-                            let entries: Vec<(&str, &BenchUser)> =
-                                batch(&ids, task, i).map(|id| (id, &*value)).collect();
-                            Ok(store.set_many(&entries).await?)
-                        })
-                    }
+                |b, task, deadline| async move {
+                    until!(deadline, |i| async {
+                        let entries: Vec<(&str, &BenchUser)> =
+                            b.batch(task, i).map(|id| (id, &b.value)).collect();
+                        Ok(b.store.set_many(&entries).await?)
+                    })
                 },
-                move |task, deadline| {
-                    let (mut raw, value, ids) = (raw.clone(), Arc::clone(&value), Arc::clone(&ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            let mut entries = Vec::with_capacity(BATCH);
-                            for id in batch(&ids, task, i) {
-                                entries.push((raw_key(id), raw_encode(&value)?));
-                            }
-                            let () = raw.mset(&entries).await?;
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    let mut conn = b.raw.clone();
+                    until!(deadline, |i| async {
+                        let entries = b
+                            .batch(task, i)
+                            .map(|id| Ok((raw_key(id), raw_encode(&b.value)?)))
+                            .collect::<BenchResult<Vec<_>>>()?;
+                        let () = conn.mset(&entries).await?;
+                        Ok(())
+                    })
                 },
             )
             .await?;
@@ -235,43 +190,36 @@ impl Bench {
     }
 
     /// `get_many` of [`BATCH`] existing values vs `MGET`; reported in values per second.
-    pub(crate) async fn get_many(&self, in_flight: usize) -> BenchResult<Row> {
-        let (store, raw) = (self.store.clone(), self.raw.clone());
-        let (typed_ids, ids) = (Arc::clone(&self.ids), Arc::clone(&self.ids));
+    pub(crate) async fn get_many(self: &Arc<Self>, in_flight: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 in_flight,
-                move |task, deadline| {
-                    let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            let refs: Vec<&str> = batch(&ids, task, i).collect();
-                            let values = store.get_many(&refs).await?;
-                            if values.iter().any(Option::is_none) {
-                                return Err(missing("typed get_many"));
-                            }
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    until!(deadline, |i| async {
+                        let ids: Vec<&str> = b.batch(task, i).collect();
+                        let values = b.store.get_many(&ids).await?;
+                        if values.iter().any(Option::is_none) {
+                            return Err(missing("typed get_many"));
+                        }
+                        Ok(())
+                    })
                 },
-                move |task, deadline| {
-                    let (mut raw, ids) = (raw.clone(), Arc::clone(&ids));
-                    async move {
-                        until!(deadline, |i| async {
-                            let keys: Vec<String> = batch(&ids, task, i).map(raw_key).collect();
-                            let found: Vec<Option<Vec<u8>>> = raw.mget(&keys).await?;
-                            // Kept, as the typed call returns them: freeing 100 values at once
-                            // costs the allocator more than freeing each right after decoding.
-                            let values = found
-                                .into_iter()
-                                .map(|bytes| {
-                                    Ok(raw_decode(&bytes.ok_or_else(|| missing("raw mget"))?)?)
-                                })
-                                .collect::<BenchResult<Vec<BenchUser>>>()?;
-                            std::hint::black_box(values);
-                            Ok(())
-                        })
-                    }
+                |b, task, deadline| async move {
+                    let mut conn = b.raw.clone();
+                    until!(deadline, |i| async {
+                        let keys: Vec<String> = b.batch(task, i).map(raw_key).collect();
+                        let found: Vec<Option<Vec<u8>>> = conn.mget(&keys).await?;
+                        // Kept, as the typed call returns them: freeing 100 values at once
+                        // costs the allocator more than freeing each right after decoding.
+                        let values = found
+                            .into_iter()
+                            .map(|bytes| {
+                                Ok(raw_decode(&bytes.ok_or_else(|| missing("raw mget"))?)?)
+                            })
+                            .collect::<BenchResult<Vec<BenchUser>>>()?;
+                        std::hint::black_box(values);
+                        Ok(())
+                    })
                 },
             )
             .await?;
@@ -330,16 +278,15 @@ impl Bench {
     /// so call it with growing sizes. Redis itself slows down as its table outgrows the CPU
     /// caches, so what must stay flat is the ratio.
     pub(crate) async fn get_with_keys_loaded(
-        &self,
+        self: &Arc<Self>,
         keys: u64,
         loaded: &mut u64,
     ) -> BenchResult<Row> {
         let namespace = format!("{PREFIX}-flat");
         let store: RedisStore<BenchUser> =
             RedisStore::builder(self.store.backend().clone(), namespace.as_str()).build()?;
-        let chunk = 1000u64;
         while *loaded < keys {
-            let end = (*loaded + chunk).min(keys);
+            let end = (*loaded + 1000).min(keys);
             let ids: Vec<String> = (*loaded..end).map(|n| n.to_string()).collect();
             let entries: Vec<(&str, &BenchUser)> =
                 ids.iter().map(|id| (id.as_str(), &self.value)).collect();
@@ -354,11 +301,11 @@ impl Bench {
             x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             ((x ^ (x >> 31)) % keys) as usize
         };
-        let (raw, typed_ids) = (self.raw.clone(), Arc::clone(&ids));
+        let typed_ids = Arc::clone(&ids);
         let compared = self
             .compare(
                 16,
-                move |task, deadline| {
+                move |_, task, deadline| {
                     let (store, ids) = (store.clone(), Arc::clone(&typed_ids));
                     async move {
                         until!(deadline, |i| async {
@@ -370,14 +317,13 @@ impl Bench {
                         })
                     }
                 },
-                move |task, deadline| {
-                    let (mut raw, ids, namespace) =
-                        (raw.clone(), Arc::clone(&ids), namespace.clone());
+                move |b, task, deadline| {
+                    let (ids, namespace) = (Arc::clone(&ids), namespace.clone());
                     async move {
+                        let mut conn = b.raw.clone();
                         until!(deadline, |i| async {
-                            let bytes: Option<Vec<u8>> = raw
-                                .get(format!("{namespace}:{}", ids[pick(task, i)]))
-                                .await?;
+                            let key = format!("{namespace}:{}", ids[pick(task, i)]);
+                            let bytes: Option<Vec<u8>> = conn.get(key).await?;
                             let bytes = bytes.ok_or_else(|| missing("flat raw get"))?;
                             raw_decode(bytes.get(envelope::HEADER_LEN..).unwrap_or_default())?;
                             Ok(())

@@ -15,6 +15,7 @@ mod payload;
 mod report;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use typedkv::redis::RedisPool;
 use typedkv::{RedisStore, Store};
@@ -95,13 +96,13 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         args.rounds,
         cases::estimate(&args)
     );
-    let bench = Bench {
+    let bench = Arc::new(Bench {
         store: RedisStore::builder(pool.clone(), PREFIX).build()?,
         raw,
         value: payload::sample(),
         args: args.clone(),
         ids: cases::all_ids(),
-    };
+    });
     prefill(&bench).await?;
 
     let mut rows = Vec::new();
