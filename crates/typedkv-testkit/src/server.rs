@@ -23,6 +23,8 @@ const START_ATTEMPTS: usize = 5;
 pub struct TestRedis {
     server: RedisServer,
     port: u16,
+    /// PEM of the throwaway CA that signed a TLS server's certificate.
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl TestRedis {
@@ -45,8 +47,13 @@ impl TestRedis {
                 Some((_, port)) => port,
                 None => panic!("redis-test started a server without a TCP port"),
             };
-            if wait_ready(&mut server, port).await {
-                return TestRedis { server, port };
+            let url = format!("redis://127.0.0.1:{port}");
+            if wait_ready(&mut server, &url, None).await {
+                return TestRedis {
+                    server,
+                    port,
+                    tls_ca: None,
+                };
             }
             last_log = server.log_file_contents().unwrap_or_default();
         }
@@ -60,14 +67,26 @@ impl TestRedis {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://...` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// A typedkv pool with default settings on this server.
+    /// The PEM certificate of the CA a TLS server's certificate chains to.
+    pub fn tls_ca(&self) -> Option<&[u8]> {
+        self.tls_ca.as_deref()
+    }
+
+    /// A typedkv pool with default settings on this server (trusting its CA if it is TLS).
     pub fn pool(&self) -> RedisPool {
-        RedisPool::from_url(self.url()).expect("a loopback URL is valid")
+        pool_builder(&self.url(), self.tls_ca.as_deref())
+            .build()
+            .expect("a loopback URL is valid")
     }
 
     /// A raw redis-rs client, for writing bytes behind a store's back.
@@ -96,11 +115,16 @@ impl TestRedis {
     /// Kills the server and starts a new, empty one on the same port, as a crash and restart
     /// would; returns when it answers `PING`.
     pub async fn restart(&mut self) {
+        assert!(
+            self.tls_ca.is_none(),
+            "restart() supports plain (non-TLS) servers only"
+        );
         self.server.stop();
         for _ in 0..START_ATTEMPTS {
             let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), self.port);
             self.server = RedisServer::new_with_addr_and_modules(addr, &[], false);
-            if wait_ready(&mut self.server, self.port).await {
+            let url = self.url();
+            if wait_ready(&mut self.server, &url, None).await {
                 return;
             }
             // The old process may not have released the port yet.
@@ -110,24 +134,79 @@ impl TestRedis {
     }
 }
 
+/// A pool builder for `url`, trusting `tls_ca` when given.
+fn pool_builder(url: &str, tls_ca: Option<&[u8]>) -> typedkv::redis::RedisPoolBuilder {
+    let builder = RedisPool::builder(url);
+    match tls_ca {
+        #[cfg(feature = "tls")]
+        Some(ca) => builder.tls_root_certificates(ca),
+        #[cfg(not(feature = "tls"))]
+        Some(_) => panic!("a TLS test server needs typedkv-testkit's `tls` feature"),
+        None => builder,
+    }
+}
+
 /// Polls `PING` until the server answers; `false` if its process exited (port taken) or the
 /// deadline passed.
-async fn wait_ready(server: &mut RedisServer, port: u16) -> bool {
-    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
-        return false;
-    };
+async fn wait_ready(server: &mut RedisServer, url: &str, tls_ca: Option<&[u8]>) -> bool {
+    let pool = pool_builder(url, tls_ca)
+        .connect_timeout(Duration::from_millis(500))
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .expect("a loopback URL is valid");
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline {
         if matches!(server.process.try_wait(), Ok(Some(_))) {
             return false;
         }
-        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-            if pong.is_ok() {
-                return true;
-            }
+        if pool.ping().await.is_ok() {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+#[cfg(feature = "tls")]
+impl TestRedis {
+    /// Starts a server that speaks only TLS on a free loopback port, with a certificate for
+    /// 127.0.0.1 signed by a CA made for it (redis-test generates both with `openssl`).
+    /// Connect with [`TestRedis::pool`], or trust [`TestRedis::tls_ca`] yourself.
+    pub async fn start_tls() -> TestRedis {
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = redis_test::utils::get_random_available_port();
+            let addr = redis::ConnectionAddr::TcpTls {
+                host: "127.0.0.1".into(),
+                port,
+                insecure: false,
+                tls_params: None,
+            };
+            let mut server = RedisServer::new_with_addr_tls_modules_and_spawner(
+                addr,
+                None,
+                None,
+                false,
+                None,
+                &[],
+                |cmd| cmd.spawn().expect("redis-server starts"),
+            );
+            let ca_path = server.tls_paths.as_ref().map(|paths| paths.ca_crt.clone());
+            let ca = ca_path
+                .and_then(|path| std::fs::read(path).ok())
+                .expect("redis-test wrote the CA certificate");
+            let url = format!("rediss://127.0.0.1:{port}");
+            if wait_ready(&mut server, &url, Some(&ca)).await {
+                return TestRedis {
+                    server,
+                    port,
+                    tls_ca: Some(ca),
+                };
+            }
+            last_log = server.log_file_contents().unwrap_or_default();
+        }
+        panic!(
+            "no TLS redis-server became ready after {START_ATTEMPTS} attempts; last log:\n{last_log}"
+        );
+    }
 }

@@ -33,6 +33,7 @@
 //! # Features
 //!
 //! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
+//! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 
 pub mod backend;
 pub mod codec;

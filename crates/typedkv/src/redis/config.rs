@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) create_timeout: Duration,
     pub(crate) recycle_timeout: Duration,
     pub(crate) response_timeout: Option<Duration>,
+    /// PEM root certificates to trust for `rediss://` instead of the system's.
+    #[cfg(feature = "tls")]
+    pub(crate) tls_roots: Option<Vec<u8>>,
 }
 
 impl Settings {
@@ -49,6 +52,8 @@ impl Settings {
             create_timeout: DEFAULT_CREATE_TIMEOUT,
             recycle_timeout: DEFAULT_RECYCLE_TIMEOUT,
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            #[cfg(feature = "tls")]
+            tls_roots: None,
         }
     }
 
@@ -80,7 +85,8 @@ impl Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
+        let mut settings = f.debug_struct("Settings");
+        settings
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("shared_connections", &self.shared_connections)
@@ -88,8 +94,16 @@ impl fmt::Debug for Settings {
             .field("connect_timeout", &self.connect_timeout)
             .field("create_timeout", &self.create_timeout)
             .field("recycle_timeout", &self.recycle_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .finish()
+            .field("response_timeout", &self.response_timeout);
+        #[cfg(feature = "tls")]
+        settings.field(
+            "tls_roots",
+            &self
+                .tls_roots
+                .as_ref()
+                .map(|pem| format!("{} bytes of PEM", pem.len())),
+        );
+        settings.finish()
     }
 }
 

@@ -8,6 +8,8 @@ mod config;
 mod errors;
 mod lanes;
 mod pool;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use self::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_RECYCLE_TIMEOUT,

@@ -52,7 +52,7 @@ struct Inner {
 
 impl RedisPool {
     /// A pool for `url` (`redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
-    /// when redis-rs is built with a TLS feature) with default settings.
+    /// with the `tls` feature) with default settings.
     pub fn from_url(url: impl Into<String>) -> Result<Self> {
         Self::builder(url).build()
     }
@@ -79,6 +79,8 @@ impl RedisPool {
             .as_str()
             .into_connection_info()
             .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
+        #[cfg(feature = "tls")]
+        let info = super::tls::prepare(info, settings.tls_roots.as_deref())?;
         // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
         let resp3 = info
             .redis_settings()
@@ -291,6 +293,15 @@ impl RedisPoolBuilder {
     /// How long to wait for each reply; `None` waits for ever. Default `Some(1 s)`.
     pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.settings.response_timeout = timeout;
+        self
+    }
+
+    /// Trust these PEM root certificates for `rediss://` instead of the system's certificate
+    /// store (feature `tls`). Certificates are always verified; a server whose certificate
+    /// does not chain to a trusted root fails with [`Error::Connection`].
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.settings.tls_roots = Some(pem.into());
         self
     }
 
