@@ -1,6 +1,7 @@
 //! What a conformance test runs against: a backend, and whatever must live as long as it.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use typedkv::{Backend, MemoryBackend};
 
@@ -10,6 +11,7 @@ use crate::server::TestRedis;
 /// of the test.
 pub struct Fixture<B> {
     backend: B,
+    peer: Option<Arc<dyn Fn() -> B + Send + Sync>>,
     _guard: Option<Box<dyn Any + Send>>,
 }
 
@@ -18,6 +20,7 @@ impl<B: Backend> Fixture<B> {
     pub fn new(backend: B) -> Self {
         Fixture {
             backend,
+            peer: None,
             _guard: None,
         }
     }
@@ -26,7 +29,23 @@ impl<B: Backend> Fixture<B> {
     pub fn with_guard(backend: B, guard: impl Any + Send) -> Self {
         Fixture {
             backend,
+            peer: None,
             _guard: Some(Box::new(guard)),
+        }
+    }
+
+    /// Makes [`Fixture::peer`] call `make` for a second client of the same data.
+    pub fn with_peer(mut self, make: impl Fn() -> B + Send + Sync + 'static) -> Self {
+        self.peer = Some(Arc::new(make));
+        self
+    }
+
+    /// Another client of the same data, connected on its own (like another process), if the
+    /// fixture knows how to make one; otherwise a handle on the same backend.
+    pub fn peer(&self) -> B {
+        match &self.peer {
+            Some(make) => make(),
+            None => self.backend.clone(),
         }
     }
 
@@ -45,5 +64,8 @@ pub async fn memory() -> Fixture<MemoryBackend> {
 /// as the fixture.
 pub async fn redis() -> Fixture<typedkv::redis::RedisPool> {
     let server = TestRedis::start().await;
-    Fixture::with_guard(server.pool(), server)
+    let url = server.url();
+    Fixture::with_guard(server.pool(), server).with_peer(move || {
+        typedkv::redis::RedisPool::from_url(url.clone()).expect("a loopback URL is valid")
+    })
 }

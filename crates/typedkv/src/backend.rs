@@ -47,6 +47,19 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The bytes at each key, in order. Never called with an empty slice.
     fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
 
+    /// Atomically replaces the value at `key`, if it is still `expected` (`None`: the key
+    /// must be absent), by `new` (`None`: delete the key) written with `expiry`
+    /// ([`WriteExpiry::Keep`] keeps the key's TTL). When the value was not `expected`,
+    /// nothing is written and [`Swap::Changed`] carries the value found, so the caller can
+    /// retry without reading again.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> impl Future<Output = Result<Swap>> + Send;
+
     /// Writes every entry unconditionally with `expiry` (never [`WriteExpiry::Keep`]),
     /// atomically where the backend can. Never called with an empty slice.
     fn set_many(
@@ -54,4 +67,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         entries: Vec<(String, Bytes)>,
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The outcome of [`Backend::compare_and_swap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// The value was as expected and has been replaced (or deleted).
+    Done,
+    /// The value was not as expected; this is what was found (`None`: absent).
+    Changed(Option<Bytes>),
 }

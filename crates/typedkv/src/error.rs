@@ -92,6 +92,16 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// [`Store::update`](crate::Store::update) found the value changed by someone else on
+    /// every one of its attempts (extreme contention on one key).
+    #[error("update of key {key} kept conflicting with other writers ({attempts} attempts)")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// How many read-modify-write attempts were made.
+        attempts: u32,
+    },
+
     /// The value could not be serialized by the store's codec.
     #[error("cannot encode the value for key {key} with codec {codec}")]
     Encode {
@@ -184,6 +194,7 @@ impl Error {
             | Error::Pool { key, .. }
             | Error::Timeout { key, .. }
             | Error::Redis { key, .. }
+            | Error::Conflict { key, .. }
             | Error::Encode { key, .. }
             | Error::Decode { key, .. } => Some(key),
             Error::InvalidNamespace { .. }
@@ -195,6 +206,11 @@ impl Error {
     /// `true` when Redis did not answer in time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// `true` when an update gave up after conflicting on every attempt.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
     }
 
     /// `true` when stored bytes could not be decoded.

@@ -45,8 +45,9 @@ mod options;
 pub mod redis;
 mod store;
 mod typed;
+mod update;
 
-pub use crate::backend::Backend;
+pub use crate::backend::{Backend, Swap};
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Result};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
@@ -54,6 +55,7 @@ pub use crate::memory::MemoryBackend;
 pub use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
+pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
 
 /// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
 /// [`RedisPool`](redis::RedisPool).

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Backend, Bytes};
+use crate::backend::{Backend, Bytes, Swap};
 use crate::error::Result;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 
@@ -168,6 +168,36 @@ impl Backend for MemoryBackend {
             .iter()
             .map(|key| map.live(key, now).map(|e| e.bytes.clone()))
             .collect())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let current = map.live(key, now);
+        if current.map(|e| e.bytes.as_slice()) != expected {
+            return Ok(Swap::Changed(current.map(|e| e.bytes.clone())));
+        }
+        let kept = current.and_then(|e| e.expires_at);
+        match new {
+            None => {
+                map.entries.remove(key);
+            }
+            Some(bytes) => {
+                let expires_at = match expiry {
+                    WriteExpiry::Never => None,
+                    WriteExpiry::After(ttl) => deadline(ttl, now),
+                    WriteExpiry::Keep => kept,
+                };
+                map.insert(key.to_owned(), bytes, expires_at, now);
+            }
+        }
+        Ok(Swap::Done)
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Result;
 use crate::options::{Expiry, SetOptions};
+use crate::update::Update;
 
 /// A typed key-value repository for values of type `T` under one namespace.
 ///
@@ -93,6 +94,25 @@ where
     /// key.
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>>;
 
+    /// Atomic read-modify-write of `id`: calls `f` with the current value (`None` if absent)
+    /// and applies its decision only if the value has not changed meanwhile; otherwise calls
+    /// `f` again with the new value. No update is lost, however many tasks or processes
+    /// update the key at once. Returns the value stored afterwards (`None` if absent).
+    ///
+    /// `f` may run several times, so it must not have side effects beyond its result. The
+    /// key's TTL is kept; a key the update creates gets the store's default TTL. After the
+    /// store's attempt limit (builder: `update_attempts`, default
+    /// [`DEFAULT_UPDATE_ATTEMPTS`](crate::DEFAULT_UPDATE_ATTEMPTS)), with short random pauses
+    /// between attempts under contention, it fails with
+    /// [`Error::Conflict`](crate::Error::Conflict). On Redis this is a Lua compare-and-set on
+    /// the previous bytes: one round trip per attempt, and safe on shared connections and on
+    /// Redis Cluster (one key). Use [`StoreExt::update_with`] for a closure.
+    async fn update(
+        &self,
+        id: &str,
+        f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
+    ) -> Result<Option<T>>;
+
     /// Stores all `entries` with the store's default TTL. On standalone Redis and in memory
     /// the batch is applied atomically (all values become visible at once). If one id occurs
     /// twice, the later entry wins.
@@ -131,6 +151,24 @@ where
     /// [`Store::delete`] with an id of any `Display` type.
     async fn remove<I: Display + Send>(&self, id: I) -> Result<bool> {
         self.delete(&id.to_string()).await
+    }
+
+    /// [`Store::update`] with any closure.
+    ///
+    /// ```
+    /// use typedkv::{MemoryStore, StoreExt, Update};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let counters = MemoryStore::<u64>::new("counter")?;
+    /// let after = counters.update_with("visits", |n| Update::Set(n.unwrap_or(0) + 1)).await?;
+    /// assert_eq!(after, Some(1));
+    /// # Ok(()) }
+    /// ```
+    async fn update_with<F>(&self, id: &str, mut f: F) -> Result<Option<T>>
+    where
+        F: FnMut(Option<T>) -> Update<T> + Send,
+    {
+        self.update(id, &mut f).await
     }
 
     /// [`Store::get_many`] over ids from any iterator of `Display` items.

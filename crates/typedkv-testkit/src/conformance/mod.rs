@@ -10,6 +10,7 @@ mod crud;
 mod encoding;
 mod keys;
 mod ttl;
+mod update;
 pub mod values;
 
 pub use self::batch::*;
@@ -18,6 +19,7 @@ pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::keys::*;
 pub use self::ttl::*;
+pub use self::update::*;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,8 +74,30 @@ macro_rules! conformance_tests {
                 schema_versions_are_checked,
                 json_codec_stores_plain_json,
                 decode_limit_is_enforced,
+                update_counts_every_increment,
+                update_keep_delete_and_create,
+                update_keeps_ttl,
+                update_refuses_undecodable_values,
+            );
+            $crate::__conformance_fixture_cases!([$($attr)*] $fixture;
+                update_from_two_clients,
             );
         }
+    };
+}
+
+/// One test per case that takes the whole fixture (e.g. for a second client).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_fixture_cases {
+    ([$($attr:tt)*] $fixture:expr; ) => {};
+    ([$($attr:tt)*] $fixture:expr; $case:ident, $($rest:ident,)*) => {
+        #[$($attr)*]
+        async fn $case() {
+            let fixture = $fixture.await;
+            $crate::conformance::$case(&fixture).await;
+        }
+        $crate::__conformance_fixture_cases!([$($attr)*] $fixture; $($rest,)*);
     };
 }
 

@@ -2,10 +2,12 @@
 
 use std::fmt::Display;
 
-use ::redis::{Cmd, FromRedisValue, Pipeline, Value};
+use std::sync::LazyLock;
+
+use ::redis::{Cmd, FromRedisValue, Pipeline, Script, Value};
 
 use super::RedisPool;
-use crate::backend::{Backend, Bytes};
+use crate::backend::{Backend, Bytes, Swap};
 use crate::error::Result;
 use crate::keyspace::KeyBatch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
@@ -53,6 +55,12 @@ impl RedisPool {
             .map_err(|e| self.failed(key, &lent, e))
     }
 }
+
+/// Compare-and-swap of one key, in Lua so that the comparison and the write are one atomic
+/// step on the server (WATCH would need a connection of its own; cluster nodes run a
+/// single-key script just as well).
+static COMPARE_AND_SWAP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("compare_and_swap.lua")));
 
 /// Appends the expiry arguments of `SET`.
 fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
@@ -121,6 +129,47 @@ impl Backend for RedisPool {
                 ms.unsigned_abs(),
             ))),
         })
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        let mut invocation = COMPARE_AND_SWAP.key(key);
+        invocation
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default());
+        match &new {
+            Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
+            None => invocation.arg("del").arg(""),
+        };
+        match expiry {
+            WriteExpiry::Keep => invocation.arg("keep").arg(0),
+            WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
+            WriteExpiry::Never => invocation.arg("none").arg(0),
+        };
+        let mut lent = self.lend(&key).await?;
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut lent.conn)
+            .await
+            .map_err(|e| self.failed(&key, &lent, e))?;
+        let mut reply = reply.into_iter();
+        match (reply.next(), reply.next()) {
+            (Some(Value::Int(1)), None) => Ok(Swap::Done),
+            (Some(Value::Int(0)), Some(Value::BulkString(found))) => Ok(Swap::Changed(Some(found))),
+            // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
+            (Some(Value::Int(0)), None | Some(Value::Nil) | Some(Value::Boolean(false))) => {
+                Ok(Swap::Changed(None))
+            }
+            other => Err(crate::Error::Redis {
+                key: key.to_owned(),
+                code: "UNEXPECTED".into(),
+                source: format!("compare-and-swap script answered {other:?}").into(),
+            }),
+        }
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
