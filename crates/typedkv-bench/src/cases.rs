@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use typedkv::codec::{Bincode, Json};
-use typedkv::{RedisStore, Store, envelope};
+use typedkv::{RedisStore, Store, StoreExt, Update, envelope};
 
 use crate::args::Args;
-use crate::measure::{BenchResult, Compared, compare, ns_per_call};
+use crate::measure::{BenchResult, Compared, compare, median, ns_per_call, ops_per_sec};
 use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
 use crate::report::Row;
 
@@ -232,6 +232,41 @@ impl Bench {
         ))
     }
 
+    /// `update` (read + compare-and-swap) ops/s at `tasks` tasks, each on its own key
+    /// (`hot` false) or all on one key (`hot` true). Typed only: hand-written code would need
+    /// WATCH/MULTI on a connection of its own, a different design rather than a baseline.
+    pub(crate) async fn update(self: &Arc<Self>, tasks: usize, hot: bool) -> BenchResult<Row> {
+        let counters: RedisStore<u64> =
+            RedisStore::builder(self.store.backend().clone(), format!("{PREFIX}-counter"))
+                .build()?;
+        let run = Arc::new(move |task: usize, deadline: Instant| {
+            let counters = counters.clone();
+            async move {
+                let id = if hot {
+                    "hot".to_owned()
+                } else {
+                    task.to_string()
+                };
+                until!(deadline, |_i| async {
+                    counters
+                        .update_with(&id, |n| Update::Set(n.unwrap_or(0) + 1))
+                        .await?;
+                    Ok(())
+                })
+            }
+        });
+        let mut runs = Vec::with_capacity(self.args.rounds);
+        for _ in 0..self.args.rounds {
+            runs.push(ops_per_sec(tasks, self.args.slice(), Arc::clone(&run)).await?);
+        }
+        let case = if hot {
+            "update_hot_key"
+        } else {
+            "update_own_key"
+        };
+        Ok(Row::typed_only_at(case, tasks, median(runs), "ops/s"))
+    }
+
     /// Encode + decode of the value: the store's path (envelope, pre-sized buffer) vs
     /// `encode_to_vec` + `decode_from_slice`; and JSON, which has no raw counterpart here.
     ///
@@ -343,6 +378,7 @@ impl Bench {
 
 /// How long a whole run takes at most, roughly, for the progress line.
 pub(crate) fn estimate(args: &Args) -> Duration {
-    // 13 compared cases with a quarter-slice warm-up each, codecs, allocations, loading keys.
-    args.per_case * 13 * 5 / 4 + Duration::from_secs(15)
+    // 13 compared cases with a quarter-slice warm-up each, 4 update cases of half a case
+    // each, codecs, allocations, loading keys.
+    args.per_case * 13 * 5 / 4 + args.per_case * 2 + Duration::from_secs(15)
 }

@@ -127,6 +127,13 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.get_many(in_flight).await?);
         }
     }
+    if args.runs("update") {
+        for hot in [false, true] {
+            for tasks in [1, 64] {
+                record(bench.update(tasks, hot).await?);
+            }
+        }
+    }
     if args.runs("codec") {
         Bench::codecs(&args, "codec_bincode")?
             .into_iter()

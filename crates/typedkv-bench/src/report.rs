@@ -17,11 +17,21 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// A row without a raw counterpart.
+    /// A row without a raw counterpart, measured by one task.
     pub(crate) fn typed_only(case: &'static str, typed: f64, unit: &'static str) -> Row {
+        Self::typed_only_at(case, 1, typed, unit)
+    }
+
+    /// A row without a raw counterpart, measured with `tasks` tasks.
+    pub(crate) fn typed_only_at(
+        case: &'static str,
+        tasks: usize,
+        typed: f64,
+        unit: &'static str,
+    ) -> Row {
         Row {
             case,
-            tasks: 1,
+            tasks,
             typed,
             raw: None,
             ratio: None,
