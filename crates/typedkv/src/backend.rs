@@ -60,6 +60,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<Swap>> + Send;
 
+    /// One page of the keys that start with `prefix` (a literal prefix, not a pattern), from
+    /// `cursor` (0 starts a scan): the next cursor (0 when the scan is complete) and the keys.
+    /// Like Redis SCAN: a key present for the whole scan is returned at least once, a page
+    /// may be empty, and only string keys are returned.
+    fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: u64,
+        count: usize,
+    ) -> impl Future<Output = Result<(u64, Vec<String>)>> + Send;
+
+    /// Removes the keys; how many existed. Never called with an empty slice.
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<u64>> + Send;
+
     /// Writes every entry unconditionally with `expiry` (never [`WriteExpiry::Keep`]),
     /// atomically where the backend can. Never called with an empty slice.
     fn set_many(

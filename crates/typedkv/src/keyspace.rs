@@ -59,6 +59,11 @@ impl Keyspace {
         &self.namespace
     }
 
+    /// `namespace:`, the prefix of every key of this keyspace.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The key for `id`: `namespace:id`.
     pub fn key(&self, id: &str) -> Result<String> {
         if id.is_empty() {

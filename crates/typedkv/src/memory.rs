@@ -200,6 +200,38 @@ impl Backend for MemoryBackend {
         Ok(Swap::Done)
     }
 
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        _cursor: u64,
+        _count: usize,
+    ) -> Result<(u64, Vec<String>)> {
+        // One page holds every key: the map is in memory already, and a snapshot taken under
+        // the lock returns each key exactly once.
+        let now = Instant::now();
+        let map = self.lock();
+        let keys = map
+            .entries
+            .iter()
+            .filter(|(key, entry)| key.starts_with(prefix) && entry.alive(now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        Ok((0, keys))
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        Ok(keys
+            .iter()
+            .filter(|key| {
+                map.entries
+                    .remove(key.as_str())
+                    .is_some_and(|e| e.alive(now))
+            })
+            .count() as u64)
+    }
+
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
         let now = Instant::now();
         let expires_at = match expiry {

@@ -3,6 +3,7 @@
 use std::fmt::Display;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -112,6 +113,31 @@ where
         id: &str,
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>>;
+
+    /// Every `(id, value)` of the namespace, as a stream, page by page (Redis `SCAN` + `MGET`,
+    /// never `KEYS`; ids with glob characters cannot match other namespaces' keys).
+    ///
+    /// Each id present for the whole scan is yielded exactly once (the stream remembers the
+    /// ids it yielded, since Redis' `SCAN` may return a key twice: memory grows with the
+    /// namespace). Keys written or deleted during the scan may or may not appear. A value
+    /// that cannot be decoded is an `Err` item naming its key, and the stream goes on; a
+    /// failed `SCAN` is an `Err` item that ends it. Keys of other Redis types are skipped.
+    fn scan(&self) -> BoxStream<'_, Result<(String, T)>>;
+
+    /// The ids of the namespace, as [`scan`](Store::scan) would yield them, without reading
+    /// the values.
+    fn scan_ids(&self) -> BoxStream<'_, Result<String>>;
+
+    /// How many ids the namespace holds, by scanning them: exact for a namespace nobody
+    /// writes to meanwhile, approximate otherwise, and as slow as a scan.
+    async fn count(&self) -> Result<u64>;
+
+    /// Removes `ids` (one `UNLINK`); returns how many existed.
+    async fn delete_many(&self, ids: &[&str]) -> Result<u64>;
+
+    /// Removes every key of the namespace (scan + `UNLINK`, page by page), and only those;
+    /// returns how many it removed. Keys written meanwhile may survive.
+    async fn clear(&self) -> Result<u64>;
 
     /// Stores all `entries` with the store's default TTL. On standalone Redis and in memory
     /// the batch is applied atomically (all values become visible at once). If one id occurs

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -18,6 +21,9 @@ use crate::keyspace::Keyspace;
 use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update, backoff};
+
+/// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
+const SCAN_PAGE: usize = 1000;
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -162,6 +168,35 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     }
 }
 
+impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
+    /// The namespace's ids, page by page, each id once (see [`Store::scan`]).
+    fn id_pages(&self) -> BoxStream<'_, Result<Vec<String>>> {
+        let state = Some((0u64, HashSet::<String>::new()));
+        stream::unfold(state, move |state| async move {
+            let (cursor, mut seen) = state?;
+            let keyspace = &self.inner.keyspace;
+            let page = self
+                .inner
+                .backend
+                .scan_page(keyspace.prefix(), cursor, SCAN_PAGE)
+                .await;
+            Some(match page {
+                Ok((next, keys)) => {
+                    let ids = keys
+                        .iter()
+                        .filter_map(|key| keyspace.id_of(key))
+                        .filter(|id| seen.insert((*id).to_owned()))
+                        .map(str::to_owned)
+                        .collect();
+                    (Ok(ids), (next != 0).then_some((next, seen)))
+                }
+                Err(e) => (Err(e), None),
+            })
+        })
+        .boxed()
+    }
+}
+
 fn check_ttl(ttl: Duration) -> Result<Duration> {
     if ttl.is_zero() {
         return Err(Error::config("a TTL must be greater than zero"));
@@ -278,6 +313,71 @@ where
         })
     }
 
+    fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
+        self.id_pages()
+            .then(move |page| async move {
+                let ids = match page {
+                    Ok(ids) if ids.is_empty() => return Vec::new(),
+                    Ok(ids) => ids,
+                    Err(e) => return vec![Err(e)],
+                };
+                let keys = match self.inner.keyspace.keys(ids.iter().map(String::as_str)) {
+                    Ok(keys) => keys,
+                    Err(e) => return vec![Err(e)],
+                };
+                match self.inner.backend.get_many(&keys).await {
+                    // A key deleted since the SCAN has no value: skipped.
+                    Ok(values) => ids
+                        .into_iter()
+                        .zip(keys.iter().zip(values))
+                        .filter_map(|(id, (key, bytes))| {
+                            bytes.map(|bytes| self.decode(key, &bytes).map(|value| (id, value)))
+                        })
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                }
+            })
+            .flat_map(stream::iter)
+            .boxed()
+    }
+
+    fn scan_ids(&self) -> BoxStream<'_, Result<String>> {
+        self.id_pages()
+            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.id_pages()
+            .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
+            .await
+    }
+
+    async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+        self.inner.backend.delete_many(&keys).await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        let keyspace = &self.inner.keyspace;
+        let backend = &self.inner.backend;
+        self.id_pages()
+            .and_then(|ids| async move {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                backend
+                    .delete_many(&keyspace.keys(ids.iter().map(String::as_str))?)
+                    .await
+            })
+            .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
+            .await
+    }
+
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -384,17 +484,18 @@ mod tests {
     use crate::MemoryBackend;
     use crate::options::{Expiry, Write};
 
-    /// A memory backend on which every compare-and-swap finds the value changed by someone
-    /// else, counting the attempts.
+    /// A memory backend with Redis' rougher edges, made reliable: every compare-and-swap finds
+    /// the value changed by someone else (counting the attempts), and a scan returns every
+    /// key twice (Redis' SCAN may, while rehashing).
     #[derive(Clone, Default)]
-    struct AlwaysChanged {
+    struct Quirky {
         inner: MemoryBackend,
         swaps: Arc<AtomicU32>,
     }
 
-    impl Backend for AlwaysChanged {
+    impl Backend for Quirky {
         fn kind(&self) -> &'static str {
-            "always-changed"
+            "quirky"
         }
         async fn get(&self, key: &str) -> Result<Option<Bytes>> {
             self.inner.get(key).await
@@ -417,6 +518,19 @@ mod tests {
         async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
             self.inner.set_many(entries, expiry).await
         }
+        async fn scan_page(
+            &self,
+            prefix: &str,
+            cursor: u64,
+            count: usize,
+        ) -> Result<(u64, Vec<String>)> {
+            // The same keys on two pages.
+            let (_, keys) = self.inner.scan_page(prefix, 0, count).await?;
+            Ok((if cursor == 0 { 1 } else { 0 }, keys))
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+            self.inner.delete_many(keys).await
+        }
         async fn compare_and_swap(
             &self,
             key: &str,
@@ -431,7 +545,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn update_gives_up_with_a_conflict_after_its_attempts() -> Result<()> {
-        let backend = AlwaysChanged::default();
+        let backend = Quirky::default();
         let store: TypedStore<u32, _> = TypedStore::builder(backend.clone(), "n")
             .update_attempts(7)
             .build()?;
@@ -451,6 +565,18 @@ mod tests {
         assert_eq!(calls, 7);
         assert_eq!(backend.swaps.load(Ordering::Relaxed), 7);
         assert!(!store.exists("k").await?, "nothing was written");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn scan_yields_an_id_once_even_if_the_backend_repeats_it() -> Result<()> {
+        use futures::TryStreamExt;
+        let store: TypedStore<u32, _> = TypedStore::builder(Quirky::default(), "n").build()?;
+        store.set_many(&[("a", &1), ("b", &2)]).await?;
+        let mut items: Vec<(String, u32)> = store.scan().try_collect().await?;
+        items.sort();
+        assert_eq!(items, vec![("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        assert_eq!(store.count().await?, 2);
         Ok(())
     }
 

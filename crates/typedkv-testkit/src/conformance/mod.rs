@@ -9,6 +9,7 @@ mod conditions;
 mod crud;
 mod encoding;
 mod keys;
+mod scan;
 mod ttl;
 mod update;
 pub mod values;
@@ -18,6 +19,7 @@ pub use self::conditions::*;
 pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::keys::*;
+pub use self::scan::*;
 pub use self::ttl::*;
 pub use self::update::*;
 
@@ -78,6 +80,10 @@ macro_rules! conformance_tests {
                 update_keep_delete_and_create,
                 update_keeps_ttl,
                 update_refuses_undecodable_values,
+                scan_yields_every_key_once,
+                scan_stays_in_its_namespace,
+                scan_reports_undecodable_values_and_goes_on,
+                delete_many_and_clear,
             );
             $crate::__conformance_fixture_cases!([$($attr)*] $fixture;
                 update_from_two_clients,
