@@ -47,15 +47,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The bytes at each key, in order. Never called with an empty slice.
     fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
 
-    /// Atomically replaces the value at `key`, if it is still `expected` (`None`: the key
-    /// must be absent), by `new` (`None`: delete the key) written with `expiry`
-    /// ([`WriteExpiry::Keep`] keeps the key's TTL). When the value was not `expected`,
-    /// nothing is written and [`Swap::Changed`] carries the value found, so the caller can
-    /// retry without reading again.
+    /// Atomically replaces the value at `key`, if it is still as `expected`, by `new`
+    /// (`None`: delete the key) written with `expiry` ([`WriteExpiry::Keep`] keeps the key's
+    /// TTL). When the value was not as expected, nothing is written and [`Swap::Changed`]
+    /// carries the value found, so the caller can retry without reading again.
     fn compare_and_swap(
         &self,
         key: &str,
-        expected: Option<&[u8]>,
+        expected: Expected<'_>,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<Swap>> + Send;
@@ -90,4 +89,27 @@ pub enum Swap {
     Done,
     /// The value was not as expected; this is what was found (`None`: absent).
     Changed(Option<Bytes>),
+}
+
+/// What [`Backend::compare_and_swap`] requires of the current value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected<'a> {
+    /// The key must be absent.
+    Absent,
+    /// The key must hold exactly these bytes.
+    Bytes(&'a [u8]),
+    /// The key must hold bytes with this [`Version`](crate::Version) (SHA-1 digest).
+    Version(&'a crate::Version),
+}
+
+impl Expected<'_> {
+    /// Whether `current` (the bytes at the key, if any) is as expected.
+    pub fn matches(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (Expected::Absent, None) => true,
+            (Expected::Bytes(want), Some(have)) => want == &have,
+            (Expected::Version(want), Some(have)) => **want == crate::Version::of(have),
+            _ => false,
+        }
+    }
 }

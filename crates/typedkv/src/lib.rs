@@ -46,8 +46,9 @@ pub mod redis;
 mod store;
 mod typed;
 mod update;
+mod version;
 
-pub use crate::backend::{Backend, Swap};
+pub use crate::backend::{Backend, Expected, Swap};
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Result};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
@@ -56,6 +57,7 @@ pub use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteE
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
+pub use crate::version::{Version, Versioned};
 
 /// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
 /// [`RedisPool`](redis::RedisPool).

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Backend, Bytes, Swap};
+use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::error::Result;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 
@@ -173,14 +173,14 @@ impl Backend for MemoryBackend {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Option<&[u8]>,
+        expected: Expected<'_>,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         let now = Instant::now();
         let mut map = self.lock();
         let current = map.live(key, now);
-        if current.map(|e| e.bytes.as_slice()) != expected {
+        if !expected.matches(current.map(|e| e.bytes.as_slice())) {
             return Ok(Swap::Changed(current.map(|e| e.bytes.clone())));
         }
         let kept = current.and_then(|e| e.expires_at);

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Result;
 use crate::options::{Expiry, SetOptions};
 use crate::update::Update;
+use crate::version::{Version, Versioned};
 
 /// A typed key-value repository for values of type `T` under one namespace.
 ///
@@ -113,6 +114,21 @@ where
         id: &str,
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>>;
+
+    /// The value under `id` with its [`Version`], for a later
+    /// [`set_if_version`](Store::set_if_version); `Ok(None)` if there is none.
+    async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>>;
+
+    /// Stores `value` under `id` only if the stored value still has `version` (optimistic
+    /// concurrency for a value held across a request). Returns the new version when it
+    /// wrote, `None` when the value was changed or deleted meanwhile (nothing is written then).
+    /// The key's TTL is kept. One atomic step on the server (a Lua compare-and-set).
+    async fn set_if_version(
+        &self,
+        id: &str,
+        value: &T,
+        version: &Version,
+    ) -> Result<Option<Version>>;
 
     /// Every `(id, value)` of the namespace, as a stream, page by page (Redis `SCAN` + `MGET`,
     /// never `KEYS`; ids with glob characters cannot match other namespaces' keys).

@@ -13,7 +13,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Backend, Bytes, Swap};
+use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::codec::{Bincode, Codec};
 use crate::envelope;
 use crate::error::{Error, Result};
@@ -21,6 +21,7 @@ use crate::keyspace::Keyspace;
 use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update, backoff};
+use crate::version::{Version, Versioned};
 
 /// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
 const SCAN_PAGE: usize = 1000;
@@ -290,9 +291,13 @@ where
                 Some(_) => WriteExpiry::Keep,
                 None => self.expiry(TtlPolicy::StoreDefault)?,
             };
+            let expected = match current.as_deref() {
+                Some(bytes) => Expected::Bytes(bytes),
+                None => Expected::Absent,
+            };
             match inner
                 .backend
-                .compare_and_swap(&key, current.as_deref(), new, expiry)
+                .compare_and_swap(&key, expected, new, expiry)
                 .await?
             {
                 Swap::Done => return Ok(result),
@@ -311,6 +316,38 @@ where
             key,
             attempts: inner.update_attempts,
         })
+    }
+
+    async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
+        let key = self.inner.keyspace.key(id)?;
+        match self.inner.backend.get(&key).await? {
+            Some(bytes) => Ok(Some(Versioned {
+                value: self.decode(&key, &bytes)?,
+                version: Version::of(&bytes),
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_if_version(
+        &self,
+        id: &str,
+        value: &T,
+        version: &Version,
+    ) -> Result<Option<Version>> {
+        let key = self.inner.keyspace.key(id)?;
+        let bytes = self.encode(&key, value)?;
+        let written = Version::of(&bytes);
+        let expected = Expected::Version(version);
+        match self
+            .inner
+            .backend
+            .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
+            .await?
+        {
+            Swap::Done => Ok(Some(written)),
+            Swap::Changed(_) => Ok(None),
+        }
     }
 
     fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
@@ -534,7 +571,7 @@ mod tests {
         async fn compare_and_swap(
             &self,
             key: &str,
-            _expected: Option<&[u8]>,
+            _expected: Expected<'_>,
             _new: Option<Bytes>,
             _expiry: WriteExpiry,
         ) -> Result<Swap> {

@@ -13,6 +13,7 @@ mod scan;
 mod ttl;
 mod update;
 pub mod values;
+mod versions;
 
 pub use self::batch::*;
 pub use self::conditions::*;
@@ -22,6 +23,7 @@ pub use self::keys::*;
 pub use self::scan::*;
 pub use self::ttl::*;
 pub use self::update::*;
+pub use self::versions::*;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -84,9 +86,11 @@ macro_rules! conformance_tests {
                 scan_stays_in_its_namespace,
                 scan_reports_undecodable_values_and_goes_on,
                 delete_many_and_clear,
+                set_if_version_refuses_stale_versions,
             );
             $crate::__conformance_fixture_cases!([$($attr)*] $fixture;
                 update_from_two_clients,
+                versions_travel_and_keep_ttl,
             );
         }
     };

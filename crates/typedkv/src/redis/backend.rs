@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use ::redis::{Cmd, FromRedisValue, Pipeline, Script, Value};
 
 use super::RedisPool;
-use crate::backend::{Backend, Bytes, Swap};
+use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::error::Result;
 use crate::keyspace::KeyBatch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
@@ -147,14 +147,16 @@ impl Backend for RedisPool {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Option<&[u8]>,
+        expected: Expected<'_>,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         let mut invocation = COMPARE_AND_SWAP.key(key);
-        invocation
-            .arg(if expected.is_some() { "1" } else { "0" })
-            .arg(expected.unwrap_or_default());
+        match expected {
+            Expected::Absent => invocation.arg("absent").arg(""),
+            Expected::Bytes(bytes) => invocation.arg("bytes").arg(bytes),
+            Expected::Version(version) => invocation.arg("sha1").arg(version.as_str()),
+        };
         match &new {
             Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
             None => invocation.arg("del").arg(""),

@@ -1,17 +1,22 @@
--- Atomic compare-and-swap of one key's bytes (typedkv's Store::update).
+-- Atomic compare-and-swap of one key's bytes (typedkv's Store::update and set_if_version).
 -- KEYS[1]  the key
--- ARGV[1]  '1' if a value is expected at the key, '0' if the key must be absent
--- ARGV[2]  the expected bytes (ignored when ARGV[1] is '0')
+-- ARGV[1]  what the current value must be: 'absent', 'bytes' (equal to ARGV[2]) or
+--          'sha1' (its SHA-1 hex digest equal to ARGV[2])
+-- ARGV[2]  the expected bytes or digest
 -- ARGV[3]  'set' or 'del'
 -- ARGV[4]  the new bytes (for 'set')
 -- ARGV[5]  'keep' (keep the key's TTL), 'px' (expire after ARGV[6] ms) or 'none' (no expiry)
--- Returns {1} when swapped, {0, current bytes or nil} when the value was not as expected.
+-- Returns {1} when swapped, {0, current bytes or false} when the value was not as expected.
 local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return {0, current} end
-elseif current then
-  return {0, current}
+local matches
+if ARGV[1] == 'absent' then
+  matches = not current
+elseif ARGV[1] == 'bytes' then
+  matches = current == ARGV[2]
+else
+  matches = current and redis.sha1hex(current) == ARGV[2]
 end
+if not matches then return {0, current} end
 if ARGV[3] == 'del' then
   redis.call('DEL', KEYS[1])
 elseif ARGV[5] == 'keep' then
