@@ -102,6 +102,17 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// The loader of [`Store::get_or_insert_with`](crate::Store::get_or_insert_with) failed
+    /// (or panicked); every caller waiting for that load gets this, and nothing was cached.
+    #[error("loading the value for key {key} failed")]
+    Load {
+        /// The key.
+        key: String,
+        /// The loader's error (shared by every caller of the load).
+        #[source]
+        source: BoxError,
+    },
+
     /// The value could not be serialized by the store's codec.
     #[error("cannot encode the value for key {key} with codec {codec}")]
     Encode {
@@ -195,6 +206,7 @@ impl Error {
             | Error::Timeout { key, .. }
             | Error::Redis { key, .. }
             | Error::Conflict { key, .. }
+            | Error::Load { key, .. }
             | Error::Encode { key, .. }
             | Error::Decode { key, .. } => Some(key),
             Error::InvalidNamespace { .. }

@@ -7,7 +7,8 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::Result;
+use crate::error::{BoxError, Result};
+use crate::load::{Loaded, Loader};
 use crate::options::{Expiry, SetOptions};
 use crate::update::Update;
 use crate::version::{Version, Versioned};
@@ -115,6 +116,21 @@ where
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>>;
 
+    /// Cache-aside: the value under `id`, or else the one `loader` produces, stored as the
+    /// loader says ([`Loaded`]: store default TTL, a TTL of its own, no expiry, or not stored
+    /// at all).
+    ///
+    /// However many callers of one store miss the same key at once, the loader runs once
+    /// and they all get its value (each decodes its own copy of the stored bytes). A loader
+    /// error or panic reaches every one of them as [`Error::Load`](crate::Error::Load) and is
+    /// never cached: the next call loads again. The loader runs as a task of its own, so a
+    /// caller that gives up does not cancel it for the others. Before loading, the task looks
+    /// at the key once more, in case a value was stored since the caller's read missed. Use
+    /// [`StoreExt::get_or_load`] for a closure.
+    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
+    where
+        T: 'static;
+
     /// The value under `id` with its [`Version`], for a later
     /// [`set_if_version`](Store::set_if_version); `Ok(None)` if there is none.
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>>;
@@ -211,6 +227,32 @@ where
         F: FnMut(Option<T>) -> Update<T> + Send,
     {
         self.update(id, &mut f).await
+    }
+
+    /// [`Store::get_or_insert_with`] with any async closure.
+    ///
+    /// ```
+    /// use typedkv::{Loaded, MemoryStore, Store, StoreExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let profiles = MemoryStore::<String>::new("profile")?;
+    /// let name = profiles
+    ///     .get_or_load("42", || async { Ok::<_, std::io::Error>(Loaded::new("Alice".to_owned())) })
+    ///     .await?;
+    /// assert_eq!(name, "Alice");
+    /// assert!(profiles.exists("42").await?);   // cached for the next caller
+    /// # Ok(()) }
+    /// ```
+    async fn get_or_load<F, Fut, E>(&self, id: &str, loader: F) -> Result<T>
+    where
+        T: 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = std::result::Result<Loaded<T>, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let loader: Loader<T> =
+            Box::new(move || Box::pin(async move { loader().await.map_err(Into::into) }));
+        self.get_or_insert_with(id, loader).await
     }
 
     /// [`Store::get_many`] over ids from any iterator of `Display` items.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,9 +17,10 @@ use serde::de::DeserializeOwned;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::codec::{Bincode, Codec};
 use crate::envelope;
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::keyspace::Keyspace;
-use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+use crate::load::{Cache, Flight, Flights, Landing, Loader, SharedError};
+use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update, backoff};
 use crate::version::{Version, Versioned};
@@ -52,6 +54,8 @@ struct Inner<B, C> {
     /// Correctness does not depend on it (two keys may share a stripe; other stores do not
     /// see it): the swap still checks.
     update_turns: Box<[tokio::sync::Mutex<()>]>,
+    /// `get_or_insert_with` loads in flight, by key.
+    flights: Flights,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
 }
@@ -166,6 +170,61 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             TtlPolicy::Keep => WriteExpiry::Keep,
             TtlPolicy::Persist => WriteExpiry::Never,
         })
+    }
+}
+
+impl<T, B, C> TypedStore<T, B, C>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    B: Backend,
+    C: Codec,
+{
+    /// Starts the one load of `key` that every caller missing it meanwhile awaits.
+    fn launch(&self, key: String, loader: Loader<T>) -> Flight {
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let _landing = Landing {
+                flights: &store.inner.flights,
+                key: &key,
+            };
+            let shared = |e: Error| SharedError(Arc::new(e));
+            // A value may have been stored since the caller's read missed.
+            if let Some(bytes) = store.inner.backend.get(&key).await.map_err(shared)? {
+                return Ok(Arc::new(bytes));
+            }
+            let loaded = loader().await.map_err(|e| SharedError(Arc::from(e)))?;
+            let bytes = store.encode(&key, &loaded.value).map_err(shared)?;
+            let expiry = match loaded.cache {
+                Cache::Not => return Ok(Arc::new(bytes)),
+                Cache::StoreDefault => store.expiry(TtlPolicy::StoreDefault),
+                Cache::Ttl(ttl) => store.expiry(TtlPolicy::Expire(ttl)),
+                Cache::Forever => Ok(WriteExpiry::Never),
+            }
+            .map_err(shared)?;
+            let write = Write::new(expiry, Condition::Always);
+            store
+                .inner
+                .backend
+                .set(&key, bytes.clone(), write)
+                .await
+                .map_err(shared)?;
+            Ok(Arc::new(bytes))
+        });
+        async move {
+            match task.await {
+                Ok(outcome) => outcome,
+                Err(join) => {
+                    let what = if join.is_panic() {
+                        "the loader panicked"
+                    } else {
+                        "the load was cancelled"
+                    };
+                    Err(SharedError(Arc::from(BoxError::from(what))))
+                }
+            }
+        }
+        .boxed()
+        .shared()
     }
 }
 
@@ -316,6 +375,34 @@ where
             key,
             attempts: inner.update_attempts,
         })
+    }
+
+    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
+    where
+        T: 'static,
+    {
+        let key = self.inner.keyspace.key(id)?;
+        if let Some(bytes) = self.inner.backend.get(&key).await? {
+            return self.decode(&key, &bytes);
+        }
+        let flight = {
+            let mut flights = self.inner.flights.lock();
+            match flights.get(&key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let flight = self.launch(key.clone(), loader);
+                    flights.insert(key.clone(), flight.clone());
+                    flight
+                }
+            }
+        };
+        match flight.await {
+            Ok(bytes) => self.decode(&key, &bytes),
+            Err(failure) => Err(Error::Load {
+                key,
+                source: Box::new(failure),
+            }),
+        }
     }
 
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
@@ -506,6 +593,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 update_turns: (0..UPDATE_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
             }),
             _values: PhantomData,

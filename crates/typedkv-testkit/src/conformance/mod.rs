@@ -9,6 +9,7 @@ mod conditions;
 mod crud;
 mod encoding;
 mod keys;
+mod load;
 mod scan;
 mod ttl;
 mod update;
@@ -20,6 +21,7 @@ pub use self::conditions::*;
 pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::keys::*;
+pub use self::load::*;
 pub use self::scan::*;
 pub use self::ttl::*;
 pub use self::update::*;
@@ -87,6 +89,10 @@ macro_rules! conformance_tests {
                 scan_reports_undecodable_values_and_goes_on,
                 delete_many_and_clear,
                 set_if_version_refuses_stale_versions,
+                get_or_insert_with_loads_once,
+                get_or_insert_with_shares_errors_without_caching,
+                get_or_insert_with_survives_a_panicking_loader,
+                get_or_insert_with_lets_the_loader_choose_the_ttl,
             );
             $crate::__conformance_fixture_cases!([$($attr)*] $fixture;
                 update_from_two_clients,
