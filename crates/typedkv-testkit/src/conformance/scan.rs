@@ -52,6 +52,10 @@ pub async fn scan_stays_in_its_namespace<B: Backend>(backend: B) {
         ab.set(id, &format!("ab {id}")).await.unwrap();
         a_dot.set(id, &format!("a.b {id}")).await.unwrap();
     }
+    // "a*" cannot be a store's namespace, but another program may write such keys.
+    for key in ["a*:1", "a?:1", "a[:]:1", "a\\:1", "a"] {
+        write_raw(&backend, key, b"foreign".to_vec()).await;
+    }
     let mut found: Vec<(String, String)> = a.scan().try_collect().await.unwrap();
     found.sort();
     let mut want: Vec<(String, String)> = globby
