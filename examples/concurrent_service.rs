@@ -1,8 +1,9 @@
 //! A service sharing one store across concurrent tokio tasks.
 //!
-//! `SessionService` takes an `Arc<dyn Store<Session>>`, so it neither knows nor cares whether
-//! sessions live in Redis or in memory. 64 tasks log users in and out at once; each session
-//! expires on its own after an hour, and a login never overwrites a live session.
+//! `SessionService` takes `Arc<dyn Store<_>>`s, so it neither knows nor cares whether data
+//! lives in Redis or in memory. 64 tasks log users in and out at once; each session expires
+//! on its own after an hour, a login never overwrites a live session, and a login counter
+//! shared by all tasks is incremented with `update`, which loses no increment.
 //!
 //! ```text
 //! cargo run -p typedkv-examples --example concurrent_service
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use typedkv::{SetOptions, Store};
+use typedkv::{SetOptions, Store, StoreExt, Update};
 use typedkv_examples::{Backend, Failure};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,7 @@ struct Session {
 #[derive(Clone)]
 struct SessionService {
     sessions: Arc<dyn Store<Session>>,
+    counters: Arc<dyn Store<u64>>,
 }
 
 impl SessionService {
@@ -40,7 +42,14 @@ impl SessionService {
             logins: 1,
         };
         let options = SetOptions::new().if_absent().ttl(Self::TTL);
-        self.sessions.set_with(token, &session, options).await
+        let fresh = self.sessions.set_with(token, &session, options).await?;
+        if fresh {
+            // Read-modify-write from 64 tasks at once: atomic, so no login is lost.
+            self.counters
+                .update_with("logins", |n| Update::Set(n.unwrap_or(0) + 1))
+                .await?;
+        }
+        Ok(fresh)
     }
 
     async fn who(&self, token: &str) -> typedkv::Result<Option<String>> {
@@ -58,7 +67,9 @@ async fn main() -> Result<(), Failure> {
     // A namespace of its own, so a run against a shared Redis touches nothing else.
     let service = SessionService {
         sessions: backend.store::<Session>("example-session")?,
+        counters: backend.store::<u64>("example-counter")?,
     };
+    service.counters.delete("logins").await?;
 
     const TASKS: usize = 64;
     const ROUNDS: usize = 100;
@@ -88,11 +99,17 @@ async fn main() -> Result<(), Failure> {
             Err(join) => eprintln!("a worker stopped: {join}"),
         }
     }
-    let ops = TASKS * ROUNDS * 4;
+    let ops = TASKS * ROUNDS * 5;
     let elapsed = started.elapsed();
     println!(
         "{TASKS} tasks did {ops} store calls in {elapsed:.2?} ({:.0} calls/s), {surprises} unexpected answers",
         ops as f64 / elapsed.as_secs_f64()
     );
+    let logins = service.counters.get("logins").await?.unwrap_or(0);
+    println!(
+        "logins counted with update: {logins} (expected {})",
+        TASKS * ROUNDS
+    );
+    service.counters.delete("logins").await?;
     Ok(())
 }
