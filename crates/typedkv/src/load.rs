@@ -10,6 +10,7 @@ use futures::future::{BoxFuture, Shared};
 
 use crate::backend::Bytes;
 use crate::error::BoxError;
+use crate::options::TtlPolicy;
 
 /// What a [`get_or_insert_with`](crate::Store::get_or_insert_with) loader returns: the value,
 /// and whether and how long to cache it.
@@ -26,16 +27,8 @@ use crate::error::BoxError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded<T> {
     pub(crate) value: T,
-    pub(crate) cache: Cache,
-}
-
-/// How a loaded value is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cache {
-    StoreDefault,
-    Ttl(Duration),
-    Forever,
-    Not,
+    /// How to store it; `None`: do not store.
+    pub(crate) cache: Option<TtlPolicy>,
 }
 
 impl<T> Loaded<T> {
@@ -43,7 +36,7 @@ impl<T> Loaded<T> {
     pub fn new(value: T) -> Self {
         Loaded {
             value,
-            cache: Cache::StoreDefault,
+            cache: Some(TtlPolicy::StoreDefault),
         }
     }
 
@@ -51,7 +44,7 @@ impl<T> Loaded<T> {
     pub fn with_ttl(value: T, ttl: Duration) -> Self {
         Loaded {
             value,
-            cache: Cache::Ttl(ttl),
+            cache: Some(TtlPolicy::Expire(ttl)),
         }
     }
 
@@ -59,17 +52,14 @@ impl<T> Loaded<T> {
     pub fn forever(value: T) -> Self {
         Loaded {
             value,
-            cache: Cache::Forever,
+            cache: Some(TtlPolicy::Persist),
         }
     }
 
     /// Return `value` to the callers waiting now, but do not store it: the next call loads
     /// again.
     pub fn uncached(value: T) -> Self {
-        Loaded {
-            value,
-            cache: Cache::Not,
-        }
+        Loaded { value, cache: None }
     }
 }
 

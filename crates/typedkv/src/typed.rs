@@ -19,7 +19,7 @@ use crate::codec::{Bincode, Codec};
 use crate::envelope;
 use crate::error::{BoxError, Error, Result};
 use crate::keyspace::Keyspace;
-use crate::load::{Cache, Flight, Flights, Landing, Loader, SharedError};
+use crate::load::{Flight, Flights, Landing, Loader, SharedError};
 use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update, backoff};
@@ -194,14 +194,10 @@ where
             }
             let loaded = loader().await.map_err(|e| SharedError(Arc::from(e)))?;
             let bytes = store.encode(&key, &loaded.value).map_err(shared)?;
-            let expiry = match loaded.cache {
-                Cache::Not => return Ok(Arc::new(bytes)),
-                Cache::StoreDefault => store.expiry(TtlPolicy::StoreDefault),
-                Cache::Ttl(ttl) => store.expiry(TtlPolicy::Expire(ttl)),
-                Cache::Forever => Ok(WriteExpiry::Never),
-            }
-            .map_err(shared)?;
-            let write = Write::new(expiry, Condition::Always);
+            let Some(policy) = loaded.cache else {
+                return Ok(Arc::new(bytes)); // the loader said: do not store
+            };
+            let write = Write::new(store.expiry(policy).map_err(shared)?, Condition::Always);
             store
                 .inner
                 .backend
