@@ -1,4 +1,15 @@
 //! [`Store<T>`] implemented once, over any [`Backend`]: keys, codec + envelope, TTL policy.
+//!
+//! `builder.rs` configures a store; `loading.rs` and `scanning.rs` hold the machinery of
+//! `get_or_insert_with` and `scan`.
+
+mod builder;
+mod loading;
+mod scanning;
+#[cfg(test)]
+mod tests;
+
+pub use self::builder::StoreBuilder;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -6,10 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
-use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,16 +25,13 @@ use serde::de::DeserializeOwned;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::codec::{Bincode, Codec};
 use crate::envelope;
-use crate::error::{BoxError, Error, Result};
+use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
-use crate::load::{Flight, Flights, Landing, Loader, SharedError};
-use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+use crate::load::{Flights, Loader};
+use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
-use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update, backoff};
+use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
-
-/// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
-const SCAN_PAGE: usize = 1000;
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -81,32 +86,6 @@ impl<T, B: Backend, C: Codec> fmt::Debug for TypedStore<T, B, C> {
             .field("schema_version", &self.inner.schema)
             .field("default_ttl", &self.inner.default_ttl)
             .finish()
-    }
-}
-
-impl<T, B: Backend> TypedStore<T, B, Bincode> {
-    /// Starts building a store of `T` over `backend`, keys under `namespace:`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use typedkv::{MemoryBackend, MemoryStore};
-    ///
-    /// let sessions = MemoryStore::<String>::builder(MemoryBackend::new(), "session")
-    ///     .ttl(Duration::from_secs(3600))
-    ///     .schema_version(2)
-    ///     .build()?;
-    /// # Ok::<(), typedkv::Error>(())
-    /// ```
-    pub fn builder(backend: B, namespace: impl Into<String>) -> StoreBuilder<T, B, Bincode> {
-        StoreBuilder {
-            backend,
-            namespace: namespace.into(),
-            codec: Bincode::new(),
-            schema: DEFAULT_SCHEMA_VERSION,
-            default_ttl: None,
-            update_attempts: DEFAULT_UPDATE_ATTEMPTS,
-            _values: PhantomData,
-        }
     }
 }
 
@@ -170,86 +149,6 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             TtlPolicy::Keep => WriteExpiry::Keep,
             TtlPolicy::Persist => WriteExpiry::Never,
         })
-    }
-}
-
-impl<T, B, C> TypedStore<T, B, C>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    B: Backend,
-    C: Codec,
-{
-    /// Starts the one load of `key` that every caller missing it meanwhile awaits.
-    fn launch(&self, key: String, loader: Loader<T>) -> Flight {
-        let store = self.clone();
-        let task = tokio::spawn(async move {
-            let _landing = Landing {
-                flights: &store.inner.flights,
-                key: &key,
-            };
-            let shared = |e: Error| SharedError(Arc::new(e));
-            // A value may have been stored since the caller's read missed.
-            if let Some(bytes) = store.inner.backend.get(&key).await.map_err(shared)? {
-                return Ok(Arc::new(bytes));
-            }
-            let loaded = loader().await.map_err(|e| SharedError(Arc::from(e)))?;
-            let bytes = store.encode(&key, &loaded.value).map_err(shared)?;
-            let Some(policy) = loaded.cache else {
-                return Ok(Arc::new(bytes)); // the loader said: do not store
-            };
-            let write = Write::new(store.expiry(policy).map_err(shared)?, Condition::Always);
-            store
-                .inner
-                .backend
-                .set(&key, bytes.clone(), write)
-                .await
-                .map_err(shared)?;
-            Ok(Arc::new(bytes))
-        });
-        async move {
-            match task.await {
-                Ok(outcome) => outcome,
-                Err(join) => {
-                    let what = if join.is_panic() {
-                        "the loader panicked"
-                    } else {
-                        "the load was cancelled"
-                    };
-                    Err(SharedError(Arc::from(BoxError::from(what))))
-                }
-            }
-        }
-        .boxed()
-        .shared()
-    }
-}
-
-impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
-    /// The namespace's ids, page by page, each id once (see [`Store::scan`]).
-    fn id_pages(&self) -> BoxStream<'_, Result<Vec<String>>> {
-        let state = Some((0u64, HashSet::<String>::new()));
-        stream::unfold(state, move |state| async move {
-            let (cursor, mut seen) = state?;
-            let keyspace = &self.inner.keyspace;
-            let page = self
-                .inner
-                .backend
-                .scan_page(keyspace.prefix(), cursor, SCAN_PAGE)
-                .await;
-            Some(match page {
-                Ok((next, keys)) => {
-                    let ids = keys
-                        .iter()
-                        .filter_map(|key| keyspace.id_of(key))
-                        .filter(|id| seen.insert((*id).to_owned()))
-                        .map(str::to_owned)
-                        .collect();
-                    (Ok(ids), (next != 0).then_some((next, seen)))
-                }
-                Err(e) => (Err(e), None),
-            })
-        })
-        .boxed()
     }
 }
 
@@ -512,200 +411,5 @@ where
             })
             .collect::<Result<Vec<_>>>()?;
         self.inner.backend.set_many(encoded, expiry).await
-    }
-}
-
-/// Configures a [`TypedStore`]; from [`TypedStore::builder`].
-#[must_use = "a builder does nothing until .build()"]
-pub struct StoreBuilder<T, B, C> {
-    backend: B,
-    namespace: String,
-    codec: C,
-    schema: u32,
-    default_ttl: Option<Duration>,
-    update_attempts: u32,
-    _values: PhantomData<fn() -> T>,
-}
-
-impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
-    /// Default TTL applied by [`Store::set`], [`Store::set_many`] and writes with
-    /// [`TtlPolicy::StoreDefault`]. Must be greater than zero. Default: none (values never
-    /// expire).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = Some(ttl);
-        self
-    }
-
-    /// The codec values are stored with. Default: [`Bincode`].
-    pub fn codec<C2: Codec>(self, codec: C2) -> StoreBuilder<T, B, C2> {
-        StoreBuilder {
-            backend: self.backend,
-            namespace: self.namespace,
-            codec,
-            schema: self.schema,
-            default_ttl: self.default_ttl,
-            update_attempts: self.update_attempts,
-            _values: PhantomData,
-        }
-    }
-
-    /// The schema version written into the envelope of every value, and required of every
-    /// value read. Bump it when `T`'s layout changes incompatibly: old values then fail with
-    /// [`DecodeProblem::SchemaMismatch`](crate::DecodeProblem::SchemaMismatch) instead of
-    /// decoding into garbage. Default: [`DEFAULT_SCHEMA_VERSION`] (1). Not recorded by plain
-    /// codecs such as JSON.
-    pub fn schema_version(mut self, version: u32) -> Self {
-        self.schema = version;
-        self
-    }
-
-    /// How many read-modify-write attempts [`Store::update`] makes before giving up with
-    /// [`Error::Conflict`]. Default: [`DEFAULT_UPDATE_ATTEMPTS`] (100). At least 1.
-    pub fn update_attempts(mut self, attempts: u32) -> Self {
-        self.update_attempts = attempts;
-        self
-    }
-
-    /// Validates the configuration and builds the store.
-    ///
-    /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
-    /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
-    /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL or
-    /// zero update attempts.
-    pub fn build(self) -> Result<TypedStore<T, B, C>> {
-        let keyspace = Keyspace::new(&self.namespace)?;
-        let default_ttl = self.default_ttl.map(check_ttl).transpose()?;
-        if self.update_attempts == 0 {
-            return Err(Error::config("update_attempts must be at least 1"));
-        }
-        Ok(TypedStore {
-            inner: Arc::new(Inner {
-                backend: self.backend,
-                keyspace,
-                codec: self.codec,
-                schema: self.schema,
-                default_ttl,
-                update_attempts: self.update_attempts,
-                update_turns: (0..UPDATE_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
-                flights: Flights::default(),
-                size_hint: AtomicUsize::new(0),
-            }),
-            _values: PhantomData,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicU32;
-
-    use super::*;
-    use crate::MemoryBackend;
-    use crate::options::{Expiry, Write};
-
-    /// A memory backend with Redis' rougher edges, made reliable: every compare-and-swap finds
-    /// the value changed by someone else (counting the attempts), and a scan returns every
-    /// key twice (Redis' SCAN may, while rehashing).
-    #[derive(Clone, Default)]
-    struct Quirky {
-        inner: MemoryBackend,
-        swaps: Arc<AtomicU32>,
-    }
-
-    impl Backend for Quirky {
-        fn kind(&self) -> &'static str {
-            "quirky"
-        }
-        async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            self.inner.get(key).await
-        }
-        async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
-            self.inner.set(key, value, write).await
-        }
-        async fn delete(&self, key: &str) -> Result<bool> {
-            self.inner.delete(key).await
-        }
-        async fn exists(&self, key: &str) -> Result<bool> {
-            self.inner.exists(key).await
-        }
-        async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-            self.inner.ttl(key).await
-        }
-        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-            self.inner.get_many(keys).await
-        }
-        async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-            self.inner.set_many(entries, expiry).await
-        }
-        async fn scan_page(
-            &self,
-            prefix: &str,
-            cursor: u64,
-            count: usize,
-        ) -> Result<(u64, Vec<String>)> {
-            // The same keys on two pages.
-            let (_, keys) = self.inner.scan_page(prefix, 0, count).await?;
-            Ok((if cursor == 0 { 1 } else { 0 }, keys))
-        }
-        async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-            self.inner.delete_many(keys).await
-        }
-        async fn compare_and_swap(
-            &self,
-            key: &str,
-            _expected: Expected<'_>,
-            _new: Option<Bytes>,
-            _expiry: WriteExpiry,
-        ) -> Result<Swap> {
-            self.swaps.fetch_add(1, Ordering::Relaxed);
-            Ok(Swap::Changed(self.inner.get(key).await?))
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn update_gives_up_with_a_conflict_after_its_attempts() -> Result<()> {
-        let backend = Quirky::default();
-        let store: TypedStore<u32, _> = TypedStore::builder(backend.clone(), "n")
-            .update_attempts(7)
-            .build()?;
-        let mut calls = 0;
-        let err = store
-            .update("k", &mut |n| {
-                calls += 1;
-                Update::Set(n.unwrap_or(0) + 1)
-            })
-            .await;
-        match err {
-            Err(Error::Conflict { key, attempts }) => {
-                assert_eq!((key.as_str(), attempts), ("n:k", 7));
-            }
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-        assert_eq!(calls, 7);
-        assert_eq!(backend.swaps.load(Ordering::Relaxed), 7);
-        assert!(!store.exists("k").await?, "nothing was written");
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn scan_yields_an_id_once_even_if_the_backend_repeats_it() -> Result<()> {
-        use futures::TryStreamExt;
-        let store: TypedStore<u32, _> = TypedStore::builder(Quirky::default(), "n").build()?;
-        store.set_many(&[("a", &1), ("b", &2)]).await?;
-        let mut items: Vec<(String, u32)> = store.scan().try_collect().await?;
-        items.sort();
-        assert_eq!(items, vec![("a".to_owned(), 1), ("b".to_owned(), 2)]);
-        assert_eq!(store.count().await?, 2);
-        Ok(())
-    }
-
-    #[test]
-    fn zero_update_attempts_are_refused() {
-        let built = TypedStore::<u32, _>::builder(MemoryBackend::new(), "n")
-            .update_attempts(0)
-            .build();
-        assert!(matches!(built, Err(Error::InvalidConfig { .. })));
     }
 }

@@ -1,0 +1,124 @@
+//! Configuring a store.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, UPDATE_STRIPES, check_ttl};
+use crate::backend::Backend;
+use crate::codec::{Bincode, Codec};
+use crate::error::{Error, Result};
+use crate::keyspace::Keyspace;
+use crate::load::Flights;
+use crate::update::DEFAULT_UPDATE_ATTEMPTS;
+
+impl<T, B: Backend> TypedStore<T, B, Bincode> {
+    /// Starts building a store of `T` over `backend`, keys under `namespace:`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use typedkv::{MemoryBackend, MemoryStore};
+    ///
+    /// let sessions = MemoryStore::<String>::builder(MemoryBackend::new(), "session")
+    ///     .ttl(Duration::from_secs(3600))
+    ///     .schema_version(2)
+    ///     .build()?;
+    /// # Ok::<(), typedkv::Error>(())
+    /// ```
+    pub fn builder(backend: B, namespace: impl Into<String>) -> StoreBuilder<T, B, Bincode> {
+        StoreBuilder {
+            backend,
+            namespace: namespace.into(),
+            codec: Bincode::new(),
+            schema: DEFAULT_SCHEMA_VERSION,
+            default_ttl: None,
+            update_attempts: DEFAULT_UPDATE_ATTEMPTS,
+            _values: PhantomData,
+        }
+    }
+}
+
+/// Configures a [`TypedStore`]; from [`TypedStore::builder`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct StoreBuilder<T, B, C> {
+    backend: B,
+    namespace: String,
+    codec: C,
+    schema: u32,
+    default_ttl: Option<Duration>,
+    update_attempts: u32,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
+    /// Default TTL applied by [`Store::set`](crate::Store::set),
+    /// [`Store::set_many`](crate::Store::set_many) and writes with
+    /// [`TtlPolicy::StoreDefault`](crate::TtlPolicy::StoreDefault). Must be greater than
+    /// zero. Default: none (values never expire).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// The codec values are stored with. Default: [`Bincode`].
+    pub fn codec<C2: Codec>(self, codec: C2) -> StoreBuilder<T, B, C2> {
+        StoreBuilder {
+            backend: self.backend,
+            namespace: self.namespace,
+            codec,
+            schema: self.schema,
+            default_ttl: self.default_ttl,
+            update_attempts: self.update_attempts,
+            _values: PhantomData,
+        }
+    }
+
+    /// The schema version written into the envelope of every value, and required of every
+    /// value read. Bump it when `T`'s layout changes incompatibly: old values then fail with
+    /// [`DecodeProblem::SchemaMismatch`](crate::DecodeProblem::SchemaMismatch) instead of
+    /// decoding into garbage. Default: [`DEFAULT_SCHEMA_VERSION`] (1). Not recorded by plain
+    /// codecs such as JSON.
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema = version;
+        self
+    }
+
+    /// How many read-modify-write attempts [`Store::update`](crate::Store::update) makes
+    /// before giving up with [`Error::Conflict`]. Default: [`DEFAULT_UPDATE_ATTEMPTS`] (100).
+    /// At least 1.
+    pub fn update_attempts(mut self, attempts: u32) -> Self {
+        self.update_attempts = attempts;
+        self
+    }
+
+    /// Validates the configuration and builds the store.
+    ///
+    /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
+    /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
+    /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL or
+    /// zero update attempts.
+    pub fn build(self) -> Result<TypedStore<T, B, C>> {
+        let keyspace = Keyspace::new(&self.namespace)?;
+        let default_ttl = self.default_ttl.map(check_ttl).transpose()?;
+        if self.update_attempts == 0 {
+            return Err(Error::config("update_attempts must be at least 1"));
+        }
+        Ok(TypedStore {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                keyspace,
+                codec: self.codec,
+                schema: self.schema,
+                default_ttl,
+                update_attempts: self.update_attempts,
+                update_turns: (0..UPDATE_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                flights: Flights::default(),
+                size_hint: AtomicUsize::new(0),
+            }),
+            _values: PhantomData,
+        })
+    }
+}
