@@ -54,7 +54,7 @@ macro_rules! conformance_tests {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__conformance_cases!([$($attr)*] $fixture;
+            $crate::__conformance_cases!([$($attr)*] $fixture, fixture => fixture.backend();
                 round_trip_nested_struct,
                 missing_key_is_none,
                 overwrite_replaces_value,
@@ -94,7 +94,7 @@ macro_rules! conformance_tests {
                 get_or_insert_with_survives_a_panicking_loader,
                 get_or_insert_with_lets_the_loader_choose_the_ttl,
             );
-            $crate::__conformance_fixture_cases!([$($attr)*] $fixture;
+            $crate::__conformance_cases!([$($attr)*] $fixture, fixture => &fixture;
                 update_from_two_clients,
                 versions_travel_and_keep_ttl,
             );
@@ -102,32 +102,19 @@ macro_rules! conformance_tests {
     };
 }
 
-/// One test per case that takes the whole fixture (e.g. for a second client).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_fixture_cases {
-    ([$($attr:tt)*] $fixture:expr; ) => {};
-    ([$($attr:tt)*] $fixture:expr; $case:ident, $($rest:ident,)*) => {
-        #[$($attr)*]
-        async fn $case() {
-            let fixture = $fixture.await;
-            $crate::conformance::$case(&fixture).await;
-        }
-        $crate::__conformance_fixture_cases!([$($attr)*] $fixture; $($rest,)*);
-    };
-}
-
-/// One test per case; recursion keeps the attribute tokens out of the case repetition.
+/// One test per case: builds the fixture and passes `$pass` (the fixture's backend, or the
+/// fixture itself for cases that need a second client). Recursion keeps the attribute tokens
+/// out of the case repetition.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ([$($attr:tt)*] $fixture:expr; ) => {};
-    ([$($attr:tt)*] $fixture:expr; $case:ident, $($rest:ident,)*) => {
+    ([$($attr:tt)*] $fixture:expr, $name:ident => $pass:expr; ) => {};
+    ([$($attr:tt)*] $fixture:expr, $name:ident => $pass:expr; $case:ident, $($rest:ident,)*) => {
         #[$($attr)*]
         async fn $case() {
-            let fixture = $fixture.await;
-            $crate::conformance::$case(fixture.backend()).await;
+            let $name = $fixture.await;
+            $crate::conformance::$case($pass).await;
         }
-        $crate::__conformance_cases!([$($attr)*] $fixture; $($rest,)*);
+        $crate::__conformance_cases!([$($attr)*] $fixture, $name => $pass; $($rest,)*);
     };
 }
