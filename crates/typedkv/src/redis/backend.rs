@@ -1,7 +1,6 @@
 //! Redis string commands behind the byte-level [`Backend`] trait.
 
 use std::fmt::Display;
-
 use std::sync::LazyLock;
 
 use ::redis::{Cmd, FromRedisValue, Pipeline, Script, Value};

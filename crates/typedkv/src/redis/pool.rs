@@ -67,18 +67,16 @@ impl RedisPool {
     fn new(settings: Settings) -> Result<Self> {
         settings.validate()?;
         let redacted = redact_url(&settings.url);
-        let invalid = |reason: String| {
-            move |e: RedisError| Error::InvalidConfig {
-                reason,
-                // redis-rs' URL and config errors carry static messages, never the URL.
-                source: Some(Box::new(e)),
-            }
+        // redis-rs' URL and config errors carry static messages, never the URL.
+        let bad_url = |e: RedisError| Error::InvalidConfig {
+            reason: format!("cannot use Redis URL {redacted}"),
+            source: Some(Box::new(e)),
         };
         let info = settings
             .url
             .as_str()
             .into_connection_info()
-            .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
+            .map_err(bad_url)?;
         #[cfg(feature = "tls")]
         let info = super::tls::prepare(info, settings.tls_roots.as_deref())?;
         // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
@@ -101,8 +99,7 @@ impl RedisPool {
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(settings.response_timeout)
             .set_push_sender(on_push);
-        let manager = Manager::new_with_config(info, connection)
-            .map_err(invalid(format!("cannot use Redis URL {redacted}")))?;
+        let manager = Manager::new_with_config(info, connection).map_err(bad_url)?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .wait_timeout(Some(settings.wait_timeout))
