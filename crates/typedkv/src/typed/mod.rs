@@ -139,6 +139,22 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         })
     }
 
+    /// Decodes what a backend read at `key`; nothing read stays `None`.
+    fn decode_found(&self, key: &str, bytes: Option<&[u8]>) -> Result<Option<T>>
+    where
+        T: DeserializeOwned,
+    {
+        bytes.map(|b| self.decode(key, b)).transpose()
+    }
+
+    /// The lock on which updates of `key` from this store take turns.
+    fn update_turn(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(key, &mut hasher);
+        let stripe = std::hash::Hasher::finish(&hasher) % UPDATE_STRIPES;
+        &self.inner.update_turns[stripe as usize]
+    }
+
     fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
         Ok(match policy {
             TtlPolicy::StoreDefault => match self.inner.default_ttl {
@@ -172,10 +188,8 @@ where
 
     async fn get(&self, id: &str) -> Result<Option<T>> {
         let key = self.inner.keyspace.key(id)?;
-        match self.inner.backend.get(&key).await? {
-            Some(bytes) => self.decode(&key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        let found = self.inner.backend.get(&key).await?;
+        self.decode_found(&key, found.as_deref())
     }
 
     async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
@@ -208,7 +222,7 @@ where
         let found = self.inner.backend.get_many(&keys).await?;
         keys.iter()
             .zip(found)
-            .map(|(key, bytes)| bytes.map(|b| self.decode(key, &b)).transpose())
+            .map(|(key, bytes)| self.decode_found(key, bytes.as_deref()))
             .collect()
     }
 
@@ -219,22 +233,14 @@ where
     ) -> Result<Option<T>> {
         let inner = &*self.inner;
         let key = inner.keyspace.key(id)?;
-        let stripe = {
-            let mut hasher = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&key, &mut hasher);
-            std::hash::Hasher::finish(&hasher) % UPDATE_STRIPES
-        };
-        let _turn = inner.update_turns[stripe as usize].lock().await;
+        let _turn = self.update_turn(&key).lock().await;
         let mut current = inner.backend.get(&key).await?;
         for attempt in 1..=inner.update_attempts {
-            let value = current
-                .as_deref()
-                .map(|b| self.decode(&key, b))
-                .transpose()?;
+            let value = self.decode_found(&key, current.as_deref())?;
             let (new, result) = match f(value) {
                 Update::Keep => {
                     // Nothing to write: answer what is stored (decoded again, as `f` took it).
-                    return current.as_deref().map(|b| self.decode(&key, b)).transpose();
+                    return self.decode_found(&key, current.as_deref());
                 }
                 Update::Delete if current.is_none() => return Ok(None),
                 Update::Delete => (None, None),
