@@ -20,9 +20,13 @@
 // Test-support code: a failed expectation is reported by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod conformance;
 pub mod fixture;
 pub mod server;
 
+#[cfg(feature = "cluster")]
+pub use crate::cluster::TestCluster;
 pub use crate::fixture::Fixture;
 pub use crate::server::TestRedis;

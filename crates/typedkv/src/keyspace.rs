@@ -1,4 +1,4 @@
-//! How a store's ids become Redis keys: `namespace:id`.
+//! How a store's ids become Redis keys: `namespace:id`, or `{namespace}:id` with a hash tag.
 //!
 //! The namespace is explicit and validated (never derived from a type name: renaming a type
 //! must not orphan its data). Ids are arbitrary non-empty strings up to [`MAX_ID_LEN`] bytes;
@@ -14,7 +14,8 @@ pub const MAX_NAMESPACE_LEN: usize = 128;
 /// creating multi-megabyte keys by accident.
 pub const MAX_ID_LEN: usize = 4096;
 
-/// The key layout of one store: a validated namespace and the `namespace:` prefix.
+/// The key layout of one store: a validated namespace and the `namespace:` prefix (or
+/// `{namespace}:` when [hash-tagged](Keyspace::hash_tagged)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
     namespace: String,
@@ -54,17 +55,27 @@ impl Keyspace {
         })
     }
 
+    /// Like [`Keyspace::new`], with keys `{namespace}:id`: Redis Cluster hashes only the part
+    /// in braces, so every key of the namespace lands in one slot (one master). Multi-key
+    /// operations are then atomic across the whole namespace, and that master carries all of
+    /// its load and memory.
+    pub fn hash_tagged(namespace: &str) -> Result<Self> {
+        let mut keyspace = Keyspace::new(namespace)?;
+        keyspace.prefix = format!("{{{namespace}}}:");
+        Ok(keyspace)
+    }
+
     /// The namespace.
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
 
-    /// `namespace:`, the prefix of every key of this keyspace.
+    /// `namespace:` (or `{namespace}:`), the prefix of every key of this keyspace.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// The key for `id`: `namespace:id`.
+    /// The key for `id`: `namespace:id` (or `{namespace}:id`).
     pub fn key(&self, id: &str) -> Result<String> {
         if id.is_empty() {
             return Err(self.invalid_id("the id is empty"));

@@ -28,12 +28,14 @@
 //! - [`TypedStore<T, B, C>`]: the one implementation of it, over any byte-level [`Backend`]:
 //!   [`Keyspace`] (`namespace:id`), [`Codec`](codec::Codec) + [envelope], TTL policy.
 //! - Backends: [`RedisPool`](redis::RedisPool) (deadpool-redis, shared multiplexed
-//!   connections) and [`MemoryBackend`] (in-process, TTL-aware, same semantics).
+//!   connections), `RedisClusterPool` (feature `cluster`) and [`MemoryBackend`]
+//!   (in-process, TTL-aware, same semantics).
 //!
 //! # Features
 //!
 //! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
+//! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
 
 pub mod backend;
 pub mod codec;
@@ -64,6 +66,11 @@ pub use crate::version::{Version, Versioned};
 /// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
 /// [`RedisPool`](redis::RedisPool).
 pub type RedisStore<T, C = Bincode> = TypedStore<T, redis::RedisPool, C>;
+
+/// A typed store on Redis Cluster, from [`TypedStore::builder`] with a
+/// [`RedisClusterPool`](redis::RedisClusterPool) (feature `cluster`).
+#[cfg(feature = "cluster")]
+pub type RedisClusterStore<T, C = Bincode> = TypedStore<T, redis::RedisClusterPool, C>;
 
 /// A typed store in process memory, with the same semantics as [`RedisStore`].
 pub type MemoryStore<T, C = Bincode> = TypedStore<T, MemoryBackend, C>;

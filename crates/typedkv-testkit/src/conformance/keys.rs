@@ -1,6 +1,10 @@
 //! Namespaces and ids: isolation, awkward characters, validation.
 
-use typedkv::{Backend, Error, MAX_ID_LEN, Store, TypedStore};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use typedkv::{Backend, Error, Expiry, MAX_ID_LEN, Store, StoreExt, TypedStore, Update};
 
 use super::store;
 
@@ -77,4 +81,41 @@ pub async fn invalid_ids_and_namespaces_are_refused<B: Backend>(backend: B) {
             "{ns:?}"
         );
     }
+}
+
+/// A hash-tagged store (`{tag}:id`) works like a plain one (batches with a TTL, update,
+/// scan, count, clear) and never sees the plain store of the same namespace. On a cluster
+/// the tagged batch is one slot and the plain one spans many.
+pub async fn hash_tagged_keys_work_like_plain_ones<B: Backend>(backend: B) {
+    let build = |hash_tag| -> TypedStore<u64, B> {
+        TypedStore::builder(backend.clone(), "tag")
+            .hash_tag(hash_tag)
+            .ttl(Duration::from_secs(3600))
+            .build()
+            .unwrap()
+    };
+    let (tagged, plain) = (build(true), build(false));
+    let ids: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let values: Vec<u64> = (0..50).collect();
+    let entries: Vec<(&str, &u64)> = ids.iter().copied().zip(&values).collect();
+    tagged.set_many(&entries).await.unwrap();
+    plain.set_many(&entries[..10]).await.unwrap();
+    let want: Vec<Option<u64>> = values.iter().copied().map(Some).collect();
+    assert_eq!(tagged.get_many(&ids).await.unwrap(), want);
+    assert_eq!(plain.get_many(&ids[..10]).await.unwrap(), want[..10]);
+    for store in [&tagged, &plain] {
+        assert!(matches!(store.ttl("7").await.unwrap(), Some(Expiry::In(_))));
+    }
+    let bumped = tagged
+        .update_with("0", |v| Update::Set(v.unwrap_or(0) + 100))
+        .await
+        .unwrap();
+    assert_eq!(bumped, Some(100));
+    assert_eq!(plain.get("0").await.unwrap(), Some(0));
+    let scanned: HashSet<String> = tagged.scan_ids().try_collect().await.unwrap();
+    assert_eq!(scanned.len(), 50);
+    assert_eq!(plain.count().await.unwrap(), 10);
+    assert_eq!(tagged.clear().await.unwrap(), 50);
+    assert_eq!(plain.count().await.unwrap(), 10);
 }

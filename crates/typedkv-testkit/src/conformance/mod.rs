@@ -48,57 +48,84 @@ where
 ///   backend on tokio's clock, `[tokio::test(flavor = "multi_thread")]` for a real server
 ///   (never a paused clock with real I/O: timeouts would fire at once).
 /// - `fixture = expr`: a future giving a [`Fixture`](crate::Fixture), evaluated once per test.
+///
+/// For a backend that is expensive to start (a cluster), [`run_all`] runs the whole suite
+/// in one test on one server instead.
 #[macro_export]
 macro_rules! conformance_tests {
     ($name:ident, test = [$($attr:tt)*], fixture = $fixture:expr $(,)?) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__conformance_cases!([$($attr)*] $fixture, fixture => fixture.backend();
-                round_trip_nested_struct,
-                missing_key_is_none,
-                overwrite_replaces_value,
-                delete_and_exists,
-                empty_values,
-                large_value,
-                usable_as_dyn_store,
-                clones_share_data,
-                ttl_reports_absent_never_and_remaining,
-                default_ttl_expires_values,
-                explicit_ttl_and_no_expiry,
-                keep_ttl,
-                zero_ttl_is_refused,
-                only_if_absent,
-                only_if_present,
-                get_many_keeps_order_with_gaps,
-                set_many_writes_all,
-                namespaces_are_isolated,
-                awkward_ids_round_trip,
-                invalid_ids_and_namespaces_are_refused,
-                unreadable_bytes_are_decode_errors,
-                hostile_length_prefix_is_refused,
-                schema_versions_are_checked,
-                json_codec_stores_plain_json,
-                decode_limit_is_enforced,
-                update_counts_every_increment,
-                update_keep_delete_and_create,
-                update_keeps_ttl,
-                update_refuses_undecodable_values,
-                scan_yields_every_key_once,
-                scan_stays_in_its_namespace,
-                scan_reports_undecodable_values_and_goes_on,
-                delete_many_and_clear,
-                set_if_version_refuses_stale_versions,
-                get_or_insert_with_loads_once,
-                get_or_insert_with_shares_errors_without_caching,
-                get_or_insert_with_survives_a_panicking_loader,
-                get_or_insert_with_lets_the_loader_choose_the_ttl,
-            );
-            $crate::__conformance_cases!([$($attr)*] $fixture, fixture => &fixture;
+            $crate::__conformance_list!(__conformance_tests_of_list { [$($attr)*] $fixture });
+        }
+    };
+}
+
+/// The suite's cases, in one list: calls `$crate::$callback!` with `$args`, then the cases
+/// that take the fixture's backend, then those that take the fixture itself (they need a
+/// second client).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_list {
+    ($callback:ident { $($args:tt)* }) => {
+        $crate::$callback! {
+            { $($args)* }
+            backend = [
+            round_trip_nested_struct,
+            missing_key_is_none,
+            overwrite_replaces_value,
+            delete_and_exists,
+            empty_values,
+            large_value,
+            usable_as_dyn_store,
+            clones_share_data,
+            ttl_reports_absent_never_and_remaining,
+            default_ttl_expires_values,
+            explicit_ttl_and_no_expiry,
+            keep_ttl,
+            zero_ttl_is_refused,
+            only_if_absent,
+            only_if_present,
+            get_many_keeps_order_with_gaps,
+            set_many_writes_all,
+            namespaces_are_isolated,
+            awkward_ids_round_trip,
+            invalid_ids_and_namespaces_are_refused,
+            unreadable_bytes_are_decode_errors,
+            hostile_length_prefix_is_refused,
+            schema_versions_are_checked,
+            json_codec_stores_plain_json,
+            decode_limit_is_enforced,
+            update_counts_every_increment,
+            update_keep_delete_and_create,
+            update_keeps_ttl,
+            update_refuses_undecodable_values,
+            scan_yields_every_key_once,
+            scan_stays_in_its_namespace,
+            scan_reports_undecodable_values_and_goes_on,
+            delete_many_and_clear,
+            set_if_version_refuses_stale_versions,
+            get_or_insert_with_loads_once,
+            get_or_insert_with_shares_errors_without_caching,
+            get_or_insert_with_survives_a_panicking_loader,
+            get_or_insert_with_lets_the_loader_choose_the_ttl,
+            hash_tagged_keys_work_like_plain_ones,
+            ]
+            fixture = [
                 update_from_two_clients,
                 versions_travel_and_keep_ttl,
-            );
+            ]
         }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests_of_list {
+    ({ [$($attr:tt)*] $fixture:expr } backend = [$($by_backend:ident,)*] fixture = [$($by_fixture:ident,)*]) => {
+        $crate::__conformance_cases!([$($attr)*] $fixture, fixture => fixture.backend(); $($by_backend,)*);
+        $crate::__conformance_cases!([$($attr)*] $fixture, fixture => &fixture; $($by_fixture,)*);
     };
 }
 
@@ -117,4 +144,50 @@ macro_rules! __conformance_cases {
         }
         $crate::__conformance_cases!([$($attr)*] $fixture, $name => $pass; $($rest,)*);
     };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_runner {
+    ({} backend = [$($by_backend:ident,)*] fixture = [$($by_fixture:ident,)*]) => {
+        /// Runs every case of the suite in turn, each on a fixture from `fixture` (which must
+        /// hand out an empty backend each time), and returns the names of the cases that
+        /// failed; their panic messages went to stderr. For backends too slow to start once
+        /// per test, such as a cluster: one server, one test, the whole suite.
+        pub async fn run_all<B, F, Fut>(mut fixture: F) -> Vec<&'static str>
+        where
+            B: Backend,
+            F: FnMut() -> Fut,
+            Fut: std::future::Future<Output = $crate::Fixture<B>>,
+        {
+            let mut failed = Vec::new();
+            $(
+                let case = async { $by_backend(fixture().await.backend()).await };
+                run_case(stringify!($by_backend), case, &mut failed).await;
+            )*
+            $(
+                let case = async { $by_fixture(&fixture().await).await };
+                run_case(stringify!($by_fixture), case, &mut failed).await;
+            )*
+            failed
+        }
+    };
+}
+
+crate::__conformance_list!(__conformance_runner {});
+
+/// Runs one case of [`run_all`], reporting it as libtest would.
+async fn run_case(
+    name: &'static str,
+    case: impl std::future::Future<Output = ()>,
+    failed: &mut Vec<&'static str>,
+) {
+    use futures::FutureExt;
+    let started = std::time::Instant::now();
+    let outcome = std::panic::AssertUnwindSafe(case).catch_unwind().await;
+    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
+    eprintln!("case {name} ... {verdict} ({:.2?})", started.elapsed());
+    if outcome.is_err() {
+        failed.push(name);
+    }
 }

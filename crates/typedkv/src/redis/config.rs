@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use ::redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisError};
+
 use crate::error::{Error, Result};
 
 /// Default maximum number of connections in the pool (shared plus exclusive).
@@ -28,7 +30,10 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Validated settings of a pool. Built by [`RedisPoolBuilder`](super::RedisPoolBuilder).
 #[derive(Clone)]
 pub(crate) struct Settings {
-    pub(crate) url: String,
+    /// The server's URL; for a cluster, the seed nodes' URLs.
+    pub(crate) urls: Vec<String>,
+    /// Cluster only: send reads to replicas.
+    pub(crate) read_from_replicas: bool,
     pub(crate) pool_size: usize,
     pub(crate) shared_connections: usize,
     pub(crate) wait_timeout: Duration,
@@ -42,9 +47,10 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn new(url: String) -> Self {
+    pub(crate) fn new(urls: Vec<String>) -> Self {
         Settings {
-            url,
+            urls,
+            read_from_replicas: false,
             pool_size: DEFAULT_POOL_SIZE,
             shared_connections: DEFAULT_SHARED_CONNECTIONS,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
@@ -58,6 +64,9 @@ impl Settings {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.urls.is_empty() {
+            return Err(Error::config("no Redis URL was given"));
+        }
         if self.shared_connections == 0 {
             return Err(Error::config("shared_connections must be at least 1"));
         }
@@ -87,7 +96,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut settings = f.debug_struct("Settings");
         settings
-            .field("url", &redact_url(&self.url))
+            .field("urls", &self.redacted_urls())
             .field("pool_size", &self.pool_size)
             .field("shared_connections", &self.shared_connections)
             .field("wait_timeout", &self.wait_timeout)
@@ -103,7 +112,34 @@ impl fmt::Debug for Settings {
                 .as_ref()
                 .map(|pem| format!("{} bytes of PEM", pem.len())),
         );
+        settings.field("read_from_replicas", &self.read_from_replicas);
         settings.finish()
+    }
+}
+
+impl Settings {
+    /// The URLs with passwords replaced by `***`, comma-separated.
+    pub(crate) fn redacted_urls(&self) -> String {
+        let urls: Vec<String> = self.urls.iter().map(|url| redact_url(url)).collect();
+        urls.join(",")
+    }
+}
+
+/// `url` parsed into redis-rs' connection info, speaking `protocol`.
+pub(crate) fn connection_info(url: &str, protocol: ProtocolVersion) -> Result<ConnectionInfo> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| invalid_url(url, e))?;
+    let settings = info.redis_settings().clone().set_protocol(protocol);
+    Ok(info.set_redis_settings(settings))
+}
+
+/// redis-rs refused `url`. Its URL and config errors carry static messages, never the URL,
+/// so the error is safe to keep; the URL is named redacted.
+pub(crate) fn invalid_url(url: &str, error: RedisError) -> Error {
+    Error::InvalidConfig {
+        reason: format!("cannot use Redis URL {}", redact_url(url)),
+        source: Some(Box::new(error)),
     }
 }
 
@@ -166,7 +202,10 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_password() {
-        let settings = Settings::new("redis://alice:s3cret@host".into());
+        let settings = Settings::new(vec![
+            "redis://alice:s3cret@host".into(),
+            "redis://alice:s3cret@other".into(),
+        ]);
         assert!(!format!("{settings:?}").contains("s3cret"));
     }
 }

@@ -22,9 +22,34 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use arc_swap::ArcSwapOption;
-use deadpool_redis::Connection;
+
+/// A connection object from a deadpool pool that a lane can hold: standalone
+/// (`deadpool_redis::Connection`) or cluster (see `cluster/manager.rs`).
+pub(crate) trait Pooled: Send + Sync + 'static {
+    /// The cheap, cloneable handle each command gets: every clone multiplexes onto the same
+    /// connection.
+    type Conn: ConnectionLike + Clone + Send + Sync + 'static;
+
+    /// A handle on this connection.
+    fn handle(&self) -> Self::Conn;
+
+    /// Detaches the connection from its pool for good, freeing its slot.
+    fn detach(self);
+}
+
+impl Pooled for deadpool_redis::Connection {
+    type Conn = MultiplexedConnection;
+
+    fn handle(&self) -> MultiplexedConnection {
+        MultiplexedConnection::clone(self)
+    }
+
+    fn detach(self) {
+        drop(deadpool_redis::Connection::take(self));
+    }
+}
 
 /// Generation numbers of lane connections, and the mark below which they are dead.
 #[derive(Debug, Default)]
@@ -63,41 +88,49 @@ impl Generations {
 /// Every command reads it, so it is an `ArcSwapOption`: a read touches no shared counter or
 /// lock word. With a `Mutex` here, lock and unlock bounced a cache line between the cores on
 /// every command.
-#[derive(Default)]
-pub(crate) struct Lane {
-    current: ArcSwapOption<Held>,
+pub(crate) struct Lane<P: Pooled> {
+    current: ArcSwapOption<Held<P>>,
     /// Serializes refills so an empty lane is refilled once, not by every waiting command.
     refill: tokio::sync::Mutex<()>,
 }
 
-struct Held {
-    conn: MultiplexedConnection,
+impl<P: Pooled> Default for Lane<P> {
+    fn default() -> Self {
+        Lane {
+            current: ArcSwapOption::empty(),
+            refill: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+struct Held<P: Pooled> {
+    conn: P::Conn,
     /// The pool's handle; `None` only while dropping.
-    object: Option<Connection>,
+    object: Option<P>,
     generation: u64,
 }
 
-impl Drop for Held {
+impl<P: Pooled> Drop for Held<P> {
     fn drop(&mut self) {
         // A lane lets go of a connection only when it is dead (or the pool is dropped):
         // detach it from the pool, which frees its slot for a fresh connection.
         if let Some(object) = self.object.take() {
-            drop(Connection::take(object));
+            object.detach();
         }
     }
 }
 
 /// A handle on a lane's connection, lent to one command.
-pub(crate) struct Lent {
-    pub(crate) conn: MultiplexedConnection,
+pub(crate) struct Lent<C> {
+    pub(crate) conn: C,
     pub(crate) lane: usize,
     /// Every connection with a lower generation existed when this command started.
     epoch: u64,
 }
 
-impl Lane {
+impl<P: Pooled> Lane<P> {
     /// The lane's connection, unless it is empty or dead (a dead one is let go here).
-    pub(crate) fn lend(&self, index: usize, generations: &Generations) -> Option<Lent> {
+    pub(crate) fn lend(&self, index: usize, generations: &Generations) -> Option<Lent<P::Conn>> {
         let epoch = generations.epoch();
         let current = self.current.load();
         match current.as_deref() {
@@ -121,9 +154,9 @@ impl Lane {
     }
 
     /// Puts a fresh connection from the pool into the lane and lends it.
-    pub(crate) fn fill(&self, index: usize, object: Connection, generations: &Generations) -> Lent {
+    pub(crate) fn fill(&self, index: usize, object: P, generations: &Generations) -> Lent<P::Conn> {
         let generation = generations.assign();
-        let conn = MultiplexedConnection::clone(&object);
+        let conn = object.handle();
         self.current.store(Some(Arc::new(Held {
             conn: conn.clone(),
             object: Some(object),
@@ -137,7 +170,7 @@ impl Lane {
     }
 }
 
-impl Lent {
+impl<C> Lent<C> {
     /// This command's connection turned out dead: mark it and its older siblings.
     pub(crate) fn mark_dead(&self, generations: &Generations) {
         generations.dead_before(self.epoch);

@@ -1,18 +1,28 @@
-//! The Redis standalone backend: a deadpool-redis pool with shared multiplexed connections.
+//! The Redis backends: [`RedisPool`] for one server and, with the `cluster` feature,
+//! [`RedisClusterPool`] for Redis Cluster. Both are deadpool pools whose plain commands share
+//! multiplexed connections.
 //!
-//! Build a [`RedisPool`] from a URL, then stores on it with
+//! Build a pool from a URL (or the cluster's seed URLs), then stores on it with
 //! [`RedisStore::builder`](crate::TypedStore::builder). One pool serves any number of stores.
 
 mod backend;
+mod builder;
+#[cfg(feature = "cluster")]
+mod cluster;
+mod commands;
 mod config;
 mod errors;
 mod lanes;
 mod pool;
+mod shared;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use self::builder::{RedisPoolBuilder, Standalone};
+#[cfg(feature = "cluster")]
+pub use self::cluster::{Cluster, RedisClusterPool};
 pub use self::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_RECYCLE_TIMEOUT,
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SHARED_CONNECTIONS, DEFAULT_WAIT_TIMEOUT, redact_url,
 };
-pub use self::pool::{RedisPool, RedisPoolBuilder};
+pub use self::pool::RedisPool;

@@ -34,6 +34,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             schema: DEFAULT_SCHEMA_VERSION,
             default_ttl: None,
             update_attempts: DEFAULT_UPDATE_ATTEMPTS,
+            hash_tag: false,
             _values: PhantomData,
         }
     }
@@ -48,6 +49,7 @@ pub struct StoreBuilder<T, B, C> {
     schema: u32,
     default_ttl: Option<Duration>,
     update_attempts: u32,
+    hash_tag: bool,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -70,6 +72,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             schema: self.schema,
             default_ttl: self.default_ttl,
             update_attempts: self.update_attempts,
+            hash_tag: self.hash_tag,
             _values: PhantomData,
         }
     }
@@ -92,6 +95,17 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         self
     }
 
+    /// Keys as `{namespace}:id` instead of `namespace:id` (a Redis Cluster hash tag), so the
+    /// whole namespace lives in one slot: `set_many`, `get_many` and `delete_many` are then
+    /// atomic on a cluster too. The price is a hot shard: one master holds all of the
+    /// namespace's data and serves all of its traffic, whatever the cluster's size. Keys differ
+    /// from an untagged store's, so switching loses access to existing data. Default: `false`.
+    /// Works on every backend (on a single server it changes only the key names).
+    pub fn hash_tag(mut self, enabled: bool) -> Self {
+        self.hash_tag = enabled;
+        self
+    }
+
     /// Validates the configuration and builds the store.
     ///
     /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
@@ -99,7 +113,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL or
     /// zero update attempts.
     pub fn build(self) -> Result<TypedStore<T, B, C>> {
-        let keyspace = Keyspace::new(&self.namespace)?;
+        let keyspace = match self.hash_tag {
+            true => Keyspace::hash_tagged(&self.namespace)?,
+            false => Keyspace::new(&self.namespace)?,
+        };
         let default_ttl = self.default_ttl.map(check_ttl).transpose()?;
         if self.update_attempts == 0 {
             return Err(Error::config("update_attempts must be at least 1"));

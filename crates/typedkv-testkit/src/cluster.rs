@@ -1,0 +1,210 @@
+//! A throwaway Redis Cluster on loopback: 3 masters + 3 replicas (feature `cluster`).
+//!
+//! Built on redis-rs' own harness (`redis_test::cluster::RedisCluster`), which starts six
+//! `redis-server --cluster-enabled yes` on free loopback ports, joins them with
+//! `redis-cli --cluster create --cluster-replicas 1`, and kills them when dropped. On top:
+//! a short `cluster-node-timeout`, so a killed master's replica takes over in about a second
+//! instead of the harness' 5+ s, and the helpers a test needs (seeds, pools, flushing,
+//! finding and killing the master of a key).
+//!
+//! Starting a cluster takes a few seconds: start one per test binary, run many cases on it
+//! (see [`conformance::run_all`](crate::conformance::run_all)), and let it drop at the end.
+
+use std::time::{Duration, Instant};
+
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis_test::cluster::{RedisCluster, RedisClusterConfiguration};
+use typedkv::redis::RedisClusterPool;
+
+use crate::fixture::Fixture;
+
+/// `cluster-node-timeout` of test clusters: how long a master may be unreachable before its
+/// replicas hold an election.
+pub const NODE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A private 3-master, 3-replica Redis Cluster on 127.0.0.1, killed when dropped.
+pub struct TestCluster {
+    cluster: RedisCluster,
+}
+
+impl TestCluster {
+    /// Starts the cluster and returns once every slot is served and every node is set up.
+    ///
+    /// Panics (this is test code) if `redis-server`/`redis-cli` are missing or the cluster
+    /// does not form.
+    pub async fn start() -> TestCluster {
+        // The harness sleeps and polls synchronously: keep it off the runtime's threads.
+        let cluster = tokio::task::spawn_blocking(|| {
+            RedisCluster::new(RedisClusterConfiguration::single_replica_config())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the test cluster did not start: {e}"));
+        let cluster = TestCluster { cluster };
+        for port in cluster.ports() {
+            let mut node = node_connection(port).await;
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("cluster-node-timeout")
+                .arg(NODE_TIMEOUT.as_millis().to_string())
+                .query_async(&mut node)
+                .await
+                .expect("CONFIG SET cluster-node-timeout");
+        }
+        cluster
+    }
+
+    /// The nodes' ports on 127.0.0.1, in start order (killed nodes included).
+    pub fn ports(&self) -> Vec<u16> {
+        self.cluster
+            .iter_servers()
+            .filter_map(|server| server.host_and_port().map(|(_, port)| port))
+            .collect()
+    }
+
+    /// `redis://127.0.0.1:PORT` of every node, to use as seeds.
+    pub fn seeds(&self) -> Vec<String> {
+        self.ports()
+            .into_iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// A typedkv cluster pool with default settings.
+    pub fn pool(&self) -> RedisClusterPool {
+        RedisClusterPool::from_urls(self.seeds()).expect("loopback seeds are valid")
+    }
+
+    /// A raw redis-rs cluster connection, for writing behind a store's back.
+    pub async fn raw_connection(&self) -> ClusterConnection {
+        ClusterClient::new(self.seeds())
+            .expect("loopback seeds are valid")
+            .get_async_connection()
+            .await
+            .expect("the test cluster accepts connections")
+    }
+
+    /// Deletes every key on every master (replicas follow).
+    pub async fn flush(&self) {
+        let mut conn = self.raw_connection().await;
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut conn)
+            .await
+            .expect("FLUSHALL on every master");
+    }
+
+    /// A fixture on this cluster, flushed first: the cluster outlives the fixture, so cases
+    /// share it one after the other. The peer is a pool connected on its own.
+    pub async fn fixture(&self) -> Fixture<RedisClusterPool> {
+        self.flush().await;
+        let seeds = self.seeds();
+        Fixture::new(self.pool()).with_peer(move || {
+            RedisClusterPool::from_urls(seeds.clone()).expect("loopback seeds are valid")
+        })
+    }
+
+    /// The port of the master that serves `key`'s slot, as the cluster sees it now.
+    pub async fn master_of(&self, key: &str) -> u16 {
+        let mut conn = self.raw_connection().await;
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("CLUSTER KEYSLOT");
+        let ranges: Vec<(u16, u16, (String, u16))> = slot_table(&mut conn).await;
+        ranges
+            .into_iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map(|(_, _, (_, port))| port)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// Kills the node on `port` (SIGKILL), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        let server = self
+            .cluster
+            .servers
+            .iter_mut()
+            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        server.stop();
+    }
+
+    /// Waits until no slot is served by `port` any more (its replica was promoted) and
+    /// returns how long that took; panics after `limit`.
+    pub async fn wait_failover_from(&self, port: u16, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let alive: Vec<u16> = self.ports().into_iter().filter(|p| *p != port).collect();
+        while started.elapsed() < limit {
+            let mut all_moved = true;
+            for &node in &alive {
+                let Ok(mut conn) = try_node_connection(node).await else {
+                    all_moved = false;
+                    continue;
+                };
+                let ranges = slot_table(&mut conn).await;
+                let state: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                if ranges.iter().any(|(_, _, (_, p))| *p == port)
+                    || !state.contains("cluster_state:ok")
+                {
+                    all_moved = false;
+                }
+            }
+            if all_moved {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no replica took over from port {port} within {limit:?}");
+    }
+}
+
+/// `CLUSTER SLOTS` as `(start, end, (master host, master port))`.
+async fn slot_table<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+) -> Vec<(u16, u16, (String, u16))> {
+    let table: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    table
+        .into_iter()
+        .filter_map(|range| {
+            let redis::Value::Array(items) = range else {
+                return None;
+            };
+            let mut items = items.into_iter();
+            let start = redis::from_redis_value(items.next()?).ok()?;
+            let end = redis::from_redis_value(items.next()?).ok()?;
+            let redis::Value::Array(master) = items.next()? else {
+                return None;
+            };
+            let mut master = master.into_iter();
+            let host = redis::from_redis_value(master.next()?).ok()?;
+            let port = redis::from_redis_value(master.next()?).ok()?;
+            Some((start, end, (host, port)))
+        })
+        .collect()
+}
+
+async fn try_node_connection(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_response_timeout(Some(Duration::from_millis(500)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+async fn node_connection(port: u16) -> redis::aio::MultiplexedConnection {
+    try_node_connection(port)
+        .await
+        .unwrap_or_else(|e| panic!("node on port {port}: {e}"))
+}

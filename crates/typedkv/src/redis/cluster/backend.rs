@@ -1,0 +1,119 @@
+//! [`RedisClusterPool`] as a [`Backend`]: the standalone commands (redis-rs routes them by
+//! slot), plus what a cluster does differently: scans over every master, TTL batches written
+//! slot by slot.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use ::redis::cluster_routing::{RoutingInfo, Slot};
+use ::redis::{Cmd, FromRedisValue, RedisError};
+use deadpool::managed::Object;
+use futures::future::try_join_all;
+
+use super::RedisClusterPool;
+use super::manager::ClusterManager;
+use crate::backend::{Backend, Bytes, Expected, Swap};
+use crate::error::Result;
+use crate::keyspace::KeyBatch;
+use crate::options::{Expiry, Write, WriteExpiry};
+use crate::redis::commands::set_each;
+use crate::redis::shared::Shared;
+
+impl Shared<ClusterManager, Object<ClusterManager>> {
+    /// Sends `cmd` about `key` to the node(s) `routing` names.
+    pub(super) async fn route<R: FromRedisValue>(
+        &self,
+        key: &(dyn Display + Sync),
+        cmd: Cmd,
+        routing: RoutingInfo,
+    ) -> Result<R> {
+        let mut lent = self.lend(key).await?;
+        let reply = lent
+            .conn
+            .route_command(cmd, routing)
+            .await
+            .and_then(|value| R::from_redis_value(value).map_err(RedisError::from));
+        reply.map_err(|e| self.failed(key, &lent, e))
+    }
+}
+
+impl Backend for RedisClusterPool {
+    fn kind(&self) -> &'static str {
+        "redis-cluster"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.shared().get(key).await
+    }
+
+    async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+        self.shared().set(key, value, write).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.shared().delete(key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.shared().exists(key).await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        self.shared().ttl(key).await
+    }
+
+    /// `MGET`, which redis-rs splits into one `MGET` per slot and reassembles in order: each
+    /// slot's values are read at one instant, not the whole batch.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.shared().get_many(keys).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected<'_>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        self.shared()
+            .compare_and_swap(key, expected, new, expiry)
+            .await
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<String>)> {
+        self.scan_master_page(prefix, cursor, count).await
+    }
+
+    /// `UNLINK`, split per slot by redis-rs; the count is summed.
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        self.shared().delete_many(keys).await
+    }
+
+    /// Atomic per slot: `MSET` (split per slot by redis-rs) without a TTL, one `MULTI`/`EXEC`
+    /// of `SET ... PX` per slot with one. Slots are written concurrently; if one fails, the
+    /// others may have been written.
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
+        if !matches!(expiry, WriteExpiry::After(_)) {
+            return self.shared().set_many(entries, expiry).await;
+        }
+        let mut by_slot: HashMap<Slot, Vec<(String, Bytes)>> = HashMap::new();
+        for (key, bytes) in entries {
+            by_slot
+                .entry(Slot::for_key(&key))
+                .or_default()
+                .push((key, bytes));
+        }
+        let writes = by_slot.into_values().map(|entries| async move {
+            let batch = KeyBatch::from_entries(&entries);
+            self.shared()
+                .query_pipeline::<()>(&batch, &set_each(&entries, expiry))
+                .await
+        });
+        try_join_all(writes).await.map(drop)
+    }
+}

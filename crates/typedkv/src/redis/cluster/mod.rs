@@ -1,0 +1,154 @@
+//! Redis Cluster (feature `cluster`): [`RedisClusterPool`].
+//!
+//! One redis-rs cluster connection talks to every node: it routes each single-key command
+//! to the master of the key's slot, follows `MOVED`/`ASK` redirects, refreshes its slot map
+//! when the topology changes (failover, resharding), and splits `MGET`/`MSET`/`UNLINK` into
+//! one command per slot. Like standalone pools, plain commands share it instead of checking
+//! out a connection each. What a cluster needs on top is here: scans over every master
+//! (`scan.rs`) and TTL batches written slot by slot (`backend.rs`).
+
+mod backend;
+mod manager;
+mod scan;
+
+use std::fmt;
+use std::sync::Arc;
+
+use deadpool::managed::{Object, Pool};
+
+use self::manager::ClusterManager;
+use super::builder::RedisPoolBuilder;
+use super::config::Settings;
+use super::lanes::Generations;
+use super::shared::{OnBrokenConnection, Shared};
+use crate::error::{Error, Result};
+
+/// Target of a [`RedisPoolBuilder`] that builds a [`RedisClusterPool`].
+#[derive(Debug)]
+pub enum Cluster {}
+
+/// A pool of Redis Cluster connections, and the [`Backend`](crate::Backend) of
+/// [`RedisClusterStore`](crate::RedisClusterStore). Clones share the pool.
+///
+/// Configured from one or more seed nodes; the rest of the cluster is discovered from them.
+/// Every setting of [`RedisPoolBuilder`] applies, plus [`read_from_replicas`]. Creating the
+/// pool does not connect; the first command does (or [`RedisClusterPool::ping`]).
+///
+/// What holds on a cluster (see the README's "Scaling out" for the whole story):
+/// - single-key operations, `update` and versioned writes: exactly as on one server;
+/// - `get_many`, `set_many`, `delete_many`: split by slot and reassembled in input order;
+///   atomic per slot, not across slots, unless the store uses a
+///   [hash tag](crate::StoreBuilder::hash_tag);
+/// - scans: every master in turn, each key exactly once while the cluster is stable.
+///
+/// ```no_run
+/// use typedkv::redis::RedisClusterPool;
+///
+/// let pool = RedisClusterPool::builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+///     .read_from_replicas(false)
+///     .build()?;
+/// # Ok::<(), typedkv::Error>(())
+/// ```
+///
+/// [`read_from_replicas`]: RedisPoolBuilder::read_from_replicas
+#[derive(Clone)]
+pub struct RedisClusterPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Shared<ClusterManager, Object<ClusterManager>>,
+    settings: Settings,
+}
+
+impl RedisClusterPool {
+    /// A pool for the cluster reachable through `seeds` (`redis://host:port` URLs of any of
+    /// its nodes; all with the same credentials), with default settings.
+    pub fn from_urls<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Result<Self> {
+        Self::builder(seeds).build()
+    }
+
+    /// Starts configuring a pool for the cluster reachable through `seeds`.
+    pub fn builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisPoolBuilder<Cluster> {
+        RedisPoolBuilder::new(seeds.into_iter().map(Into::into).collect())
+    }
+
+    fn new(settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        let manager = ClusterManager::new(&settings)?;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.create_timeout))
+            .recycle_timeout(Some(settings.recycle_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::InvalidConfig {
+                reason: format!("cannot build the pool for {}", settings.redacted_urls()),
+                source: Some(Box::new(e)),
+            })?;
+        let shared = Shared::new(
+            pool,
+            settings.shared_connections,
+            Arc::new(Generations::default()),
+            OnBrokenConnection::Keep,
+            settings.connect_timeout,
+            settings.response_timeout,
+        );
+        Ok(RedisClusterPool {
+            inner: Arc::new(Inner { shared, settings }),
+        })
+    }
+
+    /// Connects (if not connected yet) and `PING`s a node: call it at start-up to fail fast
+    /// on wrong seeds or credentials.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.shared.ping().await
+    }
+
+    /// Pool occupancy. A cluster pool holds only its shared connections: plain commands
+    /// never check one out, and there is no `checkout` (a cluster connection cannot `WATCH`).
+    pub fn status(&self) -> deadpool::Status {
+        self.inner.shared.pool().status()
+    }
+
+    /// The seed URLs, comma-separated, with any password replaced by `***`.
+    pub fn redacted_urls(&self) -> String {
+        self.inner.settings.redacted_urls()
+    }
+
+    fn shared(&self) -> &Shared<ClusterManager, Object<ClusterManager>> {
+        &self.inner.shared
+    }
+}
+
+impl RedisPoolBuilder<Cluster> {
+    /// Send reads (`get`, `get_many`, `exists`, `ttl`) to replicas, spreading load over them.
+    /// Default `false`. Replication is asynchronous: a read from a replica can miss a write
+    /// that was just acknowledged, so a store may then return an older value or `None`.
+    /// Writes, `update` and scans always go to masters.
+    pub fn read_from_replicas(mut self, enabled: bool) -> Self {
+        self.settings.read_from_replicas = enabled;
+        self
+    }
+
+    /// Validates the settings and creates the pool (without connecting).
+    ///
+    /// Fails with [`Error::InvalidConfig`] for no seeds, an unparsable URL, seeds with
+    /// different credentials, zero timeouts, zero shared connections or a pool smaller than
+    /// its shared connections.
+    pub fn build(self) -> Result<RedisClusterPool> {
+        RedisClusterPool::new(self.settings)
+    }
+}
+
+impl fmt::Debug for RedisClusterPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClusterPool")
+            .field("settings", &self.inner.settings)
+            .field("status", &self.status())
+            .finish()
+    }
+}

@@ -1,0 +1,226 @@
+//! The Redis commands behind the byte-level [`Backend`](crate::Backend) trait, once for
+//! standalone and cluster pools: both are a [`Shared`] and send the same commands (on a
+//! cluster, redis-rs routes single-key commands by slot and splits `MGET`/`MSET`/`UNLINK`
+//! per slot). What differs on a cluster (scan, atomic batches) is in `cluster/`.
+
+use std::sync::LazyLock;
+
+use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
+use deadpool::managed::{Manager, Object};
+
+use super::lanes::Pooled;
+use super::shared::{Resend, Shared};
+use crate::backend::{Bytes, Expected, Swap};
+use crate::error::Result;
+use crate::keyspace::KeyBatch;
+use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+
+/// Compare-and-swap of one key, in Lua so that the comparison and the write are one atomic
+/// step on the server (WATCH would need a connection of its own; cluster nodes run a
+/// single-key script just as well).
+static COMPARE_AND_SWAP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("compare_and_swap.lua")));
+
+/// `text` with Redis glob characters (`* ? [ ] \\`) escaped, so it matches only itself in a
+/// SCAN pattern.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// `SCAN cursor MATCH prefix* COUNT count TYPE string`, and the pattern (which names the
+/// scan in errors).
+pub(crate) fn scan_command(prefix: &str, cursor: u64, count: usize) -> (String, Cmd) {
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cmd = ::redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(&pattern)
+        .arg("COUNT")
+        .arg(count)
+        .arg("TYPE")
+        .arg("string");
+    (pattern, cmd)
+}
+
+/// Appends the expiry arguments of `SET`.
+fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
+    match expiry {
+        WriteExpiry::Never => {}
+        WriteExpiry::After(ttl) => {
+            cmd.arg("PX").arg(ceil_millis(ttl));
+        }
+        WriteExpiry::Keep => {
+            cmd.arg("KEEPTTL");
+        }
+    }
+}
+
+impl<M, W> Shared<M, W>
+where
+    M: Manager<Error = RedisError>,
+    W: Pooled + From<Object<M>>,
+{
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.query(&key, ::redis::cmd("GET").arg(key), Resend::Safe)
+            .await
+    }
+
+    pub(crate) async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        match write.condition {
+            Condition::Always => {}
+            Condition::IfAbsent => {
+                cmd.arg("NX");
+            }
+            Condition::IfPresent => {
+                cmd.arg("XX");
+            }
+        }
+        expiry_args(&mut cmd, write.expiry);
+        // OK when written, nil when the NX/XX condition was not met.
+        let reply: Value = self.query(&key, &cmd, Resend::Never).await?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        // UNLINK frees large values off Redis' main thread.
+        let removed: u64 = self
+            .query(&key, ::redis::cmd("UNLINK").arg(key), Resend::Never)
+            .await?;
+        Ok(removed > 0)
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        let found: u64 = self
+            .query(&key, ::redis::cmd("EXISTS").arg(key), Resend::Safe)
+            .await?;
+        Ok(found > 0)
+    }
+
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        let ms: i64 = self
+            .query(&key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
+            .await?;
+        Ok(match ms {
+            -2 => None,
+            ms if ms < 0 => Some(Expiry::Never),
+            ms => Some(Expiry::In(std::time::Duration::from_millis(
+                ms.unsigned_abs(),
+            ))),
+        })
+    }
+
+    pub(crate) async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected<'_>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        let mut invocation = COMPARE_AND_SWAP.key(key);
+        match expected {
+            Expected::Absent => invocation.arg("absent").arg(""),
+            Expected::Bytes(bytes) => invocation.arg("bytes").arg(bytes),
+            Expected::Version(version) => invocation.arg("sha1").arg(version.as_str()),
+        };
+        match &new {
+            Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
+            None => invocation.arg("del").arg(""),
+        };
+        match expiry {
+            WriteExpiry::Keep => invocation.arg("keep").arg(0),
+            WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
+            WriteExpiry::Never => invocation.arg("none").arg(0),
+        };
+        let reply: Vec<Value> = self.invoke(&key, &invocation).await?;
+        let mut reply = reply.into_iter();
+        match (reply.next(), reply.next()) {
+            (Some(Value::Int(1)), None) => Ok(Swap::Done),
+            (Some(Value::Int(0)), Some(Value::BulkString(found))) => Ok(Swap::Changed(Some(found))),
+            // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
+            (Some(Value::Int(0)), None | Some(Value::Nil) | Some(Value::Boolean(false))) => {
+                Ok(Swap::Changed(None))
+            }
+            other => Err(crate::Error::Redis {
+                key: key.to_owned(),
+                code: "UNEXPECTED".into(),
+                source: format!("compare-and-swap script answered {other:?}").into(),
+            }),
+        }
+    }
+
+    pub(crate) async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<String>)> {
+        let (pattern, cmd) = scan_command(prefix, cursor, count);
+        self.query(&pattern, &cmd, Resend::Safe).await
+    }
+
+    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        let batch = KeyBatch::new(keys);
+        self.query(&batch, ::redis::cmd("UNLINK").arg(keys), Resend::Never)
+            .await
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let batch = KeyBatch::new(keys);
+        self.query(&batch, ::redis::cmd("MGET").arg(keys), Resend::Safe)
+            .await
+    }
+
+    pub(crate) async fn set_many(
+        &self,
+        entries: Vec<(String, Bytes)>,
+        expiry: WriteExpiry,
+    ) -> Result<()> {
+        let batch = KeyBatch::from_entries(&entries);
+        match expiry {
+            // MSET is atomic but cannot set a TTL.
+            WriteExpiry::Never | WriteExpiry::Keep => {
+                self.query(&batch, ::redis::cmd("MSET").arg(&entries), Resend::Never)
+                    .await
+            }
+            WriteExpiry::After(_) => {
+                self.query_pipeline(&batch, &set_each(&entries, expiry))
+                    .await
+            }
+        }
+    }
+}
+
+/// `SET key value PX ttl` for each entry, in one MULTI/EXEC so the batch is atomic. The
+/// pipeline is written to the multiplexed connection in one piece, so other commands on the
+/// shared connection cannot interleave with it. (On a cluster, all keys must share a slot.)
+pub(crate) fn set_each(entries: &[(String, Bytes)], expiry: WriteExpiry) -> Pipeline {
+    let mut pipe = ::redis::pipe();
+    pipe.atomic();
+    for (key, bytes) in entries {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(key).arg(bytes);
+        expiry_args(&mut cmd, expiry);
+        pipe.add_command(cmd).ignore();
+    }
+    pipe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("user:"), "user:");
+        assert_eq!(escape_glob(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+    }
+}

@@ -1,0 +1,191 @@
+//! typedkv on a real Redis Cluster (3 masters + 3 replicas on loopback): the whole
+//! conformance suite, then what only a cluster has (batches and scans spanning masters, hash
+//! tags keeping a namespace on one, reads from replicas).
+//!
+//! A cluster takes seconds to start, so this binary starts one and runs everything on it,
+//! flushing it between cases; the failover test (which breaks its cluster) has a binary of
+//! its own.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use redis::AsyncCommands;
+use typedkv::redis::RedisClusterPool;
+use typedkv::{RedisClusterStore, Store, StoreExt, Update};
+use typedkv_testkit::TestCluster;
+use typedkv_testkit::conformance;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typedkv_on_a_cluster() {
+    let cluster = TestCluster::start().await;
+
+    let failed = conformance::run_all(|| cluster.fixture()).await;
+    assert!(
+        failed.is_empty(),
+        "conformance cases failed on the cluster: {failed:?}"
+    );
+
+    cluster.flush().await;
+    batches_and_scans_span_every_master(&cluster).await;
+    cluster.flush().await;
+    a_hash_tag_keeps_a_namespace_on_one_master(&cluster).await;
+    cluster.flush().await;
+    reads_from_replicas_see_writes_after_replication(&cluster).await;
+    cluster.flush().await;
+    update_counts_every_increment_across_masters(&cluster).await;
+}
+
+fn store(pool: &RedisClusterPool, namespace: &str, hash_tag: bool) -> RedisClusterStore<u64> {
+    RedisClusterStore::builder(pool.clone(), namespace)
+        .hash_tag(hash_tag)
+        .build()
+        .unwrap()
+}
+
+/// Which master serves each of `keys`, counted per master port.
+async fn masters_of(
+    cluster: &TestCluster,
+    keys: impl Iterator<Item = String>,
+) -> HashMap<u16, usize> {
+    let mut masters = HashMap::new();
+    for key in keys {
+        *masters.entry(cluster.master_of(&key).await).or_default() += 1;
+    }
+    masters
+}
+
+/// 3,000 ids spread over all three masters: set_many (with and without TTL), get_many in
+/// input order, scan (each id once), count and delete_many all see every one of them.
+async fn batches_and_scans_span_every_master(cluster: &TestCluster) {
+    let pool = cluster.pool();
+    let plain = store(&pool, "spread", false);
+    let ids: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let per_master = masters_of(
+        cluster,
+        ids.iter().take(300).map(|id| format!("spread:{id}")),
+    )
+    .await;
+    assert_eq!(
+        per_master.len(),
+        3,
+        "keys should land on all masters: {per_master:?}"
+    );
+
+    let values: Vec<u64> = (0..3000).collect();
+    let entries: Vec<(&str, &u64)> = ids.iter().map(String::as_str).zip(&values).collect();
+    for chunk in entries.chunks(500) {
+        plain.set_many(chunk).await.unwrap();
+    }
+    let with_ttl: RedisClusterStore<u64> = RedisClusterStore::builder(pool.clone(), "spread-ttl")
+        .ttl(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    with_ttl.set_many(&entries[..500]).await.unwrap();
+
+    let reversed: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    let got = plain.get_many(&reversed).await.unwrap();
+    let want: Vec<Option<u64>> = values.iter().rev().copied().map(Some).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        with_ttl
+            .get_many(&reversed[2500..])
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        500
+    );
+
+    let scanned: Vec<String> = plain.scan_ids().try_collect().await.unwrap();
+    let unique: HashSet<&String> = scanned.iter().collect();
+    assert_eq!(
+        scanned.len(),
+        3000,
+        "a scan returned some id twice or missed some"
+    );
+    assert_eq!(unique.len(), 3000);
+    assert_eq!(plain.count().await.unwrap(), 3000);
+    assert_eq!(with_ttl.count().await.unwrap(), 500);
+
+    let doomed: Vec<&str> = ids.iter().step_by(3).map(String::as_str).collect();
+    assert_eq!(plain.delete_many(&doomed).await.unwrap(), 1000);
+    assert_eq!(plain.count().await.unwrap(), 2000);
+    assert_eq!(plain.clear().await.unwrap(), 2000);
+    assert_eq!(with_ttl.count().await.unwrap(), 500);
+}
+
+/// With a hash tag every key of the namespace is on one master, so a batch of them is one
+/// `MULTI`/`EXEC` (what the per-slot atomicity guarantee then covers).
+async fn a_hash_tag_keeps_a_namespace_on_one_master(cluster: &TestCluster) {
+    let tagged = store(&cluster.pool(), "orders", true);
+    let ids: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    let masters = masters_of(cluster, ids.iter().map(|id| format!("{{orders}}:{id}"))).await;
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    let values: Vec<u64> = (0..200).collect();
+    let entries: Vec<(&str, &u64)> = ids.iter().map(String::as_str).zip(&values).collect();
+    tagged.set_many(&entries).await.unwrap();
+    let mut raw = cluster.raw_connection().await;
+    let stored: Vec<String> = raw.keys("{orders}:*").await.unwrap();
+    assert_eq!(stored.len(), 200);
+    assert_eq!(tagged.count().await.unwrap(), 200);
+}
+
+/// A pool reading from replicas sees a write once it has replicated (asynchronously), and
+/// its writes still go to masters.
+async fn reads_from_replicas_see_writes_after_replication(cluster: &TestCluster) {
+    let replicas = RedisClusterPool::builder(cluster.seeds())
+        .read_from_replicas(true)
+        .build()
+        .unwrap();
+    let via_replicas = store(&replicas, "replicated", false);
+    let via_masters = store(&cluster.pool(), "replicated", false);
+    via_masters.set("1", &41).await.unwrap();
+    via_replicas.set("2", &42).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = via_replicas.get_many(&["1", "2"]).await.unwrap();
+        if seen == [Some(41), Some(42)] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never caught up: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(via_masters.get("2").await.unwrap(), Some(42));
+}
+
+/// Concurrent updates of keys on every master: the Lua compare-and-swap runs on each key's
+/// master, and no increment is lost.
+async fn update_counts_every_increment_across_masters(cluster: &TestCluster) {
+    let counters = store(&cluster.pool(), "counter", false);
+    let tasks: Vec<_> = (0..32)
+        .map(|task| {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let id = (task % 8).to_string();
+                    counters
+                        .update_with(&id, |n| Update::Set(n.unwrap_or(0) + 1))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ids: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+    let masters = masters_of(cluster, ids.iter().map(|id| format!("counter:{id}"))).await;
+    assert!(masters.len() >= 2, "{masters:?}");
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let totals = counters.get_many(&refs).await.unwrap();
+    assert_eq!(totals, vec![Some(200); 8]);
+}
