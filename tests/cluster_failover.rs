@@ -82,11 +82,13 @@ async fn calls_recover_after_a_master_is_killed() {
     for failure in &failures {
         let error = failure.error.as_ref().unwrap();
         assert!(
-            error.is_timeout()
-                || matches!(error, Error::Connection { .. } | Error::Redis { .. }),
+            error.is_timeout() || matches!(error, Error::Connection { .. } | Error::Redis { .. }),
             "unexpected error kind during failover: {error}"
         );
-        assert!(error.key().is_some_and(|key| key.starts_with("w:")), "{error}");
+        assert!(
+            error.key().is_some_and(|key| key.starts_with("w:")),
+            "{error}"
+        );
     }
     let last_failure = failures.iter().map(|o| o.at).max();
     let outage = last_failure.map(|at| at.duration_since(killed_at));
@@ -132,5 +134,8 @@ async fn calls_recover_after_a_master_is_killed() {
             "calls still failed {outage:?} after the kill, replica promoted after {promoted_after:?}"
         );
     }
-    assert!(after_outage > 1000, "too few calls after recovery: {after_outage}");
+    assert!(
+        after_outage > 1000,
+        "too few calls after recovery: {after_outage}"
+    );
 }

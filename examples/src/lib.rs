@@ -1,14 +1,17 @@
-//! Shared by the examples: pick the in-memory store, or Redis when `REDIS_URL` is set.
+//! Shared by the examples: pick the in-memory store, Redis when `REDIS_URL` is set, or Redis
+//! Cluster when `REDIS_CLUSTER_URLS` is.
 //!
-//! Run an example with `cargo run -p typedkv-examples --example quickstart`, or against Redis
-//! with `REDIS_URL=redis://127.0.0.1:6379 cargo run -p typedkv-examples --example quickstart`.
+//! Run an example with `cargo run -p typedkv-examples --example quickstart`, against Redis
+//! with `REDIS_URL=redis://127.0.0.1:6379 cargo run -p typedkv-examples --example quickstart`,
+//! or against a cluster with
+//! `REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 cargo run ...`.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use typedkv::redis::RedisPool;
-use typedkv::{MemoryBackend, MemoryStore, RedisStore, Store};
+use typedkv::redis::{RedisClusterPool, RedisPool};
+use typedkv::{MemoryBackend, MemoryStore, RedisClusterStore, RedisStore, Store};
 
 /// Where the examples keep their data.
 #[derive(Debug, Clone)]
@@ -17,12 +20,21 @@ pub enum Backend {
     Memory(MemoryBackend),
     /// A Redis server.
     Redis(RedisPool),
+    /// A Redis Cluster.
+    Cluster(RedisClusterPool),
 }
 
 impl Backend {
-    /// Redis at `$REDIS_URL` if it is set (checked with a PING), otherwise in memory. Says
-    /// which on stdout, and how to run `example` on Redis instead.
+    /// Redis Cluster through the comma-separated seed URLs in `$REDIS_CLUSTER_URLS`, else
+    /// Redis at `$REDIS_URL` (either checked with a PING), otherwise in memory. Says which on
+    /// stdout, and how to run `example` on Redis instead.
     pub async fn from_env(example: &str) -> typedkv::Result<Backend> {
+        if let Ok(seeds) = std::env::var("REDIS_CLUSTER_URLS") {
+            let pool = RedisClusterPool::from_urls(seeds.split(',').map(str::trim))?;
+            pool.ping().await?;
+            println!("Using Redis Cluster through {}.", pool.redacted_urls());
+            return Ok(Backend::Cluster(pool));
+        }
         match std::env::var("REDIS_URL") {
             Ok(url) => {
                 let pool = RedisPool::from_url(url)?;
@@ -31,9 +43,15 @@ impl Backend {
                 Ok(Backend::Redis(pool))
             }
             Err(_) => {
-                println!("REDIS_URL is not set: using the in-memory store.");
+                println!(
+                    "Neither REDIS_URL nor REDIS_CLUSTER_URLS is set: using the in-memory store."
+                );
                 println!(
                     "To use Redis: REDIS_URL=redis://127.0.0.1:6379 \\
+    cargo run -p typedkv-examples --example {example}"
+                );
+                println!(
+                    "Or a cluster: REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 \\
     cargo run -p typedkv-examples --example {example}"
                 );
                 Ok(Backend::Memory(MemoryBackend::new()))
@@ -47,13 +65,35 @@ impl Backend {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        self.store_with(namespace, false)
+    }
+
+    /// Like [`Backend::store`], with keys `{namespace}:id` when `hash_tag` is true (one
+    /// cluster slot for the whole namespace).
+    pub fn store_with<T>(
+        &self,
+        namespace: &str,
+        hash_tag: bool,
+    ) -> typedkv::Result<Arc<dyn Store<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         Ok(match self {
-            Backend::Memory(backend) => {
-                Arc::new(MemoryStore::<T>::builder(backend.clone(), namespace).build()?)
-            }
-            Backend::Redis(pool) => {
-                Arc::new(RedisStore::<T>::builder(pool.clone(), namespace).build()?)
-            }
+            Backend::Memory(backend) => Arc::new(
+                MemoryStore::<T>::builder(backend.clone(), namespace)
+                    .hash_tag(hash_tag)
+                    .build()?,
+            ),
+            Backend::Redis(pool) => Arc::new(
+                RedisStore::<T>::builder(pool.clone(), namespace)
+                    .hash_tag(hash_tag)
+                    .build()?,
+            ),
+            Backend::Cluster(pool) => Arc::new(
+                RedisClusterStore::<T>::builder(pool.clone(), namespace)
+                    .hash_tag(hash_tag)
+                    .build()?,
+            ),
         })
     }
 }
