@@ -131,6 +131,89 @@ async fn stores_recover_after_a_server_restart() {
     assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
 }
 
+/// Issue 6, fault 1: 32 tasks loop `set`/`get` while the server is killed, stays down for
+/// a while, and comes back empty on the same port. While it is down calls fail with typed
+/// errors, each within its timeouts (no hang, no panic); from 1 s after it answers again,
+/// every call succeeds (no dead connection stays in use).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_under_load_recovers_within_a_second() {
+    const TASKS: usize = 32;
+    let mut server = TestRedis::start().await;
+    let pool = multi_lane_pool(&server);
+    let store = users(&pool);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // (started, took, error) of every call.
+    type Call = (Instant, Duration, Option<Error>);
+    let workers: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut calls: Vec<Call> = Vec::new();
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let id = format!("{task}-{}", i % 10);
+                    let started = Instant::now();
+                    let result = store.set(&id, &profile(i)).await;
+                    calls.push((started, started.elapsed(), result.err()));
+                    let started = Instant::now();
+                    let result = store.get(&id).await.map(drop);
+                    calls.push((started, started.elapsed(), result.err()));
+                    if calls.last().is_some_and(|(_, _, e)| e.is_some()) {
+                        // While the server is down, do not spin on instant refusals.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await;
+    let back_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut calls = Vec::new();
+    for worker in workers {
+        calls.extend(worker.await.expect("no task panicked"));
+    }
+    let failed: Vec<&Call> = calls.iter().filter(|(_, _, e)| e.is_some()).collect();
+    assert!(
+        !failed.is_empty(),
+        "the outage should have failed some calls"
+    );
+    // Each call is bounded by the response timeout (1 s) or the connect timeout (2 s).
+    let slowest = calls.iter().map(|(_, took, _)| *took).max().unwrap();
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "a call took {slowest:?}"
+    );
+    for (_, _, error) in &failed {
+        let error = error.as_ref().unwrap();
+        assert!(
+            matches!(error, Error::Connection { .. } | Error::Pool { .. }) || error.is_timeout(),
+            "{error:?}"
+        );
+    }
+    let settled = back_at + Duration::from_secs(1);
+    let late: Vec<&Call> = failed
+        .iter()
+        .copied()
+        .filter(|(at, _, _)| *at >= settled)
+        .collect();
+    let after: usize = calls.iter().filter(|(at, _, _)| *at >= settled).count();
+    assert!(after > 1000, "only {after} calls after recovery");
+    assert!(
+        late.is_empty(),
+        "{} of {after} calls failed after recovery: {:?}",
+        late.len(),
+        late[0].2
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_racing_a_dead_connection_is_resent_once() {
     let server = TestRedis::start().await;

@@ -1,6 +1,7 @@
 //! [`RedisPool`] as a [`Backend`]: every command as `commands.rs` sends it.
 
 use super::RedisPool;
+use super::commands::forward_commands_to_shared;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::error::Result;
 use crate::options::{Expiry, Write, WriteExpiry};
@@ -10,41 +11,7 @@ impl Backend for RedisPool {
         "redis"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.shared().get(key).await
-    }
-
-    async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
-        self.shared().set(key, value, write).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.shared().delete(key).await
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.shared().exists(key).await
-    }
-
-    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-        self.shared().ttl(key).await
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.shared().get_many(keys).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Expected<'_>,
-        new: Option<Bytes>,
-        expiry: WriteExpiry,
-    ) -> Result<Swap> {
-        self.shared()
-            .compare_and_swap(key, expected, new, expiry)
-            .await
-    }
+    forward_commands_to_shared!();
 
     async fn scan_page(
         &self,
@@ -53,10 +20,6 @@ impl Backend for RedisPool {
         count: usize,
     ) -> Result<(u64, Vec<String>)> {
         self.shared().scan_page(prefix, cursor, count).await
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        self.shared().delete_many(keys).await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {

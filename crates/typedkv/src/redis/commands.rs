@@ -15,6 +15,54 @@ use crate::error::Result;
 use crate::keyspace::KeyBatch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 
+/// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,
+/// forwarded to the pool's `Shared` (from `fn shared(&self)`). Expands to items of an
+/// `impl Backend for ...` block, which then adds `kind`, `scan_page` and `set_many`.
+macro_rules! forward_commands_to_shared {
+    () => {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+            self.shared().get(key).await
+        }
+
+        async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+            self.shared().set(key, value, write).await
+        }
+
+        async fn delete(&self, key: &str) -> Result<bool> {
+            self.shared().delete(key).await
+        }
+
+        async fn exists(&self, key: &str) -> Result<bool> {
+            self.shared().exists(key).await
+        }
+
+        async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+            self.shared().ttl(key).await
+        }
+
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+            self.shared().get_many(keys).await
+        }
+
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Expected<'_>,
+            new: Option<Bytes>,
+            expiry: WriteExpiry,
+        ) -> Result<Swap> {
+            self.shared()
+                .compare_and_swap(key, expected, new, expiry)
+                .await
+        }
+
+        async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+            self.shared().delete_many(keys).await
+        }
+    };
+}
+pub(crate) use forward_commands_to_shared;
+
 /// Compare-and-swap of one key, in Lua so that the comparison and the write are one atomic
 /// step on the server (WATCH would need a connection of its own; cluster nodes run a
 /// single-key script just as well).

@@ -1,6 +1,9 @@
-//! [`RedisClusterPool`] as a [`Backend`]: the standalone commands (redis-rs routes them by
-//! slot), plus what a cluster does differently: scans over every master, TTL batches written
-//! slot by slot.
+//! [`RedisClusterPool`] as a [`Backend`]: the standalone commands, plus what a cluster does
+//! differently: scans over every master, TTL batches written slot by slot.
+//!
+//! redis-rs routes each single-key command (and the compare-and-swap script, by its one key)
+//! to the master of the key's slot, and splits `MGET` and `UNLINK` into one command per slot,
+//! reassembling replies in order (counts summed): each slot's part is atomic, the batch is not.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -16,7 +19,7 @@ use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::error::Result;
 use crate::keyspace::KeyBatch;
 use crate::options::{Expiry, Write, WriteExpiry};
-use crate::redis::commands::set_each;
+use crate::redis::commands::{forward_commands_to_shared, set_each};
 use crate::redis::shared::Shared;
 
 impl Shared<ClusterManager, Object<ClusterManager>> {
@@ -42,43 +45,7 @@ impl Backend for RedisClusterPool {
         "redis-cluster"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.shared().get(key).await
-    }
-
-    async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
-        self.shared().set(key, value, write).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.shared().delete(key).await
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.shared().exists(key).await
-    }
-
-    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-        self.shared().ttl(key).await
-    }
-
-    /// `MGET`, which redis-rs splits into one `MGET` per slot and reassembles in order: each
-    /// slot's values are read at one instant, not the whole batch.
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.shared().get_many(keys).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Expected<'_>,
-        new: Option<Bytes>,
-        expiry: WriteExpiry,
-    ) -> Result<Swap> {
-        self.shared()
-            .compare_and_swap(key, expected, new, expiry)
-            .await
-    }
+    forward_commands_to_shared!();
 
     async fn scan_page(
         &self,
@@ -87,11 +54,6 @@ impl Backend for RedisClusterPool {
         count: usize,
     ) -> Result<(u64, Vec<String>)> {
         self.scan_master_page(prefix, cursor, count).await
-    }
-
-    /// `UNLINK`, split per slot by redis-rs; the count is summed.
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        self.shared().delete_many(keys).await
     }
 
     /// Atomic per slot: `MSET` (split per slot by redis-rs) without a TTL, one `MULTI`/`EXEC`
