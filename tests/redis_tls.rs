@@ -25,7 +25,24 @@ async fn a_store_works_over_verified_tls() {
 async fn an_untrusted_certificate_is_refused_with_a_clear_error() {
     let server = TestRedis::start_tls().await;
     // The system's roots do not include the test CA: verification must fail.
-    let pool = RedisPool::from_url(server.url()).unwrap();
+    assert_certificate_refused(RedisPool::from_url(server.url()).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ca_is_refused_with_a_clear_error() {
+    let server = TestRedis::start_tls().await;
+    // A CA made now, for the same address, that did not sign the server's certificate.
+    let wrong_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pool = RedisPool::builder(server.url())
+        .tls_root_certificates(wrong_ca.cert.pem())
+        .build()
+        .unwrap();
+    assert_certificate_refused(pool).await;
+}
+
+/// A call on `pool` fails with `Error::Connection` whose cause chain talks of the
+/// certificate.
+async fn assert_certificate_refused(pool: RedisPool) {
     let err = RedisStore::<Profile>::builder(pool, "user")
         .build()
         .unwrap()
