@@ -37,6 +37,7 @@ async fn typedkv_on_a_cluster() {
     reads_from_replicas_see_writes_after_replication(&cluster).await;
     cluster.flush().await;
     update_counts_every_increment_across_masters(&cluster).await;
+    passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
 }
 
 fn store(pool: &RedisClusterPool, namespace: &str, hash_tag: bool) -> RedisClusterStore<u64> {
@@ -188,4 +189,24 @@ async fn update_counts_every_increment_across_masters(cluster: &TestCluster) {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let totals = counters.get_many(&refs).await.unwrap();
     assert_eq!(totals, vec![Some(200); 8]);
+}
+
+/// Seeds with a password: the builder, the pool and the error of a failed login never show
+/// it.
+async fn passwords_never_appear_in_cluster_errors_or_debug(cluster: &TestCluster) {
+    let seeds: Vec<String> = cluster
+        .seeds()
+        .iter()
+        .map(|url| url.replace("redis://", "redis://alice:s3cret-pw@"))
+        .collect();
+    let builder = RedisClusterPool::builder(seeds.clone());
+    assert!(!format!("{builder:?}").contains("s3cret-pw"));
+    let pool = builder.build().unwrap();
+    assert!(!format!("{pool:?}").contains("s3cret-pw"));
+    assert!(pool.redacted_urls().contains("alice:***@"));
+    // The cluster has no user alice: connecting fails.
+    let err = store(&pool, "user", false).get("1").await.unwrap_err();
+    let shown = typedkv_testkit::error_chain(&err);
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert_eq!(err.key(), Some("user:1"));
 }

@@ -339,12 +339,7 @@ async fn passwords_never_appear_in_errors_or_debug() {
 
     // The server has no user alice: authentication fails.
     let err = users(&pool).get("1").await.unwrap_err();
-    let mut shown = format!("{err} {err:?}");
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        shown.push_str(&format!(" {cause} {cause:?}"));
-        source = cause.source();
-    }
+    let shown = typedkv_testkit::error_chain(&err);
     assert!(!shown.contains("s3cret-pw"), "{shown}");
     assert_eq!(err.key(), Some("user:1"));
 

@@ -50,12 +50,7 @@ async fn assert_certificate_refused(pool: RedisPool) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
-    let mut chain = err.to_string();
-    let mut cause = std::error::Error::source(&err);
-    while let Some(c) = cause {
-        chain.push_str(&format!(" / {c}"));
-        cause = c.source();
-    }
+    let chain = typedkv_testkit::error_chain(&err);
     assert!(chain.to_lowercase().contains("certificate"), "{chain}");
 }
 

@@ -30,3 +30,16 @@ pub mod server;
 pub use crate::cluster::TestCluster;
 pub use crate::fixture::Fixture;
 pub use crate::server::TestRedis;
+
+/// `error` and each of its causes, each as `Display` then `Debug`, space-separated: for
+/// asserting what an error shows anywhere in its chain (a password must never appear; a
+/// TLS failure must mention the certificate).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut shown = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        shown.push_str(&format!("{cause} {cause:?} "));
+        next = cause.source();
+    }
+    shown
+}
