@@ -44,6 +44,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The remaining life of `key`, `None` if it does not exist.
     fn ttl(&self, key: &str) -> impl Future<Output = Result<Option<Expiry>>> + Send;
 
+    /// The bytes at `key` with its remaining life, or `None`: what a cache needs to know how
+    /// long it may keep a value. Backends that can should read both at once (Redis: one
+    /// round trip); the default asks twice.
+    fn get_with_ttl(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Bytes, Expiry)>>> + Send {
+        async move {
+            let Some(bytes) = self.get(key).await? else {
+                return Ok(None);
+            };
+            Ok(self.ttl(key).await?.map(|expiry| (bytes, expiry)))
+        }
+    }
+
     /// The bytes at each key, in order. Never called with an empty slice.
     fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
 

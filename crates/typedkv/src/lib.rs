@@ -36,8 +36,11 @@
 //! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 //! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
+//! - `cache`: `CachedStore`, decoded values cached in process and invalidated by Redis.
 
 pub mod backend;
+#[cfg(feature = "cache")]
+mod cache;
 pub mod codec;
 pub mod envelope;
 mod error;
@@ -52,6 +55,10 @@ mod update;
 mod version;
 
 pub use crate::backend::{Backend, Expected, Swap};
+#[cfg(feature = "cache")]
+pub use crate::cache::{
+    CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, TRACKING_CLIENT_NAME,
+};
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Result};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};

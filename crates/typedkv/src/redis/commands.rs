@@ -44,6 +44,10 @@ macro_rules! forward_commands_to_shared {
             self.shared().get_many(keys).await
         }
 
+        async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
+            self.shared().get_with_ttl(key).await
+        }
+
         async fn compare_and_swap(
             &self,
             key: &str,
@@ -80,6 +84,17 @@ fn escape_glob(text: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// What a `PTTL` reply means: -2 no key, -1 no expiry, else milliseconds left.
+fn expiry_of_pttl(ms: i64) -> Option<Expiry> {
+    match ms {
+        -2 => None,
+        ms if ms < 0 => Some(Expiry::Never),
+        ms => Some(Expiry::In(std::time::Duration::from_millis(
+            ms.unsigned_abs(),
+        ))),
+    }
 }
 
 /// `SCAN cursor MATCH prefix* COUNT count TYPE string`, and the pattern (which names the
@@ -157,13 +172,15 @@ where
         let ms: i64 = self
             .query(&key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
             .await?;
-        Ok(match ms {
-            -2 => None,
-            ms if ms < 0 => Some(Expiry::Never),
-            ms => Some(Expiry::In(std::time::Duration::from_millis(
-                ms.unsigned_abs(),
-            ))),
-        })
+        Ok(expiry_of_pttl(ms))
+    }
+
+    /// `GET` and `PTTL` in one pipeline (one round trip; both on the key's slot).
+    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (bytes, ms): (Option<Bytes>, i64) = self.query_pipeline(&key, &pipe).await?;
+        Ok(bytes.zip(expiry_of_pttl(ms)))
     }
 
     pub(crate) async fn compare_and_swap(

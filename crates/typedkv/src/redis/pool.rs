@@ -42,6 +42,9 @@ pub struct RedisPool {
 struct Inner {
     shared: Shared<Manager, Connection>,
     settings: Settings,
+    /// The parsed URL (RESP3, TLS roots applied), for connections outside the pool.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    info: ::redis::ConnectionInfo,
 }
 
 impl RedisPool {
@@ -78,7 +81,7 @@ impl RedisPool {
             .set_response_timeout(settings.response_timeout)
             .set_push_sender(on_push);
         let manager =
-            Manager::new_with_config(info, connection).map_err(|e| invalid_url(url, e))?;
+            Manager::new_with_config(info.clone(), connection).map_err(|e| invalid_url(url, e))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .wait_timeout(Some(settings.wait_timeout))
@@ -99,8 +102,44 @@ impl RedisPool {
             settings.response_timeout,
         );
         Ok(RedisPool {
-            inner: Arc::new(Inner { shared, settings }),
+            inner: Arc::new(Inner {
+                shared,
+                settings,
+                info,
+            }),
         })
+    }
+
+    /// An error of a command sent on a [`dedicated_connection`](Self::dedicated_connection).
+    #[cfg(feature = "cache")]
+    pub(crate) fn command_failed(
+        &self,
+        key: &(dyn fmt::Display + Sync),
+        error: ::redis::RedisError,
+    ) -> Error {
+        let timeout = self.inner.settings.response_timeout.unwrap_or_default();
+        super::errors::from_redis_error(key, error, timeout)
+    }
+
+    /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
+    /// `on_push`: for client tracking, which needs a connection that stays put.
+    #[cfg(feature = "cache")]
+    pub(crate) async fn dedicated_connection(
+        &self,
+        on_push: impl ::redis::aio::AsyncPushSender,
+    ) -> Result<::redis::aio::MultiplexedConnection> {
+        let settings = &self.inner.settings;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(settings.response_timeout)
+            .set_push_sender(on_push);
+        let failed =
+            |e| super::errors::from_redis_error(&"(tracking)", e, settings.connect_timeout);
+        ::redis::Client::open(self.inner.info.clone())
+            .map_err(failed)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)
     }
 
     pub(crate) fn shared(&self) -> &Shared<Manager, Connection> {

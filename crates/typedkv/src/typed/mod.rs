@@ -139,6 +139,18 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         })
     }
 
+    /// The value at `key` and its remaining life, read together.
+    #[cfg(feature = "cache")]
+    pub(crate) async fn get_expiring(&self, key: &str) -> Result<Option<(T, Expiry)>>
+    where
+        T: DeserializeOwned,
+    {
+        let Some((bytes, expiry)) = self.inner.backend.get_with_ttl(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some((self.decode(key, &bytes)?, expiry)))
+    }
+
     /// Decodes what a backend read at `key`; nothing read stays `None`.
     fn decode_found(&self, key: &str, bytes: Option<&[u8]>) -> Result<Option<T>>
     where

@@ -1,0 +1,336 @@
+//! [`CachedStore`] (feature `cache`): decoded values kept in process, invalidated by Redis.
+//!
+//! `entries.rs` holds the cache and the rules that keep it from serving stale values;
+//! `tracking.rs` the connection on which Redis reports changed keys.
+
+mod entries;
+mod tracking;
+
+pub use self::tracking::TRACKING_CLIENT_NAME;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use self::entries::Entries;
+use crate::RedisStore;
+use crate::codec::{Bincode, Codec};
+use crate::error::Result;
+use crate::load::Loader;
+use crate::options::{Expiry, SetOptions};
+use crate::store::Store;
+use crate::update::Update;
+use crate::version::{Version, Versioned};
+
+/// Default capacity of a [`CachedStore`], in entries.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// A [`RedisStore`] whose `get` serves decoded values from process memory, kept fresh by
+/// Redis itself.
+///
+/// - **Hits** cost a hash lookup: no round trip, no decode. [`CachedStore::get_shared`]
+///   hands out the cached `Arc<T>`; [`Store::get`] returns a clone of it.
+/// - **Misses** read the value and its TTL in one round trip and cache the decoded value
+///   (absent keys are not cached). The cache is bounded ([`capacity`], in entries; S3-FIFO
+///   eviction via `quick_cache`).
+/// - **Invalidation**: a connection of its own subscribes to changes of every key under the
+///   store's prefix (RESP3 `CLIENT TRACKING ON BCAST PREFIX`). A write by anyone (this
+///   process, another one, `redis-cli`) evicts the entry as soon as Redis' notice arrives.
+///   Writes through this store evict the entry before they return.
+/// - **Never silently stale**: if the tracking connection drops, the whole cache is
+///   flushed and nothing is cached (every `get` reads Redis) until tracking is re-established
+///   in the background. A fill that raced an invalidation is not cached.
+/// - **TTL**: an entry is never served after its key's expiry in Redis.
+///
+/// Only `get`, `get_shared` and `get_or_insert_with` read the cache; every other operation
+/// goes to Redis (and writes evict what they touch). Standalone Redis only: a
+/// cluster spreads keys over nodes, each of which would need its own tracking connection, so
+/// `CachedStore` is not offered for [`RedisClusterStore`](crate::RedisClusterStore).
+///
+/// ```no_run
+/// # use typedkv::{CachedStore, RedisStore, Store, redis::RedisPool};
+/// # async fn demo() -> typedkv::Result<()> {
+/// let pool = RedisPool::from_url("redis://127.0.0.1:6379")?;
+/// let users = RedisStore::<String>::builder(pool, "user").build()?;
+/// let users = CachedStore::builder(users).capacity(50_000).build().await?;
+/// users.set("1", &"Alice".to_owned()).await?;
+/// let alice = users.get_shared("1").await?; // Redis once, then from memory
+/// println!("{alice:?}, {:?}", users.stats());
+/// # Ok(()) }
+/// ```
+///
+/// [`capacity`]: CachedStoreBuilder::capacity
+pub struct CachedStore<T, C = Bincode> {
+    inner: Arc<Inner<T, C>>,
+}
+
+struct Inner<T, C> {
+    store: RedisStore<T, C>,
+    entries: Arc<Entries<T>>,
+    /// Re-establishes tracking after a disconnect; stopped with the store.
+    maintainer: JoinHandle<()>,
+}
+
+impl<T, C> Drop for Inner<T, C> {
+    fn drop(&mut self) {
+        self.maintainer.abort();
+    }
+}
+
+impl<T, C> Clone for CachedStore<T, C> {
+    fn clone(&self) -> Self {
+        CachedStore {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// What a [`CachedStore`] has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// `get`s answered from memory.
+    pub hits: u64,
+    /// `get`s that went to Redis.
+    pub misses: u64,
+    /// Invalidation messages received from Redis.
+    pub invalidations: u64,
+    /// Times the whole cache was dropped (tracking lost, Redis flushed, `clear`).
+    pub flushes: u64,
+    /// Entries cached now.
+    pub entries: usize,
+}
+
+/// Configures a [`CachedStore`]; from [`CachedStore::builder`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct CachedStoreBuilder<T, C> {
+    store: RedisStore<T, C>,
+    capacity: usize,
+}
+
+impl<T, C> CachedStoreBuilder<T, C>
+where
+    T: Send + Sync + 'static,
+    C: Codec,
+{
+    /// How many values to keep at most. Default [`DEFAULT_CACHE_CAPACITY`].
+    pub fn capacity(mut self, entries: usize) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// Opens the tracking connection (failing with its error if Redis cannot be reached or
+    /// refuses `CLIENT TRACKING`) and starts the background task that keeps it open. Must be
+    /// called within a tokio runtime.
+    pub async fn build(self) -> Result<CachedStore<T, C>> {
+        let pool = self.store.backend().clone();
+        let prefix = self.store.keyspace().prefix().to_owned();
+        let entries = Arc::new(Entries::new(self.capacity.max(1)));
+        let lost = Arc::new(Notify::new());
+        let conn = tracking::track(&pool, &prefix, &entries, &lost).await?;
+        let maintainer = tokio::spawn(tracking::maintain(
+            pool,
+            prefix,
+            Arc::downgrade(&entries),
+            lost,
+            conn,
+        ));
+        Ok(CachedStore {
+            inner: Arc::new(Inner {
+                store: self.store,
+                entries,
+                maintainer,
+            }),
+        })
+    }
+}
+
+impl<T, C> CachedStore<T, C>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    C: Codec,
+{
+    /// Starts configuring a cache in front of `store`.
+    pub fn builder(store: RedisStore<T, C>) -> CachedStoreBuilder<T, C> {
+        CachedStoreBuilder {
+            store,
+            capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+
+    /// The value under `id`, shared with the cache: from memory on a hit, else read from
+    /// Redis and cached.
+    pub async fn get_shared(&self, id: &str) -> Result<Option<Arc<T>>> {
+        let inner = &*self.inner;
+        let key = inner.store.keyspace().key(id)?;
+        if let Some(value) = inner.entries.get(&key) {
+            return Ok(Some(value));
+        }
+        let ticket = inner.entries.fill_ticket();
+        let asked = Instant::now();
+        let Some((value, expiry)) = inner.store.get_expiring(&key).await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        if let Some(ticket) = ticket {
+            // The key's remaining life was measured after `asked`: counting from `asked`
+            // ends the entry no later than Redis ends the key.
+            let expires = match expiry {
+                Expiry::Never => None,
+                Expiry::In(left) => Some(asked + left),
+            };
+            inner
+                .entries
+                .insert(ticket, key, Arc::clone(&value), expires);
+        }
+        Ok(Some(value))
+    }
+
+    /// Counts so far, and the number of entries cached.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.entries.stats()
+    }
+
+    /// Whether invalidations are being received, so values are being cached. `false` after
+    /// the tracking connection dropped, until it is re-established.
+    pub fn is_tracking(&self) -> bool {
+        self.inner.entries.is_tracking()
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &RedisStore<T, C> {
+        &self.inner.store
+    }
+
+    /// Drops the cached values of `ids` after a write through this store.
+    fn evict<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let keyspace = self.inner.store.keyspace();
+        let keys: Vec<String> = ids
+            .into_iter()
+            .filter_map(|id| keyspace.key(id).ok())
+            .collect();
+        self.inner.entries.evict(keys.iter().map(String::as_bytes));
+    }
+
+    /// `result` of a write to `ids`, after evicting them (also on error: it may have applied).
+    fn wrote<'a, R>(&self, ids: impl IntoIterator<Item = &'a str>, result: Result<R>) -> Result<R> {
+        self.evict(ids);
+        result
+    }
+}
+
+impl<T, C: Codec> fmt::Debug for CachedStore<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("store", &self.inner.store)
+            .field("stats", &self.inner.entries.stats())
+            .field("tracking", &self.inner.entries.is_tracking())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<T, C> Store<T> for CachedStore<T, C>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    C: Codec,
+{
+    fn namespace(&self) -> &str {
+        self.inner.store.namespace()
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<T>> {
+        Ok(self.get_shared(id).await?.map(|value| T::clone(&value)))
+    }
+
+    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
+        let result = self.inner.store.set_with(id, value, options).await;
+        self.wrote([id], result)
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool> {
+        let result = self.inner.store.delete(id).await;
+        self.wrote([id], result)
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        self.inner.store.exists(id).await
+    }
+
+    async fn ttl(&self, id: &str) -> Result<Option<Expiry>> {
+        self.inner.store.ttl(id).await
+    }
+
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>> {
+        self.inner.store.get_many(ids).await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
+    ) -> Result<Option<T>> {
+        let result = self.inner.store.update(id, f).await;
+        self.wrote([id], result)
+    }
+
+    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
+    where
+        T: 'static,
+    {
+        if let Some(value) = self.get_shared(id).await? {
+            return Ok(T::clone(&value));
+        }
+        let result = self.inner.store.get_or_insert_with(id, loader).await;
+        self.wrote([id], result)
+    }
+
+    async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
+        self.inner.store.get_versioned(id).await
+    }
+
+    async fn set_if_version(
+        &self,
+        id: &str,
+        value: &T,
+        version: &Version,
+    ) -> Result<Option<Version>> {
+        let result = self.inner.store.set_if_version(id, value, version).await;
+        self.wrote([id], result)
+    }
+
+    fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
+        self.inner.store.scan()
+    }
+
+    fn scan_ids(&self) -> BoxStream<'_, Result<String>> {
+        self.inner.store.scan_ids()
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.inner.store.count().await
+    }
+
+    async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
+        let result = self.inner.store.delete_many(ids).await;
+        self.wrote(ids.iter().copied(), result)
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        let result = self.inner.store.clear().await;
+        self.inner.entries.flush();
+        result
+    }
+
+    async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
+        let result = self.inner.store.set_many(entries).await;
+        self.wrote(entries.iter().map(|(id, _)| *id), result)
+    }
+}

@@ -1,0 +1,231 @@
+//! `CachedStore` against a real redis-server: writes by any client evict, a lost tracking
+//! connection flushes, entries never outlive their key, and a fill racing an invalidation
+//! never leaves a stale value behind.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use typedkv::redis::RedisPool;
+use typedkv::{CachedStore, RedisStore, Store, StoreExt, TRACKING_CLIENT_NAME, Update};
+use typedkv_testkit::TestRedis;
+use typedkv_testkit::conformance::values::{Profile, profile};
+
+/// How long an invalidation may take to arrive before a test gives up (typically < 1 ms on
+/// loopback).
+const DEADLINE: Duration = Duration::from_secs(1);
+
+fn users(pool: &RedisPool) -> RedisStore<Profile> {
+    RedisStore::builder(pool.clone(), "user").build().unwrap()
+}
+
+async fn cached(server: &TestRedis) -> CachedStore<Profile> {
+    CachedStore::builder(users(&server.pool()))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it holds; how long that took. Panics after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_by_other_clients_evict_cached_values() {
+    let server = TestRedis::start().await;
+    let cache = cached(&server).await;
+    cache.set("1", &profile(1)).await.unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1))); // miss, cached
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1))); // hit
+    assert_eq!(cache.stats().hits, 1);
+
+    // Another process (its own pool and connections) writes.
+    let other = users(&RedisPool::from_url(server.url()).unwrap());
+    other.set("1", &profile(2)).await.unwrap();
+    let took = eventually("the other client's write", || async {
+        cache.get("1").await.unwrap() == Some(profile(2))
+    })
+    .await;
+    eprintln!("invalidation after another client's SET seen in {took:?}");
+    for _ in 0..100 {
+        assert_eq!(cache.get("1").await.unwrap(), Some(profile(2)));
+    }
+
+    // redis-cli deletes it.
+    let deleted = Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "DEL", "user:1"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success());
+    eventually("redis-cli's DEL", || async {
+        cache.get("1").await.unwrap().is_none()
+    })
+    .await;
+    assert!(cache.stats().invalidations >= 2, "{:?}", cache.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_the_store_are_read_back_at_once() {
+    let server = TestRedis::start().await;
+    let cache = cached(&server).await;
+    cache.set("1", &profile(1)).await.unwrap();
+    cache.get("1").await.unwrap();
+    cache.set("1", &profile(2)).await.unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(2)));
+    cache
+        .update_with("1", |_| Update::Set(profile(3)))
+        .await
+        .unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(3)));
+    cache.delete("1").await.unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
+    let server = TestRedis::start().await;
+    let cache = cached(&server).await;
+    cache.set("1", &profile(1)).await.unwrap();
+    cache.get("1").await.unwrap();
+    assert_eq!(cache.stats().entries, 1);
+    let flushes = cache.stats().flushes;
+
+    let mut raw = server.raw_connection().await;
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(killed >= 1);
+    // Whether or not tracking is back already, the cache was emptied when it dropped.
+    eventually("the flush", || async { cache.stats().flushes > flushes }).await;
+
+    // A write by another client while tracking may be down is never hidden by the cache.
+    let other = users(&RedisPool::from_url(server.url()).unwrap());
+    other.set("1", &profile(4)).await.unwrap();
+    eventually("the write after the flush", || async {
+        cache.get("1").await.unwrap() == Some(profile(4))
+    })
+    .await;
+
+    // Tracking is re-established, and caching resumes.
+    eventually("tracking again", || async { cache.is_tracking() }).await;
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(clients.contains(TRACKING_CLIENT_NAME), "{clients}");
+    let hits = cache.stats().hits;
+    cache.get("1").await.unwrap();
+    cache.get("1").await.unwrap();
+    assert!(cache.stats().hits > hits, "{:?}", cache.stats());
+    other.set("1", &profile(5)).await.unwrap();
+    eventually("invalidations after reconnecting", || async {
+        cache.get("1").await.unwrap() == Some(profile(5))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_never_outlive_their_key() {
+    let server = TestRedis::start().await;
+    let mut raw = server.raw_connection().await;
+    // Redis then deletes expired keys only when they are accessed, so it sends no
+    // invalidation at expiry: only the entry's own deadline can stop a stale hit.
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let ttl = Duration::from_millis(300);
+    let store = RedisStore::builder(server.pool(), "session")
+        .ttl(ttl)
+        .build()
+        .unwrap();
+    let cache: CachedStore<Profile> = CachedStore::builder(store).build().await.unwrap();
+    let written = Instant::now();
+    cache.set("1", &profile(1)).await.unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.stats().hits, 1);
+    tokio::time::sleep_until((written + ttl + Duration::from_millis(5)).into()).await;
+    assert_eq!(cache.get("1").await.unwrap(), None);
+}
+
+/// One task writes 1, 2, 3, ... through another client while readers hammer the cache:
+/// once the last write's invalidation arrived, every reader sees the last value and keeps
+/// seeing it (a fill that read an older value and raced that invalidation is not cached).
+/// The race window is narrow, so this is the end-to-end check; the unit tests of
+/// `cache/entries.rs` pin the rule deterministically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_fills_never_cache_an_older_value() {
+    let server = TestRedis::start().await;
+    let cache: CachedStore<u64> = CachedStore::builder(
+        RedisStore::builder(server.pool(), "counter")
+            .build()
+            .unwrap(),
+    )
+    .build()
+    .await
+    .unwrap();
+    let writer_store: RedisStore<u64> =
+        RedisStore::builder(RedisPool::from_url(server.url()).unwrap(), "counter")
+            .build()
+            .unwrap();
+    writer_store.set("n", &0).await.unwrap();
+    const LAST: u64 = 2000;
+    let writer = tokio::spawn(async move {
+        for n in 1..=LAST {
+            writer_store.set("n", &n).await.unwrap();
+        }
+    });
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                loop {
+                    let n = cache.get("n").await.unwrap().unwrap();
+                    if n == LAST {
+                        break;
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(20), "stuck at {n}");
+                    // A hit never waits, so without this the readers would keep both
+                    // runtime threads from the writer and from redis-rs' connection tasks.
+                    tokio::task::yield_now().await;
+                }
+                for _ in 0..100 {
+                    assert_eq!(cache.get("n").await.unwrap(), Some(LAST));
+                }
+            })
+        })
+        .collect();
+    writer.await.unwrap();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let stats = cache.stats();
+    assert!(stats.hits > 0 && stats.invalidations > 0, "{stats:?}");
+    eprintln!("{stats:?}");
+}
