@@ -82,7 +82,7 @@ impl Bench {
 
     /// Runs `typed` and `raw` (each a task body: `(task, deadline) -> operations done`) as
     /// [`compare`] does, each task getting its own handle on the bench.
-    async fn compare<F, Fut, G, Gut>(
+    pub(crate) async fn compare<F, Fut, G, Gut>(
         self: &Arc<Self>,
         tasks: usize,
         typed: F,
@@ -378,7 +378,7 @@ impl Bench {
 
 /// How long a whole run takes at most, roughly, for the progress line.
 pub(crate) fn estimate(args: &Args) -> Duration {
-    // 13 compared cases with a quarter-slice warm-up each, 4 update cases of half a case
-    // each, codecs, allocations, loading keys.
-    args.per_case * 13 * 5 / 4 + args.per_case * 2 + Duration::from_secs(15)
+    // 16 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
+    // cases of half a case each, codecs, allocations, loading keys.
+    args.per_case * 16 * 5 / 4 + args.per_case * 2 + Duration::from_secs(15)
 }

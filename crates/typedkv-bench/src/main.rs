@@ -7,6 +7,7 @@
 
 mod allocs;
 mod args;
+mod cache_cases;
 mod cases;
 mod chart;
 mod counting_alloc;
@@ -143,6 +144,19 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     if args.runs("allocs") {
         bench.allocations().await?.into_iter().for_each(&mut record);
     }
+    if args.runs("cached") {
+        let cached = typedkv::CachedStore::builder(bench.store.clone())
+            .build()
+            .await?;
+        bench
+            .cached_get(&cached)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
+        for tasks in [1, 16] {
+            record(bench.cached_mixed(&cached, tasks).await?);
+        }
+    }
     if args.runs("get@") {
         let mut loaded = 0;
         for keys in [1_000, 100_000, 1_000_000] {
@@ -226,6 +240,22 @@ fn targets(rows: &[Row]) -> Vec<Target> {
             value: typed - raw,
             limit: 3.0,
             at_least: false,
+        });
+    }
+    if let Some(ns) = find("cached_get_ns", 1) {
+        targets.push(Target {
+            name: "cached hot get ns".into(),
+            value: ns.typed,
+            limit: 100.0,
+            at_least: false,
+        });
+    }
+    if let Some(speedup) = find("cached_get", 1).and_then(Row::ratio) {
+        targets.push(Target {
+            name: "cached get vs uncached typed get".into(),
+            value: speedup,
+            limit: 20.0,
+            at_least: true,
         });
     }
     if let (Some(small), Some(large)) = (
