@@ -96,7 +96,7 @@ impl Bench {
         while Instant::now() < deadline {
             // A fixed stride through the keys, so reads hit keys written a while ago.
             let id = &self.ids[task][(i * 37 % 1000) as usize];
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 store.set(id, &self.value).await?;
             } else {
                 store.get(id).await?;

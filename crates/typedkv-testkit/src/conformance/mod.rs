@@ -10,6 +10,7 @@ mod crud;
 mod encoding;
 mod keys;
 mod load;
+mod migrations;
 mod scan;
 mod ttl;
 mod update;
@@ -22,6 +23,7 @@ pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::keys::*;
 pub use self::load::*;
+pub use self::migrations::*;
 pub use self::scan::*;
 pub use self::ttl::*;
 pub use self::update::*;
@@ -111,6 +113,8 @@ macro_rules! __conformance_list {
             get_or_insert_with_survives_a_panicking_loader,
             get_or_insert_with_lets_the_loader_choose_the_ttl,
             hash_tagged_keys_work_like_plain_ones,
+            old_schemas_are_migrated_on_read,
+            migration_mistakes_are_refused,
             ]
             fixture = [
                 update_from_two_clients,

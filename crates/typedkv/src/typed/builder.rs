@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
+use super::migration::Migrations;
 use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, UPDATE_STRIPES, check_ttl};
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
@@ -35,6 +38,8 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             default_ttl: None,
             update_attempts: DEFAULT_UPDATE_ATTEMPTS,
             hash_tag: false,
+            migrations: Migrations::default(),
+            migrations_dropped: false,
             _values: PhantomData,
         }
     }
@@ -50,6 +55,9 @@ pub struct StoreBuilder<T, B, C> {
     default_ttl: Option<Duration>,
     update_attempts: u32,
     hash_tag: bool,
+    migrations: Migrations<T, C>,
+    /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
+    migrations_dropped: bool,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -73,6 +81,9 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             default_ttl: self.default_ttl,
             update_attempts: self.update_attempts,
             hash_tag: self.hash_tag,
+            migrations: Migrations::default(),
+            migrations_dropped: self.migrations_dropped
+                || self.migrations.schemas().next().is_some(),
             _values: PhantomData,
         }
     }
@@ -106,6 +117,51 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         self
     }
 
+    /// Reads values stored under the older schema version `old_schema` as `Old` (the type as
+    /// it was then) and turns them into `T` with `convert`, instead of failing with
+    /// [`DecodeProblem::SchemaMismatch`](crate::DecodeProblem::SchemaMismatch). Register one
+    /// per old version still in the data; bump [`schema_version`](Self::schema_version) with
+    /// every incompatible change of `T`. Needs an enveloped codec (the default [`Bincode`]:
+    /// JSON values carry no schema version, and JSON usually reads old values as they are
+    /// with `#[serde(default)]`). Call [`codec`](Self::codec) first.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use typedkv::{MemoryBackend, MemoryStore};
+    ///
+    /// #[derive(Deserialize)]
+    /// struct UserV1 { name: String }
+    /// #[derive(Serialize, Deserialize)]
+    /// struct User { name: String, email: Option<String> }
+    ///
+    /// let users = MemoryStore::<User>::builder(MemoryBackend::new(), "user")
+    ///     .schema_version(2)
+    ///     .migrate_from(1, |old: UserV1| User { name: old.name, email: None })
+    ///     .write_back_migrated(true)
+    ///     .build()?;
+    /// # Ok::<(), typedkv::Error>(())
+    /// ```
+    pub fn migrate_from<Old: DeserializeOwned>(
+        mut self,
+        old_schema: u32,
+        convert: impl Fn(Old) -> T + Send + Sync + 'static,
+    ) -> Self
+    where
+        T: 'static,
+    {
+        self.migrations.add(old_schema, convert);
+        self
+    }
+
+    /// Whether [`Store::get`](crate::Store::get) stores a value it converted from an older
+    /// schema back in the current one (with a compare-and-swap, so a concurrent write wins;
+    /// the key's TTL is kept), so old values disappear as they are read. Default: `false`:
+    /// old values stay as they are, and are converted on every read.
+    pub fn write_back_migrated(mut self, enabled: bool) -> Self {
+        self.migrations.write_back = enabled;
+        self
+    }
+
     /// Validates the configuration and builds the store.
     ///
     /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
@@ -121,6 +177,20 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         if self.update_attempts == 0 {
             return Err(Error::config("update_attempts must be at least 1"));
         }
+        if self.migrations_dropped {
+            return Err(Error::config(
+                "migrate_from must come after codec: conversions decode with the store's codec",
+            ));
+        }
+        if self
+            .migrations
+            .schemas()
+            .any(|schema| schema == self.schema)
+        {
+            return Err(Error::config(
+                "migrate_from names the current schema_version; migrations are from older ones",
+            ));
+        }
         Ok(TypedStore {
             inner: Arc::new(Inner {
                 backend: self.backend,
@@ -135,6 +205,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
             }),
+            migrations: Arc::new(self.migrations),
             _values: PhantomData,
         })
     }

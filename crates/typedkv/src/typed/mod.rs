@@ -5,6 +5,7 @@
 
 mod builder;
 mod loading;
+mod migration;
 mod scanning;
 #[cfg(test)]
 mod tests;
@@ -25,13 +26,15 @@ use serde::de::DeserializeOwned;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::codec::{Bincode, Codec};
 use crate::envelope;
-use crate::error::{Error, Result};
+use crate::error::{DecodeProblem, Error, Result};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
 use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
 use crate::store::Store;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
+
+use self::migration::Migrations;
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -43,6 +46,7 @@ pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
 /// cheap and clones share the backend.
 pub struct TypedStore<T, B, C = Bincode> {
     inner: Arc<Inner<B, C>>,
+    migrations: Arc<Migrations<T, C>>,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -72,6 +76,7 @@ impl<T, B, C> Clone for TypedStore<T, B, C> {
     fn clone(&self) -> Self {
         TypedStore {
             inner: Arc::clone(&self.inner),
+            migrations: Arc::clone(&self.migrations),
             _values: PhantomData,
         }
     }
@@ -128,14 +133,18 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         T: DeserializeOwned,
     {
         let inner = &*self.inner;
-        envelope::decode(&inner.codec, inner.schema, bytes).map_err(|(problem, source)| {
-            Error::Decode {
-                key: key.to_owned(),
-                codec: inner.codec.name(),
-                expected_schema: inner.schema,
-                problem,
-                source,
-            }
+        let mut decoded = envelope::decode(&inner.codec, inner.schema, bytes);
+        if let Err((DecodeProblem::SchemaMismatch { found, .. }, _)) = decoded
+            && let Some(convert) = self.migrations.from(found)
+        {
+            decoded = convert(&inner.codec, bytes);
+        }
+        decoded.map_err(|(problem, source)| Error::Decode {
+            key: key.to_owned(),
+            codec: inner.codec.name(),
+            expected_schema: inner.schema,
+            problem,
+            source,
         })
     }
 
@@ -149,6 +158,27 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             return Ok(None);
         };
         Ok(Some((self.decode(key, &bytes)?, expiry)))
+    }
+
+    /// Stores `value`, just converted from the older-schema `old` bytes at `key`, in the
+    /// current schema, unless the key changed meanwhile. Best effort: the caller has its
+    /// value either way, and the next read converts again if this did not happen.
+    async fn write_back(&self, key: &str, old: &[u8], value: &T)
+    where
+        T: Serialize,
+    {
+        let stored = envelope::Header::parse(old).map(|(header, _)| header.schema);
+        if stored == Ok(self.inner.schema) {
+            return;
+        }
+        if let Ok(new) = self.encode(key, value) {
+            let expected = Expected::Bytes(old);
+            let swap =
+                self.inner
+                    .backend
+                    .compare_and_swap(key, expected, Some(new), WriteExpiry::Keep);
+            let _ = swap.await;
+        }
     }
 
     /// Decodes what a backend read at `key`; nothing read stays `None`.
@@ -201,7 +231,14 @@ where
     async fn get(&self, id: &str) -> Result<Option<T>> {
         let key = self.inner.keyspace.key(id)?;
         let found = self.inner.backend.get(&key).await?;
-        self.decode_found(&key, found.as_deref())
+        let value = self.decode_found(&key, found.as_deref())?;
+        if let (true, Some(bytes), Some(value)) =
+            (self.migrations.write_back, found.as_deref(), &value)
+        {
+            // Boxed: rare, and it would otherwise enlarge every get's future.
+            Box::pin(self.write_back(&key, bytes, value)).await;
+        }
+        Ok(value)
     }
 
     async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {

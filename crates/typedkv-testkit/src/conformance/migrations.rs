@@ -1,0 +1,133 @@
+//! Evolving a stored type: values of an older schema version read through a registered
+//! conversion, optionally written back in the current one.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use typedkv::codec::Json;
+use typedkv::{Backend, DecodeProblem, Error, Expiry, Store, StoreExt, TypedStore, Update};
+
+use super::encoding::assert_decode_error;
+
+/// Version 1 of a user, as an older release stored it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UserV1 {
+    name: String,
+}
+
+/// Version 2: a field was added, so bincode cannot read version-1 bytes as it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UserV2 {
+    name: String,
+    email: Option<String>,
+}
+
+fn upgrade(old: UserV1) -> UserV2 {
+    UserV2 {
+        name: old.name,
+        email: None,
+    }
+}
+
+fn v2(name: &str) -> UserV2 {
+    UserV2 {
+        name: name.into(),
+        email: None,
+    }
+}
+
+/// Without a migration, version-1 values are a schema mismatch; with one they read as
+/// version 2 everywhere (get, get_many, scan, update), are left as they are unless
+/// write-back is on, and with write-back are rewritten in version 2 keeping their TTL.
+pub async fn old_schemas_are_migrated_on_read<B: Backend>(backend: B) {
+    let old: TypedStore<UserV1, B> = TypedStore::builder(backend.clone(), "mig")
+        .schema_version(1)
+        .build()
+        .unwrap();
+    for id in ["a", "b", "c"] {
+        old.set(id, &UserV1 { name: id.into() }).await.unwrap();
+    }
+    old.set_with(
+        "t",
+        &UserV1 { name: "t".into() },
+        typedkv::SetOptions::new().ttl(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+
+    let strict: TypedStore<UserV2, B> = TypedStore::builder(backend.clone(), "mig")
+        .schema_version(2)
+        .build()
+        .unwrap();
+    let mismatch = DecodeProblem::SchemaMismatch {
+        found: 1,
+        expected: 2,
+    };
+    assert_decode_error(strict.get("a").await, "mig:a", &mismatch);
+
+    let reading = |write_back| -> TypedStore<UserV2, B> {
+        TypedStore::builder(backend.clone(), "mig")
+            .schema_version(2)
+            .migrate_from(1, upgrade)
+            .write_back_migrated(write_back)
+            .build()
+            .unwrap()
+    };
+    let converting = reading(false);
+    assert_eq!(converting.get("a").await.unwrap(), Some(v2("a")));
+    assert_eq!(
+        converting.get_many(&["b", "x", "c"]).await.unwrap(),
+        vec![Some(v2("b")), None, Some(v2("c"))]
+    );
+    let mut scanned: Vec<(String, UserV2)> = converting.scan().try_collect().await.unwrap();
+    scanned.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(scanned.len(), 4);
+    // Not written back: the old release still reads its values.
+    assert_eq!(
+        old.get("a").await.unwrap(),
+        Some(UserV1 { name: "a".into() })
+    );
+
+    // update reads version 1 and writes version 2.
+    let updated = converting
+        .update_with("b", |user| {
+            let mut user = user.unwrap();
+            user.email = Some("b@example.com".into());
+            Update::Set(user)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.unwrap().email.as_deref(), Some("b@example.com"));
+    assert!(strict.get("b").await.unwrap().is_some());
+
+    // With write-back, a read leaves the value in version 2, TTL kept.
+    let rewriting = reading(true);
+    assert_eq!(rewriting.get("t").await.unwrap(), Some(v2("t")));
+    assert_eq!(strict.get("t").await.unwrap(), Some(v2("t")));
+    assert!(matches!(
+        strict.ttl("t").await.unwrap(),
+        Some(Expiry::In(_))
+    ));
+    let rewritten = DecodeProblem::SchemaMismatch {
+        found: 2,
+        expected: 1,
+    };
+    assert_decode_error(old.get("t").await, "mig:t", &rewritten);
+}
+
+/// A migration from the current version, or registered before the codec changes, is a
+/// configuration error.
+pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
+    let from_current = TypedStore::<UserV2, B>::builder(backend.clone(), "mig")
+        .schema_version(2)
+        .migrate_from(2, upgrade)
+        .build();
+    assert!(matches!(from_current, Err(Error::InvalidConfig { .. })));
+    let before_codec = TypedStore::<UserV2, B>::builder(backend, "mig")
+        .schema_version(2)
+        .migrate_from(1, upgrade)
+        .codec(Json::new())
+        .build();
+    assert!(matches!(before_codec, Err(Error::InvalidConfig { .. })));
+}
