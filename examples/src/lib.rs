@@ -6,6 +6,8 @@
 //! or against a cluster with
 //! `REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 cargo run ...`.
 
+pub mod users_api;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -100,11 +102,11 @@ impl Backend {
 
 /// What `main` returns on failure: prints the error and each of its causes, one per line
 /// (Rust prints a `main` error with `Debug`, which would dump the enum instead).
-pub struct Failure(typedkv::Error);
+pub struct Failure(typedkv::BoxError);
 
-impl From<typedkv::Error> for Failure {
-    fn from(error: typedkv::Error) -> Self {
-        Failure(error)
+impl<E: Into<typedkv::BoxError>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure(error.into())
     }
 }
 
@@ -112,7 +114,7 @@ impl std::fmt::Debug for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)?;
         let mut previous = String::new();
-        let mut cause = std::error::Error::source(&self.0);
+        let mut cause = self.0.source();
         while let Some(error) = cause {
             // redis-rs repeats its I/O source's text in its own; print each message once.
             let message = error.to_string();

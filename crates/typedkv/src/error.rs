@@ -238,6 +238,25 @@ impl Error {
         }
     }
 
+    /// A short, stable name of the variant, for logs and metrics labels: `"timeout"`,
+    /// `"connection"`, `"pool"`, `"redis"`, `"conflict"`, `"load"`, `"encode"`, `"decode"`,
+    /// `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidNamespace { .. } => "invalid_namespace",
+            Error::InvalidId { .. } => "invalid_id",
+            Error::InvalidConfig { .. } => "invalid_config",
+            Error::Connection { .. } => "connection",
+            Error::Pool { .. } => "pool",
+            Error::Timeout { .. } => "timeout",
+            Error::Redis { .. } => "redis",
+            Error::Conflict { .. } => "conflict",
+            Error::Load { .. } => "load",
+            Error::Encode { .. } => "encode",
+            Error::Decode { .. } => "decode",
+        }
+    }
+
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             reason: reason.into(),

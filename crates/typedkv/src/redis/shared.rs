@@ -77,6 +77,22 @@ where
         &self.pool
     }
 
+    /// Publishes the pool's occupancy as `metrics` gauges labelled `pool` (see
+    /// `RedisPool::record_metrics`).
+    pub(crate) fn record_metrics(&self, pool: String) {
+        let status = self.pool.status();
+        let states = [
+            ("max", status.max_size),
+            ("open", status.size),
+            ("idle", status.available),
+        ];
+        for (state, connections) in states {
+            metrics::gauge!("typedkv_pool_connections", "pool" => pool.clone(), "state" => state)
+                .set(connections as f64);
+        }
+        metrics::gauge!("typedkv_pool_waiting", "pool" => pool).set(status.waiting as f64);
+    }
+
     /// A connection of the pool for the caller alone.
     pub(crate) async fn checkout(&self) -> Result<W> {
         self.pool

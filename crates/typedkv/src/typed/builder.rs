@@ -38,6 +38,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             default_ttl: None,
             update_attempts: DEFAULT_UPDATE_ATTEMPTS,
             hash_tag: false,
+            trace_ids: false,
             migrations: Migrations::default(),
             migrations_dropped: false,
             _values: PhantomData,
@@ -55,6 +56,7 @@ pub struct StoreBuilder<T, B, C> {
     default_ttl: Option<Duration>,
     update_attempts: u32,
     hash_tag: bool,
+    trace_ids: bool,
     migrations: Migrations<T, C>,
     /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
     migrations_dropped: bool,
@@ -81,6 +83,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             default_ttl: self.default_ttl,
             update_attempts: self.update_attempts,
             hash_tag: self.hash_tag,
+            trace_ids: self.trace_ids,
             migrations: Migrations::default(),
             migrations_dropped: self.migrations_dropped
                 || self.migrations.schemas().next().is_some(),
@@ -114,6 +117,14 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Works on every backend (on a single server it changes only the key names).
     pub fn hash_tag(mut self, enabled: bool) -> Self {
         self.hash_tag = enabled;
+        self
+    }
+
+    /// Whether the store's `tracing` spans and events carry the id (and key) of the value
+    /// an operation concerns. Default: `false`, because ids are often personal data (user
+    /// ids, emails); spans still carry the namespace, backend, outcome and size.
+    pub fn trace_ids(mut self, enabled: bool) -> Self {
+        self.trace_ids = enabled;
         self
     }
 
@@ -204,6 +215,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                     .collect(),
                 flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
+                trace_ids: self.trace_ids,
             }),
             migrations: Arc::new(self.migrations),
             _values: PhantomData,

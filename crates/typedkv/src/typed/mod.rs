@@ -7,6 +7,7 @@ mod builder;
 mod loading;
 mod migration;
 mod scanning;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
 use self::migration::Migrations;
+use self::telemetry::{observe, op_span, record_bytes};
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -67,6 +69,8 @@ struct Inner<B, C> {
     flights: Flights,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
+    /// Whether spans and events carry ids (see `telemetry.rs`).
+    trace_ids: bool,
 }
 
 /// Stripes of [`Inner::update_turns`].
@@ -229,50 +233,78 @@ where
     }
 
     async fn get(&self, id: &str) -> Result<Option<T>> {
-        let key = self.inner.keyspace.key(id)?;
-        let found = self.inner.backend.get(&key).await?;
-        let value = self.decode_found(&key, found.as_deref())?;
-        if let (true, Some(bytes), Some(value)) =
-            (self.migrations.write_back, found.as_deref(), &value)
-        {
-            // Boxed: rare, and it would otherwise enlarge every get's future.
-            Box::pin(self.write_back(&key, bytes, value)).await;
-        }
-        Ok(value)
+        let span = op_span!("typedkv.get", self, Some(id));
+        observe("get", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            let found = self.inner.backend.get(&key).await?;
+            if let Some(bytes) = &found {
+                record_bytes(bytes.len());
+            }
+            let value = self.decode_found(&key, found.as_deref())?;
+            if let (true, Some(bytes), Some(value)) =
+                (self.migrations.write_back, found.as_deref(), &value)
+            {
+                // Boxed: rare, and it would otherwise enlarge every get's future.
+                Box::pin(self.write_back(&key, bytes, value)).await;
+            }
+            Ok(value)
+        })
+        .await
     }
 
     async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        let key = self.inner.keyspace.key(id)?;
-        let write = Write::new(self.expiry(options.ttl)?, options.condition);
-        let bytes = self.encode(&key, value)?;
-        self.inner.backend.set(&key, bytes, write).await
+        let span = op_span!("typedkv.set_with", self, Some(id));
+        observe("set_with", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            let write = Write::new(self.expiry(options.ttl)?, options.condition);
+            let bytes = self.encode(&key, value)?;
+            record_bytes(bytes.len());
+            self.inner.backend.set(&key, bytes, write).await
+        })
+        .await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
-        let key = self.inner.keyspace.key(id)?;
-        self.inner.backend.delete(&key).await
+        let span = op_span!("typedkv.delete", self, Some(id));
+        observe("delete", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            self.inner.backend.delete(&key).await
+        })
+        .await
     }
 
     async fn exists(&self, id: &str) -> Result<bool> {
-        let key = self.inner.keyspace.key(id)?;
-        self.inner.backend.exists(&key).await
+        let span = op_span!("typedkv.exists", self, Some(id));
+        observe("exists", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            self.inner.backend.exists(&key).await
+        })
+        .await
     }
 
     async fn ttl(&self, id: &str) -> Result<Option<Expiry>> {
-        let key = self.inner.keyspace.key(id)?;
-        self.inner.backend.ttl(&key).await
+        let span = op_span!("typedkv.ttl", self, Some(id));
+        observe("ttl", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            self.inner.backend.ttl(&key).await
+        })
+        .await
     }
 
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys = self.inner.keyspace.keys(ids.iter().copied())?;
-        let found = self.inner.backend.get_many(&keys).await?;
-        keys.iter()
-            .zip(found)
-            .map(|(key, bytes)| self.decode_found(key, bytes.as_deref()))
-            .collect()
+        let span = op_span!("typedkv.get_many", self, None);
+        observe("get_many", span, self.inner.trace_ids, async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+            let found = self.inner.backend.get_many(&keys).await?;
+            keys.iter()
+                .zip(found)
+                .map(|(key, bytes)| self.decode_found(key, bytes.as_deref()))
+                .collect()
+        })
+        .await
     }
 
     async fn update(
@@ -280,90 +312,102 @@ where
         id: &str,
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>> {
-        let inner = &*self.inner;
-        let key = inner.keyspace.key(id)?;
-        let _turn = self.update_turn(&key).lock().await;
-        let mut current = inner.backend.get(&key).await?;
-        for attempt in 1..=inner.update_attempts {
-            let value = self.decode_found(&key, current.as_deref())?;
-            let (new, result) = match f(value) {
-                Update::Keep => {
-                    // Nothing to write: answer what is stored (decoded again, as `f` took it).
-                    return self.decode_found(&key, current.as_deref());
-                }
-                Update::Delete if current.is_none() => return Ok(None),
-                Update::Delete => (None, None),
-                Update::Set(value) => (Some(self.encode(&key, &value)?), Some(value)),
-            };
-            // An existing key keeps its TTL; a key created here gets the store default.
-            let expiry = match current {
-                Some(_) => WriteExpiry::Keep,
-                None => self.expiry(TtlPolicy::StoreDefault)?,
-            };
-            let expected = match current.as_deref() {
-                Some(bytes) => Expected::Bytes(bytes),
-                None => Expected::Absent,
-            };
-            match inner
-                .backend
-                .compare_and_swap(&key, expected, new, expiry)
-                .await?
-            {
-                Swap::Done => return Ok(result),
-                // Retry at once with the value the swap found, or, under contention, after a
-                // random pause with a fresh read (what the swap found is stale by then).
-                Swap::Changed(found) => match backoff(attempt) {
-                    None => current = found,
-                    Some(pause) => {
-                        tokio::time::sleep(pause).await;
-                        current = inner.backend.get(&key).await?;
+        let span = op_span!("typedkv.update", self, Some(id));
+        observe("update", span, self.inner.trace_ids, async {
+            let inner = &*self.inner;
+            let key = inner.keyspace.key(id)?;
+            let _turn = self.update_turn(&key).lock().await;
+            let mut current = inner.backend.get(&key).await?;
+            for attempt in 1..=inner.update_attempts {
+                let value = self.decode_found(&key, current.as_deref())?;
+                let (new, result) = match f(value) {
+                    Update::Keep => {
+                        // Nothing to write: answer what is stored (decoded again, as `f` took it).
+                        return self.decode_found(&key, current.as_deref());
                     }
-                },
+                    Update::Delete if current.is_none() => return Ok(None),
+                    Update::Delete => (None, None),
+                    Update::Set(value) => (Some(self.encode(&key, &value)?), Some(value)),
+                };
+                // An existing key keeps its TTL; a key created here gets the store default.
+                let expiry = match current {
+                    Some(_) => WriteExpiry::Keep,
+                    None => self.expiry(TtlPolicy::StoreDefault)?,
+                };
+                let expected = match current.as_deref() {
+                    Some(bytes) => Expected::Bytes(bytes),
+                    None => Expected::Absent,
+                };
+                match inner
+                    .backend
+                    .compare_and_swap(&key, expected, new, expiry)
+                    .await?
+                {
+                    Swap::Done => return Ok(result),
+                    // Retry at once with the value the swap found, or, under contention, after a
+                    // random pause with a fresh read (what the swap found is stale by then).
+                    Swap::Changed(found) => match backoff(attempt) {
+                        None => current = found,
+                        Some(pause) => {
+                            tokio::time::sleep(pause).await;
+                            current = inner.backend.get(&key).await?;
+                        }
+                    },
+                }
             }
-        }
-        Err(Error::Conflict {
-            key,
-            attempts: inner.update_attempts,
+            Err(Error::Conflict {
+                key,
+                attempts: inner.update_attempts,
+            })
         })
+        .await
     }
 
     async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
     where
         T: 'static,
     {
-        let key = self.inner.keyspace.key(id)?;
-        if let Some(bytes) = self.inner.backend.get(&key).await? {
-            return self.decode(&key, &bytes);
-        }
-        let flight = {
-            let mut flights = self.inner.flights.lock();
-            match flights.get(&key) {
-                Some(flight) => flight.clone(),
-                None => {
-                    let flight = self.launch(key.clone(), loader);
-                    flights.insert(key.clone(), flight.clone());
-                    flight
-                }
+        let span = op_span!("typedkv.get_or_insert_with", self, Some(id));
+        observe("get_or_insert_with", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            if let Some(bytes) = self.inner.backend.get(&key).await? {
+                return self.decode(&key, &bytes);
             }
-        };
-        match flight.await {
-            Ok(bytes) => self.decode(&key, &bytes),
-            Err(failure) => Err(Error::Load {
-                key,
-                source: Box::new(failure),
-            }),
-        }
+            let flight = {
+                let mut flights = self.inner.flights.lock();
+                match flights.get(&key) {
+                    Some(flight) => flight.clone(),
+                    None => {
+                        let flight = self.launch(key.clone(), loader);
+                        flights.insert(key.clone(), flight.clone());
+                        flight
+                    }
+                }
+            };
+            match flight.await {
+                Ok(bytes) => self.decode(&key, &bytes),
+                Err(failure) => Err(Error::Load {
+                    key,
+                    source: Box::new(failure),
+                }),
+            }
+        })
+        .await
     }
 
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
-        let key = self.inner.keyspace.key(id)?;
-        match self.inner.backend.get(&key).await? {
-            Some(bytes) => Ok(Some(Versioned {
-                value: self.decode(&key, &bytes)?,
-                version: Version::of(&bytes),
-            })),
-            None => Ok(None),
-        }
+        let span = op_span!("typedkv.get_versioned", self, Some(id));
+        observe("get_versioned", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            match self.inner.backend.get(&key).await? {
+                Some(bytes) => Ok(Some(Versioned {
+                    value: self.decode(&key, &bytes)?,
+                    version: Version::of(&bytes),
+                })),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn set_if_version(
@@ -372,19 +416,23 @@ where
         value: &T,
         version: &Version,
     ) -> Result<Option<Version>> {
-        let key = self.inner.keyspace.key(id)?;
-        let bytes = self.encode(&key, value)?;
-        let written = Version::of(&bytes);
-        let expected = Expected::Version(version);
-        match self
-            .inner
-            .backend
-            .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
-            .await?
-        {
-            Swap::Done => Ok(Some(written)),
-            Swap::Changed(_) => Ok(None),
-        }
+        let span = op_span!("typedkv.set_if_version", self, Some(id));
+        observe("set_if_version", span, self.inner.trace_ids, async {
+            let key = self.inner.keyspace.key(id)?;
+            let bytes = self.encode(&key, value)?;
+            let written = Version::of(&bytes);
+            let expected = Expected::Version(version);
+            match self
+                .inner
+                .backend
+                .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
+                .await?
+            {
+                Swap::Done => Ok(Some(written)),
+                Swap::Changed(_) => Ok(None),
+            }
+        })
+        .await
     }
 
     fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
@@ -423,48 +471,64 @@ where
     }
 
     async fn count(&self) -> Result<u64> {
-        self.id_pages()
-            .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
-            .await
+        let span = op_span!("typedkv.count", self, None);
+        observe("count", span, self.inner.trace_ids, async {
+            self.id_pages()
+                .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
+                .await
+        })
+        .await
     }
 
     async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let keys = self.inner.keyspace.keys(ids.iter().copied())?;
-        self.inner.backend.delete_many(&keys).await
+        let span = op_span!("typedkv.delete_many", self, None);
+        observe("delete_many", span, self.inner.trace_ids, async {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+            self.inner.backend.delete_many(&keys).await
+        })
+        .await
     }
 
     async fn clear(&self) -> Result<u64> {
-        let keyspace = &self.inner.keyspace;
-        let backend = &self.inner.backend;
-        self.id_pages()
-            .and_then(|ids| async move {
-                if ids.is_empty() {
-                    return Ok(0);
-                }
-                backend
-                    .delete_many(&keyspace.keys(ids.iter().map(String::as_str))?)
-                    .await
-            })
-            .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
-            .await
+        let span = op_span!("typedkv.clear", self, None);
+        observe("clear", span, self.inner.trace_ids, async {
+            let keyspace = &self.inner.keyspace;
+            let backend = &self.inner.backend;
+            self.id_pages()
+                .and_then(|ids| async move {
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    backend
+                        .delete_many(&keyspace.keys(ids.iter().map(String::as_str))?)
+                        .await
+                })
+                .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
+                .await
+        })
+        .await
     }
 
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let expiry = self.expiry(TtlPolicy::StoreDefault)?;
-        let encoded = entries
-            .iter()
-            .map(|(id, value)| {
-                let key = self.inner.keyspace.key(id)?;
-                let bytes = self.encode(&key, value)?;
-                Ok((key, bytes))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.inner.backend.set_many(encoded, expiry).await
+        let span = op_span!("typedkv.set_many", self, None);
+        observe("set_many", span, self.inner.trace_ids, async {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let expiry = self.expiry(TtlPolicy::StoreDefault)?;
+            let encoded = entries
+                .iter()
+                .map(|(id, value)| {
+                    let key = self.inner.keyspace.key(id)?;
+                    let bytes = self.encode(&key, value)?;
+                    Ok((key, bytes))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.inner.backend.set_many(encoded, expiry).await
+        })
+        .await
     }
 }

@@ -114,6 +114,15 @@ impl RedisClusterPool {
         self.inner.shared.pool().status()
     }
 
+    /// Publishes the pool's occupancy through the `metrics` facade, labelled `pool` with the
+    /// redacted URL: `typedkv_pool_connections` (gauge, label `state`: `max`, `open`,
+    /// `idle`; shared connections count as open, not idle) and `typedkv_pool_waiting`
+    /// (tasks waiting for a connection). A sample of now: call it periodically, e.g. from a
+    /// task every few seconds.
+    pub fn record_metrics(&self) {
+        self.inner.shared.record_metrics(self.redacted_urls());
+    }
+
     /// The seed URLs, comma-separated, with any password replaced by `***`.
     pub fn redacted_urls(&self) -> String {
         self.inner.settings.redacted_urls()
