@@ -88,9 +88,13 @@ async fn operations_report_spans_events_and_metrics() {
 
     let server = TestRedis::start().await;
     let pool = server.pool();
-    let private: RedisStore<Profile> = RedisStore::builder(pool.clone(), "user").build().unwrap();
+    let private: RedisStore<Profile> = RedisStore::builder(pool.clone(), "user")
+        .metrics(true)
+        .build()
+        .unwrap();
     let traced: RedisStore<Profile> = RedisStore::builder(pool.clone(), "user")
         .trace_ids(true)
+        .metrics(true)
         .build()
         .unwrap();
 
@@ -161,16 +165,15 @@ async fn operations_report_spans_events_and_metrics() {
     assert_eq!(gauge("typedkv_pool_connections", Some("max")), Some(8.0));
     assert_eq!(gauge("typedkv_pool_connections", Some("open")), Some(1.0));
     assert_eq!(gauge("typedkv_pool_waiting", None), Some(0.0));
-    let count = |op: &str, outcome: &str| -> u64 {
+    let count = |name: &str, labels: &[(&str, &str)]| -> u64 {
         metrics
             .iter()
             .filter(|(key, _, _, _)| {
                 let key = key.key();
-                key.name() == "typedkv_operations_total"
-                    && key.labels().any(|l| l.key() == "op" && l.value() == op)
-                    && key
-                        .labels()
-                        .any(|l| l.key() == "outcome" && l.value() == outcome)
+                key.name() == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
             })
             .map(|(_, _, _, value)| match value {
                 DebugValue::Counter(n) => *n,
@@ -178,9 +181,10 @@ async fn operations_report_spans_events_and_metrics() {
             })
             .sum()
     };
-    assert_eq!(count("get", "ok"), 3);
-    assert_eq!(count("get", "decode"), 2);
-    assert_eq!(count("set_with", "ok"), 1);
+    assert_eq!(count("typedkv_operations_total", &[("op", "get")]), 5);
+    assert_eq!(count("typedkv_operations_total", &[("op", "set_with")]), 1);
+    let decode_errors = [("op", "get"), ("kind", "decode")];
+    assert_eq!(count("typedkv_operation_errors_total", &decode_errors), 2);
     let latencies = metrics
         .iter()
         .filter(|(key, _, _, _)| key.key().name() == "typedkv_operation_seconds")

@@ -106,3 +106,31 @@ impl Bench {
         Ok(i)
     }
 }
+
+impl Bench {
+    /// The typed layer alone: `get` of one value on a `MemoryStore` (no network), in ns.
+    /// What the store adds to every call on any backend (key, decode, telemetry) shows here
+    /// undiluted by a round trip.
+    pub(crate) async fn memory_get(self: &Arc<Self>) -> BenchResult<Row> {
+        let store = typedkv::MemoryStore::<BenchUser>::new("bench")?;
+        store.set("1", &self.value).await?;
+        let mut runs = Vec::new();
+        for _ in 0..self.args.rounds.max(1) {
+            let deadline = Instant::now() + self.args.slice();
+            let started = Instant::now();
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                for _ in 0..CLOCK_EVERY {
+                    store.get("1").await?;
+                }
+                done += CLOCK_EVERY;
+            }
+            runs.push(started.elapsed().as_nanos() as f64 / done as f64);
+        }
+        Ok(Row::typed_only(
+            "memory_get_ns",
+            crate::measure::median(runs),
+            "ns",
+        ))
+    }
+}

@@ -144,6 +144,9 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     if args.runs("allocs") {
         bench.allocations().await?.into_iter().for_each(&mut record);
     }
+    if args.runs("memory_get") {
+        record(bench.memory_get().await?);
+    }
     if args.runs("cached") {
         let cached = typedkv::CachedStore::builder(bench.store.clone())
             .build()

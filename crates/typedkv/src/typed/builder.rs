@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::migration::Migrations;
+use super::telemetry::Telemetry;
 use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, UPDATE_STRIPES, check_ttl};
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
@@ -38,7 +39,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             default_ttl: None,
             update_attempts: DEFAULT_UPDATE_ATTEMPTS,
             hash_tag: false,
-            trace_ids: false,
+            telemetry: Telemetry::default(),
             migrations: Migrations::default(),
             migrations_dropped: false,
             _values: PhantomData,
@@ -56,7 +57,7 @@ pub struct StoreBuilder<T, B, C> {
     default_ttl: Option<Duration>,
     update_attempts: u32,
     hash_tag: bool,
-    trace_ids: bool,
+    telemetry: Telemetry,
     migrations: Migrations<T, C>,
     /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
     migrations_dropped: bool,
@@ -83,7 +84,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             default_ttl: self.default_ttl,
             update_attempts: self.update_attempts,
             hash_tag: self.hash_tag,
-            trace_ids: self.trace_ids,
+            telemetry: self.telemetry,
             migrations: Migrations::default(),
             migrations_dropped: self.migrations_dropped
                 || self.migrations.schemas().next().is_some(),
@@ -124,7 +125,16 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// an operation concerns. Default: `false`, because ids are often personal data (user
     /// ids, emails); spans still carry the namespace, backend, outcome and size.
     pub fn trace_ids(mut self, enabled: bool) -> Self {
-        self.trace_ids = enabled;
+        self.telemetry.trace_ids = enabled;
+        self
+    }
+
+    /// Whether operations are counted and timed through the `metrics` facade
+    /// (`typedkv_operations_total`, `typedkv_operation_errors_total`,
+    /// `typedkv_operation_seconds`, each labelled `op`). Default: `false`, so stores of
+    /// applications without metrics do not read the clock twice per call.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.telemetry.metrics = enabled;
         self
     }
 
@@ -215,7 +225,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                     .collect(),
                 flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
-                trace_ids: self.trace_ids,
+                telemetry: self.telemetry,
             }),
             migrations: Arc::new(self.migrations),
             _values: PhantomData,

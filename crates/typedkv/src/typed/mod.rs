@@ -1,13 +1,14 @@
 //! [`Store<T>`] implemented once, over any [`Backend`]: keys, codec + envelope, TTL policy.
 //!
 //! `builder.rs` configures a store; `loading.rs` and `scanning.rs` hold the machinery of
-//! `get_or_insert_with` and `scan`.
+//! `get_or_insert_with` and `scan`; `migration.rs` reads older schema versions;
+//! `telemetry.rs` reports every operation (tracing spans, metrics).
 
 mod builder;
 mod loading;
 mod migration;
 mod scanning;
-mod telemetry;
+pub(crate) mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -36,7 +37,7 @@ use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
 use self::migration::Migrations;
-use self::telemetry::{observe, op_span, record_bytes};
+use self::telemetry::{Telemetry, observe, op_metrics, op_span};
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -69,8 +70,8 @@ struct Inner<B, C> {
     flights: Flights,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
-    /// Whether spans and events carry ids (see `telemetry.rs`).
-    trace_ids: bool,
+    /// What operations report beyond their span (see `telemetry.rs`).
+    telemetry: Telemetry,
 }
 
 /// Stripes of [`Inner::update_turns`].
@@ -234,39 +235,49 @@ where
 
     async fn get(&self, id: &str) -> Result<Option<T>> {
         let span = op_span!("typedkv.get", self, Some(id));
-        observe("get", span, self.inner.trace_ids, async {
-            let key = self.inner.keyspace.key(id)?;
-            let found = self.inner.backend.get(&key).await?;
-            if let Some(bytes) = &found {
-                record_bytes(bytes.len());
-            }
-            let value = self.decode_found(&key, found.as_deref())?;
-            if let (true, Some(bytes), Some(value)) =
-                (self.migrations.write_back, found.as_deref(), &value)
-            {
-                // Boxed: rare, and it would otherwise enlarge every get's future.
-                Box::pin(self.write_back(&key, bytes, value)).await;
-            }
-            Ok(value)
-        })
+        observe(
+            op_metrics!("get"),
+            span.clone(),
+            self.inner.telemetry,
+            async {
+                let key = self.inner.keyspace.key(id)?;
+                let found = self.inner.backend.get(&key).await?;
+                if let Some(bytes) = &found {
+                    span.record("bytes", bytes.len());
+                }
+                let value = self.decode_found(&key, found.as_deref())?;
+                if let (true, Some(bytes), Some(value)) =
+                    (self.migrations.write_back, found.as_deref(), &value)
+                {
+                    // Boxed: rare, and it would otherwise enlarge every get's future.
+                    Box::pin(self.write_back(&key, bytes, value)).await;
+                }
+                Ok(value)
+            },
+        )
         .await
     }
 
     async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
         let span = op_span!("typedkv.set_with", self, Some(id));
-        observe("set_with", span, self.inner.trace_ids, async {
-            let key = self.inner.keyspace.key(id)?;
-            let write = Write::new(self.expiry(options.ttl)?, options.condition);
-            let bytes = self.encode(&key, value)?;
-            record_bytes(bytes.len());
-            self.inner.backend.set(&key, bytes, write).await
-        })
+        observe(
+            op_metrics!("set_with"),
+            span.clone(),
+            self.inner.telemetry,
+            async {
+                let key = self.inner.keyspace.key(id)?;
+                let write = Write::new(self.expiry(options.ttl)?, options.condition);
+                let bytes = self.encode(&key, value)?;
+                span.record("bytes", bytes.len());
+                self.inner.backend.set(&key, bytes, write).await
+            },
+        )
         .await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
         let span = op_span!("typedkv.delete", self, Some(id));
-        observe("delete", span, self.inner.trace_ids, async {
+        observe(op_metrics!("delete"), span, self.inner.telemetry, async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.delete(&key).await
         })
@@ -275,7 +286,7 @@ where
 
     async fn exists(&self, id: &str) -> Result<bool> {
         let span = op_span!("typedkv.exists", self, Some(id));
-        observe("exists", span, self.inner.trace_ids, async {
+        observe(op_metrics!("exists"), span, self.inner.telemetry, async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.exists(&key).await
         })
@@ -284,7 +295,7 @@ where
 
     async fn ttl(&self, id: &str) -> Result<Option<Expiry>> {
         let span = op_span!("typedkv.ttl", self, Some(id));
-        observe("ttl", span, self.inner.trace_ids, async {
+        observe(op_metrics!("ttl"), span, self.inner.telemetry, async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.ttl(&key).await
         })
@@ -293,7 +304,7 @@ where
 
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>> {
         let span = op_span!("typedkv.get_many", self, None);
-        observe("get_many", span, self.inner.trace_ids, async {
+        observe(op_metrics!("get_many"), span, self.inner.telemetry, async {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
@@ -313,7 +324,7 @@ where
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>> {
         let span = op_span!("typedkv.update", self, Some(id));
-        observe("update", span, self.inner.trace_ids, async {
+        observe(op_metrics!("update"), span, self.inner.telemetry, async {
             let inner = &*self.inner;
             let key = inner.keyspace.key(id)?;
             let _turn = self.update_turn(&key).lock().await;
@@ -368,45 +379,55 @@ where
         T: 'static,
     {
         let span = op_span!("typedkv.get_or_insert_with", self, Some(id));
-        observe("get_or_insert_with", span, self.inner.trace_ids, async {
-            let key = self.inner.keyspace.key(id)?;
-            if let Some(bytes) = self.inner.backend.get(&key).await? {
-                return self.decode(&key, &bytes);
-            }
-            let flight = {
-                let mut flights = self.inner.flights.lock();
-                match flights.get(&key) {
-                    Some(flight) => flight.clone(),
-                    None => {
-                        let flight = self.launch(key.clone(), loader);
-                        flights.insert(key.clone(), flight.clone());
-                        flight
-                    }
+        observe(
+            op_metrics!("get_or_insert_with"),
+            span,
+            self.inner.telemetry,
+            async {
+                let key = self.inner.keyspace.key(id)?;
+                if let Some(bytes) = self.inner.backend.get(&key).await? {
+                    return self.decode(&key, &bytes);
                 }
-            };
-            match flight.await {
-                Ok(bytes) => self.decode(&key, &bytes),
-                Err(failure) => Err(Error::Load {
-                    key,
-                    source: Box::new(failure),
-                }),
-            }
-        })
+                let flight = {
+                    let mut flights = self.inner.flights.lock();
+                    match flights.get(&key) {
+                        Some(flight) => flight.clone(),
+                        None => {
+                            let flight = self.launch(key.clone(), loader);
+                            flights.insert(key.clone(), flight.clone());
+                            flight
+                        }
+                    }
+                };
+                match flight.await {
+                    Ok(bytes) => self.decode(&key, &bytes),
+                    Err(failure) => Err(Error::Load {
+                        key,
+                        source: Box::new(failure),
+                    }),
+                }
+            },
+        )
         .await
     }
 
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
         let span = op_span!("typedkv.get_versioned", self, Some(id));
-        observe("get_versioned", span, self.inner.trace_ids, async {
-            let key = self.inner.keyspace.key(id)?;
-            match self.inner.backend.get(&key).await? {
-                Some(bytes) => Ok(Some(Versioned {
-                    value: self.decode(&key, &bytes)?,
-                    version: Version::of(&bytes),
-                })),
-                None => Ok(None),
-            }
-        })
+        observe(
+            op_metrics!("get_versioned"),
+            span,
+            self.inner.telemetry,
+            async {
+                let key = self.inner.keyspace.key(id)?;
+                match self.inner.backend.get(&key).await? {
+                    Some(bytes) => Ok(Some(Versioned {
+                        value: self.decode(&key, &bytes)?,
+                        version: Version::of(&bytes),
+                    })),
+                    None => Ok(None),
+                }
+            },
+        )
         .await
     }
 
@@ -417,21 +438,26 @@ where
         version: &Version,
     ) -> Result<Option<Version>> {
         let span = op_span!("typedkv.set_if_version", self, Some(id));
-        observe("set_if_version", span, self.inner.trace_ids, async {
-            let key = self.inner.keyspace.key(id)?;
-            let bytes = self.encode(&key, value)?;
-            let written = Version::of(&bytes);
-            let expected = Expected::Version(version);
-            match self
-                .inner
-                .backend
-                .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
-                .await?
-            {
-                Swap::Done => Ok(Some(written)),
-                Swap::Changed(_) => Ok(None),
-            }
-        })
+        observe(
+            op_metrics!("set_if_version"),
+            span,
+            self.inner.telemetry,
+            async {
+                let key = self.inner.keyspace.key(id)?;
+                let bytes = self.encode(&key, value)?;
+                let written = Version::of(&bytes);
+                let expected = Expected::Version(version);
+                match self
+                    .inner
+                    .backend
+                    .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
+                    .await?
+                {
+                    Swap::Done => Ok(Some(written)),
+                    Swap::Changed(_) => Ok(None),
+                }
+            },
+        )
         .await
     }
 
@@ -472,7 +498,7 @@ where
 
     async fn count(&self) -> Result<u64> {
         let span = op_span!("typedkv.count", self, None);
-        observe("count", span, self.inner.trace_ids, async {
+        observe(op_metrics!("count"), span, self.inner.telemetry, async {
             self.id_pages()
                 .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
                 .await
@@ -482,19 +508,24 @@ where
 
     async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
         let span = op_span!("typedkv.delete_many", self, None);
-        observe("delete_many", span, self.inner.trace_ids, async {
-            if ids.is_empty() {
-                return Ok(0);
-            }
-            let keys = self.inner.keyspace.keys(ids.iter().copied())?;
-            self.inner.backend.delete_many(&keys).await
-        })
+        observe(
+            op_metrics!("delete_many"),
+            span,
+            self.inner.telemetry,
+            async {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+                self.inner.backend.delete_many(&keys).await
+            },
+        )
         .await
     }
 
     async fn clear(&self) -> Result<u64> {
         let span = op_span!("typedkv.clear", self, None);
-        observe("clear", span, self.inner.trace_ids, async {
+        observe(op_metrics!("clear"), span, self.inner.telemetry, async {
             let keyspace = &self.inner.keyspace;
             let backend = &self.inner.backend;
             self.id_pages()
@@ -514,7 +545,7 @@ where
 
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
         let span = op_span!("typedkv.set_many", self, None);
-        observe("set_many", span, self.inner.trace_ids, async {
+        observe(op_metrics!("set_many"), span, self.inner.telemetry, async {
             if entries.is_empty() {
                 return Ok(());
             }

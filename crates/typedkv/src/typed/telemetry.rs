@@ -7,21 +7,57 @@
 //! cannot be decoded is also a `WARN` event with its problem and codec (not its key, unless
 //! ids are traced). Passwords never reach either: stores do not know URLs.
 //!
-//! Metrics (through the `metrics` facade; a no-op until the application installs a
-//! recorder):
-//! - `typedkv_operations_total` (counter), labels `op`, `outcome`;
+//! Metrics, for stores built with [`metrics(true)`](super::StoreBuilder::metrics), through
+//! the `metrics` facade (the application installs the recorder):
+//! - `typedkv_operations_total` (counter), label `op`: every operation;
+//! - `typedkv_operation_errors_total` (counter), labels `op`, `kind` ([`Error::kind`]);
 //! - `typedkv_operation_seconds` (histogram), label `op`.
 //!
-//! With no subscriber and no recorder, an operation pays a disabled-span check, two clock
-//! reads and two no-op metric calls (see BENCHMARKS.md: not measurable against a round
-//! trip).
+//! Off (no subscriber interested, metrics not enabled) an operation pays a disabled-span
+//! check and nothing else; with metrics on it also reads the clock twice, and still
+//! allocates nothing on success (the metric keys are statics). Measured in BENCHMARKS.md.
 
 use std::future::Future;
 use std::time::Instant;
 
+use metrics::{Key, Level, Metadata};
 use tracing::{Instrument, Span};
 
 use crate::error::{Error, Result};
+
+/// What a store's operations report beyond their span; from the store's builder.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Telemetry {
+    /// Spans and events carry ids (and keys).
+    pub(crate) trace_ids: bool,
+    /// Operations are counted and timed through the `metrics` facade.
+    pub(crate) metrics: bool,
+}
+
+/// The metric keys of one operation, built at compile time (see [`op_metrics`]).
+pub(crate) struct OpKeys {
+    pub(crate) op: &'static str,
+    pub(crate) total: Key,
+    pub(crate) seconds: Key,
+}
+
+/// Where the metrics come from, for recorders that filter.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The [`OpKeys`] of operation `$op`, as statics: recording them allocates nothing.
+macro_rules! op_metrics {
+    ($op:literal) => {{
+        static LABELS: [metrics::Label; 1] = [metrics::Label::from_static_parts("op", $op)];
+        static KEYS: $crate::typed::telemetry::OpKeys = $crate::typed::telemetry::OpKeys {
+            op: $op,
+            total: metrics::Key::from_static_parts("typedkv_operations_total", &LABELS),
+            seconds: metrics::Key::from_static_parts("typedkv_operation_seconds", &LABELS),
+        };
+        &KEYS
+    }};
+}
+pub(crate) use op_metrics;
 
 /// A span for operation `op` ("typedkv." + `op` must be its literal name) of a store.
 macro_rules! op_span {
@@ -35,7 +71,7 @@ macro_rules! op_span {
             outcome = tracing::field::Empty,
             bytes = tracing::field::Empty,
         );
-        if store.inner.trace_ids {
+        if store.inner.telemetry.trace_ids {
             let id: Option<&str> = $id;
             if let Some(id) = id {
                 span.record("id", id);
@@ -48,35 +84,45 @@ pub(crate) use op_span;
 
 /// Runs `operation` inside `span`, then records its outcome on the span and in metrics.
 pub(crate) async fn observe<R>(
-    op: &'static str,
+    keys: &'static OpKeys,
     span: Span,
-    trace_ids: bool,
+    telemetry: Telemetry,
     operation: impl Future<Output = Result<R>>,
 ) -> Result<R> {
-    let started = Instant::now();
+    // Read the clock only for metrics: two reads were most of the cost of telemetry that
+    // nobody collects (measured with the benchmark's memory_get case).
+    let started = telemetry.metrics.then(Instant::now);
     let result = operation.instrument(span.clone()).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(error) => error.kind(),
-    };
-    span.record("outcome", outcome);
-    if let Err(Error::Decode {
-        problem,
-        codec,
-        key,
-        ..
-    }) = &result
-    {
-        let key = trace_ids.then_some(key.as_str());
-        tracing::warn!(parent: &span, ?problem, codec, key, "stored value cannot be decoded");
+    if !span.is_disabled() {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.kind(),
+        };
+        span.record("outcome", outcome);
+        if let Err(Error::Decode {
+            problem,
+            codec,
+            key,
+            ..
+        }) = &result
+        {
+            let key = telemetry.trace_ids.then_some(key.as_str());
+            tracing::warn!(parent: &span, ?problem, codec, key, "stored value cannot be decoded");
+        }
     }
-    metrics::counter!("typedkv_operations_total", "op" => op, "outcome" => outcome).increment(1);
-    metrics::histogram!("typedkv_operation_seconds", "op" => op)
-        .record(started.elapsed().as_secs_f64());
+    if let Some(started) = started {
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_counter(&keys.total, &METADATA)
+                .increment(1);
+            recorder
+                .register_histogram(&keys.seconds, &METADATA)
+                .record(started.elapsed().as_secs_f64());
+        });
+        if let Err(error) = &result {
+            metrics::counter!("typedkv_operation_errors_total", "op" => keys.op, "kind" => error.kind())
+                .increment(1);
+        }
+    }
     result
-}
-
-/// Records the size of the value the current operation read or wrote.
-pub(crate) fn record_bytes(len: usize) {
-    Span::current().record("bytes", len);
 }
