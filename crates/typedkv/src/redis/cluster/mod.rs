@@ -115,7 +115,7 @@ impl RedisClusterPool {
     }
 
     /// Publishes the pool's occupancy through the `metrics` facade, labelled `pool` with the
-    /// redacted URL: `typedkv_pool_connections` (gauge, label `state`: `max`, `open`,
+    /// redacted seed URLs: `typedkv_pool_connections` (gauge, label `state`: `max`, `open`,
     /// `idle`; shared connections count as open, not idle) and `typedkv_pool_waiting`
     /// (tasks waiting for a connection). A sample of now: call it periodically, e.g. from a
     /// task every few seconds.
