@@ -118,6 +118,13 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
+    /// redis-rs' settings of one connection: the connect and response timeouts.
+    pub(crate) fn connection_config(&self) -> ::redis::AsyncConnectionConfig {
+        ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(self.response_timeout)
+    }
+
     /// The URLs with passwords replaced by `***`, comma-separated.
     pub(crate) fn redacted_urls(&self) -> String {
         let urls: Vec<String> = self.urls.iter().map(|url| redact_url(url)).collect();

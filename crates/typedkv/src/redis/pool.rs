@@ -5,14 +5,14 @@ use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 
-use ::redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind};
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use ::redis::{ProtocolVersion, PushInfo, PushKind};
+use deadpool_redis::{Connection, Manager};
 
 use super::builder::{RedisPoolBuilder, Standalone};
-use super::config::{Settings, connection_info, invalid_url, redact_url};
+use super::config::{Settings, connection_info, invalid_url};
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A pool of Redis connections (standalone server), and the [`Backend`](crate::Backend) of
 /// [`RedisStore`](crate::RedisStore). Clones share the pool.
@@ -76,31 +76,10 @@ impl RedisPool {
                 Ok::<(), Infallible>(())
             }
         };
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(settings.response_timeout)
-            .set_push_sender(on_push);
+        let connection = settings.connection_config().set_push_sender(on_push);
         let manager =
             Manager::new_with_config(info.clone(), connection).map_err(|e| invalid_url(url, e))?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(settings.wait_timeout))
-            .create_timeout(Some(settings.create_timeout))
-            .recycle_timeout(Some(settings.recycle_timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::InvalidConfig {
-                reason: format!("cannot build the pool for {}", redact_url(url)),
-                source: Some(Box::new(e)),
-            })?;
-        let shared = Shared::new(
-            pool,
-            settings.shared_connections,
-            generations,
-            OnBrokenConnection::Replace,
-            settings.connect_timeout,
-            settings.response_timeout,
-        );
+        let shared = Shared::new(manager, &settings, generations, OnBrokenConnection::Replace)?;
         Ok(RedisPool {
             inner: Arc::new(Inner {
                 shared,
@@ -116,7 +95,7 @@ impl RedisPool {
         &self,
         key: &(dyn fmt::Display + Sync),
         error: ::redis::RedisError,
-    ) -> Error {
+    ) -> crate::Error {
         let timeout = self.inner.settings.response_timeout.unwrap_or_default();
         super::errors::from_redis_error(key, error, timeout)
     }
@@ -129,10 +108,7 @@ impl RedisPool {
         on_push: impl ::redis::aio::AsyncPushSender,
     ) -> Result<::redis::aio::MultiplexedConnection> {
         let settings = &self.inner.settings;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(settings.response_timeout)
-            .set_push_sender(on_push);
+        let config = settings.connection_config().set_push_sender(on_push);
         let failed =
             |e| super::errors::from_redis_error(&"(tracking)", e, settings.connect_timeout);
         ::redis::Client::open(self.inner.info.clone())

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 use deadpool::managed::{Manager, Object, Pool, PoolError};
 
+use super::config::Settings;
 use super::errors::{from_pool_error, from_redis_error};
 use super::lanes::{Generations, Lane, Lent, Pooled};
 use crate::error::{Error, Result};
@@ -54,23 +55,35 @@ where
     M: Manager<Error = RedisError>,
     W: Pooled + From<Object<M>>,
 {
+    /// A pool of `manager`'s connections sized and timed by `settings`, with its lanes.
     pub(crate) fn new(
-        pool: Pool<M, W>,
-        lanes: usize,
+        manager: M,
+        settings: &Settings,
         generations: Arc<Generations>,
         on_broken: OnBrokenConnection,
-        connect_timeout: Duration,
-        response_timeout: Option<Duration>,
-    ) -> Self {
-        Shared {
+    ) -> Result<Self> {
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.create_timeout))
+            .recycle_timeout(Some(settings.recycle_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::InvalidConfig {
+                reason: format!("cannot build the pool for {}", settings.redacted_urls()),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(Shared {
             pool,
-            lanes: (0..lanes).map(|_| Lane::default()).collect(),
+            lanes: (0..settings.shared_connections)
+                .map(|_| Lane::default())
+                .collect(),
             next_lane: AtomicUsize::new(0),
             generations,
             on_broken,
-            connect_timeout,
-            response_timeout: response_timeout.unwrap_or_default(),
-        }
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout.unwrap_or_default(),
+        })
     }
 
     pub(crate) fn pool(&self) -> &Pool<M, W> {

@@ -14,14 +14,14 @@ mod scan;
 use std::fmt;
 use std::sync::Arc;
 
-use deadpool::managed::{Object, Pool};
+use deadpool::managed::Object;
 
 use self::manager::ClusterManager;
 use super::builder::RedisPoolBuilder;
 use super::config::Settings;
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Target of a [`RedisPoolBuilder`] that builds a [`RedisClusterPool`].
 #[derive(Debug)]
@@ -78,25 +78,12 @@ impl RedisClusterPool {
     fn new(settings: Settings) -> Result<Self> {
         settings.validate()?;
         let manager = ClusterManager::new(&settings)?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(settings.wait_timeout))
-            .create_timeout(Some(settings.create_timeout))
-            .recycle_timeout(Some(settings.recycle_timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::InvalidConfig {
-                reason: format!("cannot build the pool for {}", settings.redacted_urls()),
-                source: Some(Box::new(e)),
-            })?;
         let shared = Shared::new(
-            pool,
-            settings.shared_connections,
+            manager,
+            &settings,
             Arc::new(Generations::default()),
             OnBrokenConnection::Keep,
-            settings.connect_timeout,
-            settings.response_timeout,
-        );
+        )?;
         Ok(RedisClusterPool {
             inner: Arc::new(Inner { shared, settings }),
         })
