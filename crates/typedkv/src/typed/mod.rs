@@ -37,7 +37,7 @@ use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
 use self::migration::Migrations;
-use self::telemetry::{Telemetry, observe, op_metrics, op_span};
+use self::telemetry::{Telemetry, observed};
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -234,77 +234,56 @@ where
     }
 
     async fn get(&self, id: &str) -> Result<Option<T>> {
-        let span = op_span!("typedkv.get", self, Some(id));
-        observe(
-            op_metrics!("get"),
-            span.clone(),
-            self.inner.telemetry,
-            async {
-                let key = self.inner.keyspace.key(id)?;
-                let found = self.inner.backend.get(&key).await?;
-                if let Some(bytes) = &found {
-                    span.record("bytes", bytes.len());
-                }
-                let value = self.decode_found(&key, found.as_deref())?;
-                if let (true, Some(bytes), Some(value)) =
-                    (self.migrations.write_back, found.as_deref(), &value)
-                {
-                    // Boxed: rare, and it would otherwise enlarge every get's future.
-                    Box::pin(self.write_back(&key, bytes, value)).await;
-                }
-                Ok(value)
-            },
-        )
-        .await
+        observed!(self, "get", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            let found = self.inner.backend.get(&key).await?;
+            if let Some(bytes) = &found {
+                span.record("bytes", bytes.len());
+            }
+            let value = self.decode_found(&key, found.as_deref())?;
+            if let (true, Some(bytes), Some(value)) =
+                (self.migrations.write_back, found.as_deref(), &value)
+            {
+                // Boxed: rare, and it would otherwise enlarge every get's future.
+                Box::pin(self.write_back(&key, bytes, value)).await;
+            }
+            Ok(value)
+        })
     }
 
     async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        let span = op_span!("typedkv.set_with", self, Some(id));
-        observe(
-            op_metrics!("set_with"),
-            span.clone(),
-            self.inner.telemetry,
-            async {
-                let key = self.inner.keyspace.key(id)?;
-                let write = Write::new(self.expiry(options.ttl)?, options.condition);
-                let bytes = self.encode(&key, value)?;
-                span.record("bytes", bytes.len());
-                self.inner.backend.set(&key, bytes, write).await
-            },
-        )
-        .await
+        observed!(self, "set_with", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            let write = Write::new(self.expiry(options.ttl)?, options.condition);
+            let bytes = self.encode(&key, value)?;
+            span.record("bytes", bytes.len());
+            self.inner.backend.set(&key, bytes, write).await
+        })
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
-        let span = op_span!("typedkv.delete", self, Some(id));
-        observe(op_metrics!("delete"), span, self.inner.telemetry, async {
+        observed!(self, "delete", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.delete(&key).await
         })
-        .await
     }
 
     async fn exists(&self, id: &str) -> Result<bool> {
-        let span = op_span!("typedkv.exists", self, Some(id));
-        observe(op_metrics!("exists"), span, self.inner.telemetry, async {
+        observed!(self, "exists", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.exists(&key).await
         })
-        .await
     }
 
     async fn ttl(&self, id: &str) -> Result<Option<Expiry>> {
-        let span = op_span!("typedkv.ttl", self, Some(id));
-        observe(op_metrics!("ttl"), span, self.inner.telemetry, async {
+        observed!(self, "ttl", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             self.inner.backend.ttl(&key).await
         })
-        .await
     }
 
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>> {
-        let span = op_span!("typedkv.get_many", self, None);
-        observe(op_metrics!("get_many"), span, self.inner.telemetry, async {
+        observed!(self, "get_many", None, |span| async {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
@@ -315,7 +294,6 @@ where
                 .map(|(key, bytes)| self.decode_found(key, bytes.as_deref()))
                 .collect()
         })
-        .await
     }
 
     async fn update(
@@ -323,8 +301,7 @@ where
         id: &str,
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>> {
-        let span = op_span!("typedkv.update", self, Some(id));
-        observe(op_metrics!("update"), span, self.inner.telemetry, async {
+        observed!(self, "update", Some(id), |span| async {
             let inner = &*self.inner;
             let key = inner.keyspace.key(id)?;
             let _turn = self.update_turn(&key).lock().await;
@@ -371,64 +348,49 @@ where
                 attempts: inner.update_attempts,
             })
         })
-        .await
     }
 
     async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
     where
         T: 'static,
     {
-        let span = op_span!("typedkv.get_or_insert_with", self, Some(id));
-        observe(
-            op_metrics!("get_or_insert_with"),
-            span,
-            self.inner.telemetry,
-            async {
-                let key = self.inner.keyspace.key(id)?;
-                if let Some(bytes) = self.inner.backend.get(&key).await? {
-                    return self.decode(&key, &bytes);
-                }
-                let flight = {
-                    let mut flights = self.inner.flights.lock();
-                    match flights.get(&key) {
-                        Some(flight) => flight.clone(),
-                        None => {
-                            let flight = self.launch(key.clone(), loader);
-                            flights.insert(key.clone(), flight.clone());
-                            flight
-                        }
+        observed!(self, "get_or_insert_with", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            if let Some(bytes) = self.inner.backend.get(&key).await? {
+                return self.decode(&key, &bytes);
+            }
+            let flight = {
+                let mut flights = self.inner.flights.lock();
+                match flights.get(&key) {
+                    Some(flight) => flight.clone(),
+                    None => {
+                        let flight = self.launch(key.clone(), loader);
+                        flights.insert(key.clone(), flight.clone());
+                        flight
                     }
-                };
-                match flight.await {
-                    Ok(bytes) => self.decode(&key, &bytes),
-                    Err(failure) => Err(Error::Load {
-                        key,
-                        source: Box::new(failure),
-                    }),
                 }
-            },
-        )
-        .await
+            };
+            match flight.await {
+                Ok(bytes) => self.decode(&key, &bytes),
+                Err(failure) => Err(Error::Load {
+                    key,
+                    source: Box::new(failure),
+                }),
+            }
+        })
     }
 
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
-        let span = op_span!("typedkv.get_versioned", self, Some(id));
-        observe(
-            op_metrics!("get_versioned"),
-            span,
-            self.inner.telemetry,
-            async {
-                let key = self.inner.keyspace.key(id)?;
-                match self.inner.backend.get(&key).await? {
-                    Some(bytes) => Ok(Some(Versioned {
-                        value: self.decode(&key, &bytes)?,
-                        version: Version::of(&bytes),
-                    })),
-                    None => Ok(None),
-                }
-            },
-        )
-        .await
+        observed!(self, "get_versioned", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            match self.inner.backend.get(&key).await? {
+                Some(bytes) => Ok(Some(Versioned {
+                    value: self.decode(&key, &bytes)?,
+                    version: Version::of(&bytes),
+                })),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn set_if_version(
@@ -437,28 +399,21 @@ where
         value: &T,
         version: &Version,
     ) -> Result<Option<Version>> {
-        let span = op_span!("typedkv.set_if_version", self, Some(id));
-        observe(
-            op_metrics!("set_if_version"),
-            span,
-            self.inner.telemetry,
-            async {
-                let key = self.inner.keyspace.key(id)?;
-                let bytes = self.encode(&key, value)?;
-                let written = Version::of(&bytes);
-                let expected = Expected::Version(version);
-                match self
-                    .inner
-                    .backend
-                    .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
-                    .await?
-                {
-                    Swap::Done => Ok(Some(written)),
-                    Swap::Changed(_) => Ok(None),
-                }
-            },
-        )
-        .await
+        observed!(self, "set_if_version", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            let bytes = self.encode(&key, value)?;
+            let written = Version::of(&bytes);
+            let expected = Expected::Version(version);
+            match self
+                .inner
+                .backend
+                .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
+                .await?
+            {
+                Swap::Done => Ok(Some(written)),
+                Swap::Changed(_) => Ok(None),
+            }
+        })
     }
 
     fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
@@ -497,35 +452,25 @@ where
     }
 
     async fn count(&self) -> Result<u64> {
-        let span = op_span!("typedkv.count", self, None);
-        observe(op_metrics!("count"), span, self.inner.telemetry, async {
+        observed!(self, "count", None, |span| async {
             self.id_pages()
                 .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
                 .await
         })
-        .await
     }
 
     async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
-        let span = op_span!("typedkv.delete_many", self, None);
-        observe(
-            op_metrics!("delete_many"),
-            span,
-            self.inner.telemetry,
-            async {
-                if ids.is_empty() {
-                    return Ok(0);
-                }
-                let keys = self.inner.keyspace.keys(ids.iter().copied())?;
-                self.inner.backend.delete_many(&keys).await
-            },
-        )
-        .await
+        observed!(self, "delete_many", None, |span| async {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+            self.inner.backend.delete_many(&keys).await
+        })
     }
 
     async fn clear(&self) -> Result<u64> {
-        let span = op_span!("typedkv.clear", self, None);
-        observe(op_metrics!("clear"), span, self.inner.telemetry, async {
+        observed!(self, "clear", None, |span| async {
             let keyspace = &self.inner.keyspace;
             let backend = &self.inner.backend;
             self.id_pages()
@@ -540,12 +485,10 @@ where
                 .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
                 .await
         })
-        .await
     }
 
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
-        let span = op_span!("typedkv.set_many", self, None);
-        observe(op_metrics!("set_many"), span, self.inner.telemetry, async {
+        observed!(self, "set_many", None, |span| async {
             if entries.is_empty() {
                 return Ok(());
             }
@@ -560,6 +503,5 @@ where
                 .collect::<Result<Vec<_>>>()?;
             self.inner.backend.set_many(encoded, expiry).await
         })
-        .await
     }
 }

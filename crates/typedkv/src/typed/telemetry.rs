@@ -59,12 +59,14 @@ macro_rules! op_metrics {
 }
 pub(crate) use op_metrics;
 
-/// A span for operation `op` ("typedkv." + `op` must be its literal name) of a store.
-macro_rules! op_span {
-    ($name:literal, $store:expr, $id:expr) => {{
+/// Runs `$body` (an async block) as operation `$op` of `$store`, observed: in a span named
+/// `typedkv.$op`, bound to `$span` for the body to record on, with [`observe`]'s reporting.
+/// `$id` is the id the operation concerns, if one.
+macro_rules! observed {
+    ($store:expr, $op:literal, $id:expr, |$span:ident| $body:expr) => {{
         let store = &$store;
-        let span = tracing::debug_span!(
-            $name,
+        let $span = tracing::debug_span!(
+            concat!("typedkv.", $op),
             namespace = store.inner.keyspace.namespace(),
             backend = store.inner.backend.kind(),
             id = tracing::field::Empty,
@@ -74,13 +76,19 @@ macro_rules! op_span {
         if store.inner.telemetry.trace_ids {
             let id: Option<&str> = $id;
             if let Some(id) = id {
-                span.record("id", id);
+                $span.record("id", id);
             }
         }
-        span
+        $crate::typed::telemetry::observe(
+            $crate::typed::telemetry::op_metrics!($op),
+            $span.clone(),
+            store.inner.telemetry,
+            $body,
+        )
+        .await
     }};
 }
-pub(crate) use op_span;
+pub(crate) use observed;
 
 /// Runs `operation` inside `span`, then records its outcome on the span and in metrics.
 pub(crate) async fn observe<R>(
