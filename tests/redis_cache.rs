@@ -45,11 +45,23 @@ where
     started.elapsed()
 }
 
+/// Waits until the invalidation Redis sends for the cache's own write (broadcast tracking
+/// echoes every write) has arrived. Until then a fill may race it and, rightly, not be
+/// cached, so tests that count hits right after a write wait for it first.
+async fn set_and_await_echo(cache: &CachedStore<Profile>, id: &str, value: &Profile) {
+    let before = cache.stats().invalidations;
+    cache.set(id, value).await.unwrap();
+    eventually("the echo of the cache's own write", || async {
+        cache.stats().invalidations > before
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_by_other_clients_evict_cached_values() {
     let server = TestRedis::start().await;
     let cache = cached(&server).await;
-    cache.set("1", &profile(1)).await.unwrap();
+    set_and_await_echo(&cache, "1", &profile(1)).await;
     assert_eq!(cache.get("1").await.unwrap(), Some(profile(1))); // miss, cached
     assert_eq!(cache.get("1").await.unwrap(), Some(profile(1))); // hit
     assert_eq!(cache.stats().hits, 1);
@@ -100,7 +112,7 @@ async fn writes_through_the_store_are_read_back_at_once() {
 async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
     let server = TestRedis::start().await;
     let cache = cached(&server).await;
-    cache.set("1", &profile(1)).await.unwrap();
+    set_and_await_echo(&cache, "1", &profile(1)).await;
     cache.get("1").await.unwrap();
     assert_eq!(cache.stats().entries, 1);
     let flushes = cache.stats().flushes;
@@ -165,7 +177,7 @@ async fn entries_never_outlive_their_key() {
         .unwrap();
     let cache: CachedStore<Profile> = CachedStore::builder(store).build().await.unwrap();
     let written = Instant::now();
-    cache.set("1", &profile(1)).await.unwrap();
+    set_and_await_echo(&cache, "1", &profile(1)).await;
     assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
     assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
     assert_eq!(cache.stats().hits, 1);
