@@ -43,21 +43,17 @@ pub(crate) async fn track<T: Send + Sync + 'static>(
         }
     };
     let mut conn = pool.dedicated_connection(on_push).await?;
-    let named: std::result::Result<(), _> = ::redis::cmd("CLIENT")
+    let mut setup = ::redis::pipe();
+    setup
+        .cmd("CLIENT")
         .arg("SETNAME")
         .arg(TRACKING_CLIENT_NAME)
-        .query_async(&mut conn)
-        .await;
-    let tracking = match named {
-        Ok(()) => {
-            ::redis::cmd("CLIENT")
-                .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
-                .arg(prefix)
-                .query_async::<()>(&mut conn)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+        .ignore()
+        .cmd("CLIENT")
+        .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
+        .arg(prefix)
+        .ignore();
+    let tracking: std::result::Result<(), _> = setup.query_async(&mut conn).await;
     tracking.map_err(|e| pool.command_failed(&prefix, e))?;
     entries.start_tracking();
     Ok(conn)
