@@ -115,6 +115,7 @@ macro_rules! __conformance_list {
             hash_tagged_keys_work_like_plain_ones,
             old_schemas_are_migrated_on_read,
             migration_mistakes_are_refused,
+            get_with_ttl_pairs_value_and_expiry,
             ]
             fixture = [
                 update_from_two_clients,

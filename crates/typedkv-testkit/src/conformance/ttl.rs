@@ -142,3 +142,23 @@ pub async fn zero_ttl_is_refused<B: Backend>(backend: B) {
     );
     assert!(!s.exists("a").await.unwrap());
 }
+
+/// `Backend::get_with_ttl` answers the bytes `get` answers with the expiry `ttl` reports.
+pub async fn get_with_ttl_pairs_value_and_expiry<B: Backend>(backend: B) {
+    let s = store::<u32, B>(&backend, "n");
+    s.set("forever", &1).await.unwrap();
+    s.set_with("soon", &2, SetOptions::new().ttl(LONG))
+        .await
+        .unwrap();
+    assert_eq!(backend.get_with_ttl("n:absent").await.unwrap(), None);
+    let (bytes, expiry) = backend.get_with_ttl("n:forever").await.unwrap().unwrap();
+    assert_eq!(Some(bytes), backend.get("n:forever").await.unwrap());
+    assert_eq!(expiry, Expiry::Never);
+    let (bytes, expiry) = backend.get_with_ttl("n:soon").await.unwrap().unwrap();
+    assert_eq!(Some(bytes), backend.get("n:soon").await.unwrap());
+    let left = remaining(Some(expiry));
+    assert!(
+        left > LONG - Duration::from_secs(5) && left <= LONG,
+        "{left:?}"
+    );
+}
