@@ -132,9 +132,9 @@ impl RedisPoolBuilder<Cluster> {
 
     /// Validates the settings and creates the pool (without connecting).
     ///
-    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for no seeds, an unparsable URL, seeds with
-    /// different credentials, zero timeouts, zero shared connections or a pool smaller than
-    /// its shared connections.
+    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for no seeds, an
+    /// unparsable URL, seeds with different credentials, zero timeouts, zero shared
+    /// connections or a pool smaller than its shared connections.
     pub fn build(self) -> Result<RedisClusterPool> {
         RedisClusterPool::new(self.settings)
     }
