@@ -1,25 +1,28 @@
 //! The default codec: bincode 2.0.1 through its serde API.
 
-use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use bincode::config::Configuration;
 use bincode::enc::write::Writer;
 use bincode::error::EncodeError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::owned_strings::Owned;
 use super::{Codec, DEFAULT_DECODE_LIMIT, ids};
 use crate::error::BoxError;
 
-/// The most memory a single decoded bincode value may claim (1 GiB).
+/// The largest [decode limit](Bincode::with_decode_limit) a [`Bincode`] codec accepts (1 GiB).
 ///
-/// bincode allocates a string's or byte vector's buffer from its length prefix before reading
-/// it, so a corrupt or hostile prefix (say 2^60) must be refused up front. bincode only takes
-/// this bound as a compile-time constant; [`Codec::decode_limit`] is the runtime bound on the
-/// stored payload, and this one caps what a payload within that limit may claim.
+/// Within that limit, nothing a payload claims can allocate more than the payload holds:
+/// strings and byte buffers are copied out of the payload after their length is checked
+/// against it, and serde caps what sequences and maps reserve up front.
 pub const DECODED_SIZE_CEILING: usize = 1 << 30;
 
 /// The stored format. Changing any part of it would make existing data unreadable: never do.
-type Format = Configuration<LittleEndian, Varint, Limit<DECODED_SIZE_CEILING>>;
-const FORMAT: Format = bincode::config::standard().with_limit::<DECODED_SIZE_CEILING>();
+///
+/// No bincode claim limit: it is only consulted by bincode's own owned `String`/`Vec<u8>`
+/// decoding, which [`Owned`] replaces with the payload-bounded copy, and it cost every
+/// decode ~10 ns of bookkeeping.
+const FORMAT: Configuration = bincode::config::standard();
 
 /// Compact binary encoding with [bincode](https://docs.rs/bincode/2.0.1) 2.0.1 (standard
 /// configuration: varint integers, little endian). The default codec.
@@ -53,7 +56,7 @@ impl Bincode {
     }
 
     /// Refuse to decode stored payloads longer than `bytes` (clamped to
-    /// [`DECODED_SIZE_CEILING`]).
+    /// [`DECODED_SIZE_CEILING`]). No decoded string or byte buffer can be longer than this.
     pub const fn with_decode_limit(mut self, bytes: usize) -> Self {
         self.decode_limit = if bytes < DECODED_SIZE_CEILING {
             bytes
@@ -100,7 +103,7 @@ impl Codec for Bincode {
     }
 
     fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, BoxError> {
-        let (value, used) = bincode::serde::decode_from_slice(payload, FORMAT)?;
+        let (value, used) = bincode::serde::seed_decode_from_slice(Owned::new(), payload, FORMAT)?;
         // bincode stops at the end of the value; anything after it means the bytes were not
         // written as this type (or were corrupted), so accepting them would return garbage.
         if used != payload.len() {

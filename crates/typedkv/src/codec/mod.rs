@@ -8,6 +8,7 @@
 mod bincode;
 #[cfg(feature = "json")]
 mod json;
+mod owned_strings;
 
 pub use self::bincode::{Bincode, DECODED_SIZE_CEILING};
 #[cfg(feature = "json")]
