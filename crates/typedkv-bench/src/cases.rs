@@ -270,9 +270,11 @@ impl Bench {
     /// Encode + decode of the value: the store's path (envelope, pre-sized buffer) vs
     /// `encode_to_vec` + `decode_from_slice`; and JSON, which has no raw counterpart here.
     ///
-    /// `case` names the process state: glibc's `calloc` (which bincode uses for every decoded
-    /// `String`) is much faster while a process has a single thread, so `main` measures once
-    /// before the tokio runtime exists and once inside it, where services run.
+    /// `case` names the process state: glibc's `calloc` (which bincode's own decoding uses for
+    /// every `String`; typedkv's does not) is much faster while a process has a single thread,
+    /// so `main` measures once before the tokio runtime exists and once inside it, where
+    /// services run. Inside it, the two halves are also measured alone, and so is cloning the
+    /// value, to show where the time goes.
     pub(crate) fn codecs(args: &Args, case: &'static str) -> BenchResult<Vec<Row>> {
         let value = &sample();
         let rounds = args.rounds;
@@ -302,10 +304,44 @@ impl Bench {
         } else {
             "codec_json_1thread"
         };
-        Ok(vec![
+        let mut rows = vec![
             Row::pair(case, typed, raw, "ns/op"),
             Row::typed_only(json_case, json, "ns/op"),
-        ])
+        ];
+        if case == "codec_bincode" {
+            let typed = ns_per_call(rounds, iterations, || {
+                std::hint::black_box(envelope::encode(&Bincode::new(), 1, value, hint)?);
+                Ok(())
+            })?;
+            let raw = ns_per_call(rounds, iterations, || {
+                std::hint::black_box(raw_encode(value)?);
+                Ok(())
+            })?;
+            rows.push(Row::pair("codec_bincode_encode", typed, raw, "ns/op"));
+            let (stored, raw_bytes) = (
+                envelope::encode(&Bincode::new(), 1, value, hint)?,
+                raw_encode(value)?,
+            );
+            let typed = ns_per_call(rounds, iterations, || {
+                let back: BenchUser =
+                    envelope::decode(&Bincode::new(), 1, &stored).map_err(|(p, _)| p)?;
+                std::hint::black_box(back);
+                Ok(())
+            })?;
+            let raw = ns_per_call(rounds, iterations, || {
+                std::hint::black_box(raw_decode(&raw_bytes)?);
+                Ok(())
+            })?;
+            rows.push(Row::pair("codec_bincode_decode", typed, raw, "ns/op"));
+            // The floor under any decoder that returns an owned value: building its heap parts
+            // (five strings and a vector) and freeing them, with no decoding at all.
+            let clone = ns_per_call(rounds, iterations, || {
+                std::hint::black_box(std::hint::black_box(value).clone());
+                Ok(())
+            })?;
+            rows.push(Row::typed_only("codec_value_clone", clone, "ns/op"));
+        }
+        Ok(rows)
     }
 
     /// `get` at 16 tasks on random ids of a namespace holding `keys` keys, typed vs raw on the
