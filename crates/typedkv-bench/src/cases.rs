@@ -14,7 +14,9 @@ use typedkv::codec::{Bincode, Json};
 use typedkv::{RedisStore, Store, StoreExt, Update, envelope};
 
 use crate::args::Args;
-use crate::measure::{BenchResult, Compared, compare, median, ns_per_call, ops_per_sec};
+use crate::measure::{
+    BenchResult, Compared, compare, compare_ns, median, ns_per_call, ops_per_sec,
+};
 use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
 use crate::report::Row;
 
@@ -280,18 +282,22 @@ impl Bench {
         let rounds = args.rounds;
         let iterations = ((args.per_case.as_secs_f64() * 100_000.0) as u32).max(10_000);
         let hint = envelope::encode(&Bincode::new(), 1, value, 0)?.len();
-        let typed = ns_per_call(rounds, iterations, || {
-            let bytes = envelope::encode(&Bincode::new(), 1, value, hint)?;
-            let back: BenchUser =
-                envelope::decode(&Bincode::new(), 1, &bytes).map_err(|(p, _)| p)?;
-            std::hint::black_box(back);
-            Ok(())
-        })?;
-        let raw = ns_per_call(rounds, iterations, || {
-            let bytes = raw_encode(value)?;
-            std::hint::black_box(raw_decode(&bytes)?);
-            Ok(())
-        })?;
+        let both = compare_ns(
+            rounds,
+            iterations,
+            || {
+                let bytes = envelope::encode(&Bincode::new(), 1, value, hint)?;
+                let back: BenchUser =
+                    envelope::decode(&Bincode::new(), 1, &bytes).map_err(|(p, _)| p)?;
+                std::hint::black_box(back);
+                Ok(())
+            },
+            || {
+                let bytes = raw_encode(value)?;
+                std::hint::black_box(raw_decode(&bytes)?);
+                Ok(())
+            },
+        )?;
         let json_hint = envelope::encode(&Json::new(), 1, value, 0)?.len();
         let json = ns_per_call(rounds, iterations, || {
             let bytes = envelope::encode(&Json::new(), 1, value, json_hint)?;
@@ -305,34 +311,54 @@ impl Bench {
             "codec_json_1thread"
         };
         let mut rows = vec![
-            Row::pair(case, typed, raw, "ns/op"),
+            Row::compared(case, 1, both, 1.0, "ns/op"),
             Row::typed_only(json_case, json, "ns/op"),
         ];
         if case == "codec_bincode" {
-            let typed = ns_per_call(rounds, iterations, || {
-                std::hint::black_box(envelope::encode(&Bincode::new(), 1, value, hint)?);
-                Ok(())
-            })?;
-            let raw = ns_per_call(rounds, iterations, || {
-                std::hint::black_box(raw_encode(value)?);
-                Ok(())
-            })?;
-            rows.push(Row::pair("codec_bincode_encode", typed, raw, "ns/op"));
+            let encode = compare_ns(
+                rounds,
+                iterations,
+                || {
+                    std::hint::black_box(envelope::encode(&Bincode::new(), 1, value, hint)?);
+                    Ok(())
+                },
+                || {
+                    std::hint::black_box(raw_encode(value)?);
+                    Ok(())
+                },
+            )?;
+            rows.push(Row::compared(
+                "codec_bincode_encode",
+                1,
+                encode,
+                1.0,
+                "ns/op",
+            ));
             let (stored, raw_bytes) = (
                 envelope::encode(&Bincode::new(), 1, value, hint)?,
                 raw_encode(value)?,
             );
-            let typed = ns_per_call(rounds, iterations, || {
-                let back: BenchUser =
-                    envelope::decode(&Bincode::new(), 1, &stored).map_err(|(p, _)| p)?;
-                std::hint::black_box(back);
-                Ok(())
-            })?;
-            let raw = ns_per_call(rounds, iterations, || {
-                std::hint::black_box(raw_decode(&raw_bytes)?);
-                Ok(())
-            })?;
-            rows.push(Row::pair("codec_bincode_decode", typed, raw, "ns/op"));
+            let decode = compare_ns(
+                rounds,
+                iterations,
+                || {
+                    let back: BenchUser =
+                        envelope::decode(&Bincode::new(), 1, &stored).map_err(|(p, _)| p)?;
+                    std::hint::black_box(back);
+                    Ok(())
+                },
+                || {
+                    std::hint::black_box(raw_decode(&raw_bytes)?);
+                    Ok(())
+                },
+            )?;
+            rows.push(Row::compared(
+                "codec_bincode_decode",
+                1,
+                decode,
+                1.0,
+                "ns/op",
+            ));
             // The floor under any decoder that returns an owned value: building its heap parts
             // (five strings and a vector) and freeing them, with no decoding at all.
             let clone = ns_per_call(rounds, iterations, || {
