@@ -17,7 +17,7 @@ use crate::args::Args;
 use crate::measure::{
     BenchResult, Compared, compare, compare_ns, median, ns_per_call, ops_per_sec,
 };
-use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
+use crate::payload::{BenchUser, BorrowedUser, raw_decode, raw_encode, sample};
 use crate::report::Row;
 
 /// Keys each task cycles through.
@@ -275,8 +275,8 @@ impl Bench {
     /// `case` names the process state: glibc's `calloc` (which bincode's own decoding uses for
     /// every `String`; typedkv's does not) is much faster while a process has a single thread,
     /// so `main` measures once before the tokio runtime exists and once inside it, where
-    /// services run. Inside it, the two halves are also measured alone, and so is cloning the
-    /// value, to show where the time goes.
+    /// services run. Inside it, the two halves are also measured alone, and so are the two
+    /// floors under decoding (below), to show where the time goes.
     pub(crate) fn codecs(args: &Args, case: &'static str) -> BenchResult<Vec<Row>> {
         let value = &sample();
         let rounds = args.rounds;
@@ -359,13 +359,24 @@ impl Bench {
                 1.0,
                 "ns/op",
             ));
-            // The floor under any decoder that returns an owned value: building its heap parts
-            // (five strings and a vector) and freeing them, with no decoding at all.
+            // What any bincode decode of an owned value costs at least, in two parts: building
+            // the value's heap parts (five strings and a vector) with no decoding, and
+            // bincode's own decoding with no strings built (text borrowed from the bytes).
             let clone = ns_per_call(rounds, iterations, || {
                 std::hint::black_box(std::hint::black_box(value).clone());
                 Ok(())
             })?;
             rows.push(Row::typed_only("codec_value_clone", clone, "ns/op"));
+            let borrowed = ns_per_call(rounds, iterations, || {
+                let (back, _): (BorrowedUser<'_>, usize) =
+                    bincode::serde::borrow_decode_from_slice(
+                        &raw_bytes,
+                        bincode::config::standard(),
+                    )?;
+                std::hint::black_box(back);
+                Ok(())
+            })?;
+            rows.push(Row::typed_only("codec_decode_borrowed", borrowed, "ns/op"));
         }
         Ok(rows)
     }

@@ -15,6 +15,21 @@ pub(crate) struct BenchUser {
     created_at: u64,
 }
 
+/// [`BenchUser`] borrowing its text from the bytes it is decoded from: what decoding costs
+/// without building the value's own heap parts (only `tags`' vector is allocated).
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // Only decoded, to be measured.
+pub(crate) struct BorrowedUser<'a> {
+    id: u64,
+    name: &'a str,
+    email: &'a str,
+    age: u32,
+    active: bool,
+    tags: Vec<&'a str>,
+    score: f64,
+    created_at: u64,
+}
+
 pub(crate) fn sample() -> BenchUser {
     BenchUser {
         id: 4_200_042,
