@@ -4,13 +4,12 @@
 //! including the work redis-rs' connection task does for it.
 
 use redis::AsyncCommands;
-use typedkv::codec::Bincode;
-use typedkv::{Store, envelope};
+use typedkv::Store;
 
 use crate::cases::Bench;
 use crate::counting_alloc::Counter;
 use crate::measure::BenchResult;
-use crate::payload::{BenchUser, raw_decode, raw_encode};
+use crate::payload::{raw_decode, raw_encode, typed_decode, typed_encode};
 use crate::report::Row;
 
 const CALLS: u32 = 5_000;
@@ -65,11 +64,11 @@ impl Bench {
             }
         })
         .await?;
-        let bytes = envelope::encode(&Bincode::new(), 1, value, 0)?;
+        let bytes = typed_encode(value, 0)?;
         let decode_only = per_call(|_| {
-            let decoded: Result<BenchUser, _> = envelope::decode(&Bincode::new(), 1, &bytes);
+            let decoded = typed_decode(&bytes);
             async move {
-                decoded.map_err(|(p, _)| p)?;
+                decoded?;
                 Ok(())
             }
         })

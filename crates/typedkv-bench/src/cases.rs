@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use typedkv::codec::{Bincode, Json};
+use typedkv::codec::Json;
 use typedkv::{RedisStore, Store, StoreExt, Update, envelope};
 
 use crate::args::Args;
 use crate::measure::{
     BenchResult, Compared, compare, compare_ns, median, ns_per_call, ops_per_sec,
 };
-use crate::payload::{BenchUser, BorrowedUser, raw_decode, raw_encode, sample};
+use crate::payload::{
+    BenchUser, BorrowedUser, raw_decode, raw_encode, sample, typed_decode, typed_encode,
+};
 use crate::report::Row;
 
 /// Keys each task cycles through.
@@ -275,26 +277,20 @@ impl Bench {
     /// `case` names the process state: glibc's `calloc` (which bincode's own decoding uses for
     /// every `String`; typedkv's does not) is much faster while a process has a single thread,
     /// so `main` measures once before the tokio runtime exists and once inside it, where
-    /// services run. Inside it, the two halves are also measured alone, and so are the two
-    /// floors under decoding (below), to show where the time goes.
+    /// services run.
     pub(crate) fn codecs(args: &Args, case: &'static str) -> BenchResult<Vec<Row>> {
-        let value = &sample();
-        let rounds = args.rounds;
-        let iterations = ((args.per_case.as_secs_f64() * 100_000.0) as u32).max(10_000);
-        let hint = envelope::encode(&Bincode::new(), 1, value, 0)?.len();
+        let (value, hint) = (&sample(), typed_encode(&sample(), 0)?.len());
+        let (rounds, iterations) = (args.rounds, codec_iterations(args));
         let both = compare_ns(
             rounds,
             iterations,
             || {
-                let bytes = envelope::encode(&Bincode::new(), 1, value, hint)?;
-                let back: BenchUser =
-                    envelope::decode(&Bincode::new(), 1, &bytes).map_err(|(p, _)| p)?;
+                let back = typed_decode(&typed_encode(value, hint)?)?;
                 std::hint::black_box(back);
                 Ok(())
             },
             || {
-                let bytes = raw_encode(value)?;
-                std::hint::black_box(raw_decode(&bytes)?);
+                std::hint::black_box(raw_decode(&raw_encode(value)?)?);
                 Ok(())
             },
         )?;
@@ -310,75 +306,61 @@ impl Bench {
         } else {
             "codec_json_1thread"
         };
-        let mut rows = vec![
+        Ok(vec![
             Row::compared(case, 1, both, 1.0, "ns/op"),
             Row::typed_only(json_case, json, "ns/op"),
-        ];
-        if case == "codec_bincode" {
-            let encode = compare_ns(
-                rounds,
-                iterations,
-                || {
-                    std::hint::black_box(envelope::encode(&Bincode::new(), 1, value, hint)?);
-                    Ok(())
-                },
-                || {
-                    std::hint::black_box(raw_encode(value)?);
-                    Ok(())
-                },
-            )?;
-            rows.push(Row::compared(
-                "codec_bincode_encode",
-                1,
-                encode,
-                1.0,
-                "ns/op",
-            ));
-            let (stored, raw_bytes) = (
-                envelope::encode(&Bincode::new(), 1, value, hint)?,
-                raw_encode(value)?,
-            );
-            let decode = compare_ns(
-                rounds,
-                iterations,
-                || {
-                    let back: BenchUser =
-                        envelope::decode(&Bincode::new(), 1, &stored).map_err(|(p, _)| p)?;
-                    std::hint::black_box(back);
-                    Ok(())
-                },
-                || {
-                    std::hint::black_box(raw_decode(&raw_bytes)?);
-                    Ok(())
-                },
-            )?;
-            rows.push(Row::compared(
-                "codec_bincode_decode",
-                1,
-                decode,
-                1.0,
-                "ns/op",
-            ));
-            // What any bincode decode of an owned value costs at least, in two parts: building
-            // the value's heap parts (five strings and a vector) with no decoding, and
-            // bincode's own decoding with no strings built (text borrowed from the bytes).
-            let clone = ns_per_call(rounds, iterations, || {
-                std::hint::black_box(std::hint::black_box(value).clone());
+        ])
+    }
+
+    /// Where the codec's time goes: encode and decode alone, typed vs raw; and the two floors
+    /// under any bincode decode of an owned value: building the value's heap parts (five
+    /// strings and a vector) with no decoding, and bincode decoding the bytes with its text
+    /// borrowed (no strings built).
+    pub(crate) fn codec_breakdown(args: &Args) -> BenchResult<Vec<Row>> {
+        let value = &sample();
+        let hint = typed_encode(value, 0)?.len();
+        let (stored, raw_bytes) = (typed_encode(value, hint)?, raw_encode(value)?);
+        let (rounds, iterations) = (args.rounds, codec_iterations(args));
+        let encode = compare_ns(
+            rounds,
+            iterations,
+            || {
+                std::hint::black_box(typed_encode(value, hint)?);
                 Ok(())
-            })?;
-            rows.push(Row::typed_only("codec_value_clone", clone, "ns/op"));
-            let borrowed = ns_per_call(rounds, iterations, || {
-                let (back, _): (BorrowedUser<'_>, usize) =
-                    bincode::serde::borrow_decode_from_slice(
-                        &raw_bytes,
-                        bincode::config::standard(),
-                    )?;
-                std::hint::black_box(back);
+            },
+            || {
+                std::hint::black_box(raw_encode(value)?);
                 Ok(())
-            })?;
-            rows.push(Row::typed_only("codec_decode_borrowed", borrowed, "ns/op"));
-        }
-        Ok(rows)
+            },
+        )?;
+        let decode = compare_ns(
+            rounds,
+            iterations,
+            || {
+                std::hint::black_box(typed_decode(&stored)?);
+                Ok(())
+            },
+            || {
+                std::hint::black_box(raw_decode(&raw_bytes)?);
+                Ok(())
+            },
+        )?;
+        let clone = ns_per_call(rounds, iterations, || {
+            std::hint::black_box(std::hint::black_box(value).clone());
+            Ok(())
+        })?;
+        let borrowed = ns_per_call(rounds, iterations, || {
+            let (back, _): (BorrowedUser<'_>, usize) =
+                bincode::serde::borrow_decode_from_slice(&raw_bytes, bincode::config::standard())?;
+            std::hint::black_box(back);
+            Ok(())
+        })?;
+        Ok(vec![
+            Row::compared("codec_bincode_encode", 1, encode, 1.0, "ns/op"),
+            Row::compared("codec_bincode_decode", 1, decode, 1.0, "ns/op"),
+            Row::typed_only("codec_value_clone", clone, "ns/op"),
+            Row::typed_only("codec_decode_borrowed", borrowed, "ns/op"),
+        ])
     }
 
     /// `get` at 16 tasks on random ids of a namespace holding `keys` keys, typed vs raw on the
@@ -450,6 +432,11 @@ impl Bench {
 }
 
 /// How long a whole run takes at most, roughly, for the progress line.
+/// Calls per codec round: about `per_case` seconds' worth at ~300 ns per call in all.
+fn codec_iterations(args: &Args) -> u32 {
+    ((args.per_case.as_secs_f64() * 100_000.0) as u32).max(10_000)
+}
+
 pub(crate) fn estimate(args: &Args) -> Duration {
     // 16 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
     // cases of half a case each, codecs, allocations, loading keys.

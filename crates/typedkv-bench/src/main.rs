@@ -138,6 +138,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     if args.runs("codec") {
         Bench::codecs(&args, "codec_bincode")?
             .into_iter()
+            .chain(Bench::codec_breakdown(&args)?)
             .for_each(&mut record);
         single_threaded.into_iter().for_each(&mut record);
     }

@@ -1,6 +1,8 @@
 //! The value every case stores: a typical ~83-byte (bincode) domain object.
 
 use serde::{Deserialize, Serialize};
+use typedkv::codec::Bincode;
+use typedkv::{BoxError, envelope};
 
 /// A user record like the ones services keep in Redis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,16 @@ pub(crate) fn sample() -> BenchUser {
         score: 4.75,
         created_at: 1_764_000_000,
     }
+}
+
+/// How the store encodes (envelope, schema 1, buffer reserved at `hint` bytes).
+pub(crate) fn typed_encode(value: &BenchUser, hint: usize) -> Result<Vec<u8>, BoxError> {
+    envelope::encode(&Bincode::new(), 1, value, hint)
+}
+
+/// How the store decodes.
+pub(crate) fn typed_decode(bytes: &[u8]) -> Result<BenchUser, BoxError> {
+    envelope::decode(&Bincode::new(), 1, bytes).map_err(|(problem, _)| problem.into())
 }
 
 /// How hand-written code encodes: bincode's own `encode_to_vec` with the standard config.
