@@ -3,9 +3,9 @@
 //! bincode 2.0.1 decodes an owned `String` or `Vec<u8>` by zero-filling a buffer of the
 //! claimed length (`vec![0u8; len]`, i.e. `calloc`) and reading into it. glibc's `calloc`
 //! skips its per-thread cache once a process has a second thread, so in any tokio service
-//! every decoded string paid for the arena lock: it was most of the codec's cost. Through this
-//! adapter, `deserialize_string` and `deserialize_byte_buf` borrow the bytes from the payload
-//! instead and copy them into a buffer of exactly their length (`malloc` + `memcpy`).
+//! every decoded string paid for the arena lock. Through this adapter, `deserialize_string`
+//! and `deserialize_byte_buf` borrow the bytes from the payload instead and copy them into a
+//! buffer of exactly their length (`malloc` + `memcpy`); see BENCHMARKS.md for what it saves.
 //!
 //! What a type's `Deserialize` sees does not change: the same `Deserializer` methods are
 //! answered with the same `Visitor` calls (`visit_string`, `visit_byte_buf`) as bincode's own
