@@ -279,7 +279,8 @@ impl Bench {
     /// so `main` measures once before the tokio runtime exists and once inside it, where
     /// services run.
     pub(crate) fn codecs(args: &Args, case: &'static str) -> BenchResult<Vec<Row>> {
-        let (value, hint) = (&sample(), typed_encode(&sample(), 0)?.len());
+        let value = &sample();
+        let hint = typed_encode(value, 0)?.len();
         let (rounds, iterations) = (args.rounds, codec_iterations(args));
         let both = compare_ns(
             rounds,
@@ -431,12 +432,12 @@ impl Bench {
     }
 }
 
-/// How long a whole run takes at most, roughly, for the progress line.
 /// Calls per codec round: about `per_case` seconds' worth at ~300 ns per call in all.
 fn codec_iterations(args: &Args) -> u32 {
     ((args.per_case.as_secs_f64() * 100_000.0) as u32).max(10_000)
 }
 
+/// How long a whole run takes at most, roughly, for the progress line.
 pub(crate) fn estimate(args: &Args) -> Duration {
     // 16 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
     // cases of half a case each, codecs, allocations, loading keys.

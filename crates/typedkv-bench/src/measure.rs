@@ -77,16 +77,7 @@ where
             show(&raw_runs)
         );
     }
-    let ratios = typed_runs
-        .iter()
-        .zip(&raw_runs)
-        .map(|(t, r)| t / r)
-        .collect();
-    Ok(Compared {
-        typed: median(typed_runs),
-        raw: median(raw_runs),
-        ratio: median(ratios),
-    })
+    Ok(Compared::of(typed_runs, raw_runs))
 }
 
 /// The result of [`compare`].
@@ -98,6 +89,22 @@ pub(crate) struct Compared {
     pub(crate) raw: f64,
     /// Median of the per-round typed/raw ratios.
     pub(crate) ratio: f64,
+}
+
+impl Compared {
+    /// Summarizes paired rounds: `typed_runs[i]` and `raw_runs[i]` ran in the same round.
+    fn of(typed_runs: Vec<f64>, raw_runs: Vec<f64>) -> Compared {
+        let ratios = typed_runs
+            .iter()
+            .zip(&raw_runs)
+            .map(|(t, r)| t / r)
+            .collect();
+        Compared {
+            typed: median(typed_runs),
+            raw: median(raw_runs),
+            ratio: median(ratios),
+        }
+    }
 }
 
 /// Median of the samples (mean of the middle two for an even count).
@@ -148,14 +155,5 @@ pub(crate) fn compare_ns(
             }
         }
     }
-    let ratios = typed_runs
-        .iter()
-        .zip(&raw_runs)
-        .map(|(t, r)| t / r)
-        .collect();
-    Ok(Compared {
-        typed: median(typed_runs),
-        raw: median(raw_runs),
-        ratio: median(ratios),
-    })
+    Ok(Compared::of(typed_runs, raw_runs))
 }
