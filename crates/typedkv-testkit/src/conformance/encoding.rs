@@ -120,21 +120,34 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
     }
 }
 
-/// A length prefix claiming 2^60 bytes is a decode error, not an allocation or a panic.
+/// A length prefix claiming 2^60 bytes is a decode error, not an allocation or a panic:
+/// for a top-level string and for one nested inside a struct and an option.
 pub async fn hostile_length_prefix_is_refused<B: Backend>(backend: B) {
+    let hostile = |before: &[u8]| {
+        let mut bytes = Vec::new();
+        Header {
+            codec: 1,
+            schema: 1,
+        }
+        .write(&mut bytes);
+        bytes.extend_from_slice(before);
+        bytes.push(0xFD); // bincode varint marker: a u64 follows
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        bytes
+    };
     let strings = store::<String, B>(&backend, "s");
-    let mut bytes = Vec::new();
-    Header {
-        codec: 1,
-        schema: 1,
-    }
-    .write(&mut bytes);
-    bytes.push(0xFD); // bincode varint marker: a u64 follows
-    bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
-    write_raw(&backend, "s:huge", bytes).await;
+    write_raw(&backend, "s:huge", hostile(&[])).await;
     assert_decode_error(
         strings.get("huge").await,
         "s:huge",
+        &DecodeProblem::InvalidPayload,
+    );
+    // `Profile`: empty name, age 0, `Some(address)` whose street is the hostile string.
+    let users = store::<Profile, B>(&backend, "user");
+    write_raw(&backend, "user:huge", hostile(&[0, 0, 1])).await;
+    assert_decode_error(
+        users.get("huge").await,
+        "user:huge",
         &DecodeProblem::InvalidPayload,
     );
 }
