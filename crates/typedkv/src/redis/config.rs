@@ -153,35 +153,57 @@ pub(crate) fn invalid_url(url: &str, error: RedisError) -> Error {
 /// `url` with any password replaced by `***`, for logs, `Debug` and errors.
 ///
 /// Handles `scheme://user:password@host...`, `scheme://:password@host...` and the
-/// `?pass=` query parameter redis-rs also accepts.
+/// `?pass=`/`?password=` query parameters redis-rs also accepts. A password may hold any
+/// character (`/ ? # @ : &` included), so a URL can often be read more than one way; what
+/// is a password under *any* reading is hidden:
+/// - the user information ends at the last `@`, and everything in it after the first `:`
+///   is hidden (all of it when the user part holds a URL delimiter);
+/// - everything after a `pass=` or `password=` parameter is hidden.
+///
+/// A URL without `://` is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(parts) => parts,
-        None => return "<unparsable URL>".to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable URL>".to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name @ ("pass" | "password"), _)) => format!("{name}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
+    let mut secret = vec![false; rest.len()];
+    if let Some(at) = rest.rfind('@') {
+        let userinfo = &rest[..at];
+        let hidden_from = match userinfo.find(':') {
+            Some(colon) if !has_delimiter(&userinfo[..colon]) => colon + 1,
+            None if !has_delimiter(userinfo) => at,
+            _ => 0,
+        };
+        secret[hidden_from..at].fill(true);
+    }
+    if let Some(value) = password_param(rest) {
+        secret[value..].fill(true);
+    }
+    // Each run of hidden bytes becomes one `***`. Runs end at char boundaries: they start
+    // after an ASCII byte and end at one (or at the end).
+    let mut out = format!("{scheme}://");
+    let mut in_secret = false;
+    for (i, c) in rest.char_indices() {
+        match (secret[i], in_secret) {
+            (true, false) => out.push_str("***"),
+            (false, _) => out.push(c),
+            (true, true) => {}
         }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
+        in_secret = secret[i];
+    }
+    out
+}
+
+/// Whether a user name holds a character that could end a password instead.
+fn has_delimiter(user: &str) -> bool {
+    user.contains(['/', '?', '#', '=', '&', '@'])
+}
+
+/// The index of the value of the first `pass=`/`password=` parameter of a query in `rest`.
+fn password_param(rest: &str) -> Option<usize> {
+    ["?pass=", "&pass=", "?password=", "&password="]
+        .iter()
+        .filter_map(|param| rest.find(param).map(|at| at + param.len()))
+        .min()
 }
 
 #[cfg(test)]
@@ -201,6 +223,14 @@ mod tests {
                 "redis+unix:///tmp/r.sock?db=1&pass=***",
             ),
             ("not a url s3cret", "<unparsable URL>"),
+            // Passwords holding URL delimiters (issue 13): none of them may show.
+            ("redis://user:s3cr3t/x@127.0.0.1:1", "redis://user:***@127.0.0.1:1"),
+            ("redis://user:s3cr3t?x@127.0.0.1:1/0", "redis://user:***@127.0.0.1:1/0"),
+            ("redis://:a/b?c#d@host", "redis://:***@host"),
+            ("redis://user:s3cr3t?pass=x@host", "redis://user:***"),
+            ("redis://host:1/0?pass=p@ss", "redis://host:***"),
+            ("redis://a/b@host", "redis://***@host"),
+            ("redis://h/0?db=1&password=x&y=2", "redis://h/0?db=1&password=***"),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want);

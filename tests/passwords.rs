@@ -1,0 +1,106 @@
+//! Passwords never reach output (issue 13, point 1): for random passwords over every
+//! printable ASCII character (`/ ? # @ : &` included, which end a URL's parts), no output of
+//! a pool builder, pool, store, build error, call error or error chain contains the
+//! password, for standalone and cluster pools and for every place a URL can carry one.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use proptest::prelude::*;
+use typedkv::redis::{RedisClusterPool, RedisPool, redact_url};
+use typedkv::{RedisClusterStore, RedisStore, Store};
+use typedkv_testkit::error_chain;
+
+/// Nothing listens on port 1 of loopback: calls fail at once with a connection error.
+const HOST: &str = "127.0.0.1:1";
+
+/// Every way a URL carries a password.
+fn urls(password: &str) -> [String; 4] {
+    [
+        format!("redis://app:{password}@{HOST}/0"),
+        format!("redis://:{password}@{HOST}"),
+        format!("redis://{HOST}/0?pass={password}"),
+        format!("redis://{HOST}/0?db=0&password={password}"),
+    ]
+}
+
+fn assert_hidden(password: &str, what: &str, shown: &str) {
+    assert!(
+        !shown.contains(password),
+        "{what} shows the password {password:?}: {shown}"
+    );
+}
+
+/// Builds a standalone pool and a store on it and makes one call; every output is checked.
+async fn standalone(url: &str, password: &str) {
+    assert_hidden(password, "redact_url", &redact_url(url));
+    let builder = RedisPool::builder(url);
+    assert_hidden(password, "builder", &format!("{builder:?}"));
+    let pool = match builder.build() {
+        Ok(pool) => pool,
+        Err(e) => return assert_hidden(password, "build error", &error_chain(&e)),
+    };
+    assert_hidden(password, "pool", &format!("{pool:?} {}", pool.redacted_url()));
+    let store: RedisStore<String> = RedisStore::builder(pool.clone(), "user").build().unwrap();
+    assert_hidden(password, "store", &format!("{store:?}"));
+    let err = store.get("1").await.unwrap_err();
+    assert_hidden(password, "call error", &error_chain(&err));
+    let err = pool.ping().await.unwrap_err();
+    assert_hidden(password, "ping error", &error_chain(&err));
+}
+
+async fn cluster(url: &str, password: &str) {
+    let builder = RedisClusterPool::builder([url, url]);
+    assert_hidden(password, "cluster builder", &format!("{builder:?}"));
+    let pool = match builder.build() {
+        Ok(pool) => pool,
+        Err(e) => return assert_hidden(password, "cluster build error", &error_chain(&e)),
+    };
+    assert_hidden(
+        password,
+        "cluster pool",
+        &format!("{pool:?} {}", pool.redacted_urls()),
+    );
+    let store: RedisClusterStore<String> =
+        RedisClusterStore::builder(pool, "user").build().unwrap();
+    assert_hidden(password, "cluster store", &format!("{store:?}"));
+    let err = store.get("1").await.unwrap_err();
+    assert_hidden(password, "cluster call error", &error_chain(&err));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// 8 to 32 printable characters: long enough that no other text of the output contains
+    /// it by chance.
+    #[test]
+    fn no_output_shows_a_password(password in "[ -~]{8,32}") {
+        let runtime = runtime();
+        for url in urls(&password) {
+            runtime.block_on(standalone(&url, &password));
+            runtime.block_on(cluster(&url, &password));
+        }
+    }
+}
+
+/// The cases the issue reported, and a real server refusing the password: its error, too,
+/// must not show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_passwords_with_slash_and_question_mark_are_hidden() {
+    let server = typedkv_testkit::TestRedis::start().await;
+    for password in ["s3cr3t/x", "s3cr3t?x", "s3/cr?et#x@y", "abc%2Fdef"] {
+        let url = format!("redis://user:{password}@127.0.0.1:{}", server.port());
+        standalone(&url, password).await;
+        assert_eq!(
+            redact_url(&url),
+            format!("redis://user:***@127.0.0.1:{}", server.port())
+        );
+    }
+}
