@@ -8,11 +8,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use redis::AsyncCommands;
 use typedkv::codec::{Bincode, Codec};
 use typedkv::envelope::HEADER_LEN;
 use typedkv::redis::RedisPool;
-use typedkv::{DecodeProblem, Error, RedisStore, Store};
+use typedkv::{DecodeProblem, Error, RedisStore, Store, StoreExt, Update, Waited};
 use typedkv_testkit::TestRedis;
 use typedkv_testkit::conformance::values::{Profile, profile};
 use typedkv_testkit::conformance::{assert_decode_error, enveloped};
@@ -235,59 +236,180 @@ async fn a_read_racing_a_dead_connection_is_resent_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_server_gives_timeouts_and_recovers() {
-    let server = TestRedis::start().await;
-    let timeout = Duration::from_millis(500);
+/// Response, connect and create timeouts of the hung-server tests: distinct, so an error's
+/// `timeout` says which limit ended the call.
+const RESPONSE: Duration = Duration::from_millis(500);
+const CONNECT: Duration = Duration::from_millis(700);
+const CREATE: Duration = Duration::from_millis(900);
+
+/// A pool that has not connected yet (`warm: false`) or whose connections are all open.
+async fn hung_test_pool(server: &TestRedis, warm: bool) -> RedisPool {
     let pool = RedisPool::builder(server.url())
-        .response_timeout(Some(timeout))
+        .response_timeout(Some(RESPONSE))
+        .connect_timeout(CONNECT)
+        .create_timeout(CREATE)
         .build()
         .unwrap();
-    pool.ping().await.unwrap(); // every shared connection is open before the hang
-    let store = users(&pool);
-    store.set("1", &profile(1)).await.unwrap();
+    if warm {
+        pool.ping().await.unwrap();
+    }
+    pool
+}
 
-    let signal = |sig: &str| {
-        let status = Command::new("kill")
-            .args([sig, &server.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    signal("-STOP");
-    // Reads and writes at once: each must give up within 1.2x the response timeout (a read
-    // is not resent after a timeout, which would double the wait).
-    let calls: Vec<_> = (0..8)
-        .map(|i| {
-            let store = store.clone();
+fn signal(server: &TestRedis, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs `calls` at once and returns how long each took and what it answered.
+async fn concurrently<R: Send + 'static>(
+    calls: Vec<futures::future::BoxFuture<'static, typedkv::Result<R>>>,
+) -> Vec<(Duration, typedkv::Result<R>)> {
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|call| {
             tokio::spawn(async move {
                 let started = Instant::now();
-                let result = match i % 2 {
-                    0 => store.get("1").await.map(drop),
-                    _ => store.set("2", &profile(2)).await,
-                };
+                let result = call.await;
                 (started.elapsed(), result)
             })
         })
         .collect();
     let mut outcomes = Vec::new();
-    for call in calls {
-        outcomes.push(call.await.unwrap());
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
     }
-    signal("-CONT");
+    outcomes
+}
+
+/// Issue 13, point 2: on a hung server (SIGSTOP), 8 concurrent reads and writes each end
+/// within their own deadline, whatever the others do: on a warm pool the response timeout
+/// (a read is not resent after a timeout, which would double the wait); on a fresh pool the
+/// create timeout, whether a call opens the connection itself or waits behind another's
+/// attempt (they used to queue: 2, 4, 6 ... 16 s). Then the server answers again.
+async fn a_hung_server_bounds_every_call(warm: bool) {
+    let server = TestRedis::start().await;
+    let pool = hung_test_pool(&server, warm).await;
+    let store = users(&pool);
+    if warm {
+        store.set("1", &profile(1)).await.unwrap();
+    }
+
+    signal(&server, "-STOP");
+    let calls = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                match i % 2 {
+                    0 => store.get("1").await.map(drop),
+                    _ => store.set("2", &profile(2)).await,
+                }
+            }
+            .boxed()
+        })
+        .collect();
+    let outcomes = concurrently(calls).await;
+    signal(&server, "-CONT");
+
     for (waited, result) in outcomes {
         let err = result.unwrap_err();
-        assert!(err.is_timeout(), "{err:?}");
+        let Error::Timeout {
+            key,
+            timeout,
+            waited: what,
+        } = &err
+        else {
+            panic!("not a timeout: {err:?}");
+        };
+        assert!(key.starts_with("user:"), "{err}");
+        let (want, limit) = match warm {
+            true => (Waited::Reply, RESPONSE),
+            false => (Waited::Connection, CREATE),
+        };
+        assert_eq!(*what, want, "{err}");
+        // Fresh: the call that opened the connection gave up at the connect timeout.
+        assert!(*timeout == limit || (!warm && *timeout == CONNECT), "{err}");
         assert!(
-            err.key().is_some_and(|key| key.starts_with("user:")),
-            "{err}"
-        );
-        assert!(
-            waited >= timeout && waited <= timeout.mul_f64(1.2),
-            "{waited:?}"
+            waited >= *timeout && waited <= timeout.mul_f64(1.2),
+            "{waited:?} for {err}"
         );
     }
+    store.set("1", &profile(1)).await.unwrap();
     assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_bounds_every_call_on_a_warm_pool() {
+    a_hung_server_bounds_every_call(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_bounds_every_call_on_a_fresh_pool() {
+    a_hung_server_bounds_every_call(false).await;
+}
+
+/// Issue 13, point 3: 8 concurrent updates of one key on a hung server each end within the
+/// response timeout (they used to queue behind each other's turn: 0.5, 1.0 ... 4.0 s). The
+/// one holding the turn times out on its reply; those waiting give up on their turn.
+async fn hung_updates_of_one_key_do_not_queue(warm: bool) {
+    let server = TestRedis::start().await;
+    let pool = hung_test_pool(&server, warm).await;
+    let counters: RedisStore<u64> = RedisStore::builder(pool, "counter").build().unwrap();
+    if warm {
+        counters.set("hits", &0).await.unwrap();
+    }
+
+    signal(&server, "-STOP");
+    let calls = (0..8)
+        .map(|_| {
+            let counters = counters.clone();
+            async move {
+                counters
+                    .update_with("hits", |n| Update::Set(n.unwrap_or(0) + 1))
+                    .await
+            }
+            .boxed()
+        })
+        .collect();
+    let outcomes = concurrently(calls).await;
+    signal(&server, "-CONT");
+
+    let mut turns = 0;
+    for (waited, result) in outcomes {
+        let err = result.unwrap_err();
+        let Error::Timeout {
+            timeout, waited: what, ..
+        } = &err
+        else {
+            panic!("not a timeout: {err:?}");
+        };
+        assert_eq!(err.key(), Some("counter:hits"));
+        turns += usize::from(*what == Waited::UpdateTurn);
+        // The first call opens the connection (fresh) or waits for its reply (warm); every
+        // other call waited for its turn, at most the response timeout.
+        let limit = match what {
+            Waited::UpdateTurn | Waited::Reply => RESPONSE,
+            _ => CREATE,
+        };
+        assert!(*timeout <= limit, "{err}");
+        assert!(waited <= limit.mul_f64(1.2), "{waited:?} for {err}");
+    }
+    assert!(turns >= 6, "{turns} calls gave up on their turn");
+    let after = counters.update_with("hits", |n| Update::Set(n.unwrap_or(0) + 1));
+    assert_eq!(after.await.unwrap(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_updates_of_one_key_do_not_queue_on_a_warm_pool() {
+    hung_updates_of_one_key_do_not_queue(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_updates_of_one_key_do_not_queue_on_a_fresh_pool() {
+    hung_updates_of_one_key_do_not_queue(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A short name for logs and errors: `"redis"`, `"memory"`.
     fn kind(&self) -> &'static str;
 
+    /// How long one call waits for the backend's reply before failing with
+    /// [`Error::Timeout`](crate::Error::Timeout) (Redis: the pool's response timeout);
+    /// `None` (the default) when calls do not wait on anything that can hang, as in process.
+    ///
+    /// Stores also bound with it how long an [`update`](crate::Store::update) waits for its
+    /// turn behind another update of the same key, so that no call outlives its own deadline
+    /// because others ahead of it each waited theirs.
+    fn response_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The bytes stored at `key`, or `None`.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 

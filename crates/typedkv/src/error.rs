@@ -70,13 +70,18 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// Redis did not answer within the response timeout.
-    #[error("Redis did not answer within {timeout:?} for key {key}")]
+    /// The operation gave up waiting: for a reply, for a new connection, or for its turn
+    /// behind another update of the same key. [`waited`](Error::Timeout::waited) says which,
+    /// and `timeout` is the limit that applied.
+    #[error("gave up after {timeout:?} waiting for {waited} (key {key})")]
     Timeout {
         /// The key (or key batch) of the operation.
         key: String,
-        /// The response timeout that elapsed.
+        /// The limit that elapsed: the response timeout for a reply, the connect or create
+        /// timeout for a new connection, the response timeout for an update's turn.
         timeout: Duration,
+        /// What the operation was waiting for.
+        waited: Waited,
     },
 
     /// Redis answered with an error reply, e.g. `WRONGTYPE` when the key holds a list, `NOPERM`
@@ -143,6 +148,23 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+}
+
+/// What an operation was waiting for when its time ran out; part of [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Waited {
+    /// The reply to a command it sent (the pool's `response_timeout`).
+    #[error("a reply")]
+    Reply,
+    /// A new connection: its own attempt (`connect_timeout`), or in all, including another
+    /// call's attempt it waited behind (`create_timeout`).
+    #[error("a new connection")]
+    Connection,
+    /// Its turn behind another [`update`](crate::Store::update) of the same key (or of a key
+    /// sharing its lock stripe) from the same store; bounded by the response timeout.
+    #[error("its turn behind another update of the same key")]
+    UpdateTurn,
 }
 
 /// Why stored bytes could not be decoded; part of [`Error::Decode`].

@@ -60,7 +60,7 @@ pub use crate::cache::{
     CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, TRACKING_CLIENT_NAME,
 };
 pub use crate::codec::Bincode;
-pub use crate::error::{BoxError, DecodeProblem, Error, Result};
+pub use crate::error::{BoxError, DecodeProblem, Error, Result, Waited};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;

@@ -20,6 +20,10 @@ use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
 /// `impl Backend for ...` block, which then adds `kind`, `scan_page` and `set_many`.
 macro_rules! forward_commands_to_shared {
     () => {
+        fn response_timeout(&self) -> Option<std::time::Duration> {
+            self.shared().response_timeout()
+        }
+
         async fn get(&self, key: &str) -> Result<Option<Bytes>> {
             self.shared().get(key).await
         }

@@ -125,6 +125,15 @@ impl Settings {
             .set_response_timeout(self.response_timeout)
     }
 
+    /// The timeouts errors report, by what a call waited for.
+    pub(crate) fn limits(&self) -> super::errors::Limits {
+        super::errors::Limits {
+            connect: self.connect_timeout,
+            create: self.create_timeout,
+            response: self.response_timeout,
+        }
+    }
+
     /// The URLs with passwords replaced by `***`, comma-separated.
     pub(crate) fn redacted_urls(&self) -> String {
         let urls: Vec<String> = self.urls.iter().map(|url| redact_url(url)).collect();

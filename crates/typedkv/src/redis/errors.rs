@@ -4,21 +4,39 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use ::redis::RedisError;
+use deadpool::managed::TimeoutType;
 use deadpool_redis::PoolError;
 
-use crate::error::Error;
+use crate::error::{Error, Waited};
 
-/// `key` names the key or batch (rendered only here, on the error path). `timeout` is the one
-/// that applied: the response timeout for commands, the connect timeout when a connection was
-/// being created.
+/// The timeouts a pool's errors report, by what the call was waiting for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) connect: Duration,
+    pub(crate) create: Duration,
+    /// `None`: no response timeout (replies are awaited for ever).
+    pub(crate) response: Option<Duration>,
+}
+
+/// `key` names the key or batch (rendered only here, on the error path). `waited` is what the
+/// failed step was waiting for: a reply to a command, or a new connection.
 pub(crate) fn from_redis_error(
     key: &(dyn Display + Sync),
     error: RedisError,
-    timeout: Duration,
+    waited: Waited,
+    limits: &Limits,
 ) -> Error {
     let key = key.to_string();
     if error.is_timeout() {
-        return Error::Timeout { key, timeout };
+        let timeout = match waited {
+            Waited::Connection => limits.connect,
+            _ => limits.response.unwrap_or_default(),
+        };
+        return Error::Timeout {
+            key,
+            timeout,
+            waited,
+        };
     }
     if let Some(code) = error.code() {
         return Error::Redis {
@@ -33,13 +51,21 @@ pub(crate) fn from_redis_error(
     }
 }
 
+/// A failed checkout: no connection within the create timeout is a [`Error::Timeout`] (the
+/// same as a connection attempt running out of time), no free slot within the wait timeout is
+/// [`Error::Pool`].
 pub(crate) fn from_pool_error(
     key: &(dyn Display + Sync),
     error: PoolError,
-    timeout: Duration,
+    limits: &Limits,
 ) -> Error {
     match error {
-        PoolError::Backend(e) => from_redis_error(key, e, timeout),
+        PoolError::Backend(e) => from_redis_error(key, e, Waited::Connection, limits),
+        PoolError::Timeout(TimeoutType::Create) => Error::Timeout {
+            key: key.to_string(),
+            timeout: limits.create,
+            waited: Waited::Connection,
+        },
         other => Error::Pool {
             key: key.to_string(),
             source: Box::new(other),

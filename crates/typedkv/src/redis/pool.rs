@@ -96,8 +96,8 @@ impl RedisPool {
         key: &(dyn fmt::Display + Sync),
         error: ::redis::RedisError,
     ) -> crate::Error {
-        let timeout = self.inner.settings.response_timeout.unwrap_or_default();
-        super::errors::from_redis_error(key, error, timeout)
+        let limits = self.inner.settings.limits();
+        super::errors::from_redis_error(key, error, crate::Waited::Reply, &limits)
     }
 
     /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
@@ -109,8 +109,10 @@ impl RedisPool {
     ) -> Result<::redis::aio::MultiplexedConnection> {
         let settings = &self.inner.settings;
         let config = settings.connection_config().set_push_sender(on_push);
-        let failed =
-            |e| super::errors::from_redis_error(&"(tracking)", e, settings.connect_timeout);
+        let limits = settings.limits();
+        let failed = |e| {
+            super::errors::from_redis_error(&"(tracking)", e, crate::Waited::Connection, &limits)
+        };
         ::redis::Client::open(self.inner.info.clone())
             .map_err(failed)?
             .get_multiplexed_async_connection_with_config(&config)

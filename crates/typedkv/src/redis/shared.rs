@@ -5,15 +5,14 @@
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 use deadpool::managed::{Manager, Object, Pool, PoolError};
 
 use super::config::Settings;
-use super::errors::{from_pool_error, from_redis_error};
+use super::errors::{Limits, from_pool_error, from_redis_error};
 use super::lanes::{Generations, Lane, Lent, Pooled};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Waited};
 
 /// Whether a command may be sent again after its connection broke.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,8 +45,7 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     next_lane: AtomicUsize,
     generations: Arc<Generations>,
     on_broken: OnBrokenConnection,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    limits: Limits,
 }
 
 impl<M, W> Shared<M, W>
@@ -81,9 +79,13 @@ where
             next_lane: AtomicUsize::new(0),
             generations,
             on_broken,
-            connect_timeout: settings.connect_timeout,
-            response_timeout: settings.response_timeout.unwrap_or_default(),
+            limits: settings.limits(),
         })
+    }
+
+    /// How long a command waits for its reply; `None`: for ever.
+    pub(crate) fn response_timeout(&self) -> Option<std::time::Duration> {
+        self.limits.response
     }
 
     pub(crate) fn pool(&self) -> &Pool<M, W> {
@@ -138,13 +140,30 @@ where
 
     /// The connection of lane `index`, taking a new one from the pool if the lane is empty
     /// or its connection dead.
+    ///
+    /// A call that needs a new connection waits for it at most the create timeout in all,
+    /// counted from its own start: whether it makes the attempt itself or waits behind
+    /// another call's. (Without this bound, calls on a hung server queued behind one
+    /// connection attempt after another: the eighth gave up after eight connect timeouts.)
     async fn lend_lane(&self, index: usize, key: &(dyn Display + Sync)) -> Result<Lent<W::Conn>> {
         match self.lanes[index].lend(index, &self.generations) {
             Some(lent) => Ok(lent),
             // Boxed: the pool's checkout future is several KiB, and inlined it would make the
             // future of every command that large (measured: 7.3 KiB per GET, a big allocation
             // and copies on each call) although commands almost never refill.
-            None => Box::pin(self.refill(index, key)).await,
+            None => Box::pin(async {
+                let limit = self.limits.create;
+                tokio::time::timeout(limit, self.refill(index, key))
+                    .await
+                    .unwrap_or_else(|_elapsed| {
+                        Err(Error::Timeout {
+                            key: key.to_string(),
+                            timeout: limit,
+                            waited: Waited::Connection,
+                        })
+                    })
+            })
+            .await,
         }
     }
 
@@ -165,7 +184,7 @@ where
     }
 
     fn pool_failed(&self, key: &(dyn Display + Sync), error: PoolError<RedisError>) -> Error {
-        from_pool_error(key, error, self.connect_timeout)
+        from_pool_error(key, error, &self.limits)
     }
 
     /// Turns a redis-rs error of a lent connection into [`Error`], first marking the
@@ -179,7 +198,7 @@ where
         if self.replaces(&error) {
             lent.mark_dead(&self.generations);
         }
-        from_redis_error(key, error, self.response_timeout)
+        from_redis_error(key, error, Waited::Reply, &self.limits)
     }
 
     fn replaces(&self, error: &RedisError) -> bool {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::migration::Migrations;
 use super::telemetry::Telemetry;
-use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, UPDATE_STRIPES, check_ttl};
+use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, check_ttl};
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
 use crate::error::{Error, Result};
@@ -220,9 +220,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 schema: self.schema,
                 default_ttl,
                 update_attempts: self.update_attempts,
-                update_turns: (0..UPDATE_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
+                update_turns: Default::default(),
                 flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
                 telemetry: self.telemetry,

@@ -9,6 +9,7 @@ mod loading;
 mod migration;
 mod scanning;
 pub(crate) mod telemetry;
+mod turns;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use crate::version::{Version, Versioned};
 
 use self::migration::Migrations;
 use self::telemetry::{Telemetry, observed};
+use self::turns::UpdateTurns;
 
 /// The schema version a store writes and reads unless its builder says otherwise.
 pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
@@ -60,12 +62,8 @@ struct Inner<B, C> {
     schema: u32,
     default_ttl: Option<Duration>,
     update_attempts: u32,
-    /// Updates of one key from this store take turns (striped by key): tasks of one process
-    /// then never race each other, and compare-and-swap only resolves races with other
-    /// clients. Measured: 64 tasks racing on one Redis key each exhausted 100 attempts.
-    /// Correctness does not depend on it (two keys may share a stripe; other stores do not
-    /// see it): the swap still checks.
-    update_turns: Box<[tokio::sync::Mutex<()>]>,
+    /// Updates of one key from this store take turns (see `turns.rs`).
+    update_turns: UpdateTurns,
     /// `get_or_insert_with` loads in flight, by key.
     flights: Flights,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
@@ -73,9 +71,6 @@ struct Inner<B, C> {
     /// What operations report beyond their span (see `telemetry.rs`).
     telemetry: Telemetry,
 }
-
-/// Stripes of [`Inner::update_turns`].
-const UPDATE_STRIPES: u64 = 64;
 
 impl<T, B, C> Clone for TypedStore<T, B, C> {
     fn clone(&self) -> Self {
@@ -194,12 +189,58 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         bytes.map(|b| self.decode(key, b)).transpose()
     }
 
-    /// The lock on which updates of `key` from this store take turns.
-    fn update_turn(&self, key: &str) -> &tokio::sync::Mutex<()> {
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(key, &mut hasher);
-        let stripe = std::hash::Hasher::finish(&hasher) % UPDATE_STRIPES;
-        &self.inner.update_turns[stripe as usize]
+    /// The read-modify-write loop of `update`, run while holding the key's turn.
+    async fn update_in_turn(
+        &self,
+        key: String,
+        f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
+    ) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let inner = &*self.inner;
+        let mut current = inner.backend.get(&key).await?;
+        for attempt in 1..=inner.update_attempts {
+            let value = self.decode_found(&key, current.as_deref())?;
+            let (new, result) = match f(value) {
+                Update::Keep => {
+                    // Nothing to write: answer what is stored (decoded again, as `f` took it).
+                    return self.decode_found(&key, current.as_deref());
+                }
+                Update::Delete if current.is_none() => return Ok(None),
+                Update::Delete => (None, None),
+                Update::Set(value) => (Some(self.encode(&key, &value)?), Some(value)),
+            };
+            // An existing key keeps its TTL; a key created here gets the store default.
+            let expiry = match current {
+                Some(_) => WriteExpiry::Keep,
+                None => self.expiry(TtlPolicy::StoreDefault)?,
+            };
+            let expected = match current.as_deref() {
+                Some(bytes) => Expected::Bytes(bytes),
+                None => Expected::Absent,
+            };
+            match inner
+                .backend
+                .compare_and_swap(&key, expected, new, expiry)
+                .await?
+            {
+                Swap::Done => return Ok(result),
+                // Retry at once with the value the swap found, or, under contention, after a
+                // random pause with a fresh read (what the swap found is stale by then).
+                Swap::Changed(found) => match backoff(attempt) {
+                    None => current = found,
+                    Some(pause) => {
+                        tokio::time::sleep(pause).await;
+                        current = inner.backend.get(&key).await?;
+                    }
+                },
+            }
+        }
+        Err(Error::Conflict {
+            key,
+            attempts: inner.update_attempts,
+        })
     }
 
     fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
@@ -302,51 +343,14 @@ where
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>> {
         observed!(self, "update", Some(id), |span| async {
-            let inner = &*self.inner;
-            let key = inner.keyspace.key(id)?;
-            let _turn = self.update_turn(&key).lock().await;
-            let mut current = inner.backend.get(&key).await?;
-            for attempt in 1..=inner.update_attempts {
-                let value = self.decode_found(&key, current.as_deref())?;
-                let (new, result) = match f(value) {
-                    Update::Keep => {
-                        // Nothing to write: answer what is stored (decoded again, as `f` took it).
-                        return self.decode_found(&key, current.as_deref());
-                    }
-                    Update::Delete if current.is_none() => return Ok(None),
-                    Update::Delete => (None, None),
-                    Update::Set(value) => (Some(self.encode(&key, &value)?), Some(value)),
-                };
-                // An existing key keeps its TTL; a key created here gets the store default.
-                let expiry = match current {
-                    Some(_) => WriteExpiry::Keep,
-                    None => self.expiry(TtlPolicy::StoreDefault)?,
-                };
-                let expected = match current.as_deref() {
-                    Some(bytes) => Expected::Bytes(bytes),
-                    None => Expected::Absent,
-                };
-                match inner
-                    .backend
-                    .compare_and_swap(&key, expected, new, expiry)
-                    .await?
-                {
-                    Swap::Done => return Ok(result),
-                    // Retry at once with the value the swap found, or, under contention, after a
-                    // random pause with a fresh read (what the swap found is stale by then).
-                    Swap::Changed(found) => match backoff(attempt) {
-                        None => current = found,
-                        Some(pause) => {
-                            tokio::time::sleep(pause).await;
-                            current = inner.backend.get(&key).await?;
-                        }
-                    },
-                }
+            let key = self.inner.keyspace.key(id)?;
+            let limit = self.inner.backend.response_timeout();
+            let mut turn = self.inner.update_turns.take(&key, limit).await?;
+            let result = self.update_in_turn(key, f).await;
+            if matches!(result, Err(Error::Timeout { .. })) {
+                turn.timed_out();
             }
-            Err(Error::Conflict {
-                key,
-                attempts: inner.update_attempts,
-            })
+            result
         })
     }
 
