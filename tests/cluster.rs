@@ -37,6 +37,10 @@ async fn typedkv_on_a_cluster() {
     reads_from_replicas_see_writes_after_replication(&cluster).await;
     cluster.flush().await;
     update_counts_every_increment_across_masters(&cluster).await;
+    cluster.flush().await;
+    let mut raw = cluster.raw_connection().await;
+    typedkv_testkit::foreign_keys::scans_survive_keys_of_other_programs(cluster.pool(), &mut raw)
+        .await;
     passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
 }
 

@@ -24,6 +24,7 @@
 pub mod cluster;
 pub mod conformance;
 pub mod fixture;
+pub mod foreign_keys;
 pub mod server;
 
 #[cfg(feature = "cluster")]

@@ -86,18 +86,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Swap>> + Send;
 
     /// One page of the keys that start with `prefix` (a literal prefix, not a pattern), from
-    /// `cursor` (0 starts a scan): the next cursor (0 when the scan is complete) and the keys.
-    /// Like Redis SCAN: a key present for the whole scan is returned at least once, a page
-    /// may be empty, and only string keys are returned.
+    /// `cursor` (0 starts a scan): the next cursor (0 when the scan is complete) and the keys,
+    /// as the bytes they are (keys are binary-safe: another program may have written one that
+    /// is not UTF-8). Like Redis SCAN: a key present for the whole scan is returned at least
+    /// once, a page may be empty, and only string keys are returned.
     fn scan_page(
         &self,
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> impl Future<Output = Result<(u64, Vec<String>)>> + Send;
+    ) -> impl Future<Output = Result<(u64, Vec<Bytes>)>> + Send;
 
-    /// Removes the keys; how many existed. Never called with an empty slice.
-    fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes the keys, given as bytes (so that keys a scan found can be removed whatever
+    /// they hold); how many existed. Never called with an empty slice.
+    fn delete_many(&self, keys: &[Bytes]) -> impl Future<Output = Result<u64>> + Send;
 
     /// Writes every entry unconditionally with `expiry` (never [`WriteExpiry::Keep`]),
     /// atomically where the backend can. Never called with an empty slice.

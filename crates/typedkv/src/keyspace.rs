@@ -111,12 +111,12 @@ impl Keyspace {
 /// when an error is built, so successful batch calls do not format anything.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyBatch<'a> {
-    first: Option<&'a str>,
+    first: Option<&'a [u8]>,
     len: usize,
 }
 
 impl<'a> KeyBatch<'a> {
-    pub(crate) fn new<K: AsRef<str>>(keys: &'a [K]) -> Self {
+    pub(crate) fn new<K: AsRef<[u8]>>(keys: &'a [K]) -> Self {
         KeyBatch {
             first: keys.first().map(AsRef::as_ref),
             len: keys.len(),
@@ -126,7 +126,7 @@ impl<'a> KeyBatch<'a> {
     /// The keys of `(key, value)` entries.
     pub(crate) fn from_entries<V>(entries: &'a [(String, V)]) -> Self {
         KeyBatch {
-            first: entries.first().map(|(key, _)| key.as_str()),
+            first: entries.first().map(|(key, _)| key.as_bytes()),
             len: entries.len(),
         }
     }
@@ -136,9 +136,18 @@ impl std::fmt::Display for KeyBatch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.first, self.len) {
             (None, _) => f.write_str("(no keys)"),
-            (Some(one), 1) => f.write_str(one),
-            (Some(first), len) => write!(f, "{first} (+{} more)", len - 1),
+            (Some(one), 1) => f.write_str(&key_text(one)),
+            (Some(first), len) => write!(f, "{} (+{} more)", key_text(first), len - 1),
         }
+    }
+}
+
+/// A key as text for errors and logs: as it is when it is UTF-8, with its other bytes
+/// escaped (`\xff`) when it is not, so two different keys never read the same.
+pub(crate) fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(key) {
+        Ok(text) => text.into(),
+        Err(_) => key.escape_ascii().to_string().into(),
     }
 }
 

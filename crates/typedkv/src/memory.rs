@@ -205,7 +205,7 @@ impl Backend for MemoryBackend {
         prefix: &str,
         _cursor: u64,
         _count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         // One page holds every key: the map is in memory already, and a snapshot taken under
         // the lock returns each key exactly once.
         let now = Instant::now();
@@ -214,21 +214,19 @@ impl Backend for MemoryBackend {
             .entries
             .iter()
             .filter(|(key, entry)| key.starts_with(prefix) && entry.alive(now))
-            .map(|(key, _)| key.clone())
+            .map(|(key, _)| key.clone().into_bytes())
             .collect();
         Ok((0, keys))
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
         let now = Instant::now();
         let mut map = self.lock();
+        // Every key of this map is UTF-8 (it came from a `&str`); other bytes are not here.
         Ok(keys
             .iter()
-            .filter(|key| {
-                map.entries
-                    .remove(key.as_str())
-                    .is_some_and(|e| e.alive(now))
-            })
+            .filter_map(|key| std::str::from_utf8(key).ok())
+            .filter(|key| map.entries.remove(*key).is_some_and(|e| e.alive(now)))
             .count() as u64)
     }
 

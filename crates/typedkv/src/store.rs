@@ -152,23 +152,30 @@ where
     /// Each id present for the whole scan is yielded exactly once (the stream remembers the
     /// ids it yielded, since Redis' `SCAN` may return a key twice: memory grows with the
     /// namespace). Keys written or deleted during the scan may or may not appear. A value
-    /// that cannot be decoded is an `Err` item naming its key, and the stream goes on; a
-    /// failed `SCAN` is an `Err` item that ends it. Keys of other Redis types are skipped.
+    /// that cannot be decoded, or a key whose id is not UTF-8 (written by another program:
+    /// [`DecodeProblem::IdNotUtf8`](crate::DecodeProblem::IdNotUtf8)), is an
+    /// [`Error::Decode`](crate::Error::Decode) item naming its key, and the stream goes on; a
+    /// failed `SCAN` is an `Err` item that ends it. Keys of other Redis types (a list under
+    /// the namespace) are no values of a store and are skipped.
     fn scan(&self) -> BoxStream<'_, Result<(String, T)>>;
 
     /// The ids of the namespace, as [`scan`](Store::scan) would yield them, without reading
-    /// the values.
+    /// the values (a key whose id is not UTF-8 is an error item, and the stream goes on).
     fn scan_ids(&self) -> BoxStream<'_, Result<String>>;
 
-    /// How many ids the namespace holds, by scanning them: exact for a namespace nobody
-    /// writes to meanwhile, approximate otherwise, and as slow as a scan.
+    /// How many string keys the namespace holds (those whose id is not UTF-8 included), by
+    /// scanning them: exact for a namespace nobody writes to meanwhile, approximate
+    /// otherwise, and as slow as a scan.
     async fn count(&self) -> Result<u64>;
 
     /// Removes `ids` (one `UNLINK`); returns how many existed.
     async fn delete_many(&self, ids: &[&str]) -> Result<u64>;
 
-    /// Removes every key of the namespace (scan + `UNLINK`, page by page), and only those;
-    /// returns how many it removed. Keys written meanwhile may survive.
+    /// Removes every string key of the namespace (scan + `UNLINK`, page by page), those whose
+    /// id is not UTF-8 included, and nothing else; returns how many it removed. Keys of other
+    /// Redis types under the namespace (a list at `ns:x`, written by another program) are no
+    /// values of a store and are left alone, as [`scan`](Store::scan) skips them. Keys
+    /// written meanwhile may survive.
     async fn clear(&self) -> Result<u64>;
 
     /// Stores all `entries` with the store's default TTL. On standalone Redis and in memory

@@ -18,7 +18,7 @@ impl Backend for RedisPool {
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         self.shared().scan_page(prefix, cursor, count).await
     }
 

@@ -64,7 +64,7 @@ macro_rules! forward_commands_to_shared {
                 .await
         }
 
-        async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
             self.shared().delete_many(keys).await
         }
     };
@@ -231,12 +231,12 @@ where
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         let (pattern, cmd) = scan_command(prefix, cursor, count);
         self.query(&pattern, &cmd, Resend::Safe).await
     }
 
-    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    pub(crate) async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
         let batch = KeyBatch::new(keys);
         self.query(&batch, ::redis::cmd("UNLINK").arg(keys), Resend::Never)
             .await

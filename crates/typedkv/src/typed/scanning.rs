@@ -1,42 +1,109 @@
-//! Pages of a namespace's ids behind `scan`, `scan_ids`, `count` and `clear`.
+//! Pages of a namespace's keys behind `scan`, `scan_ids`, `count` and `clear`.
+//!
+//! Keys are scanned as bytes: Redis keys are binary-safe, and another program may have
+//! written a key under the namespace whose id is not UTF-8. Such a key is an error item of
+//! `scan` and `scan_ids` for that key alone (the stream goes on), is counted by `count` and
+//! removed by `clear`, like any other key of the namespace.
 
 use std::collections::HashSet;
 
 use futures::stream::{self, BoxStream, StreamExt};
+use serde::de::DeserializeOwned;
 
 use super::TypedStore;
-use crate::backend::Backend;
+use crate::backend::{Backend, Bytes};
 use crate::codec::Codec;
-use crate::error::Result;
+use crate::error::{DecodeProblem, Error, Result};
+use crate::keyspace::key_text;
 
 /// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
 const SCAN_PAGE: usize = 1000;
 
+/// A key a scan found, as a `namespace:id` key and its id.
+pub(super) struct Found {
+    pub(super) key: String,
+    pub(super) id: String,
+}
+
 impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
-    /// The namespace's ids, page by page, each id once (see [`Store::scan`]).
-    pub(super) fn id_pages(&self) -> BoxStream<'_, Result<Vec<String>>> {
-        let state = Some((0u64, HashSet::<String>::new()));
+    /// The namespace's keys, page by page, each key once (Redis may return a key twice
+    /// while it rehashes), only those with a non-empty id.
+    pub(super) fn key_pages(&self) -> BoxStream<'_, Result<Vec<Bytes>>> {
+        let state = Some((0u64, HashSet::<Bytes>::new()));
         stream::unfold(state, move |state| async move {
             let (cursor, mut seen) = state?;
-            let keyspace = &self.inner.keyspace;
+            let prefix = self.inner.keyspace.prefix();
             let page = self
                 .inner
                 .backend
-                .scan_page(keyspace.prefix(), cursor, SCAN_PAGE)
+                .scan_page(prefix, cursor, SCAN_PAGE)
                 .await;
             Some(match page {
                 Ok((next, keys)) => {
-                    let ids = keys
-                        .iter()
-                        .filter_map(|key| keyspace.id_of(key))
-                        .filter(|id| seen.insert((*id).to_owned()))
-                        .map(str::to_owned)
+                    let keys = keys
+                        .into_iter()
+                        .filter(|key| {
+                            key.len() > prefix.len() && key.starts_with(prefix.as_bytes())
+                        })
+                        .filter(|key| seen.insert(key.clone()))
                         .collect();
-                    (Ok(ids), (next != 0).then_some((next, seen)))
+                    (Ok(keys), (next != 0).then_some((next, seen)))
                 }
                 Err(e) => (Err(e), None),
             })
         })
         .boxed()
+    }
+
+    /// The id of a key from [`key_pages`](Self::key_pages), or the error item of a key whose
+    /// id is not UTF-8.
+    pub(super) fn found(&self, key: Bytes) -> Result<Found> {
+        match String::from_utf8(key) {
+            Ok(key) => {
+                let id = key[self.inner.keyspace.prefix().len()..].to_owned();
+                Ok(Found { key, id })
+            }
+            Err(e) => Err(Error::Decode {
+                key: key_text(e.as_bytes()).into_owned(),
+                codec: self.inner.codec.name(),
+                expected_schema: self.inner.schema,
+                problem: DecodeProblem::IdNotUtf8,
+                source: Some(Box::new(e.utf8_error())),
+            }),
+        }
+    }
+
+    /// The `(id, value)` items of one page of keys: one `MGET` for the page; a key deleted
+    /// since the scan found it is skipped, a value or id that cannot be decoded is an error
+    /// item for its key.
+    pub(super) async fn page_values(&self, keys: Vec<Bytes>) -> Vec<Result<(String, T)>>
+    where
+        T: DeserializeOwned,
+    {
+        let mut items = Vec::new();
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.found(key) {
+                Ok(one) => found.push(one),
+                Err(e) => items.push(Err(e)),
+            }
+        }
+        if found.is_empty() {
+            return items;
+        }
+        let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
+        match self.inner.backend.get_many(&keys).await {
+            Ok(values) => {
+                items.extend(found.into_iter().zip(values).filter_map(|(found, bytes)| {
+                    let bytes = bytes?;
+                    Some(
+                        self.decode(&found.key, &bytes)
+                            .map(|value| (found.id, value)),
+                    )
+                }))
+            }
+            Err(e) => items.push(Err(e)),
+        }
+        items
     }
 }

@@ -45,12 +45,12 @@ impl Backend for Quirky {
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         // The same keys on two pages.
         let (_, keys) = self.inner.scan_page(prefix, 0, count).await?;
         Ok((if cursor == 0 { 1 } else { 0 }, keys))
     }
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
         self.inner.delete_many(keys).await
     }
     async fn compare_and_swap(

@@ -52,7 +52,7 @@ impl Backend for RedisClusterPool {
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         self.scan_master_page(prefix, cursor, count).await
     }
 

@@ -17,6 +17,7 @@ use ::redis::Value;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
 use super::RedisClusterPool;
+use crate::backend::Bytes;
 use crate::error::{Error, Result};
 use crate::redis::commands::scan_command;
 use crate::redis::shared::Resend;
@@ -32,7 +33,7 @@ impl RedisClusterPool {
         prefix: &str,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Bytes>)> {
         let (slot, node_cursor) = match cursor {
             0 => match self.master_after(None, prefix).await? {
                 Some(slot) => (slot, 0),
@@ -45,7 +46,7 @@ impl RedisClusterPool {
             slot,
             SlotAddr::Master,
         )));
-        let (next, keys): (u64, Vec<String>) = self.shared().route(&pattern, cmd, route).await?;
+        let (next, keys): (u64, Vec<Bytes>) = self.shared().route(&pattern, cmd, route).await?;
         let next = match next {
             0 => match self.master_after(Some(slot), prefix).await? {
                 Some(slot) => encode(slot, 0),

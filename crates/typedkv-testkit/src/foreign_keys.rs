@@ -1,0 +1,85 @@
+//! Keys other programs wrote under a store's namespace, which no typedkv store could write:
+//! an id that is not UTF-8, and a key of another Redis type. Run on every Redis backend
+//! (standalone and cluster) with a raw connection to write them.
+
+use futures::StreamExt;
+use redis::aio::ConnectionLike;
+use typedkv::{Backend, DecodeProblem, Error, Store, TypedStore};
+
+/// Issue 13, point 4: beside 5 good values, `a:\xff\xfe` (a string key whose id is not
+/// UTF-8) and `a:list` (a list). `scan` and `scan_ids` yield the 5 and one decode error
+/// naming the odd key, and go on; `count` counts 6 string keys; `clear` removes those 6 and
+/// leaves the list, which is no value of a store.
+pub async fn scans_survive_keys_of_other_programs<B: Backend, C: ConnectionLike + Send>(
+    backend: B,
+    raw: &mut C,
+) {
+    let store: TypedStore<u64, B> = TypedStore::builder(backend, "a").build().unwrap();
+    for i in 0..5u64 {
+        store.set(&i.to_string(), &i).await.unwrap();
+    }
+    let odd: &[u8] = b"a:\xff\xfe";
+    let () = redis::cmd("SET")
+        .arg(odd)
+        .arg("x")
+        .query_async(raw)
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("RPUSH")
+        .arg("a:list")
+        .arg("x")
+        .query_async(raw)
+        .await
+        .unwrap();
+
+    let items: Vec<typedkv::Result<(String, u64)>> = store.scan().collect().await;
+    let mut ids: Vec<String> = items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().map(|(id, _)| id.clone()))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "2", "3", "4"], "{items:?}");
+    let errors: Vec<&Error> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert_eq!(errors.len(), 1, "{items:?}");
+    assert_odd_key_error(errors[0]);
+
+    let ids: Vec<typedkv::Result<String>> = store.scan_ids().collect().await;
+    assert_eq!(ids.iter().filter(|id| id.is_ok()).count(), 5, "{ids:?}");
+    let errors: Vec<&Error> = ids.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert_eq!(errors.len(), 1, "{ids:?}");
+    assert_odd_key_error(errors[0]);
+
+    assert_eq!(store.count().await.unwrap(), 6);
+    assert_eq!(store.clear().await.unwrap(), 6);
+    assert_eq!(store.count().await.unwrap(), 0);
+    // One key per command: on a cluster the two may live in different slots.
+    let odd_left: u64 = redis::cmd("EXISTS")
+        .arg(odd)
+        .query_async(raw)
+        .await
+        .unwrap();
+    let list_left: u64 = redis::cmd("EXISTS")
+        .arg("a:list")
+        .query_async(raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        (odd_left, list_left),
+        (0, 1),
+        "the odd key is removed, the list is left"
+    );
+}
+
+fn assert_odd_key_error(error: &Error) {
+    assert!(
+        matches!(
+            error,
+            Error::Decode {
+                problem: DecodeProblem::IdNotUtf8,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.key(), Some(r"a:\xff\xfe"));
+}
