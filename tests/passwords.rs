@@ -40,7 +40,11 @@ async fn standalone(url: &str, password: &str) {
         Ok(pool) => pool,
         Err(e) => return assert_hidden(password, "build error", &error_chain(&e)),
     };
-    assert_hidden(password, "pool", &format!("{pool:?} {}", pool.redacted_url()));
+    assert_hidden(
+        password,
+        "pool",
+        &format!("{pool:?} {}", pool.redacted_url()),
+    );
     let store: RedisStore<String> = RedisStore::builder(pool.clone(), "user").build().unwrap();
     assert_hidden(password, "store", &format!("{store:?}"));
     let err = store.get("1").await.unwrap_err();

@@ -99,9 +99,22 @@ async fn a_list_at_the_key_is_a_wrongtype_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_down_is_a_connection_error_naming_the_key() {
+async fn scans_survive_keys_of_other_programs() {
+    let server = TestRedis::start().await;
+    let mut raw = server.raw_connection().await;
+    typedkv_testkit::foreign_keys::scans_survive_keys_of_other_programs(server.pool(), &mut raw)
+        .await;
+}
+
+/// A stopped server fails a call at once with a connection error naming the key, on a pool
+/// that never connected and on one whose connections were open; its cause chain names each
+/// cause once (redis-rs repeats a wrapped I/O error's text as its own).
+async fn server_down_is_a_connection_error_naming_the_key(warm: bool) {
     let mut server = TestRedis::start().await;
     let pool = server.pool();
+    if warm {
+        pool.ping().await.unwrap();
+    }
     server.stop();
     let started = Instant::now();
     let err = users(&pool).get("42").await.unwrap_err();
@@ -112,6 +125,27 @@ async fn server_down_is_a_connection_error_naming_the_key() {
         "{:?}",
         started.elapsed()
     );
+    let mut causes = Vec::new();
+    let mut next = std::error::Error::source(&err);
+    while let Some(cause) = next {
+        causes.push(cause.to_string());
+        next = cause.source();
+    }
+    assert!(!causes.is_empty(), "{err:?}");
+    assert!(
+        causes.windows(2).all(|pair| pair[0] != pair[1]),
+        "a cause is repeated: {causes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_is_a_connection_error_on_a_fresh_pool() {
+    server_down_is_a_connection_error_naming_the_key(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_is_a_connection_error_on_a_warm_pool() {
+    server_down_is_a_connection_error_naming_the_key(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +415,9 @@ async fn hung_updates_of_one_key_do_not_queue(warm: bool) {
     for (waited, result) in outcomes {
         let err = result.unwrap_err();
         let Error::Timeout {
-            timeout, waited: what, ..
+            timeout,
+            waited: what,
+            ..
         } = &err
         else {
             panic!("not a timeout: {err:?}");

@@ -5,6 +5,8 @@
 //! rather than repeating it in `Display`, so error reporters that walk the chain print each
 //! cause once.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed error from a lower layer (redis-rs, deadpool, a codec).
@@ -211,6 +213,10 @@ pub enum DecodeProblem {
         /// The configured limit.
         limit: usize,
     },
+    /// The key's id (after `namespace:`) is not UTF-8 text, so it is no id of a typedkv
+    /// store: another program wrote the key. Reported by scans for that key alone.
+    #[error("the key's id is not UTF-8 text")]
+    IdNotUtf8,
     /// The payload after the header is invalid for the type (corrupt, truncated, trailing bytes,
     /// or another type's layout); the codec's error is the [`Error::Decode`]'s source.
     #[error("invalid payload")]
@@ -279,10 +285,107 @@ impl Error {
         }
     }
 
+    /// The same error for one more caller of a shared operation (a load awaited by several
+    /// callers): the same variant and fields, its cause shared rather than copied.
+    pub(crate) fn replicate(shared: &Arc<Error>) -> Error {
+        let cause = || -> BoxError { Box::new(SharedCause(Arc::clone(shared))) };
+        match &**shared {
+            Error::InvalidNamespace { namespace, reason } => Error::InvalidNamespace {
+                namespace: namespace.clone(),
+                reason,
+            },
+            Error::InvalidId { namespace, reason } => Error::InvalidId {
+                namespace: namespace.clone(),
+                reason,
+            },
+            Error::InvalidConfig { reason, source } => Error::InvalidConfig {
+                reason: reason.clone(),
+                source: source.as_ref().map(|_| cause()),
+            },
+            Error::Connection { key, .. } => Error::Connection {
+                key: key.clone(),
+                source: cause(),
+            },
+            Error::Pool { key, .. } => Error::Pool {
+                key: key.clone(),
+                source: cause(),
+            },
+            Error::Timeout {
+                key,
+                timeout,
+                waited,
+            } => Error::Timeout {
+                key: key.clone(),
+                timeout: *timeout,
+                waited: *waited,
+            },
+            Error::Redis { key, code, .. } => Error::Redis {
+                key: key.clone(),
+                code: code.clone(),
+                source: cause(),
+            },
+            Error::Conflict { key, attempts } => Error::Conflict {
+                key: key.clone(),
+                attempts: *attempts,
+            },
+            Error::Load { key, .. } => Error::Load {
+                key: key.clone(),
+                source: cause(),
+            },
+            Error::Encode { key, codec, .. } => Error::Encode {
+                key: key.clone(),
+                codec,
+                source: cause(),
+            },
+            Error::Decode {
+                key,
+                codec,
+                expected_schema,
+                problem,
+                source,
+            } => Error::Decode {
+                key: key.clone(),
+                codec,
+                expected_schema: *expected_schema,
+                problem: problem.clone(),
+                source: source.as_ref().map(|_| cause()),
+            },
+        }
+    }
+
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             reason: reason.into(),
             source: None,
         }
+    }
+}
+
+/// The cause of a [replicated](Error::replicate) error: shows and chains to the shared
+/// error's own cause, so a chain reads the same as the original's (the shared error's own
+/// text is the replica's, and is not repeated).
+struct SharedCause(Arc<Error>);
+
+impl fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::error::Error::source(&*self.0) {
+            Some(cause) => fmt::Display::fmt(cause, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::error::Error::source(&*self.0) {
+            Some(cause) => fmt::Debug::fmt(cause, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)?.source()
     }
 }

@@ -64,7 +64,7 @@ pub use crate::error::{BoxError, DecodeProblem, Error, Result, Waited};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;
-pub use crate::options::{Condition, Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy, Write, WriteExpiry};
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, Shared};
 
 use crate::backend::Bytes;
-use crate::error::BoxError;
+use crate::error::{BoxError, Error};
 use crate::options::TtlPolicy;
 
 /// What a [`get_or_insert_with`](crate::Store::get_or_insert_with) loader returns: the value,
@@ -83,9 +83,32 @@ impl std::error::Error for SharedError {
     }
 }
 
+/// Why a load failed, for every caller awaiting it.
+#[derive(Debug, Clone)]
+pub(crate) enum LoadFailure {
+    /// The loader failed, panicked or was cancelled: [`Error::Load`] for every caller.
+    Loader(SharedError),
+    /// A step of the store's own failed (reading, encoding, the TTL the loader asked for,
+    /// writing): every caller gets that same error, not a load failure.
+    Store(Arc<Error>),
+}
+
+impl LoadFailure {
+    /// The error of one caller of the failed load of `key`.
+    pub(crate) fn into_error(self, key: String) -> Error {
+        match self {
+            LoadFailure::Loader(failure) => Error::Load {
+                key,
+                source: Box::new(failure),
+            },
+            LoadFailure::Store(error) => Error::replicate(&error),
+        }
+    }
+}
+
 /// A load in flight, awaited by every caller that missed the key meanwhile: the bytes of the
 /// value (each caller decodes its own), or why it failed.
-pub(crate) type Flight = Shared<BoxFuture<'static, Result<Arc<Bytes>, SharedError>>>;
+pub(crate) type Flight = Shared<BoxFuture<'static, Result<Arc<Bytes>, LoadFailure>>>;
 
 /// The loads in flight of one store, by key.
 #[derive(Default)]

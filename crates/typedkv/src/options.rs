@@ -139,6 +139,30 @@ impl Expiry {
     }
 }
 
+/// The longest TTL a store accepts: 2^62 milliseconds, about 146 million years.
+///
+/// Redis refuses an expiry whose absolute time (now plus the TTL, in Unix milliseconds)
+/// overflows a signed 64-bit integer, so the largest `PX` it takes is `i64::MAX` minus the
+/// current time; 2^62 stays inside that for the next 146 million years. A longer TTL is
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) on every backend, before anything
+/// is sent (for no expiry, use [`SetOptions::no_expiry`]).
+pub const MAX_TTL: Duration = Duration::from_millis(1 << 62);
+
+/// `ttl`, if a store accepts it: more than zero and at most [`MAX_TTL`] (after rounding up
+/// to whole milliseconds). Every TTL a store is given goes through here.
+pub(crate) fn check_ttl(ttl: Duration) -> crate::Result<Duration> {
+    if ttl.is_zero() {
+        return Err(crate::Error::config("a TTL must be greater than zero"));
+    }
+    if ceil_millis(ttl) > ceil_millis(MAX_TTL) {
+        return Err(crate::Error::config(format!(
+            "a TTL must be at most MAX_TTL ({} ms), not {ttl:?}; use no expiry instead",
+            ceil_millis(MAX_TTL)
+        )));
+    }
+    Ok(ttl)
+}
+
 /// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
 pub(crate) fn ceil_millis(d: Duration) -> u64 {
     let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));

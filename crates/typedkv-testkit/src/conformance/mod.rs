@@ -87,6 +87,7 @@ macro_rules! __conformance_list {
             explicit_ttl_and_no_expiry,
             keep_ttl,
             zero_ttl_is_refused,
+            ttls_beyond_max_ttl_are_refused,
             only_if_absent,
             only_if_present,
             get_many_keeps_order_with_gaps,

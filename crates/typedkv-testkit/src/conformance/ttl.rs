@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use typedkv::{Backend, Expiry, SetOptions, Store, TypedStore};
+use typedkv::{Backend, Expiry, SetOptions, Store, StoreExt, TypedStore};
 
 use super::store;
 
@@ -141,6 +141,50 @@ pub async fn zero_ttl_is_refused<B: Backend>(backend: B) {
         "{err:?}"
     );
     assert!(!s.exists("a").await.unwrap());
+}
+
+/// A TTL beyond [`MAX_TTL`](typedkv::MAX_TTL) (e.g. `Duration::MAX`) is refused the same way
+/// on every backend (Redis would refuse the `PX`, memory used to accept it), on the builder,
+/// per write and from a loader; `MAX_TTL` itself is kept. A loader's bad TTL is the caller's
+/// mistake, `InvalidConfig`, not a load failure.
+pub async fn ttls_beyond_max_ttl_are_refused<B: Backend>(backend: B) {
+    let max = typedkv::MAX_TTL;
+    let built: typedkv::Result<TypedStore<u32, B>> = TypedStore::builder(backend.clone(), "z")
+        .ttl(Duration::MAX)
+        .build();
+    assert!(matches!(built, Err(typedkv::Error::InvalidConfig { .. })));
+    let s = store::<u32, B>(&backend, "z");
+    for too_long in [Duration::MAX, max + Duration::from_millis(1)] {
+        let err = s.set_with("a", &1, SetOptions::new().ttl(too_long)).await;
+        assert!(
+            matches!(err, Err(typedkv::Error::InvalidConfig { .. })),
+            "{too_long:?}: {err:?}"
+        );
+    }
+    assert!(!s.exists("a").await.unwrap());
+    assert!(
+        s.set_with("a", &1, SetOptions::new().ttl(max))
+            .await
+            .unwrap()
+    );
+    let left = remaining(s.ttl("a").await.unwrap());
+    assert!(
+        left <= max && left > max - Duration::from_secs(60),
+        "{left:?}"
+    );
+
+    for ttl in [Duration::MAX, Duration::ZERO] {
+        let loaded = s
+            .get_or_load("loaded", move || async move {
+                Ok::<_, std::io::Error>(typedkv::Loaded::with_ttl(7, ttl))
+            })
+            .await;
+        assert!(
+            matches!(loaded, Err(typedkv::Error::InvalidConfig { .. })),
+            "{ttl:?}: {loaded:?}"
+        );
+    }
+    assert!(!s.exists("loaded").await.unwrap());
 }
 
 /// `Backend::get_with_ttl` answers the bytes `get` answers with the expiry `ttl` reports.

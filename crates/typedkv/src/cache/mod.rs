@@ -184,7 +184,9 @@ where
             // ends the entry no later than Redis ends the key.
             let expires = match expiry {
                 Expiry::Never => None,
-                Expiry::In(left) => Some(asked + left),
+                // A TTL beyond the clock's range (another program may write any PX) is
+                // no deadline this process will see: keep the entry like a persistent one.
+                Expiry::In(left) => asked.checked_add(left),
             };
             inner
                 .entries

@@ -155,7 +155,7 @@ pub(crate) fn connection_info(url: &str, protocol: ProtocolVersion) -> Result<Co
 pub(crate) fn invalid_url(url: &str, error: RedisError) -> Error {
     Error::InvalidConfig {
         reason: format!("cannot use Redis URL {}", redact_url(url)),
-        source: Some(Box::new(error)),
+        source: Some(super::errors::cause(error)),
     }
 }
 
@@ -233,13 +233,22 @@ mod tests {
             ),
             ("not a url s3cret", "<unparsable URL>"),
             // Passwords holding URL delimiters (issue 13): none of them may show.
-            ("redis://user:s3cr3t/x@127.0.0.1:1", "redis://user:***@127.0.0.1:1"),
-            ("redis://user:s3cr3t?x@127.0.0.1:1/0", "redis://user:***@127.0.0.1:1/0"),
+            (
+                "redis://user:s3cr3t/x@127.0.0.1:1",
+                "redis://user:***@127.0.0.1:1",
+            ),
+            (
+                "redis://user:s3cr3t?x@127.0.0.1:1/0",
+                "redis://user:***@127.0.0.1:1/0",
+            ),
             ("redis://:a/b?c#d@host", "redis://:***@host"),
             ("redis://user:s3cr3t?pass=x@host", "redis://user:***"),
             ("redis://host:1/0?pass=p@ss", "redis://host:***"),
             ("redis://a/b@host", "redis://***@host"),
-            ("redis://h/0?db=1&password=x&y=2", "redis://h/0?db=1&password=***"),
+            (
+                "redis://h/0?db=1&password=x&y=2",
+                "redis://h/0?db=1&password=***",
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want);

@@ -1,13 +1,13 @@
 //! redis-rs and deadpool errors, classified into [`Error`] with the key attached.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::time::Duration;
 
 use ::redis::RedisError;
 use deadpool::managed::TimeoutType;
 use deadpool_redis::PoolError;
 
-use crate::error::{Error, Waited};
+use crate::error::{BoxError, Error, Waited};
 
 /// The timeouts a pool's errors report, by what the call was waiting for.
 #[derive(Debug, Clone, Copy)]
@@ -42,12 +42,46 @@ pub(crate) fn from_redis_error(
         return Error::Redis {
             key,
             code: code.to_owned(),
-            source: Box::new(error),
+            source: cause(error),
         };
     }
     Error::Connection {
         key,
-        source: Box::new(error),
+        source: cause(error),
+    }
+}
+
+/// `error` as the cause of an [`Error`] (see [`RedisCause`]).
+pub(crate) fn cause(error: RedisError) -> BoxError {
+    Box::new(RedisCause(error))
+}
+
+/// A redis-rs error as a cause: shown as redis-rs shows it, and chained to the error it
+/// wraps only when that adds something. redis-rs shows a wrapped I/O or server error's text
+/// as its own and also returns it as its source, so chains printed each such cause twice
+/// (`Connection refused (os error 111) <- Connection refused (os error 111)`).
+struct RedisCause(RedisError);
+
+impl fmt::Display for RedisCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for RedisCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for RedisCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let wrapped = self.0.source()?;
+        // Only on the error path, where a comparison of texts costs nothing that matters.
+        match wrapped.to_string() == self.0.to_string() {
+            true => wrapped.source(),
+            false => Some(wrapped),
+        }
     }
 }
 

@@ -151,19 +151,21 @@ where
             // Boxed: the pool's checkout future is several KiB, and inlined it would make the
             // future of every command that large (measured: 7.3 KiB per GET, a big allocation
             // and copies on each call) although commands almost never refill.
-            None => Box::pin(async {
-                let limit = self.limits.create;
-                tokio::time::timeout(limit, self.refill(index, key))
-                    .await
-                    .unwrap_or_else(|_elapsed| {
-                        Err(Error::Timeout {
-                            key: key.to_string(),
-                            timeout: limit,
-                            waited: Waited::Connection,
+            None => {
+                Box::pin(async {
+                    let limit = self.limits.create;
+                    tokio::time::timeout(limit, self.refill(index, key))
+                        .await
+                        .unwrap_or_else(|_elapsed| {
+                            Err(Error::Timeout {
+                                key: key.to_string(),
+                                timeout: limit,
+                                waited: Waited::Connection,
+                            })
                         })
-                    })
-            })
-            .await,
+                })
+                .await
+            }
         }
     }
 

@@ -16,7 +16,7 @@ pub(crate) fn prepare(info: ConnectionInfo, roots: Option<&[u8]>) -> Result<Conn
         .map(|client| client.get_connection_info().clone())
         .map_err(|e| Error::InvalidConfig {
             reason: "cannot use the TLS root certificates".into(),
-            source: Some(Box::new(e)),
+            source: Some(super::errors::cause(e)),
         })
 }
 

@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 
 use super::migration::Migrations;
 use super::telemetry::Telemetry;
-use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore, check_ttl};
+use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore};
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
 use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
 use crate::load::Flights;
+use crate::options::check_ttl;
 use crate::update::DEFAULT_UPDATE_ATTEMPTS;
 
 impl<T, B: Backend> TypedStore<T, B, Bincode> {

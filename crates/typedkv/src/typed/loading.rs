@@ -10,7 +10,7 @@ use super::TypedStore;
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::error::{BoxError, Error};
-use crate::load::{Flight, Landing, Loader, SharedError};
+use crate::load::{Flight, Landing, LoadFailure, Loader, SharedError};
 use crate::options::{Condition, Write};
 
 impl<T, B, C> TypedStore<T, B, C>
@@ -27,12 +27,14 @@ where
                 flights: &store.inner.flights,
                 key: &key,
             };
-            let shared = |e: Error| SharedError(Arc::new(e));
+            let shared = |e: Error| LoadFailure::Store(Arc::new(e));
             // A value may have been stored since the caller's read missed.
             if let Some(bytes) = store.inner.backend.get(&key).await.map_err(shared)? {
                 return Ok(Arc::new(bytes));
             }
-            let loaded = loader().await.map_err(|e| SharedError(Arc::from(e)))?;
+            let loaded = loader()
+                .await
+                .map_err(|e| LoadFailure::Loader(SharedError(Arc::from(e))))?;
             let bytes = store.encode(&key, &loaded.value).map_err(shared)?;
             let Some(policy) = loaded.cache else {
                 return Ok(Arc::new(bytes)); // the loader said: do not store
@@ -55,7 +57,8 @@ where
                     } else {
                         "the load was cancelled"
                     };
-                    Err(SharedError(Arc::from(BoxError::from(what))))
+                    let failure = SharedError(Arc::from(BoxError::from(what)));
+                    Err(LoadFailure::Loader(failure))
                 }
             }
         }

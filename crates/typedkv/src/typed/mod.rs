@@ -9,9 +9,9 @@ mod loading;
 mod migration;
 mod scanning;
 pub(crate) mod telemetry;
-mod turns;
 #[cfg(test)]
 mod tests;
+mod turns;
 
 pub use self::builder::StoreBuilder;
 
@@ -32,7 +32,7 @@ use crate::envelope;
 use crate::error::{DecodeProblem, Error, Result};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
-use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry};
+use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry, check_ttl};
 use crate::store::Store;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
@@ -256,13 +256,6 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     }
 }
 
-fn check_ttl(ttl: Duration) -> Result<Duration> {
-    if ttl.is_zero() {
-        return Err(Error::config("a TTL must be greater than zero"));
-    }
-    Ok(ttl)
-}
-
 #[async_trait]
 impl<T, B, C> Store<T> for TypedStore<T, B, C>
 where
@@ -376,10 +369,7 @@ where
             };
             match flight.await {
                 Ok(bytes) => self.decode(&key, &bytes),
-                Err(failure) => Err(Error::Load {
-                    key,
-                    source: Box::new(failure),
-                }),
+                Err(failure) => Err(failure.into_error(key)),
             }
         })
     }
@@ -421,26 +411,10 @@ where
     }
 
     fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
-        self.id_pages()
+        self.key_pages()
             .then(move |page| async move {
-                let ids = match page {
-                    Ok(ids) if ids.is_empty() => return Vec::new(),
-                    Ok(ids) => ids,
-                    Err(e) => return vec![Err(e)],
-                };
-                let keys = match self.inner.keyspace.keys(ids.iter().map(String::as_str)) {
-                    Ok(keys) => keys,
-                    Err(e) => return vec![Err(e)],
-                };
-                match self.inner.backend.get_many(&keys).await {
-                    // A key deleted since the SCAN has no value: skipped.
-                    Ok(values) => ids
-                        .into_iter()
-                        .zip(keys.iter().zip(values))
-                        .filter_map(|(id, (key, bytes))| {
-                            bytes.map(|bytes| self.decode(key, &bytes).map(|value| (id, value)))
-                        })
-                        .collect(),
+                match page {
+                    Ok(keys) => self.page_values(keys).await,
                     Err(e) => vec![Err(e)],
                 }
             })
@@ -449,16 +423,16 @@ where
     }
 
     fn scan_ids(&self) -> BoxStream<'_, Result<String>> {
-        self.id_pages()
-            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok)))
+        self.key_pages()
+            .map_ok(|keys| stream::iter(keys.into_iter().map(|key| Ok(self.found(key)?.id))))
             .try_flatten()
             .boxed()
     }
 
     async fn count(&self) -> Result<u64> {
         observed!(self, "count", None, |span| async {
-            self.id_pages()
-                .try_fold(0u64, |n, ids| async move { Ok(n + ids.len() as u64) })
+            self.key_pages()
+                .try_fold(0u64, |n, keys| async move { Ok(n + keys.len() as u64) })
                 .await
         })
     }
@@ -469,22 +443,20 @@ where
                 return Ok(0);
             }
             let keys = self.inner.keyspace.keys(ids.iter().copied())?;
+            let keys: Vec<Bytes> = keys.into_iter().map(String::into_bytes).collect();
             self.inner.backend.delete_many(&keys).await
         })
     }
 
     async fn clear(&self) -> Result<u64> {
         observed!(self, "clear", None, |span| async {
-            let keyspace = &self.inner.keyspace;
             let backend = &self.inner.backend;
-            self.id_pages()
-                .and_then(|ids| async move {
-                    if ids.is_empty() {
-                        return Ok(0);
+            self.key_pages()
+                .and_then(|keys| async move {
+                    match keys.is_empty() {
+                        true => Ok(0),
+                        false => backend.delete_many(&keys).await,
                     }
-                    backend
-                        .delete_many(&keyspace.keys(ids.iter().map(String::as_str))?)
-                        .await
                 })
                 .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
                 .await
