@@ -120,10 +120,15 @@ where
     /// loader says ([`Loaded`]: store default TTL, a TTL of its own, no expiry, or not stored
     /// at all).
     ///
-    /// However many callers of one store miss the same key at once, the loader runs once
-    /// and they all get its value (each decodes its own copy of the stored bytes). A loader
-    /// error or panic reaches every one of them as [`Error::Load`](crate::Error::Load) and is
-    /// never cached: the next call loads again. The loader runs as a task of its own, so a
+    /// However many callers of one store (clones included) miss the same key at once, the
+    /// loader runs once and they all get its value (each decodes its own copy of the stored
+    /// bytes). Loads are shared **per store**: two stores built separately on one namespace,
+    /// like two processes, each run their own loader (the last write wins); clone one store to
+    /// share its loads. A loader error or panic reaches every one of them as
+    /// [`Error::Load`](crate::Error::Load) and is never cached: the next call loads again. A
+    /// failure of the store's own steps (reading, encoding, a TTL out of range, writing)
+    /// reaches them as that error, e.g. [`Error::InvalidConfig`](crate::Error::InvalidConfig)
+    /// for `Loaded::with_ttl(Duration::ZERO)`. The loader runs as a task of its own, so a
     /// caller that gives up does not cancel it for the others. Before loading, the task looks
     /// at the key once more, in case a value was stored since the caller's read missed. Use
     /// [`StoreExt::get_or_load`] for a closure.

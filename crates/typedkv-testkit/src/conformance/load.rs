@@ -58,6 +58,39 @@ pub async fn get_or_insert_with_loads_once<B: Backend>(backend: B) {
     assert_eq!(again.await.unwrap(), "rendered");
 }
 
+/// Loads are shared per store, as documented: clones of one store share a load, stores
+/// built separately on one namespace each run their own.
+pub async fn get_or_insert_with_shares_loads_per_store<B: Backend>(backend: B) {
+    let first = store::<String, B>(&backend, "page");
+    let clone = first.clone();
+    let separate = store::<String, B>(&backend, "page");
+    let loads = Arc::new(AtomicUsize::new(0));
+    let load = |s: TypedStore<String, B>| {
+        let loads = Arc::clone(&loads);
+        async move {
+            s.get_or_load("hot", move || async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>(Loaded::new("rendered".to_owned()))
+            })
+            .await
+        }
+    };
+    let (a, b) = futures::join!(load(first.clone()), load(clone));
+    assert_eq!(
+        (a.unwrap(), b.unwrap()),
+        ("rendered".into(), "rendered".into())
+    );
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "clones share a load");
+    first.delete("hot").await.unwrap();
+    let (a, b) = futures::join!(load(first), load(separate));
+    assert_eq!(
+        (a.unwrap(), b.unwrap()),
+        ("rendered".into(), "rendered".into())
+    );
+    assert_eq!(loads.load(Ordering::SeqCst), 3, "separate stores load each");
+}
+
 /// A loader error reaches all 1,000 callers, is not cached, and the next call loads again.
 pub async fn get_or_insert_with_shares_errors_without_caching<B: Backend>(backend: B) {
     let s = Arc::new(store::<String, B>(&backend, "page"));

@@ -124,10 +124,24 @@ pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
         .migrate_from(2, upgrade)
         .build();
     assert!(matches!(from_current, Err(Error::InvalidConfig { .. })));
-    let before_codec = TypedStore::<UserV2, B>::builder(backend, "mig")
+    let before_codec = TypedStore::<UserV2, B>::builder(backend.clone(), "mig")
         .schema_version(2)
         .migrate_from(1, upgrade)
         .codec(Json::new())
         .build();
     assert!(matches!(before_codec, Err(Error::InvalidConfig { .. })));
+    // Issue 13, point 5: JSON values carry no schema version, so a migration could never
+    // run; it was accepted and ignored (v1 values then failed with "missing field").
+    let on_json = TypedStore::<UserV2, B>::builder(backend, "mig")
+        .codec(Json::new())
+        .schema_version(2)
+        .migrate_from(1, upgrade)
+        .build();
+    let Err(Error::InvalidConfig { reason, .. }) = on_json else {
+        panic!("a migration on a JSON store was accepted: {on_json:?}");
+    };
+    assert!(
+        reason.contains("JSON") || reason.contains("envelope"),
+        "{reason}"
+    );
 }

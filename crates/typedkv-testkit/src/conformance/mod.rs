@@ -110,6 +110,7 @@ macro_rules! __conformance_list {
             delete_many_and_clear,
             set_if_version_refuses_stale_versions,
             get_or_insert_with_loads_once,
+            get_or_insert_with_shares_loads_per_store,
             get_or_insert_with_shares_errors_without_caching,
             get_or_insert_with_survives_a_panicking_loader,
             get_or_insert_with_lets_the_loader_choose_the_ttl,

@@ -9,9 +9,22 @@ use crate::error::BoxError;
 /// Values stored as plain JSON text (serde_json), with no envelope header, so other programs
 /// can read and write them. (Feature `json`.)
 ///
-/// Because there is no header, a JSON store cannot tell schema versions apart: a value of an
-/// older shape is decoded by serde's usual rules (missing fields fail unless
-/// `#[serde(default)]`). Bytes that are not JSON, or not the expected type, are a decode error.
+/// Because there is no header, a JSON store cannot tell schema versions or type layouts
+/// apart ([`schema_version`](crate::StoreBuilder::schema_version) is not recorded, and
+/// [`migrate_from`](crate::StoreBuilder::migrate_from) is refused at `build`): a value written
+/// by an older shape of the type is decoded by serde_json's rules, with no check by typedkv:
+///
+/// - a field added to the type and missing from the stored value fails with `missing field`,
+///   **except an `Option` field, which silently reads as `None`**, and a field with
+///   `#[serde(default)]`, which reads as its default;
+/// - a field removed from the type is ignored in stored values (unless the type has
+///   `#[serde(deny_unknown_fields)]`); a renamed field is a removed one plus an added one
+///   (`#[serde(alias = "old")]` reads both);
+/// - a field whose type changed fails with `invalid type` when the stored JSON does not fit
+///   (text where a number is expected), and reads when it does (`u32` to `u64`);
+/// - an enum variant removed from the type fails on values that name it.
+///
+/// Bytes that are not JSON, or not the expected type, are a decode error.
 ///
 /// ```
 /// use typedkv::codec::{Codec, Json};
@@ -68,5 +81,42 @@ impl Codec for Json {
     fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, BoxError> {
         // from_slice already rejects trailing non-whitespace.
         Ok(serde_json::from_slice(payload)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct WithOption {
+        name: String,
+        email: Option<String>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct WithRequired {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    /// What the codec's docs say a changed type does with older JSON values.
+    #[test]
+    fn older_values_read_by_serde_json_rules() -> Result<(), BoxError> {
+        let old = br#"{"name":"alice","removed":1}"#;
+        let read: WithOption = Json::new().decode(old)?;
+        assert_eq!(
+            read,
+            WithOption {
+                name: "alice".into(),
+                email: None
+            }
+        );
+        let err = Json::new().decode::<WithRequired>(old).err();
+        assert!(
+            err.is_some_and(|e| e.to_string().contains("missing field")),
+            "a missing required field must fail"
+        );
+        Ok(())
     }
 }

@@ -204,6 +204,14 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from must come after codec: conversions decode with the store's codec",
             ));
         }
+        if self.codec.envelope_id().is_none() && self.migrations.schemas().next().is_some() {
+            return Err(Error::config(format!(
+                "migrate_from needs a codec with an envelope: {} values (such as JSON) carry no \
+                 schema version, so no migration would ever run; read older shapes with serde \
+                 attributes (#[serde(default)], aliases) instead",
+                self.codec.name()
+            )));
+        }
         if self
             .migrations
             .schemas()
