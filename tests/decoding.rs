@@ -10,8 +10,9 @@
 
 use proptest::prelude::*;
 use typedkv::DecodeProblem;
+use typedkv::Layout;
 use typedkv::codec::{Bincode, Codec, Json};
-use typedkv::envelope::{self, HEADER_LEN};
+use typedkv::envelope::{self, HEADER_LEN, Stamp};
 
 use typedkv_testkit::conformance::values::{Profile, profile};
 
@@ -19,8 +20,13 @@ const SCHEMA: u32 = 3;
 /// Small, so that huge claimed lengths are refused early; also exercised with the default.
 const LIMIT: usize = 64 * 1024;
 
+/// What a store of `Profile` with schema `SCHEMA` stamps on its values.
+fn stamp() -> Stamp {
+    Stamp::new(SCHEMA).with_layout(Layout::of::<Profile>())
+}
+
 fn decode_with<C: Codec>(codec: &C, bytes: &[u8]) -> Result<Profile, DecodeProblem> {
-    envelope::decode::<C, Profile>(codec, SCHEMA, bytes).map_err(|(problem, _)| problem)
+    envelope::decode::<C, Profile>(codec, stamp(), bytes).map_err(|(problem, _)| problem)
 }
 
 /// Every codec and limit must handle `bytes` without panicking.
@@ -32,7 +38,7 @@ fn decode_everywhere(bytes: &[u8]) {
 }
 
 fn stored(seed: u32) -> Vec<u8> {
-    envelope::encode(&Bincode::new(), SCHEMA, &profile(seed), 0).unwrap()
+    envelope::encode(&Bincode::new(), stamp(), &profile(seed), 0).unwrap()
 }
 
 proptest! {

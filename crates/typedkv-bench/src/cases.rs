@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use typedkv::codec::Json;
+use typedkv::envelope::Stamp;
 use typedkv::{RedisStore, Store, StoreExt, Update, envelope};
 
 use crate::args::Args;
@@ -295,10 +296,11 @@ impl Bench {
                 Ok(())
             },
         )?;
-        let json_hint = envelope::encode(&Json::new(), 1, value, 0)?.len();
+        let json_hint = envelope::encode(&Json::new(), Stamp::new(1), value, 0)?.len();
         let json = ns_per_call(rounds, iterations, || {
-            let bytes = envelope::encode(&Json::new(), 1, value, json_hint)?;
-            let back: BenchUser = envelope::decode(&Json::new(), 1, &bytes).map_err(|(p, _)| p)?;
+            let bytes = envelope::encode(&Json::new(), Stamp::new(1), value, json_hint)?;
+            let back: BenchUser =
+                envelope::decode(&Json::new(), Stamp::new(1), &bytes).map_err(|(p, _)| p)?;
             std::hint::black_box(back);
             Ok(())
         })?;

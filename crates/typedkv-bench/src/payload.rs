@@ -1,8 +1,11 @@
 //! The value every case stores: a typical ~83-byte (bincode) domain object.
 
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
 use typedkv::codec::Bincode;
-use typedkv::{BoxError, envelope};
+use typedkv::envelope::Stamp;
+use typedkv::{BoxError, Layout, envelope};
 
 /// A user record like the ones services keep in Redis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,14 +48,19 @@ pub(crate) fn sample() -> BenchUser {
     }
 }
 
-/// How the store encodes (envelope, schema 1, buffer reserved at `hint` bytes).
+/// What a store of [`BenchUser`] stamps on its values: schema 1 and the type's layout
+/// fingerprint (traced once, as a store does when built).
+static STAMP: LazyLock<Stamp> =
+    LazyLock::new(|| Stamp::new(1).with_layout(Layout::of::<BenchUser>()));
+
+/// How the store encodes (envelope with schema and layout, buffer reserved at `hint` bytes).
 pub(crate) fn typed_encode(value: &BenchUser, hint: usize) -> Result<Vec<u8>, BoxError> {
-    envelope::encode(&Bincode::new(), 1, value, hint)
+    envelope::encode(&Bincode::new(), *STAMP, value, hint)
 }
 
-/// How the store decodes.
+/// How the store decodes (the header, schema and layout checked).
 pub(crate) fn typed_decode(bytes: &[u8]) -> Result<BenchUser, BoxError> {
-    envelope::decode(&Bincode::new(), 1, bytes).map_err(|(problem, _)| problem.into())
+    envelope::decode(&Bincode::new(), *STAMP, bytes).map_err(|(problem, _)| problem.into())
 }
 
 /// How hand-written code encodes: bincode's own `encode_to_vec` with the standard config.

@@ -205,6 +205,20 @@ pub enum DecodeProblem {
         /// Schema version of this store.
         expected: u32,
     },
+    /// The value was written by a type whose serde layout differs from this store's type
+    /// (a field added, removed, reordered or retyped) under the same schema version: decoding
+    /// it could give garbage. Bump the store's schema version and read older values with a
+    /// migration (see [`crate::layout`]).
+    #[error(
+        "written by a type of another layout ({found}, this store's type is {expected}): the \
+         type changed without a schema_version bump"
+    )]
+    LayoutMismatch {
+        /// Layout fingerprint in the stored header.
+        found: crate::Layout,
+        /// Layout fingerprint of this store's type.
+        expected: crate::Layout,
+    },
     /// The payload is larger than the codec's decode limit; it was not decoded.
     #[error("payload of {len} bytes exceeds the decode limit of {limit} bytes")]
     TooLarge {

@@ -45,6 +45,7 @@ pub mod codec;
 pub mod envelope;
 mod error;
 mod keyspace;
+pub mod layout;
 mod load;
 mod memory;
 mod options;
@@ -62,6 +63,7 @@ pub use crate::cache::{
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Result, Waited};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
+pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;
 pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy, Write, WriteExpiry};
@@ -82,7 +84,7 @@ pub type RedisClusterStore<T, C = Bincode> = TypedStore<T, redis::RedisClusterPo
 /// A typed store in process memory, with the same semantics as [`RedisStore`].
 pub type MemoryStore<T, C = Bincode> = TypedStore<T, MemoryBackend, C>;
 
-impl<T> MemoryStore<T> {
+impl<T: serde::de::DeserializeOwned> MemoryStore<T> {
     /// A store of `T` under `namespace` on a fresh, private [`MemoryBackend`], with default
     /// settings. Use [`TypedStore::builder`] for a shared backend, a TTL or another codec.
     pub fn new(namespace: &str) -> Result<Self> {

@@ -15,9 +15,21 @@ pub async fn write_raw<B: Backend>(backend: &B, key: &str, bytes: Vec<u8>) {
     backend.set(key, bytes, write).await.unwrap();
 }
 
-/// The bincode envelope of `value`, as a store with `schema` writes it.
+/// The bincode envelope of `value` with `schema` and no layout fingerprint, as a store of
+/// `schema` whose type cannot be traced writes it (such values are checked by schema version
+/// only).
 pub fn enveloped<T: serde::Serialize>(value: &T, schema: u32) -> Vec<u8> {
-    typedkv::envelope::encode(&typedkv::Bincode::new(), schema, value, 0).unwrap()
+    let stamp = typedkv::envelope::Stamp::new(schema);
+    typedkv::envelope::encode(&typedkv::Bincode::new(), stamp, value, 0).unwrap()
+}
+
+/// The bincode value of `value` behind a format-1 header (9 bytes, no layout fingerprint),
+/// as typedkv wrote values before it recorded layouts.
+pub fn enveloped_v1<T: serde::Serialize>(value: &T, schema: u32) -> Vec<u8> {
+    let mut bytes = vec![0xC1, b'T', b'K', typedkv::envelope::FORMAT_V1, 1];
+    bytes.extend_from_slice(&schema.to_le_bytes());
+    typedkv::codec::Codec::encode(&typedkv::Bincode::new(), value, &mut bytes).unwrap();
+    bytes
 }
 
 /// Asserts `result` is a decode error for `key` with `problem`, and says so in its message.
@@ -53,7 +65,10 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
     let mut other_codec = good.clone();
     other_codec[4] = 200;
     let mut newer_format = good.clone();
-    newer_format[3] = 2;
+    newer_format[3] = typedkv::envelope::FORMAT + 1;
+    let other_layout = typedkv::envelope::Stamp::new(1).with_layout(typedkv::Layout::of::<u8>());
+    let other_layout =
+        typedkv::envelope::encode(&typedkv::Bincode::new(), other_layout, &profile(1), 0).unwrap();
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"junk");
     let cases: Vec<(&str, Vec<u8>, DecodeProblem)> = vec![
@@ -84,6 +99,14 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
         ),
         ("trailing", trailing, DecodeProblem::InvalidPayload),
         (
+            "other-layout",
+            other_layout,
+            DecodeProblem::LayoutMismatch {
+                found: typedkv::Layout::of::<u8>().unwrap(),
+                expected: typedkv::Layout::of::<Profile>().unwrap(),
+            },
+        ),
+        (
             "other-type",
             enveloped(&7u8, 1),
             DecodeProblem::InvalidPayload,
@@ -99,7 +122,9 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
         (
             "newer-format",
             newer_format,
-            DecodeProblem::UnknownEnvelope { found: 2 },
+            DecodeProblem::UnknownEnvelope {
+                found: typedkv::envelope::FORMAT + 1,
+            },
         ),
         (
             "schema-2",
@@ -127,7 +152,7 @@ pub async fn hostile_length_prefix_is_refused<B: Backend>(backend: B) {
         let mut bytes = Vec::new();
         Header {
             codec: 1,
-            schema: 1,
+            stamp: typedkv::envelope::Stamp::new(1),
         }
         .write(&mut bytes);
         bytes.extend_from_slice(before);

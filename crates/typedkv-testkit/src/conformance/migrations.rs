@@ -145,3 +145,97 @@ pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
         "{reason}"
     );
 }
+
+/// The issue's example: a list of scores, then a level added at the front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScoresV1 {
+    scores: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScoresV2 {
+    level: u8,
+    scores: Vec<u8>,
+}
+
+/// Another shape some values of schema 1 were written with: scores as wider numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScoresWide {
+    scores: Vec<u32>,
+}
+
+/// Issue 13, point 7: a type changed without a schema bump does not read old bytes as
+/// garbage. `ScoresV1 { scores: [2, 5, 7] }` is stored `03 02 05 07`, which bincode reads as
+/// `ScoresV2 { level: 3, scores: [5, 7] }`; the layout fingerprint in the envelope makes it
+/// `LayoutMismatch`. Bumping the schema with a migration reads it; the migration keys on the
+/// old type's layout too (two shapes under one schema version each find theirs). Values
+/// without a fingerprint (written before fingerprints, format 1, or by a type that cannot be
+/// traced) still read by schema version.
+pub async fn a_changed_type_is_detected_without_a_schema_bump<B: Backend>(backend: B) {
+    use super::encoding::{enveloped, enveloped_v1, write_raw};
+
+    let v1: TypedStore<ScoresV1, B> = TypedStore::builder(backend.clone(), "scores")
+        .build()
+        .unwrap();
+    let old = ScoresV1 {
+        scores: vec![2, 5, 7],
+    };
+    v1.set("a", &old).await.unwrap();
+
+    let forgot_the_bump: TypedStore<ScoresV2, B> = TypedStore::builder(backend.clone(), "scores")
+        .build()
+        .unwrap();
+    let read = forgot_the_bump.get("a").await;
+    assert!(
+        matches!(
+            &read,
+            Err(Error::Decode {
+                problem: DecodeProblem::LayoutMismatch { .. },
+                ..
+            })
+        ),
+        "a value of another layout was read as {read:?}"
+    );
+    assert_eq!(read.unwrap_err().key(), Some("scores:a"));
+
+    let wide = ScoresWide {
+        scores: vec![300, 1],
+    };
+    let wide_writer: TypedStore<ScoresWide, B> = TypedStore::builder(backend.clone(), "scores")
+        .build()
+        .unwrap();
+    wide_writer.set("w", &wide).await.unwrap();
+    let migrated: TypedStore<ScoresV2, B> = TypedStore::builder(backend.clone(), "scores")
+        .schema_version(2)
+        .migrate_from(1, |old: ScoresV1| ScoresV2 {
+            level: 0,
+            scores: old.scores,
+        })
+        .migrate_from(1, |old: ScoresWide| ScoresV2 {
+            level: 1,
+            scores: old.scores.iter().map(|s| (*s).min(255) as u8).collect(),
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        migrated.get("a").await.unwrap(),
+        Some(ScoresV2 {
+            level: 0,
+            scores: vec![2, 5, 7]
+        })
+    );
+    assert_eq!(
+        migrated.get("w").await.unwrap(),
+        Some(ScoresV2 {
+            level: 1,
+            scores: vec![255, 1]
+        })
+    );
+
+    // Values without a fingerprint keep reading by schema version.
+    write_raw(&backend, "scores:v1-format", enveloped_v1(&old, 1)).await;
+    write_raw(&backend, "scores:untraced", enveloped(&old, 1)).await;
+    for id in ["v1-format", "untraced"] {
+        assert_eq!(v1.get(id).await.unwrap(), Some(old.clone()), "{id}");
+    }
+}

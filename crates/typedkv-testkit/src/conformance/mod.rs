@@ -117,6 +117,7 @@ macro_rules! __conformance_list {
             hash_tagged_keys_work_like_plain_ones,
             old_schemas_are_migrated_on_read,
             migration_mistakes_are_refused,
+            a_changed_type_is_detected_without_a_schema_bump,
             get_with_ttl_pairs_value_and_expiry,
             ]
             fixture = [

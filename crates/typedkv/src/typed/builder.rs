@@ -12,8 +12,10 @@ use super::telemetry::Telemetry;
 use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore};
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
+use crate::envelope::Stamp;
 use crate::error::{Error, Result};
 use crate::keyspace::Keyspace;
+use crate::layout::Layout;
 use crate::load::Flights;
 use crate::options::check_ttl;
 use crate::update::DEFAULT_UPDATE_ATTEMPTS;
@@ -190,7 +192,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
     /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL or
     /// zero update attempts.
-    pub fn build(self) -> Result<TypedStore<T, B, C>> {
+    pub fn build(self) -> Result<TypedStore<T, B, C>>
+    where
+        T: DeserializeOwned,
+    {
         let keyspace = match self.hash_tag {
             true => Keyspace::hash_tagged(&self.namespace)?,
             false => Keyspace::new(&self.namespace)?,
@@ -221,12 +226,17 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from names the current schema_version; migrations are from older ones",
             ));
         }
+        // Only an envelope can carry the fingerprint; traced once per store.
+        let layout = match self.codec.envelope_id() {
+            Some(_) => Layout::of::<T>(),
+            None => None,
+        };
         Ok(TypedStore {
             inner: Arc::new(Inner {
+                codec: self.codec,
                 backend: self.backend,
                 keyspace,
-                codec: self.codec,
-                schema: self.schema,
+                stamp: Stamp::new(self.schema).with_layout(layout),
                 default_ttl,
                 update_attempts: self.update_attempts,
                 update_turns: Default::default(),

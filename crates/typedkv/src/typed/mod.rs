@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::codec::{Bincode, Codec};
-use crate::envelope;
+use crate::envelope::{self, Stamp};
 use crate::error::{DecodeProblem, Error, Result};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
@@ -59,7 +59,9 @@ struct Inner<B, C> {
     backend: B,
     keyspace: Keyspace,
     codec: C,
-    schema: u32,
+    /// The schema version, and the layout fingerprint of `T` (see `layout`), of every value
+    /// this store writes and reads.
+    stamp: Stamp,
     default_ttl: Option<Duration>,
     update_attempts: u32,
     /// Updates of one key from this store take turns (see `turns.rs`).
@@ -88,7 +90,8 @@ impl<T, B: Backend, C: Codec> fmt::Debug for TypedStore<T, B, C> {
             .field("backend", &self.inner.backend.kind())
             .field("namespace", &self.inner.keyspace.namespace())
             .field("codec", &self.inner.codec.name())
-            .field("schema_version", &self.inner.schema)
+            .field("schema_version", &self.inner.stamp.schema)
+            .field("layout", &self.inner.stamp.layout)
             .field("default_ttl", &self.inner.default_ttl)
             .finish()
     }
@@ -116,14 +119,13 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     {
         let inner = &*self.inner;
         let hint = inner.size_hint.load(Ordering::Relaxed);
-        let bytes =
-            envelope::encode(&inner.codec, inner.schema, value, hint).map_err(|source| {
-                Error::Encode {
-                    key: key.to_owned(),
-                    codec: inner.codec.name(),
-                    source,
-                }
-            })?;
+        let bytes = envelope::encode(&inner.codec, inner.stamp, value, hint).map_err(|source| {
+            Error::Encode {
+                key: key.to_owned(),
+                codec: inner.codec.name(),
+                source,
+            }
+        })?;
         inner.size_hint.store(bytes.len(), Ordering::Relaxed);
         Ok(bytes)
     }
@@ -133,16 +135,16 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         T: DeserializeOwned,
     {
         let inner = &*self.inner;
-        let mut decoded = envelope::decode(&inner.codec, inner.schema, bytes);
+        let mut decoded = envelope::decode(&inner.codec, inner.stamp, bytes);
         if let Err((DecodeProblem::SchemaMismatch { found, .. }, _)) = decoded
-            && let Some(convert) = self.migrations.from(found)
+            && let Some(converted) = self.migrations.convert(&inner.codec, found, bytes)
         {
-            decoded = convert(&inner.codec, bytes);
+            decoded = converted;
         }
         decoded.map_err(|(problem, source)| Error::Decode {
             key: key.to_owned(),
             codec: inner.codec.name(),
-            expected_schema: inner.schema,
+            expected_schema: inner.stamp.schema,
             problem,
             source,
         })
@@ -167,8 +169,8 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     where
         T: Serialize,
     {
-        let stored = envelope::Header::parse(old).map(|(header, _)| header.schema);
-        if stored == Ok(self.inner.schema) {
+        let stored = envelope::Header::parse(old).map(|(header, _)| header.stamp.schema);
+        if stored == Ok(self.inner.stamp.schema) {
             return;
         }
         if let Ok(new) = self.encode(key, value) {

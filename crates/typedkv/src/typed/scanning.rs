@@ -66,7 +66,7 @@ impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
             Err(e) => Err(Error::Decode {
                 key: key_text(e.as_bytes()).into_owned(),
                 codec: self.inner.codec.name(),
-                expected_schema: self.inner.schema,
+                expected_schema: self.inner.stamp.schema,
                 problem: DecodeProblem::IdNotUtf8,
                 source: Some(Box::new(e.utf8_error())),
             }),
