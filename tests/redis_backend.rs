@@ -70,10 +70,13 @@ async fn bytes_written_by_redis_rs_are_decode_errors() {
     // And what the store writes is the documented envelope, readable by hand.
     store.set("mine", &profile(2)).await.unwrap();
     let stored: Vec<u8> = raw.get("user:mine").await.unwrap();
+    let mut header = vec![0xC1, b'T', b'K', 2, 1, 1, 0, 0, 0];
+    let layout = typedkv::Layout::of::<Profile>().unwrap();
+    header.extend_from_slice(&layout.to_bits().to_le_bytes());
     assert_eq!(
         stored[..HEADER_LEN],
-        enveloped(&(), 1)[..],
-        "magic, format 1, bincode, schema 1"
+        header[..],
+        "magic, format 2, bincode, schema 1, Profile's layout fingerprint"
     );
     let payload: Profile = Bincode::new().decode(&stored[HEADER_LEN..]).unwrap();
     assert_eq!(payload, profile(2));
