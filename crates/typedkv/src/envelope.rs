@@ -84,24 +84,26 @@ impl Header {
                 DecodeProblem::NotEnveloped
             });
         }
-        let len = match bytes.get(3) {
-            Some(&FORMAT) => HEADER_LEN,
-            Some(&FORMAT_V1) => HEADER_LEN_V1,
+        // One fixed-size read of the whole header: this runs on every decode.
+        let (header, payload, layout) = match bytes.get(3) {
+            Some(&FORMAT) => match bytes.split_first_chunk::<HEADER_LEN>() {
+                Some((header, payload)) => {
+                    let bits = u64::from_le_bytes([
+                        header[9], header[10], header[11], header[12], header[13], header[14],
+                        header[15], header[16],
+                    ]);
+                    (&header[..], payload, Layout::from_bits(bits))
+                }
+                None => return Err(DecodeProblem::TruncatedHeader { len: bytes.len() }),
+            },
+            Some(&FORMAT_V1) => match bytes.split_first_chunk::<HEADER_LEN_V1>() {
+                Some((header, payload)) => (&header[..], payload, None),
+                None => return Err(DecodeProblem::TruncatedHeader { len: bytes.len() }),
+            },
             Some(&found) => return Err(DecodeProblem::UnknownEnvelope { found }),
             None => return Err(DecodeProblem::TruncatedHeader { len: bytes.len() }),
         };
-        let (Some(header), Some(payload)) = (bytes.get(..len), bytes.get(len..)) else {
-            return Err(DecodeProblem::TruncatedHeader { len: bytes.len() });
-        };
         let schema = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
-        let layout = match header.get(9..17) {
-            Some(bits) => {
-                let mut le = [0u8; 8];
-                le.copy_from_slice(bits);
-                Layout::from_bits(u64::from_le_bytes(le))
-            }
-            None => None,
-        };
         let header = Header {
             codec: header[4],
             stamp: Stamp { schema, layout },
@@ -109,17 +111,18 @@ impl Header {
         Ok((header, payload))
     }
 
-    /// Appends the header (format 2) to `out`.
+    /// Appends the header (format 2) to `out`, in one write.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&MAGIC);
-        out.push(FORMAT);
-        out.push(self.codec);
-        out.extend_from_slice(&self.stamp.schema.to_le_bytes());
+        let mut header = [0u8; HEADER_LEN];
+        header[..3].copy_from_slice(&MAGIC);
+        header[3] = FORMAT;
+        header[4] = self.codec;
+        header[5..9].copy_from_slice(&self.stamp.schema.to_le_bytes());
         let layout = self.stamp.layout.map_or(0, Layout::to_bits);
-        out.extend_from_slice(&layout.to_le_bytes());
+        header[9..].copy_from_slice(&layout.to_le_bytes());
+        out.extend_from_slice(&header);
     }
 }
-
 /// Encodes `value` with `codec`, behind a header stamped `stamp` when the codec has an
 /// envelope id.
 ///
