@@ -42,7 +42,7 @@ impl SessionService {
             logins: 1,
         };
         let options = SetOptions::new().if_absent().ttl(Self::TTL);
-        let fresh = self.sessions.set_with(token, &session, options).await?;
+        let fresh = self.sessions.set_opts(token, &session, options).await?;
         if fresh {
             // Read-modify-write from 64 tasks at once: atomic, so no login is lost.
             self.counters

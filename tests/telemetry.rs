@@ -115,7 +115,7 @@ async fn operations_report_spans_events_and_metrics() {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let sets = named("typedkv.set_with");
+    let sets = named("typedkv.set_opts");
     assert_eq!(sets.len(), 1, "{spans:?}");
     assert_eq!(sets[0].fields["namespace"], "user");
     assert_eq!(sets[0].fields["backend"], "redis");
@@ -182,7 +182,7 @@ async fn operations_report_spans_events_and_metrics() {
             .sum()
     };
     assert_eq!(count("typedkv_operations_total", &[("op", "get")]), 5);
-    assert_eq!(count("typedkv_operations_total", &[("op", "set_with")]), 1);
+    assert_eq!(count("typedkv_operations_total", &[("op", "set_opts")]), 1);
     let decode_errors = [("op", "get"), ("kind", "decode")];
     assert_eq!(count("typedkv_operation_errors_total", &decode_errors), 2);
     let latencies = metrics

@@ -28,6 +28,14 @@ pub struct TestCluster {
     cluster: RedisCluster,
 }
 
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("seeds", &self.seeds())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TestCluster {
     /// Starts the cluster and returns once every slot is served and every node is set up.
     ///

@@ -15,6 +15,15 @@ pub struct Fixture<B> {
     _guard: Option<Box<dyn Any + Send>>,
 }
 
+impl<B: Backend + std::fmt::Debug> std::fmt::Debug for Fixture<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("backend", &self.backend)
+            .field("has_peer", &self.peer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Backend> Fixture<B> {
     /// A fixture whose backend needs nothing kept alive.
     pub fn new(backend: B) -> Self {

@@ -27,6 +27,15 @@ pub struct TestRedis {
     tls_ca: Option<Vec<u8>>,
 }
 
+impl std::fmt::Debug for TestRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRedis")
+            .field("port", &self.port)
+            .field("tls", &self.tls_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TestRedis {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     ///

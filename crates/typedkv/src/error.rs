@@ -109,7 +109,7 @@ pub enum Error {
         attempts: u32,
     },
 
-    /// The loader of [`Store::get_or_insert_with`](crate::Store::get_or_insert_with) failed
+    /// The loader of [`Store::get_or_load`](crate::Store::get_or_load) failed
     /// (or panicked); every caller waiting for that load gets this, and nothing was cached.
     #[error("loading the value for key {key} failed")]
     Load {

@@ -1,4 +1,4 @@
-//! Cache-aside loading (`get_or_insert_with`): what a loader returns, and the shared result of
+//! Cache-aside loading (`get_or_load`): what a loader returns, and the shared result of
 //! one load awaited by every concurrent caller.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use crate::backend::Bytes;
 use crate::error::{BoxError, Error};
 use crate::options::TtlPolicy;
 
-/// What a [`get_or_insert_with`](crate::Store::get_or_insert_with) loader returns: the value,
+/// What a [`get_or_load`](crate::Store::get_or_load) loader returns: the value,
 /// and whether and how long to cache it.
 ///
 /// ```
@@ -63,8 +63,8 @@ impl<T> Loaded<T> {
     }
 }
 
-/// A loader for [`Store::get_or_insert_with`](crate::Store::get_or_insert_with) in its
-/// object-safe form; [`StoreExt::get_or_load`](crate::StoreExt::get_or_load) boxes a closure.
+/// A loader for [`Store::get_or_load`](crate::Store::get_or_load) in its
+/// object-safe form; [`StoreExt::get_or_insert_with`](crate::StoreExt::get_or_insert_with) boxes a closure.
 pub type Loader<T> = Box<dyn FnOnce() -> BoxFuture<'static, Result<Loaded<T>, BoxError>> + Send>;
 
 /// One error shared by every caller of a load.

@@ -30,7 +30,7 @@ pub enum Condition {
     IfPresent,
 }
 
-/// Options for [`Store::set_with`](crate::Store::set_with).
+/// Options for [`Store::set_opts`](crate::Store::set_opts).
 ///
 /// ```
 /// use std::time::Duration;

@@ -11,12 +11,12 @@ use super::store;
 pub async fn only_if_absent<B: Backend>(backend: B) {
     let s = store::<String, B>(&backend, "lock");
     assert!(
-        s.set_with("a", &"first".into(), SetOptions::new().if_absent())
+        s.set_opts("a", &"first".into(), SetOptions::new().if_absent())
             .await
             .unwrap()
     );
     assert!(
-        !s.set_with("a", &"second".into(), SetOptions::new().if_absent())
+        !s.set_opts("a", &"second".into(), SetOptions::new().if_absent())
             .await
             .unwrap()
     );
@@ -25,10 +25,10 @@ pub async fn only_if_absent<B: Backend>(backend: B) {
     let short = SetOptions::new()
         .if_absent()
         .ttl(Duration::from_millis(300));
-    assert!(s.set_with("b", &"old".into(), short).await.unwrap());
+    assert!(s.set_opts("b", &"old".into(), short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        s.set_with("b", &"new".into(), SetOptions::new().if_absent())
+        s.set_opts("b", &"new".into(), SetOptions::new().if_absent())
             .await
             .unwrap()
     );
@@ -39,14 +39,14 @@ pub async fn only_if_absent<B: Backend>(backend: B) {
 pub async fn only_if_present<B: Backend>(backend: B) {
     let s = store::<String, B>(&backend, "cfg");
     assert!(
-        !s.set_with("a", &"x".into(), SetOptions::new().if_present())
+        !s.set_opts("a", &"x".into(), SetOptions::new().if_present())
             .await
             .unwrap()
     );
     assert!(!s.exists("a").await.unwrap());
     s.set("a", &"old".into()).await.unwrap();
     assert!(
-        s.set_with("a", &"new".into(), SetOptions::new().if_present())
+        s.set_opts("a", &"new".into(), SetOptions::new().if_present())
             .await
             .unwrap()
     );

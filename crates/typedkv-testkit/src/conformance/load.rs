@@ -11,7 +11,7 @@ use super::store;
 
 const CALLERS: usize = 1000;
 
-/// Runs `CALLERS` concurrent `get_or_load` of one missing key; the loader waits 50 ms (so all
+/// Runs `CALLERS` concurrent `get_or_insert_with` of one missing key; the loader waits 50 ms (so all
 /// callers miss while it runs) and then answers `outcome`. Returns the callers' results.
 async fn stampede<B: Backend>(
     s: &Arc<TypedStore<String, B>>,
@@ -22,7 +22,7 @@ async fn stampede<B: Backend>(
         .map(|_| {
             let (s, loads) = (Arc::clone(s), Arc::clone(loads));
             tokio::spawn(async move {
-                s.get_or_load("hot", move || async move {
+                s.get_or_insert_with("hot", move || async move {
                     loads.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     outcome()
@@ -52,7 +52,7 @@ pub async fn get_or_insert_with_loads_once<B: Backend>(backend: B) {
     );
     assert_eq!(s.get("hot").await.unwrap().as_deref(), Some("rendered"));
     // A present value is answered without loading.
-    let again = s.get_or_load("hot", || async {
+    let again = s.get_or_insert_with("hot", || async {
         Err::<Loaded<String>, _>(std::io::Error::other("not called"))
     });
     assert_eq!(again.await.unwrap(), "rendered");
@@ -68,7 +68,7 @@ pub async fn get_or_insert_with_shares_loads_per_store<B: Backend>(backend: B) {
     let load = |s: TypedStore<String, B>| {
         let loads = Arc::clone(&loads);
         async move {
-            s.get_or_load("hot", move || async move {
+            s.get_or_insert_with("hot", move || async move {
                 loads.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok::<_, std::io::Error>(Loaded::new("rendered".to_owned()))
@@ -111,7 +111,7 @@ pub async fn get_or_insert_with_shares_errors_without_caching<B: Backend>(backen
         }
     }
     assert!(!s.exists("hot").await.unwrap());
-    let value = s.get_or_load("hot", || async {
+    let value = s.get_or_insert_with("hot", || async {
         Ok::<_, std::io::Error>(Loaded::new("ok".to_owned()))
     });
     assert_eq!(value.await.unwrap(), "ok");
@@ -124,7 +124,7 @@ pub async fn get_or_insert_with_survives_a_panicking_loader<B: Backend>(backend:
         .map(|_| {
             let s = Arc::clone(&s);
             tokio::spawn(async move {
-                s.get_or_load("boom", || async {
+                s.get_or_insert_with("boom", || async {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if true {
                         panic!("loader bug (expected by this test)");
@@ -142,7 +142,7 @@ pub async fn get_or_insert_with_survives_a_panicking_loader<B: Backend>(backend:
             "{result:?}"
         );
     }
-    let value = s.get_or_load("boom", || async {
+    let value = s.get_or_insert_with("boom", || async {
         Ok::<_, std::io::Error>(Loaded::new("fixed".to_owned()))
     });
     assert_eq!(value.await.unwrap(), "fixed");
@@ -156,19 +156,19 @@ pub async fn get_or_insert_with_lets_the_loader_choose_the_ttl<B: Backend>(backe
         .build()
         .unwrap();
     let ok = |loaded: Loaded<u32>| async move { Ok::<_, std::io::Error>(loaded) };
-    s.get_or_load("default", move || ok(Loaded::new(1)))
+    s.get_or_insert_with("default", move || ok(Loaded::new(1)))
         .await
         .unwrap();
-    s.get_or_load("own", move || {
+    s.get_or_insert_with("own", move || {
         ok(Loaded::with_ttl(2, Duration::from_secs(60)))
     })
     .await
     .unwrap();
-    s.get_or_load("forever", move || ok(Loaded::forever(3)))
+    s.get_or_insert_with("forever", move || ok(Loaded::forever(3)))
         .await
         .unwrap();
     assert_eq!(
-        s.get_or_load("uncached", move || ok(Loaded::uncached(4)))
+        s.get_or_insert_with("uncached", move || ok(Loaded::uncached(4)))
             .await
             .unwrap(),
         4
@@ -179,7 +179,7 @@ pub async fn get_or_insert_with_lets_the_loader_choose_the_ttl<B: Backend>(backe
     assert_eq!(s.ttl("forever").await.unwrap(), Some(Expiry::Never));
     assert!(!s.exists("uncached").await.unwrap());
     assert_eq!(
-        s.get_or_load("uncached", move || ok(Loaded::uncached(5)))
+        s.get_or_insert_with("uncached", move || ok(Loaded::uncached(5)))
             .await
             .unwrap(),
         5

@@ -48,7 +48,7 @@ pub async fn old_schemas_are_migrated_on_read<B: Backend>(backend: B) {
     for id in ["a", "b", "c"] {
         old.set(id, &UserV1 { name: id.into() }).await.unwrap();
     }
-    old.set_with(
+    old.set_opts(
         "t",
         &UserV1 { name: "t".into() },
         typedkv::SetOptions::new().ttl(Duration::from_secs(3600)),

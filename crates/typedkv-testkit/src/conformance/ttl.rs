@@ -27,7 +27,7 @@ pub async fn ttl_reports_absent_never_and_remaining<B: Backend>(backend: B) {
     s.set("forever", &1).await.unwrap();
     assert_eq!(s.ttl("forever").await.unwrap(), Some(Expiry::Never));
     assert_eq!(Expiry::Never.remaining(), None);
-    s.set_with("soon", &1, SetOptions::new().ttl(LONG))
+    s.set_opts("soon", &1, SetOptions::new().ttl(LONG))
         .await
         .unwrap();
     let left = remaining(s.ttl("soon").await.unwrap());
@@ -66,11 +66,11 @@ pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
         .build()
         .unwrap();
     with_default
-        .set_with("short", &1, SetOptions::new().ttl(SHORT))
+        .set_opts("short", &1, SetOptions::new().ttl(SHORT))
         .await
         .unwrap();
     with_default
-        .set_with("never", &2, SetOptions::new().no_expiry())
+        .set_opts("never", &2, SetOptions::new().no_expiry())
         .await
         .unwrap();
     assert!(remaining(with_default.ttl("short").await.unwrap()) <= SHORT);
@@ -81,7 +81,7 @@ pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
 
     let plain = store::<u32, B>(&backend, "p");
     plain
-        .set_with("k", &1, SetOptions::new().ttl(LONG))
+        .set_opts("k", &1, SetOptions::new().ttl(LONG))
         .await
         .unwrap();
     plain.set("k", &2).await.unwrap();
@@ -99,24 +99,24 @@ pub async fn keep_ttl<B: Backend>(backend: B) {
         .ttl(LONG)
         .build()
         .unwrap();
-    s.set_with("a", &1, SetOptions::new().ttl(SHORT))
+    s.set_opts("a", &1, SetOptions::new().ttl(SHORT))
         .await
         .unwrap();
-    s.set_with("a", &2, SetOptions::new().keep_ttl())
+    s.set_opts("a", &2, SetOptions::new().keep_ttl())
         .await
         .unwrap();
     assert_eq!(s.get("a").await.unwrap(), Some(2));
     assert!(remaining(s.ttl("a").await.unwrap()) <= SHORT);
 
-    s.set_with("b", &1, SetOptions::new().no_expiry())
+    s.set_opts("b", &1, SetOptions::new().no_expiry())
         .await
         .unwrap();
-    s.set_with("b", &2, SetOptions::new().keep_ttl())
+    s.set_opts("b", &2, SetOptions::new().keep_ttl())
         .await
         .unwrap();
     assert_eq!(s.ttl("b").await.unwrap(), Some(Expiry::Never));
 
-    s.set_with("new", &1, SetOptions::new().keep_ttl())
+    s.set_opts("new", &1, SetOptions::new().keep_ttl())
         .await
         .unwrap();
     assert_eq!(s.ttl("new").await.unwrap(), Some(Expiry::Never));
@@ -134,7 +134,7 @@ pub async fn zero_ttl_is_refused<B: Backend>(backend: B) {
     assert!(matches!(built, Err(typedkv::Error::InvalidConfig { .. })));
     let s = store::<u32, B>(&backend, "z");
     let err = s
-        .set_with("a", &1, SetOptions::new().ttl(Duration::ZERO))
+        .set_opts("a", &1, SetOptions::new().ttl(Duration::ZERO))
         .await;
     assert!(
         matches!(err, Err(typedkv::Error::InvalidConfig { .. })),
@@ -155,7 +155,7 @@ pub async fn ttls_beyond_max_ttl_are_refused<B: Backend>(backend: B) {
     assert!(matches!(built, Err(typedkv::Error::InvalidConfig { .. })));
     let s = store::<u32, B>(&backend, "z");
     for too_long in [Duration::MAX, max + Duration::from_millis(1)] {
-        let err = s.set_with("a", &1, SetOptions::new().ttl(too_long)).await;
+        let err = s.set_opts("a", &1, SetOptions::new().ttl(too_long)).await;
         assert!(
             matches!(err, Err(typedkv::Error::InvalidConfig { .. })),
             "{too_long:?}: {err:?}"
@@ -163,7 +163,7 @@ pub async fn ttls_beyond_max_ttl_are_refused<B: Backend>(backend: B) {
     }
     assert!(!s.exists("a").await.unwrap());
     assert!(
-        s.set_with("a", &1, SetOptions::new().ttl(max))
+        s.set_opts("a", &1, SetOptions::new().ttl(max))
             .await
             .unwrap()
     );
@@ -175,7 +175,7 @@ pub async fn ttls_beyond_max_ttl_are_refused<B: Backend>(backend: B) {
 
     for ttl in [Duration::MAX, Duration::ZERO] {
         let loaded = s
-            .get_or_load("loaded", move || async move {
+            .get_or_insert_with("loaded", move || async move {
                 Ok::<_, std::io::Error>(typedkv::Loaded::with_ttl(7, ttl))
             })
             .await;
@@ -191,7 +191,7 @@ pub async fn ttls_beyond_max_ttl_are_refused<B: Backend>(backend: B) {
 pub async fn get_with_ttl_pairs_value_and_expiry<B: Backend>(backend: B) {
     let s = store::<u32, B>(&backend, "n");
     s.set("forever", &1).await.unwrap();
-    s.set_with("soon", &2, SetOptions::new().ttl(LONG))
+    s.set_opts("soon", &2, SetOptions::new().ttl(LONG))
         .await
         .unwrap();
     assert_eq!(backend.get_with_ttl("n:absent").await.unwrap(), None);

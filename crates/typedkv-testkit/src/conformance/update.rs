@@ -83,7 +83,7 @@ pub async fn update_keeps_ttl<B: Backend>(backend: B) {
         .ttl(long)
         .build()
         .unwrap();
-    s.set_with("short", &1, SetOptions::new().ttl(Duration::from_secs(60)))
+    s.set_opts("short", &1, SetOptions::new().ttl(Duration::from_secs(60)))
         .await
         .unwrap();
     s.update_with("short", |n| Update::Set(n.unwrap_or(0) + 1))
@@ -93,7 +93,7 @@ pub async fn update_keeps_ttl<B: Backend>(backend: B) {
         Some(Expiry::In(left)) => assert!(left <= Duration::from_secs(60), "{left:?}"),
         other => panic!("TTL lost: {other:?}"),
     }
-    s.set_with("forever", &1, SetOptions::new().no_expiry())
+    s.set_opts("forever", &1, SetOptions::new().no_expiry())
         .await
         .unwrap();
     s.update_with("forever", |n| Update::Set(n.unwrap_or(0) + 1))

@@ -62,7 +62,7 @@ pub async fn set_if_version_refuses_stale_versions<B: Backend>(backend: B) {
 pub async fn versions_travel_and_keep_ttl<B: Backend>(fixture: &Fixture<B>) {
     let here = store::<Profile, B>(&fixture.backend(), "user");
     let there = store::<Profile, B>(&fixture.peer(), "user");
-    here.set_with(
+    here.set_opts(
         "1",
         &profile(1),
         SetOptions::new().ttl(std::time::Duration::from_secs(600)),

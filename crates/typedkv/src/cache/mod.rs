@@ -49,7 +49,7 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 ///   in the background. A fill that raced an invalidation is not cached.
 /// - **TTL**: an entry is never served after its key's expiry in Redis.
 ///
-/// Only `get`, `get_shared` and `get_or_insert_with` read the cache; every other operation
+/// Only `get`, `get_shared` and `get_or_load` read the cache; every other operation
 /// goes to Redis (and writes evict what they touch). Standalone Redis only: a
 /// cluster spreads keys over nodes, each of which would need its own tracking connection, so
 /// `CachedStore` is not offered for [`RedisClusterStore`](crate::RedisClusterStore).
@@ -113,6 +113,15 @@ pub struct CacheStats {
 pub struct CachedStoreBuilder<T, C> {
     store: RedisStore<T, C>,
     capacity: usize,
+}
+
+impl<T, C: Codec> fmt::Debug for CachedStoreBuilder<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStoreBuilder")
+            .field("store", &self.store)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
 }
 
 impl<T, C> CachedStoreBuilder<T, C>
@@ -252,8 +261,8 @@ where
         Ok(self.get_shared(id).await?.map(|value| T::clone(&value)))
     }
 
-    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        let result = self.inner.store.set_with(id, value, options).await;
+    async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
+        let result = self.inner.store.set_opts(id, value, options).await;
         self.wrote([id], result)
     }
 
@@ -283,14 +292,14 @@ where
         self.wrote([id], result)
     }
 
-    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
+    async fn get_or_load(&self, id: &str, loader: Loader<T>) -> Result<T>
     where
         T: 'static,
     {
         if let Some(value) = self.get_shared(id).await? {
             return Ok(T::clone(&value));
         }
-        let result = self.inner.store.get_or_insert_with(id, loader).await;
+        let result = self.inner.store.get_or_load(id, loader).await;
         self.wrote([id], result)
     }
 
@@ -308,11 +317,11 @@ where
         self.wrote([id], result)
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
+    fn scan(&self) -> BoxStream<'static, Result<(String, T)>> {
         self.inner.store.scan()
     }
 
-    fn scan_ids(&self) -> BoxStream<'_, Result<String>> {
+    fn scan_ids(&self) -> BoxStream<'static, Result<String>> {
         self.inner.store.scan_ids()
     }
 

@@ -67,6 +67,21 @@ pub struct StoreBuilder<T, B, C> {
     _values: PhantomData<fn() -> T>,
 }
 
+impl<T, B: Backend, C: Codec> std::fmt::Debug for StoreBuilder<T, B, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("backend", &self.backend.kind())
+            .field("namespace", &self.namespace)
+            .field("codec", &self.codec.name())
+            .field("schema_version", &self.schema)
+            .field("default_ttl", &self.default_ttl)
+            .field("update_attempts", &self.update_attempts)
+            .field("hash_tag", &self.hash_tag)
+            .field("migrations", &self.migrations.schemas().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Default TTL applied by [`Store::set`](crate::Store::set),
     /// [`Store::set_many`](crate::Store::set_many) and writes with

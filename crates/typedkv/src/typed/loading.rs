@@ -1,4 +1,4 @@
-//! The one load per key behind `get_or_insert_with`.
+//! The one load per key behind `get_or_load`.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! [`Store<T>`] implemented once, over any [`Backend`]: keys, codec + envelope, TTL policy.
 //!
 //! `builder.rs` configures a store; `loading.rs` and `scanning.rs` hold the machinery of
-//! `get_or_insert_with` and `scan`; `migration.rs` reads older schema versions;
+//! `get_or_load` and `scan`; `migration.rs` reads older schema versions;
 //! `telemetry.rs` reports every operation (tracing spans, metrics).
 
 mod builder;
@@ -66,7 +66,7 @@ struct Inner<B, C> {
     update_attempts: u32,
     /// Updates of one key from this store take turns (see `turns.rs`).
     update_turns: UpdateTurns,
-    /// `get_or_insert_with` loads in flight, by key.
+    /// `get_or_load` loads in flight, by key.
     flights: Flights,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
@@ -261,7 +261,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
 #[async_trait]
 impl<T, B, C> Store<T> for TypedStore<T, B, C>
 where
-    T: Serialize + DeserializeOwned + Send + Sync,
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
     B: Backend,
     C: Codec,
 {
@@ -287,8 +287,8 @@ where
         })
     }
 
-    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        observed!(self, "set_with", Some(id), |span| async {
+    async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
+        observed!(self, "set_opts", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             let write = Write::new(self.expiry(options.ttl)?, options.condition);
             let bytes = self.encode(&key, value)?;
@@ -349,11 +349,8 @@ where
         })
     }
 
-    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
-    where
-        T: 'static,
-    {
-        observed!(self, "get_or_insert_with", Some(id), |span| async {
+    async fn get_or_load(&self, id: &str, loader: Loader<T>) -> Result<T> {
+        observed!(self, "get_or_load", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             if let Some(bytes) = self.inner.backend.get(&key).await? {
                 return self.decode(&key, &bytes);
@@ -412,21 +409,32 @@ where
         })
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<(String, T)>> {
+    fn scan(&self) -> BoxStream<'static, Result<(String, T)>> {
+        let store = self.clone();
         self.key_pages()
-            .then(move |page| async move {
-                match page {
-                    Ok(keys) => self.page_values(keys).await,
-                    Err(e) => vec![Err(e)],
+            .then(move |page| {
+                let store = store.clone();
+                async move {
+                    match page {
+                        Ok(keys) => store.page_values(keys).await,
+                        Err(e) => vec![Err(e)],
+                    }
                 }
             })
             .flat_map(stream::iter)
             .boxed()
     }
 
-    fn scan_ids(&self) -> BoxStream<'_, Result<String>> {
+    fn scan_ids(&self) -> BoxStream<'static, Result<String>> {
+        let store = self.clone();
         self.key_pages()
-            .map_ok(|keys| stream::iter(keys.into_iter().map(|key| Ok(self.found(key)?.id))))
+            .map_ok(move |keys| {
+                let ids: Vec<Result<String>> = keys
+                    .into_iter()
+                    .map(|key| Ok(store.found(key)?.id))
+                    .collect();
+                stream::iter(ids)
+            })
             .try_flatten()
             .boxed()
     }

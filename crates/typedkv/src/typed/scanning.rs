@@ -25,15 +25,16 @@ pub(super) struct Found {
     pub(super) id: String,
 }
 
-impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
+impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// The namespace's keys, page by page, each key once (Redis may return a key twice
-    /// while it rehashes), only those with a non-empty id.
-    pub(super) fn key_pages(&self) -> BoxStream<'_, Result<Vec<Bytes>>> {
-        let state = Some((0u64, HashSet::<Bytes>::new()));
+    /// while it rehashes), only those with a non-empty id. The stream owns a clone of the
+    /// store, so it is `'static`.
+    pub(super) fn key_pages(&self) -> BoxStream<'static, Result<Vec<Bytes>>> {
+        let state = Some((self.clone(), 0u64, HashSet::<Bytes>::new()));
         stream::unfold(state, move |state| async move {
-            let (cursor, mut seen) = state?;
-            let prefix = self.inner.keyspace.prefix();
-            let page = self
+            let (store, cursor, mut seen) = state?;
+            let prefix = store.inner.keyspace.prefix();
+            let page = store
                 .inner
                 .backend
                 .scan_page(prefix, cursor, SCAN_PAGE)
@@ -47,7 +48,8 @@ impl<T: Send, B: Backend, C: Codec> TypedStore<T, B, C> {
                         })
                         .filter(|key| seen.insert(key.clone()))
                         .collect();
-                    (Ok(keys), (next != 0).then_some((next, seen)))
+                    let more = next != 0;
+                    (Ok(keys), more.then_some((store, next, seen)))
                 }
                 Err(e) => (Err(e), None),
             })

@@ -1,6 +1,6 @@
 //! What every store operation reports: a `tracing` span and `metrics` counts and latencies.
 //!
-//! Spans are named `typedkv.<op>` (`typedkv.get`, `typedkv.set_with`, ...) at `DEBUG` level,
+//! Spans are named `typedkv.<op>` (`typedkv.get`, `typedkv.set_opts`, ...) at `DEBUG` level,
 //! with fields `namespace`, `backend`, `outcome` (`ok` or [`Error::kind`]), `bytes` (value
 //! bytes read or written, where one value is) and `id` only if the store was built with
 //! [`trace_ids`](super::StoreBuilder::trace_ids) (ids may be personal data). A value that

@@ -1,4 +1,7 @@
-//! The typed, object-safe store trait and its generic conveniences.
+//! The typed, object-safe store trait and its generic conveniences; `pointers.rs` makes
+//! `Arc<S>`, `Box<S>` and `&S` stores wherever `S` is one.
+
+mod pointers;
 
 use std::fmt::Display;
 
@@ -21,7 +24,9 @@ use crate::version::{Version, Versioned};
 /// naming the key.
 ///
 /// The trait is object-safe: application code takes `Arc<dyn Store<User>>`, production hands
-/// it a [`RedisStore`](crate::RedisStore), tests a [`MemoryStore`](crate::MemoryStore). Both
+/// it a [`RedisStore`](crate::RedisStore), tests a [`MemoryStore`](crate::MemoryStore).
+/// `Arc<S>`, `Box<S>` and `&S` are stores wherever `S` is (`dyn Store<T>` included), every
+/// store is `Debug` (without secrets), and `scan` streams are `'static`. Both
 /// implement every method with the same semantics (the conformance suite in
 /// `typedkv-testkit` checks this against a real Redis server). Generic conveniences (ids of
 /// any `Display` type, iterators) live on [`StoreExt`].
@@ -52,9 +57,9 @@ use crate::version::{Version, Versioned};
 ///
 /// [`Error`]: crate::Error
 #[async_trait]
-pub trait Store<T>: Send + Sync
+pub trait Store<T>: std::fmt::Debug + Send + Sync
 where
-    T: Serialize + DeserializeOwned + Send + Sync,
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// The namespace the store's keys live under.
     fn namespace(&self) -> &str;
@@ -71,14 +76,14 @@ where
     /// Stores `value` under `id`, replacing any previous value, with the store's default TTL
     /// (no expiry if the store has none: an existing TTL is cleared, as Redis `SET` does).
     async fn set(&self, id: &str, value: &T) -> Result<()> {
-        self.set_with(id, value, SetOptions::new())
+        self.set_opts(id, value, SetOptions::new())
             .await
             .map(|_| ())
     }
 
     /// Stores `value` under `id` with explicit TTL policy and condition; returns whether it
     /// wrote (`false` only when the [`Condition`](crate::Condition) was not met).
-    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>;
+    async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>;
 
     /// Removes `id`; returns whether it existed.
     async fn delete(&self, id: &str) -> Result<bool>;
@@ -131,10 +136,8 @@ where
     /// for `Loaded::with_ttl(Duration::ZERO)`. The loader runs as a task of its own, so a
     /// caller that gives up does not cancel it for the others. Before loading, the task looks
     /// at the key once more, in case a value was stored since the caller's read missed. Use
-    /// [`StoreExt::get_or_load`] for a closure.
-    async fn get_or_insert_with(&self, id: &str, loader: Loader<T>) -> Result<T>
-    where
-        T: 'static;
+    /// [`StoreExt::get_or_insert_with`] for a closure.
+    async fn get_or_load(&self, id: &str, loader: Loader<T>) -> Result<T>;
 
     /// The value under `id` with its [`Version`], for a later
     /// [`set_if_version`](Store::set_if_version); `Ok(None)` if there is none.
@@ -162,11 +165,14 @@ where
     /// [`Error::Decode`](crate::Error::Decode) item naming its key, and the stream goes on; a
     /// failed `SCAN` is an `Err` item that ends it. Keys of other Redis types (a list under
     /// the namespace) are no values of a store and are skipped.
-    fn scan(&self) -> BoxStream<'_, Result<(String, T)>>;
+    ///
+    /// The stream owns what it needs (`'static`): it can be moved into a spawned task or a
+    /// streaming response body, and outlive the borrow of the store it came from.
+    fn scan(&self) -> BoxStream<'static, Result<(String, T)>>;
 
     /// The ids of the namespace, as [`scan`](Store::scan) would yield them, without reading
     /// the values (a key whose id is not UTF-8 is an error item, and the stream goes on).
-    fn scan_ids(&self) -> BoxStream<'_, Result<String>>;
+    fn scan_ids(&self) -> BoxStream<'static, Result<String>>;
 
     /// How many string keys the namespace holds (those whose id is not UTF-8 included), by
     /// scanning them: exact for a namespace nobody writes to meanwhile, approximate
@@ -206,7 +212,7 @@ where
 #[async_trait]
 pub trait StoreExt<T>: Store<T>
 where
-    T: Serialize + DeserializeOwned + Send + Sync,
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// [`Store::get`] with an id of any `Display` type.
     async fn fetch<I: Display + Send>(&self, id: I) -> Result<Option<T>> {
@@ -241,7 +247,7 @@ where
         self.update(id, &mut f).await
     }
 
-    /// [`Store::get_or_insert_with`] with any async closure.
+    /// [`Store::get_or_load`] with any async closure.
     ///
     /// ```
     /// use typedkv::{Loaded, MemoryStore, Store, StoreExt};
@@ -249,22 +255,21 @@ where
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
     /// let profiles = MemoryStore::<String>::new("profile")?;
     /// let name = profiles
-    ///     .get_or_load("42", || async { Ok::<_, std::io::Error>(Loaded::new("Alice".to_owned())) })
+    ///     .get_or_insert_with("42", || async { Ok::<_, std::io::Error>(Loaded::new("Alice".to_owned())) })
     ///     .await?;
     /// assert_eq!(name, "Alice");
     /// assert!(profiles.exists("42").await?);   // cached for the next caller
     /// # Ok(()) }
     /// ```
-    async fn get_or_load<F, Fut, E>(&self, id: &str, loader: F) -> Result<T>
+    async fn get_or_insert_with<F, Fut, E>(&self, id: &str, loader: F) -> Result<T>
     where
-        T: 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = std::result::Result<Loaded<T>, E>> + Send + 'static,
         E: Into<BoxError>,
     {
         let loader: Loader<T> =
             Box::new(move || Box::pin(async move { loader().await.map_err(Into::into) }));
-        self.get_or_insert_with(id, loader).await
+        self.get_or_load(id, loader).await
     }
 
     /// [`Store::get_many`] over ids from any iterator of `Display` items.
@@ -298,6 +303,6 @@ where
 impl<T, S> StoreExt<T> for S
 where
     S: Store<T> + ?Sized,
-    T: Serialize + DeserializeOwned + Send + Sync,
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
 }
