@@ -82,7 +82,7 @@ async fn calls_recover_after_a_master_is_killed() {
     for failure in &failures {
         let error = failure.error.as_ref().unwrap();
         assert!(
-            error.is_timeout() || matches!(error, Error::Connection { .. } | Error::Redis { .. }),
+            error.is_timeout() || matches!(error, Error::Connection { .. } | Error::Refused { .. }),
             "unexpected error kind during failover: {error}"
         );
         assert!(
@@ -110,7 +110,7 @@ async fn calls_recover_after_a_master_is_killed() {
     let mut kinds: Vec<String> = failures
         .iter()
         .filter_map(|o| o.error.as_ref())
-        .map(|e| match e.redis_code() {
+        .map(|e| match e.code() {
             Some(code) => code.to_owned(),
             None if e.is_timeout() => "timeout".to_owned(),
             None => "connection".to_owned(),

@@ -91,3 +91,111 @@ async fn with_takes_a_closure_and_opts_take_options() {
     });
     assert_eq!(updated.await.unwrap(), Some(user("loaded!")));
 }
+
+/// `Error::is_transient` per variant (issue 14, part 1): true where calling again unchanged
+/// may succeed.
+#[test]
+fn transient_errors_are_the_ones_worth_retrying() {
+    use std::time::Duration;
+    use typedkv::{DecodeProblem, Error, Keys, Waited};
+
+    let keys = || Keys::one("user:1");
+    let refused = |code: &str| Error::Refused {
+        backend: "redis",
+        keys: keys(),
+        code: code.into(),
+        source: "refused".into(),
+    };
+    let transient = [
+        Error::Timeout {
+            backend: "redis",
+            keys: keys(),
+            timeout: Duration::from_secs(1),
+            waited: Waited::Reply,
+        },
+        Error::Connection {
+            backend: "redis",
+            keys: keys(),
+            source: "reset".into(),
+        },
+        Error::Pool {
+            backend: "redis",
+            keys: keys(),
+            source: "busy".into(),
+        },
+        Error::Conflict {
+            key: "user:1".into(),
+            attempts: 100,
+        },
+        refused("LOADING"),
+        refused("TRYAGAIN"),
+        refused("CLUSTERDOWN"),
+        refused("MASTERDOWN"),
+        refused("BUSY"),
+    ];
+    for error in &transient {
+        assert!(error.is_transient(), "{error:?}");
+    }
+    let lasting = [
+        refused("NOPERM"),
+        refused("WRONGTYPE"),
+        refused("OOM"),
+        Error::Protocol {
+            backend: "redis",
+            keys: keys(),
+            reason: "a number where a string was due".into(),
+        },
+        Error::Decode {
+            key: "user:1".into(),
+            codec: "bincode",
+            expected_schema: 1,
+            problem: DecodeProblem::NotEnveloped,
+            source: None,
+        },
+        Error::Encode {
+            key: "user:1".into(),
+            codec: "bincode",
+            source: "no".into(),
+        },
+        Error::Load {
+            key: "user:1".into(),
+            source: "the loader failed".into(),
+        },
+        MemoryStore::<User>::new("bad:namespace").unwrap_err(),
+        Error::InvalidId {
+            namespace: "user".into(),
+            reason: "the id is empty",
+        },
+        Error::InvalidConfig {
+            reason: "a TTL must be greater than zero".into(),
+            source: None,
+        },
+    ];
+    for error in &lasting {
+        assert!(!error.is_transient(), "{error:?}");
+    }
+}
+
+/// Batch errors carry their first key and the batch size, not a made-up key.
+#[test]
+fn batch_errors_name_their_first_key_and_size() {
+    let error = typedkv::Error::Connection {
+        backend: "redis",
+        keys: typedkv::Keys::batch("user:1", 100),
+        source: "refused".into(),
+    };
+    assert_eq!(error.key(), Some("user:1"));
+    assert_eq!(error.key_count(), 100);
+    assert_eq!(
+        error.to_string(),
+        "connection to redis failed (keys user:1 and 99 more)"
+    );
+}
+
+/// A version that does not parse is its own error (a client's bad `If-Match`), not a
+/// configuration error.
+#[test]
+fn a_bad_version_is_a_parse_error() {
+    let err = "W/\"abc\"".parse::<typedkv::Version>().unwrap_err();
+    assert!(err.to_string().contains("40 hex digits"), "{err}");
+}

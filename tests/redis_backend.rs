@@ -90,7 +90,7 @@ async fn a_list_at_the_key_is_a_wrongtype_error() {
     let _: i64 = raw.rpush("user:listy", "x").await.unwrap();
 
     let err = store.get("listy").await.unwrap_err();
-    assert_eq!(err.redis_code(), Some("WRONGTYPE"), "{err:?}");
+    assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
     assert_eq!(err.key(), Some("user:listy"));
     assert!(err.to_string().contains("user:listy"), "{err}");
     // exists/ttl work on any type; MGET reads other types as nil (documented on get_many).
@@ -135,6 +135,20 @@ async fn server_down_is_a_connection_error_naming_the_key(warm: bool) {
         next = cause.source();
     }
     assert!(!causes.is_empty(), "{err:?}");
+    // A batch names its first key and its size, not a made-up key.
+    let err = users(&pool).get_many(&["1", "2", "3"]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Connection {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!((err.key(), err.key_count()), (Some("user:1"), 3));
+    assert!(err.is_transient());
     assert!(
         causes.windows(2).all(|pair| pair[0] != pair[1]),
         "a cause is repeated: {causes:?}"
@@ -354,14 +368,20 @@ async fn a_hung_server_bounds_every_call(warm: bool) {
     for (waited, result) in outcomes {
         let err = result.unwrap_err();
         let Error::Timeout {
-            key,
+            backend,
+            keys,
             timeout,
             waited: what,
+            ..
         } = &err
         else {
             panic!("not a timeout: {err:?}");
         };
-        assert!(key.starts_with("user:"), "{err}");
+        assert_eq!(*backend, "redis");
+        assert!(
+            keys.first().is_some_and(|key| key.starts_with("user:")),
+            "{err}"
+        );
         let (want, limit) = match warm {
             true => (Waited::Reply, RESPONSE),
             false => (Waited::Connection, CREATE),

@@ -57,7 +57,7 @@ async fn maxmemory_refusal_is_a_typed_oom_error_and_stored_data_survives() {
     .await;
     config(&server, &["CONFIG", "SET", "maxmemory", "1"]).await; // below current use
     let err = store.set("big", &vec![2; 1 << 20]).await.unwrap_err();
-    assert_eq!(err.redis_code(), Some("OOM"), "{err:?}");
+    assert_eq!(err.code(), Some("OOM"), "{err:?}");
     assert_eq!(err.key(), Some("blob:big"));
     assert_eq!(store.get("kept").await.unwrap(), Some(vec![1; 1024]));
     assert!(!store.exists("big").await.unwrap());
@@ -90,11 +90,11 @@ async fn an_acl_user_limited_to_its_namespace_gets_noperm_elsewhere() {
 
     let orders: RedisStore<String> = RedisStore::builder(pool, "order").build().unwrap();
     let err = orders.set("1", &"x".into()).await.unwrap_err();
-    assert_eq!(err.redis_code(), Some("NOPERM"), "{err:?}");
+    assert_eq!(err.code(), Some("NOPERM"), "{err:?}");
     assert_eq!(err.key(), Some("order:1"));
     assert!(!format!("{err} {err:?}").contains("app-secret"));
     let err = orders.get("1").await.unwrap_err();
-    assert_eq!(err.redis_code(), Some("NOPERM"), "{err:?}");
+    assert_eq!(err.code(), Some("NOPERM"), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

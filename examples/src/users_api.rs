@@ -81,9 +81,10 @@ impl IntoResponse for ApiError {
         let (status, message) = match &self {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "no such user"),
             ApiError::Store(Error::InvalidId { .. }) => (StatusCode::BAD_REQUEST, "invalid id"),
-            ApiError::Store(
-                Error::Timeout { .. } | Error::Connection { .. } | Error::Pool { .. },
-            ) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+            // Worth retrying later: timeouts, lost connections, a server still loading, ...
+            ApiError::Store(error) if error.is_transient() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+            }
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         };
         if let ApiError::Store(error) = &self {

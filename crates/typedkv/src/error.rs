@@ -1,9 +1,11 @@
 //! The one error type of the crate.
 //!
-//! Every variant that concerns stored data names the Redis key it happened on (never a
+//! Every variant that concerns stored data names the key it happened on (never a
 //! password), and keeps the underlying error as its [`source`](std::error::Error::source)
 //! rather than repeating it in `Display`, so error reporters that walk the chain print each
-//! cause once.
+//! cause once. The transport variants (`Connection`, `Pool`, `Timeout`, `Refused`,
+//! `Protocol`) name their backend and are built the same way by any
+//! [`Backend`](crate::Backend), typedkv's or yours.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,8 +20,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in a store operation.
 ///
 /// Matching must allow for variants added later (`#[non_exhaustive]`). The helpers
-/// [`Error::key`], [`Error::is_timeout`] and [`Error::is_decode`] answer the common questions
-/// without a full match.
+/// [`Error::key`], [`Error::is_transient`], [`Error::is_timeout`], [`Error::is_decode`] and
+/// [`Error::code`] answer the common questions without a full match.
+///
+/// ```
+/// use std::time::Duration;
+/// use typedkv::{Error, Keys, Waited};
+///
+/// // A backend of your own reports failures with the same variants as Redis does.
+/// let err = Error::Timeout {
+///     backend: "my-backend",
+///     keys: Keys::one("user:42"),
+///     timeout: Duration::from_secs(1),
+///     waited: Waited::Reply,
+/// };
+/// assert!(err.is_transient());
+/// assert_eq!(err.key(), Some("user:42"));
+/// assert_eq!(err.to_string(), "gave up after 1s waiting for a reply from my-backend (key user:42)");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,23 +69,28 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
-    /// No connection to Redis could be made, or the connection broke during the operation.
-    #[error("connection to Redis failed for key {key}")]
+    /// No connection to the backend could be made, or the connection broke during the
+    /// operation.
+    #[error("connection to {backend} failed ({keys})")]
     Connection {
-        /// The key (or key batch) of the operation.
-        key: String,
-        /// The redis-rs / I/O error.
+        /// Which backend ([`Backend::kind`](crate::Backend::kind): `"redis"`, ...).
+        backend: &'static str,
+        /// The key (or batch of keys) of the operation.
+        keys: Keys,
+        /// The backend's error (for Redis: redis-rs' I/O or protocol error).
         #[source]
         source: BoxError,
     },
 
-    /// The pool had no connection to give within its wait timeout (all busy), or could not
-    /// create one within its create timeout.
-    #[error("no pooled Redis connection became available for key {key}")]
+    /// The backend's connection pool had no connection to give within its wait timeout (all
+    /// busy).
+    #[error("no pooled {backend} connection became available ({keys})")]
     Pool {
-        /// The key (or key batch) of the operation.
-        key: String,
-        /// The deadpool error.
+        /// Which backend.
+        backend: &'static str,
+        /// The key (or batch of keys) of the operation.
+        keys: Keys,
+        /// The pool's error.
         #[source]
         source: BoxError,
     },
@@ -75,10 +98,12 @@ pub enum Error {
     /// The operation gave up waiting: for a reply, for a new connection, or for its turn
     /// behind another update of the same key. [`waited`](Error::Timeout::waited) says which,
     /// and `timeout` is the limit that applied.
-    #[error("gave up after {timeout:?} waiting for {waited} (key {key})")]
+    #[error("gave up after {timeout:?} waiting for {waited} from {backend} ({keys})")]
     Timeout {
-        /// The key (or key batch) of the operation.
-        key: String,
+        /// Which backend.
+        backend: &'static str,
+        /// The key (or batch of keys) of the operation.
+        keys: Keys,
         /// The limit that elapsed: the response timeout for a reply, the connect or create
         /// timeout for a new connection, the response timeout for an update's turn.
         timeout: Duration,
@@ -86,17 +111,32 @@ pub enum Error {
         waited: Waited,
     },
 
-    /// Redis answered with an error reply, e.g. `WRONGTYPE` when the key holds a list, `NOPERM`
-    /// from an ACL, `OOM` when `maxmemory` is reached.
-    #[error("Redis refused the command for key {key} ({code})")]
-    Redis {
-        /// The key (or key batch) of the operation.
-        key: String,
-        /// The error code Redis sent (`WRONGTYPE`, `NOPERM`, `OOM`, ...).
+    /// The backend refused the command with an error code: for Redis `WRONGTYPE` when the
+    /// key holds a list, `NOPERM` from an ACL, `OOM` when `maxmemory` is reached, `LOADING`
+    /// while it loads its data, ...
+    #[error("{backend} refused the command ({keys}): {code}")]
+    Refused {
+        /// Which backend.
+        backend: &'static str,
+        /// The key (or batch of keys) of the operation.
+        keys: Keys,
+        /// The error code the backend sent (`WRONGTYPE`, `NOPERM`, `OOM`, ...).
         code: String,
-        /// The full redis-rs error.
+        /// The backend's full error.
         #[source]
         source: BoxError,
+    },
+
+    /// The backend answered something that is not a reply this command can have (a bug or
+    /// an incompatible server), so the outcome of the operation is unknown.
+    #[error("unexpected reply from {backend} ({keys}): {reason}")]
+    Protocol {
+        /// Which backend.
+        backend: &'static str,
+        /// The key (or batch of keys) of the operation.
+        keys: Keys,
+        /// What was unexpected.
+        reason: String,
     },
 
     /// [`Store::update`](crate::Store::update) found the value changed by someone else on
@@ -237,17 +277,83 @@ pub enum DecodeProblem {
     InvalidPayload,
 }
 
+/// The keys a failed operation concerned, as errors name them: none (a connection check),
+/// one key, or a batch (its first key and how many there were).
+///
+/// ```
+/// use typedkv::Keys;
+///
+/// assert_eq!(Keys::one("user:1").to_string(), "key user:1");
+/// assert_eq!(Keys::batch("user:1", 100).to_string(), "keys user:1 and 99 more");
+/// assert_eq!(Keys::batch("user:1", 100).count(), 100);
+/// assert_eq!(Keys::none().first(), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    first: Option<String>,
+    count: usize,
+}
+
+impl Keys {
+    /// No key: the operation concerned the connection itself (a ping, a checkout).
+    pub const fn none() -> Self {
+        Keys {
+            first: None,
+            count: 0,
+        }
+    }
+
+    /// One key.
+    pub fn one(key: impl Into<String>) -> Self {
+        Keys {
+            first: Some(key.into()),
+            count: 1,
+        }
+    }
+
+    /// A batch of `count` keys whose first is `first` (`count` is at least 1).
+    pub fn batch(first: impl Into<String>, count: usize) -> Self {
+        Keys {
+            first: Some(first.into()),
+            count: count.max(1),
+        }
+    }
+
+    /// The (first) key, if any.
+    pub fn first(&self) -> Option<&str> {
+        self.first.as_deref()
+    }
+
+    /// How many keys the operation concerned.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl fmt::Display for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.first, self.count) {
+            (None, _) => f.write_str("no key"),
+            (Some(key), 0 | 1) => write!(f, "key {key}"),
+            (Some(first), count) => write!(f, "keys {first} and {} more", count - 1),
+        }
+    }
+}
+
+/// Error codes with which Redis refuses a command for a while and then accepts it again.
+const TRANSIENT_CODES: [&str; 5] = ["LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"];
+
 impl Error {
-    /// The Redis key the failed operation was about, if it concerned one.
-    ///
-    /// For batch operations this describes the batch, e.g. `user:1 (+99 more)`.
+    /// The key the failed operation was about, if it concerned one; for a batch its first
+    /// key ([`key_count`](Error::key_count) says how many there were).
     pub fn key(&self) -> Option<&str> {
         match self {
-            Error::Connection { key, .. }
-            | Error::Pool { key, .. }
-            | Error::Timeout { key, .. }
-            | Error::Redis { key, .. }
-            | Error::Conflict { key, .. }
+            Error::Connection { keys, .. }
+            | Error::Pool { keys, .. }
+            | Error::Timeout { keys, .. }
+            | Error::Refused { keys, .. }
+            | Error::Protocol { keys, .. } => keys.first(),
+            Error::Conflict { key, .. }
             | Error::Load { key, .. }
             | Error::Encode { key, .. }
             | Error::Decode { key, .. } => Some(key),
@@ -257,7 +363,43 @@ impl Error {
         }
     }
 
-    /// `true` when Redis did not answer in time.
+    /// How many keys the failed operation concerned: the size of a batch, 1 for one key, 0
+    /// when it concerned none (configuration, a connection check).
+    pub fn key_count(&self) -> usize {
+        match self {
+            Error::Connection { keys, .. }
+            | Error::Pool { keys, .. }
+            | Error::Timeout { keys, .. }
+            | Error::Refused { keys, .. }
+            | Error::Protocol { keys, .. } => keys.count(),
+            other => usize::from(other.key().is_some()),
+        }
+    }
+
+    /// Whether calling again, unchanged, may succeed: timeouts, lost or unavailable
+    /// connections, an exhausted pool, an update that kept conflicting, and refusals the
+    /// backend lifts by itself (`LOADING`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `BUSY`).
+    /// Not for data that cannot be decoded, invalid input or configuration, permissions
+    /// (`NOPERM`), a wrong key type (`WRONGTYPE`), a full server (`OOM`), unexpected replies,
+    /// or a loader's own failure (look at its source).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connection { .. }
+            | Error::Pool { .. }
+            | Error::Timeout { .. }
+            | Error::Conflict { .. } => true,
+            Error::Refused { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            Error::Protocol { .. }
+            | Error::Load { .. }
+            | Error::Encode { .. }
+            | Error::Decode { .. }
+            | Error::InvalidNamespace { .. }
+            | Error::InvalidId { .. }
+            | Error::InvalidConfig { .. } => false,
+        }
+    }
+
+    /// `true` when the operation gave up waiting.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
@@ -272,17 +414,17 @@ impl Error {
         matches!(self, Error::Decode { .. })
     }
 
-    /// The Redis error code (`WRONGTYPE`, `NOPERM`, `OOM`, ...) if Redis refused the command.
-    pub fn redis_code(&self) -> Option<&str> {
+    /// The error code (`WRONGTYPE`, `NOPERM`, `OOM`, ...) if the backend refused the command.
+    pub fn code(&self) -> Option<&str> {
         match self {
-            Error::Redis { code, .. } => Some(code),
+            Error::Refused { code, .. } => Some(code),
             _ => None,
         }
     }
 
     /// A short, stable name of the variant, for logs and metrics labels: `"timeout"`,
-    /// `"connection"`, `"pool"`, `"redis"`, `"conflict"`, `"load"`, `"encode"`, `"decode"`,
-    /// `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`.
+    /// `"connection"`, `"pool"`, `"refused"`, `"protocol"`, `"conflict"`, `"load"`,
+    /// `"encode"`, `"decode"`, `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidNamespace { .. } => "invalid_namespace",
@@ -291,7 +433,8 @@ impl Error {
             Error::Connection { .. } => "connection",
             Error::Pool { .. } => "pool",
             Error::Timeout { .. } => "timeout",
-            Error::Redis { .. } => "redis",
+            Error::Refused { .. } => "refused",
+            Error::Protocol { .. } => "protocol",
             Error::Conflict { .. } => "conflict",
             Error::Load { .. } => "load",
             Error::Encode { .. } => "encode",
@@ -316,27 +459,46 @@ impl Error {
                 reason: reason.clone(),
                 source: source.as_ref().map(|_| cause()),
             },
-            Error::Connection { key, .. } => Error::Connection {
-                key: key.clone(),
+            Error::Connection { backend, keys, .. } => Error::Connection {
+                backend,
+                keys: keys.clone(),
                 source: cause(),
             },
-            Error::Pool { key, .. } => Error::Pool {
-                key: key.clone(),
+            Error::Pool { backend, keys, .. } => Error::Pool {
+                backend,
+                keys: keys.clone(),
                 source: cause(),
             },
             Error::Timeout {
-                key,
+                backend,
+                keys,
                 timeout,
                 waited,
             } => Error::Timeout {
-                key: key.clone(),
+                backend,
+                keys: keys.clone(),
                 timeout: *timeout,
                 waited: *waited,
             },
-            Error::Redis { key, code, .. } => Error::Redis {
-                key: key.clone(),
+            Error::Refused {
+                backend,
+                keys,
+                code,
+                ..
+            } => Error::Refused {
+                backend,
+                keys: keys.clone(),
                 code: code.clone(),
                 source: cause(),
+            },
+            Error::Protocol {
+                backend,
+                keys,
+                reason,
+            } => Error::Protocol {
+                backend,
+                keys: keys.clone(),
+                reason: reason.clone(),
             },
             Error::Conflict { key, attempts } => Error::Conflict {
                 key: key.clone(),

@@ -107,41 +107,6 @@ impl Keyspace {
     }
 }
 
-/// How a batch of keys is named in errors: the first key, and how many more. Rendered only
-/// when an error is built, so successful batch calls do not format anything.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeyBatch<'a> {
-    first: Option<&'a [u8]>,
-    len: usize,
-}
-
-impl<'a> KeyBatch<'a> {
-    pub(crate) fn new<K: AsRef<[u8]>>(keys: &'a [K]) -> Self {
-        KeyBatch {
-            first: keys.first().map(AsRef::as_ref),
-            len: keys.len(),
-        }
-    }
-
-    /// The keys of `(key, value)` entries.
-    pub(crate) fn from_entries<V>(entries: &'a [(String, V)]) -> Self {
-        KeyBatch {
-            first: entries.first().map(|(key, _)| key.as_bytes()),
-            len: entries.len(),
-        }
-    }
-}
-
-impl std::fmt::Display for KeyBatch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.first, self.len) {
-            (None, _) => f.write_str("(no keys)"),
-            (Some(one), 1) => f.write_str(&key_text(one)),
-            (Some(first), len) => write!(f, "{} (+{} more)", key_text(first), len - 1),
-        }
-    }
-}
-
 /// A key as text for errors and logs: as it is when it is UTF-8, with its other bytes
 /// escaped (`\xff`) when it is not, so two different keys never read the same.
 pub(crate) fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -197,15 +162,5 @@ mod tests {
             Err(Error::InvalidId { .. })
         ));
         Ok(())
-    }
-
-    #[test]
-    fn batches_are_described_by_first_key() {
-        assert_eq!(KeyBatch::new::<&str>(&[]).to_string(), "(no keys)");
-        assert_eq!(KeyBatch::new(&["a:1"]).to_string(), "a:1");
-        assert_eq!(
-            KeyBatch::new(&["a:1", "a:2", "a:3"]).to_string(),
-            "a:1 (+2 more)"
-        );
     }
 }

@@ -61,7 +61,7 @@ pub use crate::cache::{
     CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, TRACKING_CLIENT_NAME,
 };
 pub use crate::codec::Bincode;
-pub use crate::error::{BoxError, DecodeProblem, Error, Result, Waited};
+pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};
@@ -70,7 +70,7 @@ pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy, Writ
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
-pub use crate::version::{Version, Versioned};
+pub use crate::version::{ParseVersionError, Version, Versioned};
 
 /// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
 /// [`RedisPool`](redis::RedisPool).

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
-
 /// The version of a stored value: the SHA-1 digest (40 hex digits) of its stored bytes, as
 /// Redis' `redis.sha1hex` computes it.
 ///
@@ -35,16 +33,25 @@ impl fmt::Display for Version {
 }
 
 impl FromStr for Version {
-    type Err = Error;
+    type Err = ParseVersionError;
 
-    /// Parses a version from its 40-hex-digit form (as [`Display`](fmt::Display) writes it).
-    fn from_str(text: &str) -> Result<Version, Error> {
+    /// Parses a version from its 40-hex-digit form (as [`Display`](fmt::Display) writes it),
+    /// e.g. from an HTTP `If-Match` header.
+    fn from_str(text: &str) -> Result<Version, ParseVersionError> {
         if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Version(text.to_ascii_lowercase()))
         } else {
-            Err(Error::config("a version is 40 hex digits (a SHA-1 digest)"))
+            Err(ParseVersionError { len: text.len() })
         }
     }
+}
+
+/// Text that is not a [`Version`] (40 hex digits): what a client sent, not a configuration
+/// mistake. The text itself is not repeated (it comes from outside).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a version: a version is 40 hex digits (a SHA-1 digest), this text has {len} bytes")]
+pub struct ParseVersionError {
+    len: usize,
 }
 
 /// A value with the [`Version`] it was read at; from
@@ -62,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_sha1_hex_and_round_trip_through_text() -> Result<(), Error> {
+    fn versions_are_sha1_hex_and_round_trip_through_text() -> Result<(), ParseVersionError> {
         let v = Version::of(b"abc");
         assert_eq!(v.as_str(), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(v.to_string().parse::<Version>()?, v);

@@ -8,12 +8,13 @@ use std::sync::LazyLock;
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
 
+use super::errors::unexpected;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
 use crate::backend::{Bytes, Expected, Swap};
 use crate::error::Result;
-use crate::keyspace::KeyBatch;
 use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+use crate::redis::keys::KeyBatch;
 
 /// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,
 /// forwarded to the pool's `Shared` (from `fn shared(&self)`). Expands to items of an
@@ -218,11 +219,11 @@ where
             (Some(Value::Int(0)), None | Some(Value::Nil) | Some(Value::Boolean(false))) => {
                 Ok(Swap::Changed(None))
             }
-            other => Err(crate::Error::Redis {
-                key: key.to_owned(),
-                code: "UNEXPECTED".into(),
-                source: format!("compare-and-swap script answered {other:?}").into(),
-            }),
+            other => Err(unexpected(
+                &key,
+                self.limits(),
+                format!("the compare-and-swap script answered {other:?}"),
+            )),
         }
     }
 

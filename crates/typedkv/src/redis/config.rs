@@ -125,9 +125,10 @@ impl Settings {
             .set_response_timeout(self.response_timeout)
     }
 
-    /// The timeouts errors report, by what a call waited for.
-    pub(crate) fn limits(&self) -> super::errors::Limits {
+    /// What the errors of a pool of `backend` report.
+    pub(crate) fn limits(&self, backend: &'static str) -> super::errors::Limits {
         super::errors::Limits {
+            backend,
             connect: self.connect_timeout,
             create: self.create_timeout,
             response: self.response_timeout,

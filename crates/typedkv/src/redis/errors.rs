@@ -1,53 +1,70 @@
 //! redis-rs and deadpool errors, classified into [`Error`] with the key attached.
 
-use std::fmt::{self, Display};
+use std::fmt;
 use std::time::Duration;
 
 use ::redis::RedisError;
 use deadpool::managed::TimeoutType;
 use deadpool_redis::PoolError;
 
+use super::keys::ToKeys;
 use crate::error::{BoxError, Error, Waited};
 
-/// The timeouts a pool's errors report, by what the call was waiting for.
+/// What a pool's errors report beyond the keys: which backend, and the limits that applied.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    /// [`Backend::kind`](crate::Backend::kind) of the pool.
+    pub(crate) backend: &'static str,
     pub(crate) connect: Duration,
     pub(crate) create: Duration,
     /// `None`: no response timeout (replies are awaited for ever).
     pub(crate) response: Option<Duration>,
 }
 
-/// `key` names the key or batch (rendered only here, on the error path). `waited` is what the
-/// failed step was waiting for: a reply to a command, or a new connection.
+/// `keys` names what the command was about (rendered only here, on the error path).
+/// `waited` is what the failed step was waiting for: a reply to a command, or a new
+/// connection.
 pub(crate) fn from_redis_error(
-    key: &(dyn Display + Sync),
+    keys: &dyn ToKeys,
     error: RedisError,
     waited: Waited,
     limits: &Limits,
 ) -> Error {
-    let key = key.to_string();
+    let backend = limits.backend;
+    let keys = keys.to_keys();
     if error.is_timeout() {
         let timeout = match waited {
             Waited::Connection => limits.connect,
             _ => limits.response.unwrap_or_default(),
         };
         return Error::Timeout {
-            key,
+            backend,
+            keys,
             timeout,
             waited,
         };
     }
     if let Some(code) = error.code() {
-        return Error::Redis {
-            key,
+        return Error::Refused {
+            backend,
+            keys,
             code: code.to_owned(),
             source: cause(error),
         };
     }
     Error::Connection {
-        key,
+        backend,
+        keys,
         source: cause(error),
+    }
+}
+
+/// A reply that a command cannot have.
+pub(crate) fn unexpected(keys: &dyn ToKeys, limits: &Limits, reason: String) -> Error {
+    Error::Protocol {
+        backend: limits.backend,
+        keys: keys.to_keys(),
+        reason,
     }
 }
 
@@ -88,20 +105,18 @@ impl std::error::Error for RedisCause {
 /// A failed checkout: no connection within the create timeout is a [`Error::Timeout`] (the
 /// same as a connection attempt running out of time), no free slot within the wait timeout is
 /// [`Error::Pool`].
-pub(crate) fn from_pool_error(
-    key: &(dyn Display + Sync),
-    error: PoolError,
-    limits: &Limits,
-) -> Error {
+pub(crate) fn from_pool_error(keys: &dyn ToKeys, error: PoolError, limits: &Limits) -> Error {
     match error {
-        PoolError::Backend(e) => from_redis_error(key, e, Waited::Connection, limits),
+        PoolError::Backend(e) => from_redis_error(keys, e, Waited::Connection, limits),
         PoolError::Timeout(TimeoutType::Create) => Error::Timeout {
-            key: key.to_string(),
+            backend: limits.backend,
+            keys: keys.to_keys(),
             timeout: limits.create,
             waited: Waited::Connection,
         },
         other => Error::Pool {
-            key: key.to_string(),
+            backend: limits.backend,
+            keys: keys.to_keys(),
             source: Box::new(other),
         },
     }

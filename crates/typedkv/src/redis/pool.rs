@@ -10,6 +10,7 @@ use deadpool_redis::{Connection, Manager};
 
 use super::builder::{RedisPoolBuilder, Standalone};
 use super::config::{Settings, connection_info, invalid_url};
+use super::keys::{NoKey, ToKeys};
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
 use crate::error::Result;
@@ -79,7 +80,13 @@ impl RedisPool {
         let connection = settings.connection_config().set_push_sender(on_push);
         let manager =
             Manager::new_with_config(info.clone(), connection).map_err(|e| invalid_url(url, e))?;
-        let shared = Shared::new(manager, &settings, generations, OnBrokenConnection::Replace)?;
+        let shared = Shared::new(
+            manager,
+            &settings,
+            "redis",
+            generations,
+            OnBrokenConnection::Replace,
+        )?;
         Ok(RedisPool {
             inner: Arc::new(Inner {
                 shared,
@@ -93,11 +100,11 @@ impl RedisPool {
     #[cfg(feature = "cache")]
     pub(crate) fn command_failed(
         &self,
-        key: &(dyn fmt::Display + Sync),
+        key: &dyn ToKeys,
         error: ::redis::RedisError,
     ) -> crate::Error {
-        let limits = self.inner.settings.limits();
-        super::errors::from_redis_error(key, error, crate::Waited::Reply, &limits)
+        let limits = self.inner.shared.limits();
+        super::errors::from_redis_error(key, error, crate::Waited::Reply, limits)
     }
 
     /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
@@ -109,10 +116,9 @@ impl RedisPool {
     ) -> Result<::redis::aio::MultiplexedConnection> {
         let settings = &self.inner.settings;
         let config = settings.connection_config().set_push_sender(on_push);
-        let limits = settings.limits();
-        let failed = |e| {
-            super::errors::from_redis_error(&"(tracking)", e, crate::Waited::Connection, &limits)
-        };
+        let limits = self.inner.shared.limits();
+        let failed =
+            |e| super::errors::from_redis_error(&NoKey, e, crate::Waited::Connection, limits);
         ::redis::Client::open(self.inner.info.clone())
             .map_err(failed)?
             .get_multiplexed_async_connection_with_config(&config)

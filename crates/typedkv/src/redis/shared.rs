@@ -2,7 +2,6 @@
 //! the one way commands are sent on them. Standalone and cluster pools are both a `Shared`
 //! over their own deadpool manager.
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,6 +10,7 @@ use deadpool::managed::{Manager, Object, Pool, PoolError};
 
 use super::config::Settings;
 use super::errors::{Limits, from_pool_error, from_redis_error};
+use super::keys::{NoKey, ToKeys};
 use super::lanes::{Generations, Lane, Lent, Pooled};
 use crate::error::{Error, Result, Waited};
 
@@ -57,6 +57,7 @@ where
     pub(crate) fn new(
         manager: M,
         settings: &Settings,
+        backend: &'static str,
         generations: Arc<Generations>,
         on_broken: OnBrokenConnection,
     ) -> Result<Self> {
@@ -79,11 +80,16 @@ where
             next_lane: AtomicUsize::new(0),
             generations,
             on_broken,
-            limits: settings.limits(),
+            limits: settings.limits(backend),
         })
     }
 
     /// How long a command waits for its reply; `None`: for ever.
+    /// What this pool's errors report (for commands sent outside `query`).
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub(crate) fn response_timeout(&self) -> Option<std::time::Duration> {
         self.limits.response
     }
@@ -113,22 +119,22 @@ where
         self.pool
             .get()
             .await
-            .map_err(|e| self.pool_failed(&"(checkout)", e))
+            .map_err(|e| self.pool_failed(&NoKey, e))
     }
 
     /// Opens every lane that is not open yet and `PING`s on each.
     pub(crate) async fn ping(&self) -> Result<()> {
         for index in 0..self.lanes.len() {
-            let mut lent = self.lend_lane(index, &"(ping)").await?;
+            let mut lent = self.lend_lane(index, &NoKey).await?;
             let reply: std::result::Result<String, RedisError> =
                 ::redis::cmd("PING").query_async(&mut lent.conn).await;
-            reply.map_err(|e| self.failed(&"(ping)", &lent, e))?;
+            reply.map_err(|e| self.failed(&NoKey, &lent, e))?;
         }
         Ok(())
     }
 
     /// A shared connection for one command on `key`, round-robin over the lanes.
-    pub(crate) async fn lend(&self, key: &(dyn Display + Sync)) -> Result<Lent<W::Conn>> {
+    pub(crate) async fn lend(&self, key: &dyn ToKeys) -> Result<Lent<W::Conn>> {
         let lanes = self.lanes.len();
         // One lane (the default) needs no shared round-robin counter.
         let index = match lanes {
@@ -145,7 +151,7 @@ where
     /// counted from its own start: whether it makes the attempt itself or waits behind
     /// another call's. (Without this bound, calls on a hung server queued behind one
     /// connection attempt after another: the eighth gave up after eight connect timeouts.)
-    async fn lend_lane(&self, index: usize, key: &(dyn Display + Sync)) -> Result<Lent<W::Conn>> {
+    async fn lend_lane(&self, index: usize, key: &dyn ToKeys) -> Result<Lent<W::Conn>> {
         match self.lanes[index].lend(index, &self.generations) {
             Some(lent) => Ok(lent),
             // Boxed: the pool's checkout future is several KiB, and inlined it would make the
@@ -158,7 +164,8 @@ where
                         .await
                         .unwrap_or_else(|_elapsed| {
                             Err(Error::Timeout {
-                                key: key.to_string(),
+                                backend: self.limits.backend,
+                                keys: key.to_keys(),
                                 timeout: limit,
                                 waited: Waited::Connection,
                             })
@@ -171,7 +178,7 @@ where
 
     /// Fills lane `index` with a connection from the pool (once, however many commands
     /// found it empty) and lends it.
-    async fn refill(&self, index: usize, key: &(dyn Display + Sync)) -> Result<Lent<W::Conn>> {
+    async fn refill(&self, index: usize, key: &dyn ToKeys) -> Result<Lent<W::Conn>> {
         let lane = &self.lanes[index];
         let _refilling = lane.refilling().await;
         if let Some(lent) = lane.lend(index, &self.generations) {
@@ -185,7 +192,7 @@ where
         Ok(lane.fill(index, object, &self.generations))
     }
 
-    fn pool_failed(&self, key: &(dyn Display + Sync), error: PoolError<RedisError>) -> Error {
+    fn pool_failed(&self, key: &dyn ToKeys, error: PoolError<RedisError>) -> Error {
         from_pool_error(key, error, &self.limits)
     }
 
@@ -193,7 +200,7 @@ where
     /// connection dead if the error means it is unusable and such connections are replaced.
     pub(crate) fn failed(
         &self,
-        key: &(dyn Display + Sync),
+        key: &dyn ToKeys,
         lent: &Lent<W::Conn>,
         error: RedisError,
     ) -> Error {
@@ -210,7 +217,7 @@ where
     /// Sends `cmd` about `key` on a shared connection.
     pub(crate) async fn query<R: FromRedisValue>(
         &self,
-        key: &(dyn Display + Sync),
+        key: &dyn ToKeys,
         cmd: &Cmd,
         resend: Resend,
     ) -> Result<R> {
@@ -231,7 +238,7 @@ where
     /// Sends `pipe` about `key` on a shared connection; never resent.
     pub(crate) async fn query_pipeline<R: FromRedisValue>(
         &self,
-        key: &(dyn Display + Sync),
+        key: &dyn ToKeys,
         pipe: &Pipeline,
     ) -> Result<R> {
         let mut lent = self.lend(key).await?;
@@ -243,7 +250,7 @@ where
     /// Runs a script about `key` on a shared connection; never resent.
     pub(crate) async fn invoke<R: FromRedisValue>(
         &self,
-        key: &(dyn Display + Sync),
+        key: &dyn ToKeys,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<R> {
         let mut lent = self.lend(key).await?;

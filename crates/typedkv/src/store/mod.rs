@@ -69,7 +69,7 @@ where
     ///
     /// Bytes that this store cannot read (another codec or schema version, another program's
     /// data, corruption) are an [`Error::Decode`](crate::Error::Decode), never a wrong value;
-    /// a key of another Redis type is an [`Error::Redis`](crate::Error::Redis) with code
+    /// a key of another Redis type is an [`Error::Refused`](crate::Error::Refused) with code
     /// `WRONGTYPE`.
     async fn get(&self, id: &str) -> Result<Option<T>>;
 

@@ -339,8 +339,13 @@ where
     ) -> Result<Option<T>> {
         observed!(self, "update", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
-            let limit = self.inner.backend.response_timeout();
-            let mut turn = self.inner.update_turns.take(&key, limit).await?;
+            let backend = &self.inner.backend;
+            let limit = backend.response_timeout();
+            let mut turn = self
+                .inner
+                .update_turns
+                .take(backend.kind(), &key, limit)
+                .await?;
             let result = self.update_in_turn(key, f).await;
             if matches!(result, Err(Error::Timeout { .. })) {
                 turn.timed_out();

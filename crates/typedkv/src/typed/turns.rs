@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
-use crate::error::{Error, Result, Waited};
+use crate::error::{Error, Keys, Result, Waited};
 
 /// Stripes of [`UpdateTurns`].
 const STRIPES: u64 = 64;
@@ -42,9 +42,11 @@ impl Default for UpdateTurns {
 }
 
 impl UpdateTurns {
-    /// Waits for the turn of `key`, at most `limit` (`None`: as long as it takes).
+    /// Waits for the turn of `key` (of a store on `backend`), at most `limit` (`None`: as
+    /// long as it takes).
     pub(crate) async fn take(
         &self,
+        backend: &'static str,
         key: &str,
         limit: Option<Duration>,
     ) -> Result<MutexGuard<'_, Turn>> {
@@ -54,7 +56,8 @@ impl UpdateTurns {
             return Ok(stripe.await);
         };
         let gave_up = || Error::Timeout {
-            key: key.to_owned(),
+            backend,
+            keys: Keys::one(key),
             timeout: limit,
             waited: Waited::UpdateTurn,
         };
@@ -90,9 +93,9 @@ mod tests {
     async fn a_waiter_gives_up_at_its_limit_or_when_the_holder_timed_out() {
         let turns = UpdateTurns::default();
         let limit = Some(Duration::from_millis(500));
-        let mut held = turns.take("k", limit).await.ok();
+        let mut held = turns.take("memory", "k", limit).await.ok();
         // Still held after the limit: the waiter gives up, naming the wait.
-        let err = turns.take("k", limit).await.err();
+        let err = turns.take("memory", "k", limit).await.err();
         assert!(
             matches!(
                 err,
@@ -104,7 +107,7 @@ mod tests {
             "{err:?}"
         );
         // The holder times out while another waits: the waiter gives up when it gets the turn.
-        let waiter = turns.take("k", limit);
+        let waiter = turns.take("memory", "k", limit);
         let release = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Some(turn) = held.as_mut() {
@@ -115,8 +118,8 @@ mod tests {
         let (got, ()) = tokio::join!(waiter, release);
         assert!(got.is_err());
         // A call that starts after the timeout is not affected by it.
-        assert!(turns.take("k", limit).await.is_ok());
+        assert!(turns.take("memory", "k", limit).await.is_ok());
         // Without a limit (in-process backends) a turn is simply awaited.
-        assert!(turns.take("k", None).await.is_ok());
+        assert!(turns.take("memory", "k", None).await.is_ok());
     }
 }

@@ -6,7 +6,6 @@
 //! reassembling replies in order (counts summed): each slot's part is atomic, the batch is not.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 
 use ::redis::cluster_routing::{RoutingInfo, Slot};
 use ::redis::{Cmd, FromRedisValue, RedisError};
@@ -17,16 +16,16 @@ use super::RedisClusterPool;
 use super::manager::ClusterManager;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::error::Result;
-use crate::keyspace::KeyBatch;
 use crate::options::{Expiry, Write, WriteExpiry};
 use crate::redis::commands::{forward_commands_to_shared, set_each};
+use crate::redis::keys::{KeyBatch, ToKeys};
 use crate::redis::shared::Shared;
 
 impl Shared<ClusterManager, Object<ClusterManager>> {
     /// Sends `cmd` about `key` to the node(s) `routing` names.
     pub(super) async fn route<R: FromRedisValue>(
         &self,
-        key: &(dyn Display + Sync),
+        key: &dyn ToKeys,
         cmd: Cmd,
         routing: RoutingInfo,
     ) -> Result<R> {

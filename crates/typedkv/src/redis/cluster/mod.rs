@@ -81,6 +81,7 @@ impl RedisClusterPool {
         let shared = Shared::new(
             manager,
             &settings,
+            "redis-cluster",
             Arc::new(Generations::default()),
             OnBrokenConnection::Keep,
         )?;

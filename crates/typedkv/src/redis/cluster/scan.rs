@@ -18,8 +18,9 @@ use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAd
 
 use super::RedisClusterPool;
 use crate::backend::Bytes;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::redis::commands::scan_command;
+use crate::redis::errors::unexpected;
 use crate::redis::shared::Resend;
 
 const NODE_CURSOR_BITS: u32 = 48;
@@ -39,7 +40,10 @@ impl RedisClusterPool {
                 Some(slot) => (slot, 0),
                 None => return Ok((0, Vec::new())),
             },
-            cursor => decode(cursor).ok_or_else(|| foreign_cursor(prefix, cursor))?,
+            cursor => decode(cursor).ok_or_else(|| {
+                let reason = format!("{cursor} is not a cursor of a cluster scan");
+                unexpected(&prefix, self.shared().limits(), reason)
+            })?,
         };
         let (pattern, cmd) = scan_command(prefix, node_cursor, count);
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
@@ -64,11 +68,8 @@ impl RedisClusterPool {
             .shared()
             .query(&prefix, ::redis::cmd("CLUSTER").arg("SLOTS"), Resend::Safe)
             .await?;
-        let firsts = lowest_slot_of_each_master(table).map_err(|reason| Error::Redis {
-            key: prefix.to_owned(),
-            code: "UNEXPECTED".into(),
-            source: reason.into(),
-        })?;
+        let firsts = lowest_slot_of_each_master(table)
+            .map_err(|reason| unexpected(&prefix, self.shared().limits(), reason))?;
         Ok(firsts
             .into_iter()
             .find(|&slot| after.is_none_or(|after| slot > after)))
@@ -117,14 +118,6 @@ fn decode(cursor: u64) -> Option<(u16, u64)> {
         .ok()?
         .checked_sub(1)?;
     (slot < SLOTS).then_some((slot, cursor & NODE_CURSOR_MASK))
-}
-
-fn foreign_cursor(prefix: &str, cursor: u64) -> Error {
-    Error::Redis {
-        key: prefix.to_owned(),
-        code: "UNEXPECTED".into(),
-        source: format!("{cursor} is not a cursor of a cluster scan").into(),
-    }
 }
 
 #[cfg(test)]
