@@ -33,10 +33,15 @@
 //!
 //! # Features
 //!
+//! - `redis` (default): the Redis backend, [`RedisPool`](redis::RedisPool) and `RedisStore`.
+//!   Without it (`default-features = false`) typedkv is the typed layer and `MemoryStore`,
+//!   with no Redis crate in the dependency tree.
 //! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 //! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
 //! - `cache`: `CachedStore`, decoded values cached in process and invalidated by Redis.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 #[cfg(feature = "cache")]
@@ -49,6 +54,8 @@ pub mod layout;
 mod load;
 mod memory;
 mod options;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod store;
 mod typed;
@@ -57,6 +64,7 @@ mod version;
 
 pub use crate::backend::{Backend, Expected, Swap};
 #[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use crate::cache::{
     CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, TRACKING_CLIENT_NAME,
 };
@@ -73,12 +81,15 @@ pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
 pub use crate::version::{ParseVersionError, Version, Versioned};
 
 /// A typed store on Redis (standalone), from [`TypedStore::builder`] with a
-/// [`RedisPool`](redis::RedisPool).
+/// [`RedisPool`](redis::RedisPool) (feature `redis`, on by default).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub type RedisStore<T, C = Bincode> = TypedStore<T, redis::RedisPool, C>;
 
 /// A typed store on Redis Cluster, from [`TypedStore::builder`] with a
 /// [`RedisClusterPool`](redis::RedisClusterPool) (feature `cluster`).
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub type RedisClusterStore<T, C = Bincode> = TypedStore<T, redis::RedisClusterPool, C>;
 
 /// A typed store in process memory, with the same semantics as [`RedisStore`].

@@ -10,6 +10,7 @@ use deadpool_redis::{Connection, Manager};
 
 use super::builder::{RedisPoolBuilder, Standalone};
 use super::config::{Settings, connection_info, invalid_url};
+#[cfg(feature = "cache")]
 use super::keys::{NoKey, ToKeys};
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};

@@ -1,4 +1,4 @@
-//! The conventions a Rust user expects of a store (issue 14, part 2), as a consumer crate
+//! The conventions a Rust user expects of a store (issue 14, parts 1 and 2), as a consumer crate
 //! would use them: stores behind `Arc`, `Box` and `&` are stores, `dyn Store` is `Debug`,
 //! scans can move into spawned tasks, names follow std (`_with` takes a closure).
 
