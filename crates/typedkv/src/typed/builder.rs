@@ -113,8 +113,8 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// The schema version written into the envelope of every value, and required of every
     /// value read. Bump it when `T`'s layout changes incompatibly: old values then fail with
     /// [`DecodeProblem::SchemaMismatch`](crate::DecodeProblem::SchemaMismatch) instead of
-    /// decoding into garbage. Default: [`DEFAULT_SCHEMA_VERSION`] (1). Not recorded by plain
-    /// codecs such as JSON.
+    /// decoding into garbage. Default: [`DEFAULT_SCHEMA_VERSION`] (1). Plain codecs such as
+    /// JSON record no schema version: with them, another version is refused at `build`.
     pub fn schema_version(mut self, version: u32) -> Self {
         self.schema = version;
         self
@@ -205,8 +205,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     ///
     /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
     /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
-    /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a zero TTL or
-    /// zero update attempts.
+    /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a TTL out of
+    /// range, zero update attempts, and settings the codec cannot honour: a `schema_version`
+    /// or `migrate_from` with a codec that writes no envelope (JSON), or `codec` called
+    /// after `migrate_from` (conversions decode with the store's codec).
     pub fn build(self) -> Result<TypedStore<T, B, C>>
     where
         T: DeserializeOwned,
@@ -223,6 +225,14 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             return Err(Error::config(
                 "migrate_from must come after codec: conversions decode with the store's codec",
             ));
+        }
+        if self.codec.envelope_id().is_none() && self.schema != DEFAULT_SCHEMA_VERSION {
+            return Err(Error::config(format!(
+                "schema_version needs a codec with an envelope: {} values (such as JSON) carry \
+                 no schema version, so schema_version({}) would do nothing",
+                self.codec.name(),
+                self.schema
+            )));
         }
         if self.codec.envelope_id().is_none() && self.migrations.schemas().next().is_some() {
             return Err(Error::config(format!(
