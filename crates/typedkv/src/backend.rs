@@ -7,11 +7,21 @@
 //!
 //! The trait uses `async fn` returning `Send` futures (static dispatch, no boxing per call);
 //! object safety is provided one layer up by [`Store`](crate::Store).
+//!
+//! This module is the whole byte-level contract: the trait, what a write asks for
+//! ([`Write`], [`WriteExpiry`]), compare-and-swap ([`Expected`], [`Swap`]), and the
+//! millisecond rounding every backend applies to TTLs. One capability is optional:
+//! [`Backend::get_with_ttl`] has a correct default (two calls) that a backend overrides when
+//! it can read both at once. Errors are [`Error`](crate::Error)'s transport variants, naming
+//! the backend ([`Backend::kind`]) and the keys.
 
 use std::future::Future;
 
+use std::time::Duration;
+
 use crate::error::Result;
-use crate::options::{Expiry, Write, WriteExpiry};
+use crate::options::{Condition, Expiry};
+use crate::version::Version;
 
 /// Bytes of one stored value.
 pub type Bytes = Vec<u8>;
@@ -110,6 +120,41 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// The expiry a backend applies to a write, after the store resolved its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteExpiry {
+    /// No expiry (clears an existing one).
+    Never,
+    /// Expire this long after the write. Never zero.
+    After(Duration),
+    /// Keep the key's current TTL.
+    Keep,
+}
+
+/// A backend-level write: expiry and condition, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Write {
+    /// Expiry to apply.
+    pub expiry: WriteExpiry,
+    /// Condition of the write.
+    pub condition: Condition,
+}
+
+impl Write {
+    /// A write with this expiry and condition.
+    pub const fn new(expiry: WriteExpiry, condition: Condition) -> Self {
+        Write { expiry, condition }
+    }
+}
+
+/// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
+pub(crate) fn ceil_millis(d: Duration) -> u64 {
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
 /// The outcome of [`Backend::compare_and_swap`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Swap {
@@ -126,8 +171,8 @@ pub enum Expected<'a> {
     Absent,
     /// The key must hold exactly these bytes.
     Bytes(&'a [u8]),
-    /// The key must hold bytes with this [`Version`](crate::Version) (SHA-1 digest).
-    Version(&'a crate::Version),
+    /// The key must hold bytes with this [`Version`] (SHA-1 digest).
+    Version(&'a Version),
 }
 
 impl Expected<'_> {
@@ -136,8 +181,21 @@ impl Expected<'_> {
         match (self, current) {
             (Expected::Absent, None) => true,
             (Expected::Bytes(want), Some(have)) => want == &have,
-            (Expected::Version(want), Some(have)) => **want == crate::Version::of(have),
+            (Expected::Version(want), Some(have)) => **want == Version::of(have),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
     }
 }

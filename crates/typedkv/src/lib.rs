@@ -62,7 +62,7 @@ mod typed;
 mod update;
 mod version;
 
-pub use crate::backend::{Backend, Expected, Swap};
+pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use crate::cache::{
@@ -74,7 +74,7 @@ pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;
-pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy, Write, WriteExpiry};
+pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy};
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};

@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, Bytes, Expected, Swap};
+use crate::backend::{Write, WriteExpiry, ceil_millis};
 use crate::error::Result;
-use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+use crate::options::{Condition, Expiry};
 
 /// The in-process backend; clones share one map.
 ///

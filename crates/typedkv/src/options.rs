@@ -1,4 +1,4 @@
-//! Per-write options and the answer of `ttl`.
+//! Per-write options of stores, the TTL limit, and the answer of `ttl`.
 
 use std::time::Duration;
 
@@ -90,35 +90,6 @@ impl SetOptions {
     }
 }
 
-/// The expiry a backend applies to a write, after the store resolved its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteExpiry {
-    /// No expiry (clears an existing one).
-    Never,
-    /// Expire this long after the write. Never zero.
-    After(Duration),
-    /// Keep the key's current TTL.
-    Keep,
-}
-
-/// A backend-level write: expiry and condition, resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Write {
-    /// Expiry to apply.
-    pub expiry: WriteExpiry,
-    /// Condition of the write.
-    pub condition: Condition,
-}
-
-impl Write {
-    /// A write with this expiry and condition.
-    pub const fn new(expiry: WriteExpiry, condition: Condition) -> Self {
-        Write { expiry, condition }
-    }
-}
-
 /// The remaining life of a key that exists; the answer of [`Store::ttl`](crate::Store::ttl),
 /// which returns `None` when the key does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,30 +125,11 @@ pub(crate) fn check_ttl(ttl: Duration) -> crate::Result<Duration> {
     if ttl.is_zero() {
         return Err(crate::Error::config("a TTL must be greater than zero"));
     }
-    if ceil_millis(ttl) > ceil_millis(MAX_TTL) {
+    if crate::backend::ceil_millis(ttl) > crate::backend::ceil_millis(MAX_TTL) {
         return Err(crate::Error::config(format!(
             "a TTL must be at most MAX_TTL ({} ms), not {ttl:?}; use no expiry instead",
-            ceil_millis(MAX_TTL)
+            crate::backend::ceil_millis(MAX_TTL)
         )));
     }
     Ok(ttl)
-}
-
-/// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
-pub(crate) fn ceil_millis(d: Duration) -> u64 {
-    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
-    u64::try_from(ms).unwrap_or(u64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_rounds_up_to_whole_milliseconds() {
-        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
-        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
-        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
-        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
-    }
 }

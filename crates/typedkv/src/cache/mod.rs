@@ -20,19 +20,20 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use self::entries::Entries;
-use crate::RedisStore;
 use crate::codec::{Bincode, Codec};
 use crate::error::Result;
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
+use crate::redis::RedisPool;
 use crate::store::Store;
+use crate::typed::TypedStore;
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 
 /// Default capacity of a [`CachedStore`], in entries.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-/// A [`RedisStore`] whose `get` serves decoded values from process memory, kept fresh by
+/// A [`RedisStore`](crate::RedisStore) whose `get` serves decoded values from process memory, kept fresh by
 /// Redis itself.
 ///
 /// - **Hits** cost a hash lookup: no round trip, no decode. [`CachedStore::get_shared`]
@@ -72,7 +73,7 @@ pub struct CachedStore<T, C = Bincode> {
 }
 
 struct Inner<T, C> {
-    store: RedisStore<T, C>,
+    store: TypedStore<T, RedisPool, C>,
     entries: Arc<Entries<T>>,
     /// Re-establishes tracking after a disconnect; stopped with the store.
     maintainer: JoinHandle<()>,
@@ -111,7 +112,7 @@ pub struct CacheStats {
 /// Configures a [`CachedStore`]; from [`CachedStore::builder`].
 #[must_use = "a builder does nothing until .build()"]
 pub struct CachedStoreBuilder<T, C> {
-    store: RedisStore<T, C>,
+    store: TypedStore<T, RedisPool, C>,
     capacity: usize,
 }
 
@@ -167,7 +168,7 @@ where
     C: Codec,
 {
     /// Starts configuring a cache in front of `store`.
-    pub fn builder(store: RedisStore<T, C>) -> CachedStoreBuilder<T, C> {
+    pub fn builder(store: TypedStore<T, RedisPool, C>) -> CachedStoreBuilder<T, C> {
         CachedStoreBuilder {
             store,
             capacity: DEFAULT_CACHE_CAPACITY,
@@ -216,7 +217,7 @@ where
     }
 
     /// The store behind the cache.
-    pub fn store(&self) -> &RedisStore<T, C> {
+    pub fn store(&self) -> &TypedStore<T, RedisPool, C> {
         &self.inner.store
     }
 

@@ -3,8 +3,9 @@
 use super::RedisPool;
 use super::commands::forward_commands_to_shared;
 use crate::backend::{Backend, Bytes, Expected, Swap};
+use crate::backend::{Write, WriteExpiry};
 use crate::error::Result;
-use crate::options::{Expiry, Write, WriteExpiry};
+use crate::options::Expiry;
 
 impl Backend for RedisPool {
     fn kind(&self) -> &'static str {

@@ -12,8 +12,9 @@ use super::errors::unexpected;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
 use crate::backend::{Bytes, Expected, Swap};
+use crate::backend::{Write, WriteExpiry, ceil_millis};
 use crate::error::Result;
-use crate::options::{Condition, Expiry, Write, WriteExpiry, ceil_millis};
+use crate::options::{Condition, Expiry};
 use crate::redis::keys::KeyBatch;
 
 /// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,

@@ -8,10 +8,11 @@ use serde::de::DeserializeOwned;
 
 use super::TypedStore;
 use crate::backend::Backend;
+use crate::backend::Write;
 use crate::codec::Codec;
 use crate::error::{BoxError, Error};
 use crate::load::{Flight, Landing, LoadFailure, Loader, SharedError};
-use crate::options::{Condition, Write};
+use crate::options::Condition;
 
 impl<T, B, C> TypedStore<T, B, C>
 where

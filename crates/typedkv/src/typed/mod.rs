@@ -27,12 +27,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{Backend, Bytes, Expected, Swap};
+use crate::backend::{Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
 use crate::error::{DecodeProblem, Error, Result};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
-use crate::options::{Expiry, SetOptions, TtlPolicy, Write, WriteExpiry, check_ttl};
+use crate::options::{Expiry, SetOptions, TtlPolicy, check_ttl};
 use crate::store::Store;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};

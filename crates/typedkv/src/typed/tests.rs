@@ -4,7 +4,8 @@ use std::sync::atomic::AtomicU32;
 
 use super::*;
 use crate::MemoryBackend;
-use crate::options::{Expiry, Write};
+use crate::backend::Write;
+use crate::options::Expiry;
 
 /// A memory backend with Redis' rougher edges, made reliable: every compare-and-swap finds
 /// the value changed by someone else (counting the attempts), and a scan returns every
