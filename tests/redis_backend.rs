@@ -101,6 +101,18 @@ async fn a_list_at_the_key_is_a_wrongtype_error() {
     assert_eq!(store.get("listy").await.unwrap(), Some(profile(1)));
 }
 
+/// Issue 13, points 5 and 7, against a real server: a changed type is refused (layout
+/// fingerprint) rather than misread, and a migration on a JSON store is refused at build.
+/// These typed-layer cases run once on memory in the suite; here they run on Redis too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_types_and_builder_mistakes_on_a_real_server() {
+    use typedkv_testkit::conformance;
+    let server = TestRedis::start().await;
+    conformance::a_changed_type_is_detected_without_a_schema_bump(server.pool()).await;
+    conformance::migration_mistakes_are_refused(server.pool()).await;
+    conformance::unreadable_bytes_are_decode_errors(server.pool()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_survive_keys_of_other_programs() {
     let server = TestRedis::start().await;

@@ -2,7 +2,11 @@
 //!
 //! Each function takes a fresh backend (nothing else may write to it during the test) and
 //! panics when the behaviour does not hold. [`conformance_tests!`](crate::conformance_tests)
-//! turns the whole list into one `#[test]` per behaviour.
+//! turns the list of what a backend must do into one `#[test]` per behaviour: that list is
+//! a backend's whole contract. The typed layer's own behaviours (codecs, the envelope,
+//! validation, builder mistakes) do not depend on the backend; they are functions here too,
+//! and [`typed_layer_tests!`](crate::typed_layer_tests) runs them (typedkv runs them once, on
+//! the in-memory backend).
 
 mod batch;
 mod conditions;
@@ -64,9 +68,9 @@ macro_rules! conformance_tests {
     };
 }
 
-/// The suite's cases, in one list: calls `$crate::$callback!` with `$args`, then the cases
-/// that take the fixture's backend, then those that take the fixture itself (they need a
-/// second client).
+/// The backend contract's cases, in one list: calls `$crate::$callback!` with `$args`, then
+/// the cases that take the fixture's backend, then those that take the fixture itself (they
+/// need a second client).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_list {
@@ -80,13 +84,11 @@ macro_rules! __conformance_list {
             delete_and_exists,
             empty_values,
             large_value,
-            usable_as_dyn_store,
             clones_share_data,
             ttl_reports_absent_never_and_remaining,
             default_ttl_expires_values,
             explicit_ttl_and_no_expiry,
             keep_ttl,
-            zero_ttl_is_refused,
             ttls_beyond_max_ttl_are_refused,
             only_if_absent,
             only_if_present,
@@ -94,16 +96,9 @@ macro_rules! __conformance_list {
             set_many_writes_all,
             namespaces_are_isolated,
             awkward_ids_round_trip,
-            invalid_ids_and_namespaces_are_refused,
-            unreadable_bytes_are_decode_errors,
-            hostile_length_prefix_is_refused,
-            schema_versions_are_checked,
-            json_codec_stores_plain_json,
-            decode_limit_is_enforced,
             update_counts_every_increment,
             update_keep_delete_and_create,
             update_keeps_ttl,
-            update_refuses_undecodable_values,
             scan_yields_every_key_once,
             scan_stays_in_its_namespace,
             scan_reports_undecodable_values_and_goes_on,
@@ -116,14 +111,52 @@ macro_rules! __conformance_list {
             get_or_insert_with_lets_the_loader_choose_the_ttl,
             hash_tagged_keys_work_like_plain_ones,
             old_schemas_are_migrated_on_read,
-            migration_mistakes_are_refused,
-            a_changed_type_is_detected_without_a_schema_bump,
             get_with_ttl_pairs_value_and_expiry,
             ]
             fixture = [
                 update_from_two_clients,
                 versions_travel_and_keep_ttl,
             ]
+        }
+    };
+}
+
+/// The typed layer's own cases: the same on every backend, so run once (on memory).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typed_layer_list {
+    ($callback:ident { $($args:tt)* }) => {
+        $crate::$callback! {
+            { $($args)* }
+            backend = [
+                usable_as_dyn_store,
+                zero_ttl_is_refused,
+                invalid_ids_and_namespaces_are_refused,
+                unreadable_bytes_are_decode_errors,
+                hostile_length_prefix_is_refused,
+                schema_versions_are_checked,
+                json_codec_stores_plain_json,
+                decode_limit_is_enforced,
+                update_refuses_undecodable_values,
+                migration_mistakes_are_refused,
+                a_changed_type_is_detected_without_a_schema_bump,
+            ]
+            fixture = []
+        }
+    };
+}
+
+/// Expands the typed layer's own cases (codecs, envelope, layout fingerprints, validation,
+/// builder mistakes) into one test each, in a module `$name`, like
+/// [`conformance_tests!`](crate::conformance_tests). They do not depend on the backend, so
+/// one backend suffices.
+#[macro_export]
+macro_rules! typed_layer_tests {
+    ($name:ident, test = [$($attr:tt)*], fixture = $fixture:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__typed_layer_list!(__conformance_tests_of_list { [$($attr)*] $fixture });
         }
     };
 }
