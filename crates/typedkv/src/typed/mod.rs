@@ -26,8 +26,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Backend, Bytes, Expected, Swap};
-use crate::backend::{Write, WriteExpiry};
+use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
 use crate::error::{DecodeProblem, Error, Result};
@@ -437,7 +436,7 @@ where
             .map_ok(move |keys| {
                 let ids: Vec<Result<String>> = keys
                     .into_iter()
-                    .map(|key| Ok(store.found(key)?.id))
+                    .map(|key| Ok(store.id_from(store.utf8_key(key)?)))
                     .collect();
                 stream::iter(ids)
             })

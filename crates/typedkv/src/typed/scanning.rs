@@ -19,12 +19,6 @@ use crate::keyspace::key_text;
 /// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
 const SCAN_PAGE: usize = 1000;
 
-/// A key a scan found, as a `namespace:id` key and its id.
-pub(super) struct Found {
-    pub(super) key: String,
-    pub(super) id: String,
-}
-
 impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// The namespace's keys, page by page, each key once (Redis may return a key twice
     /// while it rehashes), only those with a non-empty id. The stream owns a clone of the
@@ -57,22 +51,23 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
         .boxed()
     }
 
-    /// The id of a key from [`key_pages`](Self::key_pages), or the error item of a key whose
+    /// A key from [`key_pages`](Self::key_pages) as text, or the error item of a key whose
     /// id is not UTF-8.
-    pub(super) fn found(&self, key: Bytes) -> Result<Found> {
-        match String::from_utf8(key) {
-            Ok(key) => {
-                let id = key[self.inner.keyspace.prefix().len()..].to_owned();
-                Ok(Found { key, id })
-            }
-            Err(e) => Err(Error::Decode {
-                key: key_text(e.as_bytes()).into_owned(),
-                codec: self.inner.codec.name(),
-                expected_schema: self.inner.stamp.schema,
-                problem: DecodeProblem::IdNotUtf8,
-                source: Some(Box::new(e.utf8_error())),
-            }),
-        }
+    pub(super) fn utf8_key(&self, key: Bytes) -> Result<String> {
+        String::from_utf8(key).map_err(|e| Error::Decode {
+            key: key_text(e.as_bytes()).into_owned(),
+            codec: self.inner.codec.name(),
+            expected_schema: self.inner.stamp.schema,
+            problem: DecodeProblem::IdNotUtf8,
+            source: Some(Box::new(e.utf8_error())),
+        })
+    }
+
+    /// The id of a key from [`key_pages`](Self::key_pages) (which all start with the
+    /// prefix), cut out of the key in place.
+    pub(super) fn id_from(&self, mut key: String) -> String {
+        key.drain(..self.inner.keyspace.prefix().len());
+        key
     }
 
     /// The `(id, value)` items of one page of keys: one `MGET` for the page; a key deleted
@@ -83,26 +78,27 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
         T: DeserializeOwned,
     {
         let mut items = Vec::new();
-        let mut found = Vec::with_capacity(keys.len());
+        let mut text_keys = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.found(key) {
-                Ok(one) => found.push(one),
+            match self.utf8_key(key) {
+                Ok(key) => text_keys.push(key),
                 Err(e) => items.push(Err(e)),
             }
         }
-        if found.is_empty() {
+        if text_keys.is_empty() {
             return items;
         }
-        let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
-        match self.inner.backend.get_many(&keys).await {
+        match self.inner.backend.get_many(&text_keys).await {
             Ok(values) => {
-                items.extend(found.into_iter().zip(values).filter_map(|(found, bytes)| {
+                let pairs = text_keys.into_iter().zip(values);
+                items.extend(pairs.filter_map(|(key, bytes)| {
+                    // A key deleted since the scan found it has no value: skipped.
                     let bytes = bytes?;
-                    Some(
-                        self.decode(&found.key, &bytes)
-                            .map(|value| (found.id, value)),
-                    )
-                }))
+                    Some(match self.decode(&key, &bytes) {
+                        Ok(value) => Ok((self.id_from(key), value)),
+                        Err(e) => Err(e),
+                    })
+                }));
             }
             Err(e) => items.push(Err(e)),
         }
