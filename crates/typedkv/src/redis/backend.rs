@@ -8,10 +8,6 @@ use crate::error::Result;
 use crate::options::Expiry;
 
 impl Backend for RedisPool {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
     forward_commands_to_shared!();
 
     async fn scan_page(

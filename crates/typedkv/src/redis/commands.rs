@@ -19,11 +19,16 @@ use crate::redis::keys::KeyBatch;
 
 /// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,
 /// forwarded to the pool's `Shared` (from `fn shared(&self)`). Expands to items of an
-/// `impl Backend for ...` block, which then adds `kind`, `scan_page` and `set_many`.
+/// `impl Backend for ...` block, which then adds `scan_page` and `set_many`. `kind` is the
+/// backend name the pool's `Shared` was built with, so errors and `kind` say the same.
 macro_rules! forward_commands_to_shared {
     () => {
+        fn kind(&self) -> &'static str {
+            self.shared().limits().backend
+        }
+
         fn response_timeout(&self) -> Option<std::time::Duration> {
-            self.shared().response_timeout()
+            self.shared().limits().response
         }
 
         async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -84,14 +84,9 @@ where
         })
     }
 
-    /// How long a command waits for its reply; `None`: for ever.
-    /// What this pool's errors report (for commands sent outside `query`).
+    /// The backend's name and the timeouts that apply, as this pool's errors report them.
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    pub(crate) fn response_timeout(&self) -> Option<std::time::Duration> {
-        self.limits.response
     }
 
     pub(crate) fn pool(&self) -> &Pool<M, W> {

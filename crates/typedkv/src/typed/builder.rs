@@ -226,7 +226,9 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from must come after codec: conversions decode with the store's codec",
             ));
         }
-        if self.codec.envelope_id().is_none() && self.schema != DEFAULT_SCHEMA_VERSION {
+        // Only an envelope records a schema version, migrations and the layout fingerprint.
+        let enveloped = self.codec.envelope_id().is_some();
+        if !enveloped && self.schema != DEFAULT_SCHEMA_VERSION {
             return Err(Error::config(format!(
                 "schema_version needs a codec with an envelope: {} values (such as JSON) carry \
                  no schema version, so schema_version({}) would do nothing",
@@ -234,7 +236,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 self.schema
             )));
         }
-        if self.codec.envelope_id().is_none() && self.migrations.schemas().next().is_some() {
+        if !enveloped && self.migrations.schemas().next().is_some() {
             return Err(Error::config(format!(
                 "migrate_from needs a codec with an envelope: {} values (such as JSON) carry no \
                  schema version, so no migration would ever run; read older shapes with serde \
@@ -251,11 +253,8 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from names the current schema_version; migrations are from older ones",
             ));
         }
-        // Only an envelope can carry the fingerprint; traced once per store.
-        let layout = match self.codec.envelope_id() {
-            Some(_) => Layout::of::<T>(),
-            None => None,
-        };
+        // Traced once per store.
+        let layout = if enveloped { Layout::of::<T>() } else { None };
         Ok(TypedStore {
             inner: Arc::new(Inner {
                 codec: self.codec,

@@ -41,10 +41,6 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
 }
 
 impl Backend for RedisClusterPool {
-    fn kind(&self) -> &'static str {
-        "redis-cluster"
-    }
-
     forward_commands_to_shared!();
 
     async fn scan_page(
