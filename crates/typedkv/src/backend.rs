@@ -19,7 +19,9 @@ use std::future::Future;
 
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::index::Order;
+use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, Swept};
 use crate::options::{Condition, Expiry};
 use crate::version::Version;
 
@@ -118,6 +120,75 @@ pub trait Backend: Clone + Send + Sync + 'static {
         entries: Vec<(String, Bytes)>,
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether and how this backend keeps indexes (see [`crate::index::ops`]). The default,
+    /// [`IndexSupport::None`], makes a store with indexes fail to build, and the `index_*`
+    /// methods below are then never called.
+    fn index_support(&self) -> IndexSupport {
+        IndexSupport::None
+    }
+
+    /// Applies `ops` to entities and their index entries as one atomic step: every guard and
+    /// every unique claim is checked first, and nothing is written unless all hold. Then, per
+    /// op in order: the entity's old members (named by its record) leave their indexes, the
+    /// value is written or deleted, and its new members and record are written with the
+    /// value's expiry. Expired members of the space's indexes may be removed on the way.
+    fn apply_indexed(
+        &self,
+        space: &IndexSpace,
+        ops: Vec<IndexedOp>,
+    ) -> impl Future<Output = Result<Applied>> + Send {
+        let _ = (space, ops);
+        async { Err(no_indexes(self.kind())) }
+    }
+
+    /// Up to `limit` members of index `index` of `space` between `lo` and `hi`, in `order`
+    /// (for [`Order::Descending`], from `hi` down). Members of expired entities may be among
+    /// them until removed; the typed layer skips those.
+    fn index_members(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Bytes>>> + Send {
+        let _ = (space, index, range, order, limit);
+        async { Err(no_indexes(self.kind())) }
+    }
+
+    /// How many members of index `index` lie between `lo` and `hi`, not counting those of
+    /// expired entities.
+    fn index_count(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let _ = (space, index, range);
+        async { Err(no_indexes(self.kind())) }
+    }
+
+    /// Looks at up to `count` members of index `index` after `after` (from the start for
+    /// `None`) and removes those that are expired or absent from their entity's record.
+    fn index_sweep(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        after: Option<Bytes>,
+        count: usize,
+    ) -> impl Future<Output = Result<Swept>> + Send {
+        let _ = (space, index, after, count);
+        async { Err(no_indexes(self.kind())) }
+    }
+}
+
+/// The error of an index operation on a backend that keeps no indexes.
+fn no_indexes(backend: &str) -> Error {
+    Error::InvalidIndex {
+        index: String::new(),
+        reason: format!("the {backend} backend keeps no indexes"),
+    }
 }
 
 /// The expiry a backend applies to a write, after the store resolved its default.

@@ -190,6 +190,45 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// A write would give an entity a value of a unique index that another live entity
+    /// holds. Nothing was written.
+    #[error("key {key} cannot take value {value} of unique index {index}: another entity holds it")]
+    UniqueViolation {
+        /// The key of the entity being written.
+        key: String,
+        /// The unique index.
+        index: String,
+        /// The value, as text when it is UTF-8, its other bytes escaped (`\xff`).
+        value: String,
+    },
+
+    /// A query named an index the store does not have.
+    #[error("store {namespace:?} has no index {index:?}")]
+    UnknownIndex {
+        /// The store's namespace.
+        namespace: String,
+        /// The index asked for.
+        index: String,
+    },
+
+    /// An index declaration or query is unusable: a bad or duplicate name, a backend that
+    /// keeps no indexes, a query of the wrong kind of index.
+    #[error("invalid index {index:?}: {reason}")]
+    InvalidIndex {
+        /// The index's name as given.
+        index: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// An index's extractor panicked on the value being written; nothing was written.
+    #[error("the extractor of index {index} panicked on the value for key {key}")]
+    IndexValue {
+        /// The key the value was meant for.
+        key: String,
+        /// The index.
+        index: String,
+    },
 }
 
 /// What an operation was waiting for when its time ran out; part of [`Error::Timeout`].
@@ -356,8 +395,12 @@ impl Error {
             Error::Conflict { key, .. }
             | Error::Load { key, .. }
             | Error::Encode { key, .. }
-            | Error::Decode { key, .. } => Some(key),
-            Error::InvalidNamespace { .. }
+            | Error::Decode { key, .. }
+            | Error::UniqueViolation { key, .. }
+            | Error::IndexValue { key, .. } => Some(key),
+            Error::UnknownIndex { .. }
+            | Error::InvalidIndex { .. }
+            | Error::InvalidNamespace { .. }
             | Error::InvalidId { .. }
             | Error::InvalidConfig { .. } => None,
         }
@@ -393,6 +436,10 @@ impl Error {
             | Error::Load { .. }
             | Error::Encode { .. }
             | Error::Decode { .. }
+            | Error::UniqueViolation { .. }
+            | Error::UnknownIndex { .. }
+            | Error::InvalidIndex { .. }
+            | Error::IndexValue { .. }
             | Error::InvalidNamespace { .. }
             | Error::InvalidId { .. }
             | Error::InvalidConfig { .. } => false,
@@ -424,7 +471,8 @@ impl Error {
 
     /// A short, stable name of the variant, for logs and metrics labels: `"timeout"`,
     /// `"connection"`, `"pool"`, `"refused"`, `"protocol"`, `"conflict"`, `"load"`,
-    /// `"encode"`, `"decode"`, `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`.
+    /// `"encode"`, `"decode"`, `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`,
+    /// `"unique_violation"`, `"unknown_index"`, `"invalid_index"`, `"index_value"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidNamespace { .. } => "invalid_namespace",
@@ -439,6 +487,10 @@ impl Error {
             Error::Load { .. } => "load",
             Error::Encode { .. } => "encode",
             Error::Decode { .. } => "decode",
+            Error::UniqueViolation { .. } => "unique_violation",
+            Error::UnknownIndex { .. } => "unknown_index",
+            Error::InvalidIndex { .. } => "invalid_index",
+            Error::IndexValue { .. } => "index_value",
         }
     }
 
@@ -525,6 +577,23 @@ impl Error {
                 expected_schema: *expected_schema,
                 problem: problem.clone(),
                 source: source.as_ref().map(|_| cause()),
+            },
+            Error::UniqueViolation { key, index, value } => Error::UniqueViolation {
+                key: key.clone(),
+                index: index.clone(),
+                value: value.clone(),
+            },
+            Error::UnknownIndex { namespace, index } => Error::UnknownIndex {
+                namespace: namespace.clone(),
+                index: index.clone(),
+            },
+            Error::InvalidIndex { index, reason } => Error::InvalidIndex {
+                index: index.clone(),
+                reason: reason.clone(),
+            },
+            Error::IndexValue { key, index } => Error::IndexValue {
+                key: key.clone(),
+                index: index.clone(),
             },
         }
     }

@@ -94,6 +94,25 @@ impl Keyspace {
         ids.into_iter().map(|id| self.key(id)).collect()
     }
 
+    /// The keys of index `name`: its members and their expiries,
+    /// `namespace#ix:name` and `namespace#ix:name#exp` (with `{namespace}` when hash-tagged).
+    /// `#` is no namespace character, so no store's `namespace:` prefix covers them.
+    pub(crate) fn index_keys(&self, name: &str) -> (String, String) {
+        let members = format!("{}#ix:{name}", self.base());
+        let expiries = format!("{members}#exp");
+        (members, expiries)
+    }
+
+    /// The prefix of entity records: `namespace#rec:` (`{namespace}#rec:` when hash-tagged).
+    pub(crate) fn record_prefix(&self) -> String {
+        format!("{}#rec:", self.base())
+    }
+
+    /// The prefix without its `:`: `namespace` or `{namespace}`.
+    fn base(&self) -> &str {
+        self.prefix.strip_suffix(':').unwrap_or(&self.prefix)
+    }
+
     /// The id part of a key of this keyspace, or `None` if the key belongs elsewhere.
     pub fn id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(&self.prefix).filter(|id| !id.is_empty())

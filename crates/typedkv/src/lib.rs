@@ -49,6 +49,7 @@ mod cache;
 pub mod codec;
 pub mod envelope;
 mod error;
+pub mod index;
 mod keyspace;
 pub mod layout;
 mod load;
@@ -70,6 +71,9 @@ pub use crate::cache::{
 };
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};
+pub use crate::index::{
+    Index, IndexKind, IndexReport, Order, RangeCursor, RangeKey, RangePage, RangeQuery,
+};
 pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
 pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};

@@ -12,6 +12,7 @@ mod batch;
 mod conditions;
 mod crud;
 mod encoding;
+pub mod indexes;
 mod keys;
 mod load;
 mod migrations;
@@ -25,6 +26,11 @@ pub use self::batch::*;
 pub use self::conditions::*;
 pub use self::crud::*;
 pub use self::encoding::*;
+pub use self::indexes::{
+    indexed_entities_expire, indexes_find_by_field, indexes_follow_every_write_path,
+    panicking_extractors_are_errors, range_pages_are_ordered_and_complete,
+    rebuild_and_repair_indexes, unique_indexes_refuse_taken_values,
+};
 pub use self::keys::*;
 pub use self::load::*;
 pub use self::migrations::*;
@@ -112,6 +118,13 @@ macro_rules! __conformance_list {
             hash_tagged_keys_work_like_plain_ones,
             old_schemas_are_migrated_on_read,
             get_with_ttl_pairs_value_and_expiry,
+            indexes_find_by_field,
+            indexes_follow_every_write_path,
+            unique_indexes_refuse_taken_values,
+            indexed_entities_expire,
+            range_pages_are_ordered_and_complete,
+            rebuild_and_repair_indexes,
+            panicking_extractors_are_errors,
             ]
             fixture = [
                 update_from_two_clients,

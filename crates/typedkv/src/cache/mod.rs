@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use self::entries::Entries;
 use crate::codec::{Bincode, Codec};
 use crate::error::Result;
+use crate::index::{RangePage, RangeQuery};
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
 use crate::redis::RedisPool;
@@ -344,5 +345,18 @@ where
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
         let result = self.inner.store.set_many(entries).await;
         self.wrote(entries.iter().map(|(id, _)| *id), result)
+    }
+
+    // Queries read the indexes and values from Redis: an index answers from the server.
+    fn find_by(&self, index: &str, value: &[u8]) -> BoxStream<'static, Result<(String, T)>> {
+        self.inner.store.find_by(index, value)
+    }
+
+    async fn count_by(&self, index: &str, value: &[u8]) -> Result<u64> {
+        self.inner.store.count_by(index, value).await
+    }
+
+    async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
+        self.inner.store.find_range(index, query).await
     }
 }

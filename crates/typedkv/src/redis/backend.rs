@@ -10,6 +10,10 @@ use crate::options::Expiry;
 impl Backend for RedisPool {
     forward_commands_to_shared!();
 
+    fn index_support(&self) -> crate::index::ops::IndexSupport {
+        crate::index::ops::IndexSupport::Atomic
+    }
+
     async fn scan_page(
         &self,
         prefix: &str,

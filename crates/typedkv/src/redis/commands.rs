@@ -74,6 +74,46 @@ macro_rules! forward_commands_to_shared {
         async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
             self.shared().delete_many(keys).await
         }
+
+        async fn apply_indexed(
+            &self,
+            space: &$crate::index::ops::IndexSpace,
+            ops: Vec<$crate::index::ops::IndexedOp>,
+        ) -> Result<$crate::index::ops::Applied> {
+            self.shared().apply_indexed(space, ops).await
+        }
+
+        async fn index_members(
+            &self,
+            space: &$crate::index::ops::IndexSpace,
+            index: usize,
+            range: (&$crate::index::ops::Lex, &$crate::index::ops::Lex),
+            order: $crate::index::Order,
+            limit: usize,
+        ) -> Result<Vec<Bytes>> {
+            self.shared()
+                .index_members(space, index, range, order, limit)
+                .await
+        }
+
+        async fn index_count(
+            &self,
+            space: &$crate::index::ops::IndexSpace,
+            index: usize,
+            range: (&$crate::index::ops::Lex, &$crate::index::ops::Lex),
+        ) -> Result<u64> {
+            self.shared().index_count(space, index, range).await
+        }
+
+        async fn index_sweep(
+            &self,
+            space: &$crate::index::ops::IndexSpace,
+            index: usize,
+            after: Option<Bytes>,
+            count: usize,
+        ) -> Result<$crate::index::ops::Swept> {
+            self.shared().index_sweep(space, index, after, count).await
+        }
     };
 }
 pub(crate) use forward_commands_to_shared;

@@ -12,6 +12,7 @@ mod cluster;
 mod commands;
 mod config;
 mod errors;
+mod indexes;
 mod keys;
 mod lanes;
 mod pool;

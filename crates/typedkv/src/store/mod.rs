@@ -10,7 +10,8 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{BoxError, Result};
+use crate::error::{BoxError, Error, Result};
+use crate::index::{RangePage, RangeQuery};
 use crate::load::{Loaded, Loader};
 use crate::options::{Expiry, SetOptions};
 use crate::update::Update;
@@ -193,6 +194,88 @@ where
     /// the batch is applied atomically (all values become visible at once). If one id occurs
     /// twice, the later entry wins.
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()>;
+
+    /// Every entity whose equality or unique index `index` holds `value` (bytes exactly as the
+    /// index's extractor gives them), as `(id, value)` in id order, read a page at a time.
+    /// Only entities whose current value gives `value` are answered: never a deleted, expired
+    /// or changed one. A store without that index answers [`Error::UnknownIndex`]; stores
+    /// without indexes answer it for every name.
+    ///
+    /// ```
+    /// use futures::TryStreamExt;
+    /// use serde::{Deserialize, Serialize};
+    /// use typedkv::{Index, MemoryBackend, MemoryStore, Store};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Order { customer: String, cents: u64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let orders = MemoryStore::<Order>::builder(MemoryBackend::new(), "order")
+    ///     .index(Index::equality("customer", |o: &Order| [o.customer.clone()]))
+    ///     .build()?;
+    /// orders.set("1", &Order { customer: "ann".into(), cents: 500 }).await?;
+    /// orders.set("2", &Order { customer: "bob".into(), cents: 700 }).await?;
+    /// let anns: Vec<(String, Order)> = orders.find_by("customer", b"ann").try_collect().await?;
+    /// assert_eq!(anns.len(), 1);
+    /// assert_eq!(orders.count_by("customer", b"bob").await?, 1);
+    /// # Ok(()) }
+    /// ```
+    fn find_by(&self, index: &str, value: &[u8]) -> BoxStream<'static, Result<(String, T)>> {
+        let _ = value;
+        let error = no_index(self.namespace(), index);
+        Box::pin(futures::stream::once(async { Err(error) }))
+    }
+
+    /// The entity holding `value` in index `index` (a unique index answers at most one; an
+    /// equality index its first by id), or `None`.
+    async fn find_one_by(&self, index: &str, value: &[u8]) -> Result<Option<(String, T)>> {
+        use futures::TryStreamExt;
+        self.find_by(index, value).try_next().await
+    }
+
+    /// How many entities hold `value` in equality or unique index `index` (not counting
+    /// expired ones).
+    async fn count_by(&self, index: &str, value: &[u8]) -> Result<u64> {
+        let _ = value;
+        Err(no_index(self.namespace(), index))
+    }
+
+    /// One page of range index `index`: entities whose value lies in the query's range, in
+    /// its order, and the cursor of the next page ([`RangeQuery::after`](crate::RangeQuery::after)).
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use typedkv::{Index, MemoryBackend, MemoryStore, RangeQuery, Store};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct User { age: u32 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let users = MemoryStore::<User>::builder(MemoryBackend::new(), "user")
+    ///     .index(Index::range("age", |u: &User| Some(u.age)))
+    ///     .build()?;
+    /// for (id, age) in [("a", 17), ("b", 30), ("c", 45), ("d", 70)] {
+    ///     users.set(id, &User { age }).await?;
+    /// }
+    /// let first = users.find_range("age", RangeQuery::new(18u32..65).limit(1)).await?;
+    /// assert_eq!(first.items[0].0, "b");
+    /// let cursor = first.next.expect("one more page");
+    /// let second = users.find_range("age", RangeQuery::new(18u32..65).limit(1).after(cursor)).await?;
+    /// assert_eq!(second.items[0].0, "c");
+    /// # Ok(()) }
+    /// ```
+    async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
+        let _ = query;
+        Err(no_index(self.namespace(), index))
+    }
+}
+
+/// The answer of a store without indexes to a query of one.
+fn no_index(namespace: &str, index: &str) -> Error {
+    Error::UnknownIndex {
+        namespace: namespace.to_owned(),
+        index: index.to_owned(),
+    }
 }
 
 /// Generic conveniences over any [`Store`], including `dyn Store`: ids of any [`Display`]

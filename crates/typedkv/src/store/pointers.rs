@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::Store;
 use crate::error::Result;
+use crate::index::{RangePage, RangeQuery};
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
 use crate::update::Update;
@@ -104,6 +105,22 @@ macro_rules! forward_store {
 
             async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
                 (**self).set_many(entries).await
+            }
+
+            fn find_by(&self, index: &str, value: &[u8]) -> BoxStream<'static, Result<(String, T)>> {
+                (**self).find_by(index, value)
+            }
+
+            async fn find_one_by(&self, index: &str, value: &[u8]) -> Result<Option<(String, T)>> {
+                (**self).find_one_by(index, value).await
+            }
+
+            async fn count_by(&self, index: &str, value: &[u8]) -> Result<u64> {
+                (**self).count_by(index, value).await
+            }
+
+            async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
+                (**self).find_range(index, query).await
             }
         }
     )*};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::indexing::Indexes;
 use super::migration::Migrations;
 use super::telemetry::Telemetry;
 use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore};
@@ -14,6 +15,7 @@ use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
 use crate::envelope::Stamp;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::keyspace::Keyspace;
 use crate::layout::Layout;
 use crate::load::Flights;
@@ -45,6 +47,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             telemetry: Telemetry::default(),
             migrations: Migrations::default(),
             migrations_dropped: false,
+            indexes: Vec::new(),
             _values: PhantomData,
         }
     }
@@ -64,6 +67,7 @@ pub struct StoreBuilder<T, B, C> {
     migrations: Migrations<T, C>,
     /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
     migrations_dropped: bool,
+    indexes: Vec<Index<T>>,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -78,6 +82,7 @@ impl<T, B: Backend, C: Codec> std::fmt::Debug for StoreBuilder<T, B, C> {
             .field("update_attempts", &self.update_attempts)
             .field("hash_tag", &self.hash_tag)
             .field("migrations", &self.migrations.schemas().collect::<Vec<_>>())
+            .field("indexes", &self.indexes)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +111,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             migrations: Migrations::default(),
             migrations_dropped: self.migrations_dropped
                 || self.migrations.schemas().next().is_some(),
+            indexes: self.indexes,
             _values: PhantomData,
         }
     }
@@ -201,6 +207,18 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         self
     }
 
+    /// Adds an index, so the store can find its values by a field: [`Index::equality`],
+    /// [`Index::unique`] or [`Index::range`]. Every write of the store keeps it right, in
+    /// the same atomic step as the value (see the README's "Finding by field"). Index names
+    /// are validated like namespaces and must differ. Needs a backend that keeps indexes
+    /// (memory, Redis; on Redis Cluster with [`hash_tag`](Self::hash_tag)`(true)`). Adding an
+    /// index to a store that already holds data: run
+    /// [`TypedStore::rebuild_indexes`] once.
+    pub fn index(mut self, index: Index<T>) -> Self {
+        self.indexes.push(index);
+        self
+    }
+
     /// Validates the configuration and builds the store.
     ///
     /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
@@ -208,7 +226,9 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a TTL out of
     /// range, zero update attempts, and settings the codec cannot honour: a `schema_version`
     /// or `migrate_from` with a codec that writes no envelope (JSON), or `codec` called
-    /// after `migrate_from` (conversions decode with the store's codec).
+    /// after `migrate_from` (conversions decode with the store's codec); with
+    /// [`Error::InvalidIndex`] for an index with a bad or repeated name, or one the backend
+    /// cannot keep.
     pub fn build(self) -> Result<TypedStore<T, B, C>>
     where
         T: DeserializeOwned,
@@ -253,6 +273,15 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from names the current schema_version; migrations are from older ones",
             ));
         }
+        let indexes = match self.indexes.is_empty() {
+            true => Indexes::none(),
+            false => Indexes::new(
+                self.indexes,
+                &keyspace,
+                self.backend.index_support(),
+                self.hash_tag,
+            )?,
+        };
         // Traced once per store.
         let layout = if enveloped { Layout::of::<T>() } else { None };
         Ok(TypedStore {
@@ -269,6 +298,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 telemetry: self.telemetry,
             }),
             migrations: Arc::new(self.migrations),
+            indexes: Arc::new(indexes),
             _values: PhantomData,
         })
     }

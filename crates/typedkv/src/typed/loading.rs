@@ -42,9 +42,7 @@ where
             };
             let write = Write::new(store.expiry(policy).map_err(shared)?, Condition::Always);
             store
-                .inner
-                .backend
-                .set(&key, bytes.clone(), write)
+                .write(&key, &loaded.value, bytes.clone(), write)
                 .await
                 .map_err(shared)?;
             Ok(Arc::new(bytes))

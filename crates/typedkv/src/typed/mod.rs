@@ -5,6 +5,7 @@
 //! `telemetry.rs` reports every operation (tracing spans, metrics).
 
 mod builder;
+mod indexing;
 mod loading;
 mod migration;
 mod scanning;
@@ -30,6 +31,7 @@ use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
 use crate::error::{DecodeProblem, Error, Result};
+use crate::index::{RangePage, RangeQuery};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
 use crate::options::{Expiry, SetOptions, TtlPolicy, check_ttl};
@@ -37,6 +39,7 @@ use crate::store::Store;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
+use self::indexing::Indexes;
 use self::migration::Migrations;
 use self::telemetry::{Telemetry, observed};
 use self::turns::UpdateTurns;
@@ -52,6 +55,7 @@ pub const DEFAULT_SCHEMA_VERSION: u32 = 1;
 pub struct TypedStore<T, B, C = Bincode> {
     inner: Arc<Inner<B, C>>,
     migrations: Arc<Migrations<T, C>>,
+    indexes: Arc<Indexes<T>>,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -79,6 +83,7 @@ impl<T, B, C> Clone for TypedStore<T, B, C> {
         TypedStore {
             inner: Arc::clone(&self.inner),
             migrations: Arc::clone(&self.migrations),
+            indexes: Arc::clone(&self.indexes),
             _values: PhantomData,
         }
     }
@@ -93,6 +98,7 @@ impl<T, B: Backend, C: Codec> fmt::Debug for TypedStore<T, B, C> {
             .field("schema_version", &self.inner.stamp.schema)
             .field("layout", &self.inner.stamp.layout)
             .field("default_ttl", &self.inner.default_ttl)
+            .field("indexes", &self.indexes.names())
             .finish()
     }
 }
@@ -167,7 +173,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// value either way, and the next read converts again if this did not happen.
     async fn write_back(&self, key: &str, old: &[u8], value: &T)
     where
-        T: Serialize,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let stored = envelope::Header::parse(old).map(|(header, _)| header.stamp.schema);
         if stored == Ok(self.inner.stamp.schema) {
@@ -175,11 +181,9 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         }
         if let Ok(new) = self.encode(key, value) {
             let expected = Expected::Bytes(old);
-            let swap =
-                self.inner
-                    .backend
-                    .compare_and_swap(key, expected, Some(new), WriteExpiry::Keep);
-            let _ = swap.await;
+            let _ = self
+                .swap(key, expected, Some((value, new)), WriteExpiry::Keep)
+                .await;
         }
     }
 
@@ -198,7 +202,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let inner = &*self.inner;
         let mut current = inner.backend.get(&key).await?;
@@ -213,6 +217,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
                 Update::Delete => (None, None),
                 Update::Set(value) => (Some(self.encode(&key, &value)?), Some(value)),
             };
+            let new = new.map(|bytes| (result.as_ref(), bytes));
             // An existing key keeps its TTL; a key created here gets the store default.
             let expiry = match current {
                 Some(_) => WriteExpiry::Keep,
@@ -222,11 +227,8 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
                 Some(bytes) => Expected::Bytes(bytes),
                 None => Expected::Absent,
             };
-            match inner
-                .backend
-                .compare_and_swap(&key, expected, new, expiry)
-                .await?
-            {
+            let new = new.and_then(|(value, bytes)| Some((value?, bytes)));
+            match self.swap(&key, expected, new, expiry).await? {
                 Swap::Done => return Ok(result),
                 // Retry at once with the value the swap found, or, under contention, after a
                 // random pause with a fresh read (what the swap found is stale by then).
@@ -293,14 +295,17 @@ where
             let write = Write::new(self.expiry(options.ttl)?, options.condition);
             let bytes = self.encode(&key, value)?;
             span.record("bytes", bytes.len());
-            self.inner.backend.set(&key, bytes, write).await
+            self.write(&key, value, bytes, write).await
         })
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
         observed!(self, "delete", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
-            self.inner.backend.delete(&key).await
+            match self.indexed() {
+                true => Ok(self.remove(vec![key.into_bytes()]).await? > 0),
+                false => self.inner.backend.delete(&key).await,
+            }
         })
     }
 
@@ -403,9 +408,7 @@ where
             let written = Version::of(&bytes);
             let expected = Expected::Version(version);
             match self
-                .inner
-                .backend
-                .compare_and_swap(&key, expected, Some(bytes), WriteExpiry::Keep)
+                .swap(&key, expected, Some((value, bytes)), WriteExpiry::Keep)
                 .await?
             {
                 Swap::Done => Ok(Some(written)),
@@ -459,22 +462,37 @@ where
             }
             let keys = self.inner.keyspace.keys(ids.iter().copied())?;
             let keys: Vec<Bytes> = keys.into_iter().map(String::into_bytes).collect();
-            self.inner.backend.delete_many(&keys).await
+            self.remove(keys).await
         })
     }
 
     async fn clear(&self) -> Result<u64> {
         observed!(self, "clear", None, |span| async {
-            let backend = &self.inner.backend;
             self.key_pages()
                 .and_then(|keys| async move {
                     match keys.is_empty() {
                         true => Ok(0),
-                        false => backend.delete_many(&keys).await,
+                        false => self.remove(keys).await,
                     }
                 })
                 .try_fold(0u64, |n, removed| async move { Ok(n + removed) })
                 .await
+        })
+    }
+
+    fn find_by(&self, index: &str, value: &[u8]) -> BoxStream<'static, Result<(String, T)>> {
+        self.find_by_stream(index, value)
+    }
+
+    async fn count_by(&self, index: &str, value: &[u8]) -> Result<u64> {
+        observed!(self, "count_by", None, |span| async {
+            self.count_of(index, value).await
+        })
+    }
+
+    async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
+        observed!(self, "find_range", None, |span| async {
+            self.range_page(index, query).await
         })
     }
 
@@ -489,10 +507,10 @@ where
                 .map(|(id, value)| {
                     let key = self.inner.keyspace.key(id)?;
                     let bytes = self.encode(&key, value)?;
-                    Ok((key, bytes))
+                    Ok((key, *value, bytes))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            self.inner.backend.set_many(encoded, expiry).await
+            self.write_many(encoded, expiry).await
         })
     }
 }

@@ -43,6 +43,12 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
 impl Backend for RedisClusterPool {
     forward_commands_to_shared!();
 
+    /// The index scripts touch the entity's, its record's and its indexes' keys at once,
+    /// which a cluster allows only within one slot.
+    fn index_support(&self) -> crate::index::ops::IndexSupport {
+        crate::index::ops::IndexSupport::SameSlot
+    }
+
     async fn scan_page(
         &self,
         prefix: &str,

@@ -4,8 +4,13 @@
 //! own unit tests. It runs behind the same typed layer as Redis, so values go through the same
 //! codec and envelope and a serde attribute bincode cannot handle fails in tests already.
 //!
+//! Indexes (`indexes.rs`) live in the same map, under the same lock, so a write changes
+//! the value and its index entries in one step, as a Redis script does.
+//!
 //! Time is `tokio::time::Instant`, so tests under a paused tokio clock
 //! (`#[tokio::test(start_paused = true)]`) can advance past TTLs instantly.
+
+mod indexes;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +22,8 @@ use tokio::time::Instant;
 use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::backend::{Write, WriteExpiry, ceil_millis};
 use crate::error::Result;
+use crate::index::Order;
+use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, Swept};
 use crate::options::{Condition, Expiry};
 
 /// The in-process backend; clones share one map.
@@ -38,6 +45,8 @@ pub struct MemoryBackend {
 #[derive(Default)]
 struct Map {
     entries: HashMap<String, Entry>,
+    /// Index members by the index's members key (see `indexes.rs`).
+    indexes: HashMap<String, indexes::MemoryIndex>,
     /// When the map reaches this many entries, expired ones are swept out, so keys that
     /// expire without being read again do not accumulate.
     sweep_at: usize,
@@ -46,6 +55,8 @@ struct Map {
 struct Entry {
     bytes: Bytes,
     expires_at: Option<Instant>,
+    /// The entity's index members, as `(index name, member)`: its record.
+    record: Vec<(String, Bytes)>,
 }
 
 impl Entry {
@@ -65,7 +76,18 @@ impl Map {
     }
 
     fn insert(&mut self, key: String, bytes: Bytes, expires_at: Option<Instant>, now: Instant) {
-        self.entries.insert(key, Entry { bytes, expires_at });
+        // A record is the index layer's, apart from the value (Redis keeps it in a key of
+        // its own): a plain overwrite leaves it, as it leaves a Redis record.
+        let record = match self.entries.remove(&key) {
+            Some(old) if old.alive(now) => old.record,
+            _ => Vec::new(),
+        };
+        let entry = Entry {
+            bytes,
+            expires_at,
+            record,
+        };
+        self.entries.insert(key, entry);
         if self.entries.len() >= self.sweep_at {
             self.entries.retain(|_, e| e.alive(now));
             self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
@@ -229,6 +251,44 @@ impl Backend for MemoryBackend {
             .filter_map(|key| std::str::from_utf8(key).ok())
             .filter(|key| map.entries.remove(*key).is_some_and(|e| e.alive(now)))
             .count() as u64)
+    }
+
+    fn index_support(&self) -> IndexSupport {
+        IndexSupport::Atomic
+    }
+
+    async fn apply_indexed(&self, space: &IndexSpace, ops: Vec<IndexedOp>) -> Result<Applied> {
+        Ok(self.apply_indexed_now(space, ops))
+    }
+
+    async fn index_members(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        Ok(self.index_members_now(space, index, range, order, limit))
+    }
+
+    async fn index_count(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+    ) -> Result<u64> {
+        Ok(self.index_count_now(space, index, range))
+    }
+
+    async fn index_sweep(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        after: Option<Bytes>,
+        count: usize,
+    ) -> Result<Swept> {
+        Ok(self.index_sweep_now(space, index, after, count))
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {

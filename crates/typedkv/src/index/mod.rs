@@ -1,0 +1,206 @@
+//! Find by field: equality, unique and range indexes declared on a store's builder.
+//!
+//! An [`Index`] names a field of `T` and how to read it; the store keeps one sorted set per
+//! index (plain Redis commands and Lua, no modules) and changes it together with the value on
+//! every write path. `members.rs` is the byte layout of index entries, `ops.rs` what the typed
+//! layer asks of a [`Backend`](crate::Backend) (one atomic step per write batch), `query.rs`
+//! the range queries and their pages. DESIGN.md ("Indexes") has the layout and guarantees.
+
+pub(crate) mod members;
+pub mod ops;
+mod query;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+pub use self::query::{DEFAULT_RANGE_LIMIT, Order, RangeCursor, RangeKey, RangePage, RangeQuery};
+
+use crate::error::{Error, Result};
+
+/// Longest accepted index name, in bytes.
+pub const MAX_INDEX_NAME_LEN: usize = 64;
+
+/// What an index answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Every entity holding a value: [`Store::find_by`](crate::Store::find_by).
+    Equality,
+    /// At most one entity per value: a write that would take a value another live entity
+    /// holds fails with [`Error::UniqueViolation`] and writes nothing.
+    Unique,
+    /// Ordered by a number or time: [`Store::find_range`](crate::Store::find_range).
+    Range,
+}
+
+type Extract<T> = dyn Fn(&T) -> Vec<Vec<u8>> + Send + Sync;
+
+/// One index of a store: a name, a kind and how to read its values from a `T`; given to
+/// [`StoreBuilder::index`](crate::StoreBuilder::index).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use typedkv::{Index, MemoryBackend, MemoryStore};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct User { email: String, handle: String, tags: Vec<String>, age: u32 }
+///
+/// let users = MemoryStore::<User>::builder(MemoryBackend::new(), "user")
+///     .index(Index::equality("email", |u: &User| [u.email.to_lowercase()]))
+///     .index(Index::equality("tag", |u: &User| u.tags.clone()))  // one entry per tag
+///     .index(Index::unique("handle", |u: &User| [u.handle.clone()]))
+///     .index(Index::range("age", |u: &User| Some(u.age)))
+///     .build()?;
+/// # let _ = users;
+/// # Ok::<(), typedkv::Error>(())
+/// ```
+pub struct Index<T> {
+    name: String,
+    kind: IndexKind,
+    extract: Arc<Extract<T>>,
+}
+
+impl<T> Clone for Index<T> {
+    fn clone(&self) -> Self {
+        Index {
+            name: self.name.clone(),
+            kind: self.kind,
+            extract: Arc::clone(&self.extract),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Index<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Index<T> {
+    /// An equality index: `values` gives zero or more values (any bytes: text, ids, tags)
+    /// for an entity, and [`find_by`](crate::Store::find_by) answers the entities holding one.
+    /// Normalise in the extractor (e.g. lower-case an email) and query with the same form.
+    pub fn equality<F, I>(name: impl Into<String>, values: F) -> Self
+    where
+        F: Fn(&T) -> I + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        Self::of_values(name, IndexKind::Equality, values)
+    }
+
+    /// A unique index: like [`equality`](Self::equality), and no two live entities may hold
+    /// the same value. [`find_one_by`](crate::Store::find_one_by) answers the holder.
+    pub fn unique<F, I>(name: impl Into<String>, values: F) -> Self
+    where
+        F: Fn(&T) -> I + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        Self::of_values(name, IndexKind::Unique, values)
+    }
+
+    /// A range index on a number or time ([`RangeKey`]): `value` gives at most one per
+    /// entity, and [`find_range`](crate::Store::find_range) answers entities in order.
+    pub fn range<F, K>(name: impl Into<String>, value: F) -> Self
+    where
+        F: Fn(&T) -> Option<K> + Send + Sync + 'static,
+        K: RangeKey,
+    {
+        Index {
+            name: name.into(),
+            kind: IndexKind::Range,
+            extract: Arc::new(move |t: &T| {
+                value(t)
+                    .map(|k| k.sortable().to_vec())
+                    .into_iter()
+                    .collect()
+            }),
+        }
+    }
+
+    fn of_values<F, I>(name: impl Into<String>, kind: IndexKind, values: F) -> Self
+    where
+        F: Fn(&T) -> I + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        Index {
+            name: name.into(),
+            kind,
+            extract: Arc::new(move |t: &T| {
+                let mut all: Vec<Vec<u8>> =
+                    values(t).into_iter().map(|v| v.as_ref().to_vec()).collect();
+                // Each value once: an entity holding a tag twice is one entry.
+                all.sort_unstable();
+                all.dedup();
+                all
+            }),
+        }
+    }
+
+    /// The index's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The index's kind.
+    pub fn kind(&self) -> IndexKind {
+        self.kind
+    }
+
+    /// The index values of `value` (range values in their sortable 8-byte form). An extractor
+    /// that panics is an [`Error::IndexValue`] naming `key` and the index, never a panic of
+    /// the caller.
+    pub(crate) fn values_of(&self, key: &str, value: &T) -> Result<Vec<Vec<u8>>> {
+        catch_unwind(AssertUnwindSafe(|| (self.extract)(value))).map_err(|_| Error::IndexValue {
+            key: key.to_owned(),
+            index: self.name.clone(),
+        })
+    }
+}
+
+/// Index names are validated like namespaces (they are part of Redis keys): 1 to
+/// [`MAX_INDEX_NAME_LEN`] bytes of ASCII letters, digits and `_ - . /`.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let refuse = |reason: &str| Error::InvalidIndex {
+        index: name.chars().take(MAX_INDEX_NAME_LEN).collect(),
+        reason: reason.to_owned(),
+    };
+    if name.is_empty() {
+        return Err(refuse("the name is empty"));
+    }
+    if name.len() > MAX_INDEX_NAME_LEN {
+        return Err(refuse("the name is longer than 64 bytes"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+    {
+        return Err(refuse("only ASCII letters, digits and _ - . / are allowed"));
+    }
+    Ok(())
+}
+
+/// What [`TypedStore::rebuild_indexes`](crate::TypedStore::rebuild_indexes) and
+/// [`TypedStore::repair_indexes`](crate::TypedStore::repair_indexes) did, so far or in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexReport {
+    /// Entities (rebuild) or index entries (repair) looked at.
+    pub scanned: u64,
+    /// Entities whose index entries were written anew (rebuild).
+    pub indexed: u64,
+    /// Entities skipped because another writer changed them meanwhile (that write indexed
+    /// them), or because their value could not be decoded (rebuild).
+    pub skipped: u64,
+    /// Index entries removed: left by deleted, expired or changed entities (repair).
+    pub removed: u64,
+    /// Entities left out of a unique index because another entity holds the same value
+    /// (rebuild): the data broke the rule before the index existed.
+    pub conflicts: u64,
+}

@@ -1,0 +1,170 @@
+//! What the typed layer asks of a [`Backend`](crate::Backend) that keeps indexes: keys and
+//! bytes only, like the rest of the backend contract.
+//!
+//! Each index is two sorted sets: its members (all scored 0, ordered by bytes, see
+//! `members.rs`) and their expiry times (scored by the Unix millisecond their entity expires,
+//! for members of entities with a TTL). Each indexed entity has a record, a set of
+//! `index name || 0x00 || member` naming its current members, so the next write removes
+//! exactly those. A backend applies a batch of [`IndexedOp`]s as one atomic step: every
+//! guard and every unique claim is checked before anything is written.
+
+use crate::backend::{Bytes, WriteExpiry};
+use crate::version::Version;
+
+use super::IndexKind;
+
+/// How a backend keeps indexes; from [`Backend::index_support`](crate::Backend::index_support).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexSupport {
+    /// It keeps none: a store with indexes on it fails to build.
+    None,
+    /// Values, records and index entries change in one atomic step, whatever their keys.
+    Atomic,
+    /// Atomic only when all of a store's keys share one Redis Cluster slot
+    /// ([`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)).
+    SameSlot,
+}
+
+/// The keys of one index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexKeys {
+    /// The index's name, as records name it.
+    pub name: String,
+    /// What it answers; unique indexes are checked on write.
+    pub kind: IndexKind,
+    /// The sorted set of members.
+    pub members: String,
+    /// The sorted set of members' expiry times.
+    pub expiries: String,
+}
+
+/// The indexes of one store, and how its entity and record keys are built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexSpace {
+    /// Prefix of entity keys (`namespace:`), so a member's id names its entity.
+    pub entity_prefix: String,
+    /// Prefix of record keys (`namespace#rec:`).
+    pub record_prefix: String,
+    /// The store's indexes, in declaration order ([`IndexedOp::members`] follows it).
+    pub indexes: Vec<IndexKeys>,
+}
+
+impl IndexSpace {
+    /// The index called `name`, with its position.
+    pub fn find(&self, name: &str) -> Option<(usize, &IndexKeys)> {
+        self.indexes
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.name == name)
+    }
+}
+
+/// What an [`IndexedOp`] requires of the entity's current value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Guard {
+    /// Nothing.
+    Always,
+    /// The key must be absent.
+    Absent,
+    /// The key must exist.
+    Present,
+    /// The key must hold exactly these bytes.
+    Bytes(Bytes),
+    /// The key must hold bytes with this version.
+    Version(Version),
+}
+
+/// One write of an entity with its index entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexedOp {
+    /// The entity's key.
+    pub key: String,
+    /// The entity's record key.
+    pub record: String,
+    /// What the current value must be for the batch to apply.
+    pub guard: Guard,
+    /// The new value; `None` deletes the entity.
+    pub value: Option<Bytes>,
+    /// The value's expiry (ignored on delete).
+    pub expiry: WriteExpiry,
+    /// The entity's members after the write, per index of the [`IndexSpace`] (empty lists
+    /// on delete).
+    pub members: Vec<Vec<Bytes>>,
+}
+
+impl IndexedOp {
+    /// An op with every field given.
+    pub fn new(
+        key: String,
+        record: String,
+        guard: Guard,
+        value: Option<Bytes>,
+        expiry: WriteExpiry,
+        members: Vec<Vec<Bytes>>,
+    ) -> Self {
+        IndexedOp {
+            key,
+            record,
+            guard,
+            value,
+            expiry,
+            members,
+        }
+    }
+}
+
+/// What applying a batch of [`IndexedOp`]s did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// Every op was applied; `existed` counts the deleted entities that existed.
+    Done {
+        /// Deletes of entities that existed.
+        existed: u64,
+    },
+    /// Op `op`'s guard was not met (the entity holds `found`); nothing was written.
+    Unmet {
+        /// Position of the op in the batch.
+        op: usize,
+        /// What the entity's key holds.
+        found: Option<Bytes>,
+    },
+    /// Op `op` would take a value of unique index `index` that another live entity holds
+    /// (or another op of the batch takes); nothing was written.
+    Taken {
+        /// Position of the op in the batch.
+        op: usize,
+        /// Position of the index in the [`IndexSpace`].
+        index: usize,
+        /// The value, as the index stores it.
+        value: Bytes,
+    },
+}
+
+/// What one step of an index sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Swept {
+    /// The last member looked at, where the next step continues; `None`: the sweep is done.
+    pub next: Option<Bytes>,
+    /// Members looked at.
+    pub scanned: u64,
+    /// Members removed: expired, or not in their entity's record.
+    pub removed: u64,
+}
+
+/// The id in `member` of an index of `kind`, if `member` is well formed.
+pub fn member_id(kind: IndexKind, member: &[u8]) -> Option<&str> {
+    let value_len = match kind {
+        IndexKind::Range => 8,
+        IndexKind::Equality | IndexKind::Unique => super::members::equality_value_len(member)?,
+    };
+    super::members::id_of(member, value_len)
+}
+
+pub use super::members::Lex;

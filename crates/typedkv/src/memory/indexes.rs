@@ -1,0 +1,271 @@
+//! Indexes in process: each index a sorted map of members, entity records inside their
+//! entries; the same steps, in the same order, as the Redis script `redis/indexes/apply.lua`
+//! (guards, expired members, unique claims, then the writes), under the map's lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use tokio::time::Instant;
+
+use super::{Map, MemoryBackend, deadline};
+use crate::backend::{Bytes, Expected, WriteExpiry};
+use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, Swept, member_id};
+use crate::index::{IndexKind, Order};
+
+/// One index: its members with their entity's expiry, and the members by expiry.
+#[derive(Default)]
+pub(super) struct MemoryIndex {
+    members: BTreeMap<Bytes, Option<Instant>>,
+    expiries: BTreeSet<(Instant, Bytes)>,
+}
+
+impl MemoryIndex {
+    fn insert(&mut self, member: Bytes, expires_at: Option<Instant>) {
+        self.remove(&member);
+        if let Some(at) = expires_at {
+            self.expiries.insert((at, member.clone()));
+        }
+        self.members.insert(member, expires_at);
+    }
+
+    fn remove(&mut self, member: &[u8]) {
+        if let Some(Some(at)) = self.members.remove(member) {
+            self.expiries.remove(&(at, member.to_vec()));
+        }
+    }
+
+    /// Removes the members of entities expired by `now`.
+    fn purge(&mut self, now: Instant) {
+        while let Some((at, _)) = self.expiries.first()
+            && *at <= now
+        {
+            if let Some((_, member)) = self.expiries.pop_first() {
+                self.members.remove(&member);
+            }
+        }
+    }
+
+    /// The members between `lo` and `hi` (empty when the bounds leave nothing between them,
+    /// where `BTreeMap::range` would panic).
+    fn range<'a>(
+        &'a self,
+        lo: &'a Lex,
+        hi: &'a Lex,
+    ) -> Box<dyn DoubleEndedIterator<Item = &'a Bytes> + 'a> {
+        if matches!(lo, Lex::Max) || matches!(hi, Lex::Min) || !ordered(lo, hi) {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(
+            self.members
+                .range::<[u8], _>((lo.as_bound(), hi.as_bound()))
+                .map(|(member, _)| member),
+        )
+    }
+}
+
+/// Whether some bytes can lie between `lo` and `hi`.
+fn ordered(lo: &Lex, hi: &Lex) -> bool {
+    match (lo.as_bound(), hi.as_bound()) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
+        _ => true,
+    }
+}
+
+impl Map {
+    fn index(&mut self, members_key: &str) -> &mut MemoryIndex {
+        self.indexes.entry(members_key.to_owned()).or_default()
+    }
+
+    /// Whether an op of the batch rewrites `key` without `member` of index `i` (so its
+    /// holder gives it up in the same step).
+    fn gives_up(ops: &[IndexedOp], key: &str, i: usize, member: &[u8]) -> bool {
+        ops.iter()
+            .filter(|op| op.key == key)
+            .any(|op| op.value.is_none() || !op.members[i].iter().any(|m| m == member))
+    }
+
+    fn apply(&mut self, space: &IndexSpace, ops: Vec<IndexedOp>, now: Instant) -> Applied {
+        // 1. Guards.
+        for (o, op) in ops.iter().enumerate() {
+            let current = self.live(&op.key, now).map(|e| e.bytes.as_slice());
+            let met = match &op.guard {
+                Guard::Always => true,
+                Guard::Absent => current.is_none(),
+                Guard::Present => current.is_some(),
+                Guard::Bytes(bytes) => Expected::Bytes(bytes).matches(current),
+                Guard::Version(version) => Expected::Version(version).matches(current),
+            };
+            if !met {
+                let found = current.map(<[u8]>::to_vec);
+                return Applied::Unmet { op: o, found };
+            }
+        }
+        // 2. Expired members leave.
+        for keys in &space.indexes {
+            self.index(&keys.members).purge(now);
+        }
+        // 3. Unique claims.
+        let mut claimed: HashMap<(usize, Bytes), &str> = HashMap::new();
+        for (o, op) in ops.iter().enumerate().filter(|(_, op)| op.value.is_some()) {
+            let id = op.key.get(space.entity_prefix.len()..).unwrap_or_default();
+            for (i, keys) in space.indexes.iter().enumerate() {
+                if keys.kind != IndexKind::Unique {
+                    continue;
+                }
+                for member in &op.members[i] {
+                    let prefix = member[..member.len().saturating_sub(id.len())].to_vec();
+                    let taken = Applied::Taken {
+                        op: o,
+                        index: i,
+                        value: prefix.clone(),
+                    };
+                    if claimed
+                        .insert((i, prefix.clone()), id)
+                        .is_some_and(|by| by != id)
+                    {
+                        return taken;
+                    }
+                    let (lo, hi) = crate::index::members::prefix_range(&prefix);
+                    let holders: Vec<Bytes> =
+                        self.index(&keys.members).range(&lo, &hi).cloned().collect();
+                    for held in holders {
+                        let Some(holder) = member_id(keys.kind, &held).map(str::to_owned) else {
+                            continue;
+                        };
+                        if holder == id {
+                            continue;
+                        }
+                        let key = format!("{}{holder}", space.entity_prefix);
+                        if self.live(&key, now).is_none() {
+                            // A leftover of an entity that is gone: it frees the value.
+                            self.index(&keys.members).remove(&held);
+                        } else if !Self::gives_up(&ops, &key, i, &held) {
+                            return taken;
+                        }
+                    }
+                }
+            }
+        }
+        // 4. The writes.
+        let mut existed = 0;
+        for op in ops {
+            let current = self.live(&op.key, now);
+            let kept = current.and_then(|e| e.expires_at);
+            let old = current.map(|e| e.record.clone()).unwrap_or_default();
+            for (name, member) in old {
+                if let Some((_, keys)) = space.find(&name) {
+                    self.index(&keys.members).remove(&member);
+                }
+            }
+            let Some(bytes) = op.value else {
+                existed += u64::from(self.entries.remove(&op.key).is_some_and(|e| e.alive(now)));
+                continue;
+            };
+            let expires_at = match op.expiry {
+                WriteExpiry::Never => None,
+                WriteExpiry::After(ttl) => deadline(ttl, now),
+                WriteExpiry::Keep => kept,
+            };
+            let mut record = Vec::new();
+            for (keys, members) in space.indexes.iter().zip(op.members) {
+                for member in members {
+                    self.index(&keys.members).insert(member.clone(), expires_at);
+                    record.push((keys.name.clone(), member));
+                }
+            }
+            self.insert(op.key.clone(), bytes, expires_at, now);
+            if let Some(entry) = self.entries.get_mut(&op.key) {
+                entry.record = record;
+            }
+        }
+        Applied::Done { existed }
+    }
+}
+
+impl MemoryBackend {
+    pub(super) fn apply_indexed_now(&self, space: &IndexSpace, ops: Vec<IndexedOp>) -> Applied {
+        self.lock().apply(space, ops, Instant::now())
+    }
+
+    pub(super) fn index_members_now(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        (lo, hi): (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> Vec<Bytes> {
+        let Some(keys) = space.indexes.get(index) else {
+            return Vec::new();
+        };
+        let mut map = self.lock();
+        let index = map.index(&keys.members);
+        index.purge(Instant::now());
+        let range = index.range(lo, hi);
+        match order {
+            Order::Ascending => range.take(limit).cloned().collect(),
+            Order::Descending => range.rev().take(limit).cloned().collect(),
+        }
+    }
+
+    pub(super) fn index_count_now(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        (lo, hi): (&Lex, &Lex),
+    ) -> u64 {
+        let Some(keys) = space.indexes.get(index) else {
+            return 0;
+        };
+        let mut map = self.lock();
+        let index = map.index(&keys.members);
+        index.purge(Instant::now());
+        index.range(lo, hi).count() as u64
+    }
+
+    pub(super) fn index_sweep_now(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        after: Option<Bytes>,
+        count: usize,
+    ) -> Swept {
+        let Some(keys) = space.indexes.get(index) else {
+            return Swept::default();
+        };
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.index(&keys.members).purge(now);
+        let lo = after.map_or(Lex::Min, Lex::Excl);
+        let page: Vec<Bytes> = map
+            .index(&keys.members)
+            .range(&lo, &Lex::Max)
+            .take(count.max(1))
+            .cloned()
+            .collect();
+        let mut removed = 0;
+        for member in &page {
+            let recorded = member_id(keys.kind, member).is_some_and(|id| {
+                let key = format!("{}{id}", space.entity_prefix);
+                map.live(&key, now).is_some_and(|entry| {
+                    entry
+                        .record
+                        .iter()
+                        .any(|(name, m)| *name == keys.name && m == member)
+                })
+            });
+            if !recorded {
+                map.index(&keys.members).remove(member);
+                removed += 1;
+            }
+        }
+        Swept {
+            next: (page.len() == count.max(1))
+                .then(|| page.last().cloned())
+                .flatten(),
+            scanned: page.len() as u64,
+            removed,
+        }
+    }
+}

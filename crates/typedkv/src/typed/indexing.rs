@@ -1,0 +1,482 @@
+//! The typed side of indexes: a store's declared [`Index`]es, the members each value gives,
+//! every write path's [`IndexedOp`]s, and the queries, which read members, then values, and
+//! answer only entities whose current value still gives the member (so nothing written
+//! around the indexes, and no expired entity, is ever answered).
+
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::TypedStore;
+use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::index::members::{prefix_range, range_member, value_member, value_prefix};
+use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
+use crate::index::ops::{IndexSupport, member_id};
+use crate::index::{Index, IndexKind, IndexReport, Order, RangePage, RangeQuery};
+use crate::index::{RangeCursor, check_name};
+use crate::keyspace::{Keyspace, key_text};
+use crate::options::Condition;
+
+/// How many members a `find_by` page, and a rebuild or repair step, reads at once.
+const PAGE: usize = 256;
+
+/// A store's indexes: as declared, and their keys.
+pub(super) struct Indexes<T> {
+    declared: Vec<Index<T>>,
+    space: IndexSpace,
+}
+
+impl<T> Indexes<T> {
+    /// Validates the declarations against the keyspace and the backend.
+    pub(super) fn new(
+        declared: Vec<Index<T>>,
+        keyspace: &Keyspace,
+        support: IndexSupport,
+        hash_tagged: bool,
+    ) -> Result<Self> {
+        let mut indexes = Vec::with_capacity(declared.len());
+        for (n, index) in declared.iter().enumerate() {
+            check_name(index.name())?;
+            let refuse = |reason: &str| Error::InvalidIndex {
+                index: index.name().to_owned(),
+                reason: reason.to_owned(),
+            };
+            if declared[..n].iter().any(|i| i.name() == index.name()) {
+                return Err(refuse("declared twice"));
+            }
+            match support {
+                IndexSupport::Atomic => {}
+                IndexSupport::SameSlot if hash_tagged => {}
+                IndexSupport::SameSlot => {
+                    return Err(refuse(
+                        "on Redis Cluster an indexed store needs hash_tag(true), so that values \
+                         and index entries share a slot and change atomically",
+                    ));
+                }
+                _ => return Err(refuse("this backend keeps no indexes")),
+            }
+            let (members, expiries) = keyspace.index_keys(index.name());
+            indexes.push(IndexKeys {
+                name: index.name().to_owned(),
+                kind: index.kind(),
+                members,
+                expiries,
+            });
+        }
+        Ok(Indexes {
+            space: IndexSpace {
+                entity_prefix: keyspace.prefix().to_owned(),
+                record_prefix: keyspace.record_prefix(),
+                indexes,
+            },
+            declared,
+        })
+    }
+
+    pub(super) fn none() -> Self {
+        Indexes {
+            declared: Vec::new(),
+            space: IndexSpace {
+                entity_prefix: String::new(),
+                record_prefix: String::new(),
+                indexes: Vec::new(),
+            },
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.declared.is_empty()
+    }
+
+    pub(super) fn names(&self) -> Vec<&str> {
+        self.declared.iter().map(Index::name).collect()
+    }
+}
+
+/// Finding by field: building and repairing indexes (queries are [`Store`](crate::Store)'s).
+impl<T, B, C> TypedStore<T, B, C>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    B: Backend,
+    C: Codec,
+{
+    pub(super) fn indexed(&self) -> bool {
+        !self.indexes.is_empty()
+    }
+
+    /// The members `value` gives, per index, as the entity `id` at `key`.
+    fn members_of(&self, key: &str, id: &str, value: &T) -> Result<Vec<Vec<Bytes>>> {
+        self.indexes
+            .declared
+            .iter()
+            .map(|index| {
+                let values = index.values_of(key, value)?;
+                Ok(values
+                    .iter()
+                    .map(|v| match index.kind() {
+                        IndexKind::Range => range_member(v, id),
+                        _ => value_member(v, id),
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+
+    /// The op writing `new` (value and its encoding; `None` deletes) at `key`.
+    fn op(
+        &self,
+        key: &str,
+        guard: Guard,
+        new: Option<(&T, Bytes)>,
+        expiry: WriteExpiry,
+    ) -> Result<IndexedOp> {
+        let id = self.inner.keyspace.id_of(key).unwrap_or_default();
+        let (value, members) = match new {
+            Some((value, bytes)) => (Some(bytes), self.members_of(key, id, value)?),
+            None => (None, vec![Vec::new(); self.indexes.declared.len()]),
+        };
+        let record = format!("{}{id}", self.indexes.space.record_prefix);
+        Ok(IndexedOp::new(
+            key.to_owned(),
+            record,
+            guard,
+            value,
+            expiry,
+            members,
+        ))
+    }
+
+    /// Applies `ops`; a unique value taken is [`Error::UniqueViolation`].
+    async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
+        let keys: Vec<String> = ops.iter().map(|op| op.key.clone()).collect();
+        let applied = self
+            .inner
+            .backend
+            .apply_indexed(&self.indexes.space, ops)
+            .await?;
+        match applied {
+            Applied::Taken { op, index, value } => Err(Error::UniqueViolation {
+                key: keys.get(op).cloned().unwrap_or_default(),
+                index: self.indexes.space.indexes[index].name.clone(),
+                value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// `set` of an indexed store: the write and its index entries in one step.
+    pub(super) async fn write(
+        &self,
+        key: &str,
+        value: &T,
+        bytes: Bytes,
+        write: Write,
+    ) -> Result<bool> {
+        if !self.indexed() {
+            return self.inner.backend.set(key, bytes, write).await;
+        }
+        let guard = match write.condition {
+            Condition::Always => Guard::Always,
+            Condition::IfAbsent => Guard::Absent,
+            Condition::IfPresent => Guard::Present,
+        };
+        let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
+        Ok(matches!(self.apply(vec![op]).await?, Applied::Done { .. }))
+    }
+
+    /// Compare-and-swap at `key`, index entries included when the store has indexes.
+    pub(super) async fn swap(
+        &self,
+        key: &str,
+        expected: Expected<'_>,
+        new: Option<(&T, Bytes)>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        if !self.indexed() {
+            let new = new.map(|(_, bytes)| bytes);
+            return self
+                .inner
+                .backend
+                .compare_and_swap(key, expected, new, expiry)
+                .await;
+        }
+        let guard = match expected {
+            Expected::Absent => Guard::Absent,
+            Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
+            Expected::Version(version) => Guard::Version(version.clone()),
+        };
+        let op = self.op(key, guard, new, expiry)?;
+        Ok(match self.apply(vec![op]).await? {
+            Applied::Unmet { found, .. } => Swap::Changed(found),
+            _ => Swap::Done,
+        })
+    }
+
+    /// Deletes `keys` (as bytes, as scans find them); how many existed.
+    pub(super) async fn remove(&self, keys: Vec<Bytes>) -> Result<u64> {
+        if !self.indexed() {
+            return self.inner.backend.delete_many(&keys).await;
+        }
+        // Keys that are not UTF-8 hold no indexed entity of this store: plain deletes.
+        let (text, other): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .partition(|key| std::str::from_utf8(key).is_ok());
+        let mut existed = match other.is_empty() {
+            true => 0,
+            false => self.inner.backend.delete_many(&other).await?,
+        };
+        let ops = text
+            .iter()
+            .filter_map(|key| std::str::from_utf8(key).ok())
+            .map(|key| self.op(key, Guard::Always, None, WriteExpiry::Never))
+            .collect::<Result<Vec<_>>>()?;
+        if !ops.is_empty()
+            && let Applied::Done { existed: n } = self.apply(ops).await?
+        {
+            existed += n;
+        }
+        Ok(existed)
+    }
+
+    /// `set_many` of an indexed store: every entity and its entries in one step.
+    pub(super) async fn write_many(
+        &self,
+        entries: Vec<(String, &T, Bytes)>,
+        expiry: WriteExpiry,
+    ) -> Result<()> {
+        if !self.indexed() {
+            let entries = entries
+                .into_iter()
+                .map(|(key, _, bytes)| (key, bytes))
+                .collect();
+            return self.inner.backend.set_many(entries, expiry).await;
+        }
+        let ops = entries
+            .into_iter()
+            .map(|(key, value, bytes)| self.op(&key, Guard::Always, Some((value, bytes)), expiry))
+            .collect::<Result<Vec<_>>>()?;
+        self.apply(ops).await.map(drop)
+    }
+
+    /// The index called `name`, which must be one of `kinds`.
+    fn index_named(&self, name: &str, kinds: &[IndexKind]) -> Result<(usize, &Index<T>)> {
+        let Some((n, index)) = self
+            .indexes
+            .declared
+            .iter()
+            .enumerate()
+            .find(|(_, index)| index.name() == name)
+        else {
+            return Err(Error::UnknownIndex {
+                namespace: self.inner.keyspace.namespace().to_owned(),
+                index: name.to_owned(),
+            });
+        };
+        if !kinds.contains(&index.kind()) {
+            let reason = match index.kind() {
+                IndexKind::Range => "it is a range index: query it with find_range",
+                _ => "it is an equality index: query it with find_by",
+            };
+            return Err(Error::InvalidIndex {
+                index: name.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+        Ok((n, index))
+    }
+
+    /// The entities of `members` (of index `n`) whose current value still gives the member,
+    /// in the members' order.
+    async fn holders(&self, n: usize, members: &[Bytes]) -> Result<Vec<(String, T)>> {
+        let index = &self.indexes.declared[n];
+        let mut ids = Vec::with_capacity(members.len());
+        for member in members {
+            if let Some(id) = member_id(index.kind(), member) {
+                ids.push((id, &member[..member.len() - id.len()]));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.inner.keyspace.keys(ids.iter().map(|(id, _)| *id))?;
+        let found = self.inner.backend.get_many(&keys).await?;
+        let mut holders = Vec::with_capacity(ids.len());
+        for ((key, bytes), (id, value_part)) in keys.iter().zip(found).zip(ids) {
+            let Some(bytes) = bytes else { continue }; // deleted or expired since
+            let value = self.decode(key, &bytes)?;
+            let wanted = match index.kind() {
+                IndexKind::Range => value_part,
+                _ => value_part.get(4..).unwrap_or_default(),
+            };
+            if index.values_of(key, &value)?.iter().any(|v| v == wanted) {
+                holders.push((id.to_owned(), value));
+            }
+        }
+        Ok(holders)
+    }
+
+    pub(super) fn find_by_stream(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> BoxStream<'static, Result<(String, T)>> {
+        let n = match self.index_named(name, &[IndexKind::Equality, IndexKind::Unique]) {
+            Ok((n, _)) => n,
+            Err(e) => return stream::once(async { Err(e) }).boxed(),
+        };
+        let (lo, hi) = prefix_range(&value_prefix(value));
+        let store = self.clone();
+        // State: where the next page starts, `None` once the last page was read.
+        stream::try_unfold(Some(lo), move |from| {
+            let (store, hi) = (store.clone(), hi.clone());
+            async move {
+                let Some(from) = from else { return Ok(None) };
+                let backend = &store.inner.backend;
+                let space = &store.indexes.space;
+                let members = backend
+                    .index_members(space, n, (&from, &hi), Order::Ascending, PAGE)
+                    .await?;
+                let next = (members.len() == PAGE)
+                    .then(|| members.last().cloned().map(Lex::Excl))
+                    .flatten();
+                let holders = store.holders(n, &members).await?;
+                Ok(Some((stream::iter(holders.into_iter().map(Ok)), next)))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    pub(super) async fn count_of(&self, name: &str, value: &[u8]) -> Result<u64> {
+        let (n, _) = self.index_named(name, &[IndexKind::Equality, IndexKind::Unique])?;
+        let (lo, hi) = prefix_range(&value_prefix(value));
+        self.inner
+            .backend
+            .index_count(&self.indexes.space, n, (&lo, &hi))
+            .await
+    }
+
+    pub(super) async fn range_page(&self, name: &str, query: RangeQuery) -> Result<RangePage<T>> {
+        let (n, _) = self.index_named(name, &[IndexKind::Range])?;
+        if query.limit == 0 {
+            return Err(Error::InvalidIndex {
+                index: name.to_owned(),
+                reason: "a range query's limit must be at least 1".to_owned(),
+            });
+        }
+        let (lo, hi) = query.lex_range();
+        let members = self
+            .inner
+            .backend
+            .index_members(&self.indexes.space, n, (&lo, &hi), query.order, query.limit)
+            .await?;
+        let next = (members.len() == query.limit)
+            .then(|| members.last().cloned().map(RangeCursor))
+            .flatten();
+        let items = self.holders(n, &members).await?;
+        Ok(RangePage { items, next })
+    }
+
+    /// Writes every entity's index entries anew from its current value, so that indexes
+    /// added to a store that already holds data answer for all of it. Safe while others
+    /// write: each entity is rewritten only if its bytes are still those just read (value
+    /// and TTL unchanged; a concurrent write wins and indexes itself). `progress` hears the
+    /// running totals after each page of keys (a few hundred entities). Entities that do not
+    /// decode are counted as skipped and left out; entities whose unique value another
+    /// holds are counted as conflicts and left out of every index.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use typedkv::{Index, MemoryBackend, MemoryStore, Store};
+    /// # #[derive(Serialize, Deserialize)] struct User { email: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let backend = MemoryBackend::new();
+    /// let plain = MemoryStore::<User>::builder(backend.clone(), "user").build()?;
+    /// plain.set("1", &User { email: "ann@example.com".into() }).await?;
+    ///
+    /// // Later the store gets an index: build it for the data already there.
+    /// let users = MemoryStore::<User>::builder(backend, "user")
+    ///     .index(Index::equality("email", |u: &User| [u.email.clone()]))
+    ///     .build()?;
+    /// let report = users.rebuild_indexes(&mut |so_far| println!("{so_far:?}")).await?;
+    /// assert_eq!(report.indexed, 1);
+    /// assert!(users.find_one_by("email", b"ann@example.com").await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn rebuild_indexes(
+        &self,
+        progress: &mut (dyn FnMut(&IndexReport) + Send),
+    ) -> Result<IndexReport> {
+        let mut report = IndexReport::default();
+        let mut pages = self.key_pages();
+        while let Some(keys) = pages.next().await {
+            let keys: Vec<String> = keys?
+                .into_iter()
+                .filter_map(|key| String::from_utf8(key).ok())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let found = self.inner.backend.get_many(&keys).await?;
+            let mut ops = Vec::with_capacity(keys.len());
+            for (key, bytes) in keys.iter().zip(found) {
+                report.scanned += 1;
+                let Some(bytes) = bytes else { continue }; // deleted meanwhile
+                let Ok(value) = self.decode(key, &bytes) else {
+                    report.skipped += 1;
+                    continue;
+                };
+                // Unchanged bytes, kept TTL: only the index entries are new. The guard makes
+                // a concurrent write win (it indexed its own value).
+                let guard = Guard::Bytes(bytes.clone());
+                ops.push(self.op(key, guard, Some((&value, bytes)), WriteExpiry::Keep)?);
+            }
+            // The page in one step; if a guard or claim fails, op by op.
+            match self.apply(ops.clone()).await {
+                Ok(Applied::Done { .. }) => report.indexed += ops.len() as u64,
+                Ok(_) | Err(Error::UniqueViolation { .. }) => {
+                    for op in ops {
+                        match self.apply(vec![op]).await {
+                            Ok(Applied::Done { .. }) => report.indexed += 1,
+                            Ok(_) => report.skipped += 1,
+                            Err(Error::UniqueViolation { .. }) => report.conflicts += 1,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            progress(&report);
+        }
+        Ok(report)
+    }
+
+    /// Sweeps every index once, removing entries whose entity expired or no longer names them
+    /// (left by a crash of an older version, another program's writes, or an index dropped
+    /// and declared again), and reports how many it looked at and removed. Indexes stay
+    /// correct without it (queries check each answer against the current value, and writes
+    /// remove expired entries as they go); run it to reclaim memory after such events. Safe
+    /// while others write.
+    pub async fn repair_indexes(&self) -> Result<IndexReport> {
+        let mut report = IndexReport::default();
+        for n in 0..self.indexes.declared.len() {
+            let mut after = None;
+            loop {
+                let swept = self
+                    .inner
+                    .backend
+                    .index_sweep(&self.indexes.space, n, after, PAGE)
+                    .await?;
+                report.scanned += swept.scanned;
+                report.removed += swept.removed;
+                match swept.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
+    }
+}
