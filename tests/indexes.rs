@@ -1,0 +1,444 @@
+//! Indexes under load, on memory, a real redis-server and a real 3+3 cluster: 64 tasks of
+//! random writes checked against a full scan, 64 writers racing for one unique value, TTL'd
+//! entities and their index keys leaving Redis, range pages read while writers run, and a
+//! rebuild of 100k entities. (The behaviour case by case is in the conformance suite.)
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use tokio::sync::Barrier;
+use typedkv::{Backend, Error, Order, RangeQuery, SetOptions, Store, StoreExt, TypedStore, Update};
+use typedkv_testkit::conformance::indexes::{
+    Account, account, accounts, accounts_with, ids_by, ids_in_range,
+};
+use typedkv_testkit::{TestCluster, TestRedis};
+
+/// How long the random writers run.
+const STRESS: Duration = Duration::from_secs(10);
+const TASKS: usize = 64;
+const IDS: u64 = 300;
+const EMAILS: [&str; 5] = ["a@x", "b@x", "c@x", "d@x", "e@x"];
+const TAGS: [&str; 4] = ["red", "green", "blue", ""];
+const HANDLES: u64 = 400;
+
+/// A small xorshift generator: the tests need spread, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    fn account(&mut self) -> Account {
+        let tags: Vec<&str> = TAGS
+            .iter()
+            .copied()
+            .filter(|_| self.below(2) == 0)
+            .collect();
+        account(
+            EMAILS[self.below(5) as usize],
+            &format!("h{}", self.below(HANDLES)),
+            &tags,
+            self.below(101) as i64 - 50,
+        )
+    }
+}
+
+/// One random write; unique conflicts are an expected answer, anything else fails the test.
+async fn random_write<B: Backend>(users: &TypedStore<Account, B>, rng: &mut Rng) {
+    let id = rng.below(IDS).to_string();
+    let value = rng.account();
+    let result = match rng.below(8) {
+        0 | 1 => users.set(&id, &value).await,
+        2 => {
+            let ttl = Duration::from_millis(100 + rng.below(1400));
+            users
+                .set_opts(&id, &value, SetOptions::new().ttl(ttl))
+                .await
+                .map(drop)
+        }
+        3 => {
+            let score = value.score;
+            let f = |a: Option<Account>| match a {
+                Some(a) => Update::Set(Account { score, ..a }),
+                None => Update::Keep,
+            };
+            users.update_with(&id, f).await.map(drop)
+        }
+        4 => users.delete(&id).await.map(drop),
+        5 => {
+            let other = rng.below(IDS).to_string();
+            let second = rng.account();
+            users.set_many(&[(&id, &value), (&other, &second)]).await
+        }
+        6 => {
+            let other = rng.below(IDS).to_string();
+            users.delete_many(&[&id, &other]).await.map(drop)
+        }
+        _ => match users.get_versioned(&id).await {
+            Ok(Some(v)) => users
+                .set_if_version(&id, &value, &v.version)
+                .await
+                .map(drop),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) | Err(Error::UniqueViolation { .. }) => {}
+        Err(e) => panic!("write of {id} failed: {e}"),
+    }
+}
+
+/// 64 tasks write at random for [`STRESS`]; once every TTL has run out, each index answers
+/// exactly what a full scan says, unique values have one holder, and a repair finds at most
+/// the entries of expired entities to remove.
+async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B) {
+    let users = accounts(&backend, "stress");
+    let deadline = Instant::now() + STRESS;
+    let tasks: Vec<_> = (0..TASKS as u64)
+        .map(|seed| {
+            let users = users.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(seed * 7919 + 1);
+                let mut writes = 0u64;
+                while Instant::now() < deadline {
+                    random_write(&users, &mut rng).await;
+                    writes += 1;
+                }
+                writes
+            })
+        })
+        .collect();
+    let mut writes = 0;
+    for task in tasks {
+        writes += task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
+    let scanned: BTreeMap<String, Account> = users.scan().try_collect().await.unwrap();
+    eprintln!(
+        "{} writes by {TASKS} tasks in {STRESS:?}; {} entities remain",
+        writes,
+        scanned.len()
+    );
+    assert!(writes > 1000, "{writes} writes");
+
+    let expect = |keep: &dyn Fn(&Account) -> bool| -> Vec<String> {
+        scanned
+            .iter()
+            .filter(|(_, a)| keep(a))
+            .map(|(id, _)| id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    for email in EMAILS {
+        let mut found = ids_by(&users, "email", email).await;
+        found.sort();
+        assert_eq!(found, expect(&|a| a.email == email), "email {email}");
+        assert_eq!(
+            users.count_by("email", email.as_bytes()).await.unwrap(),
+            found.len() as u64
+        );
+    }
+    for tag in TAGS {
+        let mut found = ids_by(&users, "tag", tag).await;
+        found.sort();
+        assert_eq!(
+            found,
+            expect(&|a| a.tags.iter().any(|t| t == tag)),
+            "tag {tag:?}"
+        );
+    }
+    let mut holders: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, a) in &scanned {
+        holders.entry(a.handle.as_str()).or_default().push(id);
+    }
+    for h in 0..HANDLES {
+        let handle = format!("h{h}");
+        let want = holders.get(handle.as_str()).cloned().unwrap_or_default();
+        assert!(want.len() <= 1, "handle {handle} held by {want:?}");
+        let found = users
+            .find_one_by("handle", handle.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            found.map(|(id, _)| id),
+            want.first().map(|id| id.to_string()),
+            "{handle}"
+        );
+    }
+    let mut by_score: Vec<(i64, &String)> = scanned.iter().map(|(id, a)| (a.score, id)).collect();
+    by_score.sort();
+    let ordered: Vec<String> = by_score.into_iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(
+        ids_in_range(&users, RangeQuery::all().limit(37)).await,
+        ordered
+    );
+    let report = users.repair_indexes().await.unwrap();
+    eprintln!("repair after the run: {report:?}");
+    let entries: usize = scanned.values().map(|a| 3 + a.tags.len()).sum();
+    assert_eq!(
+        report.scanned - report.removed,
+        entries as u64,
+        "{report:?}"
+    );
+}
+
+/// 64 writers claim one unique value at once: exactly one wins, the others get the typed
+/// conflict; once the winner is deleted, or expires, the value can be claimed again.
+async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B) {
+    let users = accounts(&backend, "race");
+    for round in 0..3 {
+        let gate = Arc::new(Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let (users, gate) = (users.clone(), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    let claim = account("x@x", "the-one", &[], n as i64);
+                    let options = match round {
+                        1 => SetOptions::new().ttl(Duration::from_millis(500)),
+                        _ => SetOptions::new(),
+                    };
+                    gate.wait().await;
+                    (
+                        n,
+                        users
+                            .set_opts(&format!("{round}-{n}"), &claim, options)
+                            .await,
+                    )
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (n, Ok(true)) => winners.push(n),
+                (_, Err(Error::UniqueViolation { index, .. })) => assert_eq!(index, "handle"),
+                (n, other) => panic!("writer {n}: {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let (holder, _) = users
+            .find_one_by("handle", b"the-one")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder, format!("{round}-{}", winners[0]));
+        match round {
+            1 => tokio::time::sleep(Duration::from_millis(700)).await, // it expires
+            _ => assert!(users.delete(&holder).await.unwrap()),
+        }
+        assert_eq!(users.find_one_by("handle", b"the-one").await.unwrap(), None);
+    }
+}
+
+/// Range pages read while writers move other entities: every entity that stays put is
+/// answered exactly once, and entries come in strictly increasing (value, id) order across
+/// pages (descending: decreasing); moved entities may be seen at either place or neither.
+async fn range_pages_hold_while_writers_run<B: Backend>(backend: B) {
+    let users = accounts(&backend, "pages");
+    let stable: Vec<(String, Account)> = (0..150)
+        .map(|i: i64| {
+            (
+                format!("s{i:03}"),
+                account("s@x", &format!("s{i}"), &[], (i * 13) % 41 - 20),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &Account)> = stable.iter().map(|(id, a)| (id.as_str(), a)).collect();
+    users.set_many(&refs).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let writers: Vec<_> = (0..8u64)
+        .map(|seed| {
+            let users = users.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(seed + 99);
+                while Instant::now() < deadline {
+                    let id = format!("m{}", rng.below(60));
+                    let moved = account("m@x", &id, &[], rng.below(61) as i64 - 30);
+                    users.set(&id, &moved).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut traversals = 0;
+    while Instant::now() < deadline {
+        for order in [Order::Ascending, Order::Descending] {
+            let mut query = RangeQuery::all().limit(9).order(order);
+            let mut seen: Vec<(i64, String)> = Vec::new();
+            loop {
+                let page = users.find_range("score", query.clone()).await.unwrap();
+                seen.extend(page.items.into_iter().map(|(id, a)| (a.score, id)));
+                match page.next {
+                    Some(cursor) => query = query.after(cursor),
+                    None => break,
+                }
+            }
+            let increasing = seen.windows(2).all(|w| match order {
+                Order::Ascending => w[0] < w[1],
+                _ => w[0] > w[1],
+            });
+            assert!(increasing, "{order:?}: {seen:?}");
+            let stable_seen: Vec<&String> = seen
+                .iter()
+                .map(|(_, id)| id)
+                .filter(|id| id.starts_with('s'))
+                .collect();
+            assert_eq!(stable_seen.len(), 150, "{order:?}");
+            assert_eq!(stable_seen.iter().collect::<BTreeSet<_>>().len(), 150);
+            traversals += 1;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(traversals >= 2, "{traversals}");
+}
+
+/// `redis-cli` against the server on `port`.
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (it comes with redis-server)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// An entity with a 1 s TTL is found before and not after; its index keys and record leave
+/// Redis with it (seen with redis-cli), though nothing touched the store meanwhile.
+async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
+    backend: B,
+    port_of: impl Fn(&str) -> u16,
+) {
+    let users = accounts_with(&backend, "ttl", |b| b.ttl(Duration::from_secs(1)));
+    users
+        .set("1", &account("a@x", "ann", &["t"], 1))
+        .await
+        .unwrap();
+    assert_eq!(ids_by(&users, "email", "a@x").await, ["1"]);
+    let keys = [
+        "{ttl}#ix:email",
+        "{ttl}#ix:email#exp",
+        "{ttl}#ix:handle",
+        "{ttl}#ix:tag",
+        "{ttl}#ix:score",
+        "{ttl}#rec:1",
+    ];
+    for key in keys {
+        assert_eq!(
+            cli(port_of(key), &["EXISTS", key]),
+            "1",
+            "{key} before expiry"
+        );
+        let pttl: i64 = cli(port_of(key), &["PTTL", key]).parse().unwrap();
+        assert!((1..=1000).contains(&pttl), "{key}: PTTL {pttl}");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for key in keys {
+        assert_eq!(
+            cli(port_of(key), &["EXISTS", key]),
+            "0",
+            "{key} after expiry"
+        );
+    }
+    assert_eq!(ids_by(&users, "email", "a@x").await, Vec::<String>::new());
+    assert_eq!(users.find_one_by("handle", b"ann").await.unwrap(), None);
+}
+
+/// Builds the indexes of 100k entities written by a store without them, and says what it
+/// cost (time, and Redis memory per entity for four indexes).
+async fn rebuild_of_100k_entities(redis: &TestRedis) {
+    let backend = redis.pool();
+    let plain: TypedStore<Account, _> = TypedStore::builder(backend.clone(), "big")
+        .hash_tag(true)
+        .build()
+        .unwrap();
+    let all: Vec<(String, Account)> = (0..100_000)
+        .map(|i: i64| {
+            (
+                i.to_string(),
+                account(
+                    &format!("{}@x", i % 1000),
+                    &format!("h{i}"),
+                    &["t"],
+                    i % 5000,
+                ),
+            )
+        })
+        .collect();
+    for chunk in all.chunks(1000) {
+        let refs: Vec<(&str, &Account)> = chunk.iter().map(|(id, a)| (id.as_str(), a)).collect();
+        plain.set_many(&refs).await.unwrap();
+    }
+    let used = || {
+        cli(redis.port(), &["MEMORY", "STATS"])
+            .lines()
+            .skip_while(|l| *l != "total.allocated")
+            .nth(1)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let before = used();
+    let users = accounts(&backend, "big");
+    let started = Instant::now();
+    let mut pages = 0;
+    let report = users.rebuild_indexes(&mut |_| pages += 1).await.unwrap();
+    let took = started.elapsed();
+    let per_entity = (used() - before) / 100_000;
+    eprintln!(
+        "rebuild of 100k entities: {took:.2?} ({:.0}/s, {pages} progress reports), {per_entity} bytes of Redis memory per entity for 4 indexes; {report:?}",
+        100_000.0 / took.as_secs_f64()
+    );
+    assert_eq!(report.indexed, 100_000);
+    assert_eq!(users.count_by("email", b"7@x").await.unwrap(), 100);
+    assert_eq!(
+        users
+            .find_one_by("handle", b"h99999")
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        "99999"
+    );
+    assert_eq!(users.count_by("tag", b"t").await.unwrap(), 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_memory() {
+    let backend = typedkv::MemoryBackend::new();
+    indexes_agree_with_a_scan_after_random_writes(backend.clone()).await;
+    one_of_64_writers_wins_a_unique_value(backend.clone()).await;
+    range_pages_hold_while_writers_run(backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis() {
+    let redis = TestRedis::start().await;
+    indexes_agree_with_a_scan_after_random_writes(redis.pool()).await;
+    one_of_64_writers_wins_a_unique_value(redis.pool()).await;
+    range_pages_hold_while_writers_run(redis.pool()).await;
+    ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port()).await;
+    rebuild_of_100k_entities(&redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster() {
+    let cluster = TestCluster::start().await;
+    indexes_agree_with_a_scan_after_random_writes(cluster.pool()).await;
+    one_of_64_writers_wins_a_unique_value(cluster.pool()).await;
+    range_pages_hold_while_writers_run(cluster.pool()).await;
+    // Every key of the hash-tagged store lives on the master of slot "{ttl}".
+    let master = cluster.master_of("{ttl}").await;
+    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master).await;
+}
