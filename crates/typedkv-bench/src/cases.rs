@@ -76,7 +76,7 @@ macro_rules! until {
 
 impl Bench {
     /// The id task `task` uses in iteration `i`.
-    fn id(&self, task: usize, i: u64) -> &str {
+    pub(crate) fn id(&self, task: usize, i: u64) -> &str {
         &self.ids[task][(i % KEYS_PER_TASK) as usize]
     }
 

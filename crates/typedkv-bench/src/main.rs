@@ -11,6 +11,7 @@ mod cache_cases;
 mod cases;
 mod chart;
 mod counting_alloc;
+mod index_cases;
 mod measure;
 mod payload;
 mod report;
@@ -128,6 +129,17 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.get_many(in_flight).await?);
         }
     }
+    if args.runs("set+") {
+        for tasks in [1, 64] {
+            record(bench.set_indexed(tasks, 1).await?);
+            record(bench.set_indexed(tasks, 3).await?);
+        }
+    }
+    if args.runs("find_by") {
+        for tasks in [1, 64] {
+            record(bench.find_by(tasks).await?);
+        }
+    }
     if args.runs("update") {
         for hot in [false, true] {
             for tasks in [1, 64] {
@@ -219,6 +231,10 @@ fn targets(rows: &[Row]) -> Vec<Target> {
     for in_flight in [1, 16] {
         ratio("get_many(100)", in_flight, 0.90);
         ratio("set_many(100)", in_flight, 0.90);
+    }
+    for tasks in [1, 64] {
+        ratio("set+1index", tasks, 0.6);
+        ratio("find_by(10)", tasks, 0.9);
     }
     for (case, name) in [
         ("codec_bincode", "codec_bincode encode+decode ns"),

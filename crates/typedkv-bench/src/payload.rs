@@ -48,6 +48,33 @@ pub(crate) fn sample() -> BenchUser {
     }
 }
 
+impl BenchUser {
+    /// The sample with another `age` (the field the `find_by` case groups by).
+    pub(crate) fn aged(age: u32) -> BenchUser {
+        BenchUser { age, ..sample() }
+    }
+
+    /// The email, for an equality index.
+    pub(crate) fn email(&self) -> &str {
+        &self.email
+    }
+
+    /// The age, for an equality index.
+    pub(crate) fn age(&self) -> u32 {
+        self.age
+    }
+
+    /// The tags, for an index with several values per entity.
+    pub(crate) fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The creation time, for a range index.
+    pub(crate) fn created_at(&self) -> u64 {
+        self.created_at
+    }
+}
+
 /// What a store of [`BenchUser`] stamps on its values: schema 1 and the type's layout
 /// fingerprint (traced once, as a store does when built).
 static STAMP: LazyLock<Stamp> =

@@ -1,0 +1,155 @@
+//! The index cases: what an indexed write costs against a plain one (the "raw" column is the
+//! same typed store without indexes), and `find_by` against the hand-written way of finding
+//! by field: a Redis set of ids per value, `SMEMBERS` + `MGET` + decode.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use redis::AsyncCommands;
+use typedkv::{Index, RedisStore, Store};
+
+use crate::cases::{Bench, PREFIX, raw_key};
+use crate::measure::BenchResult;
+use crate::payload::{BenchUser, raw_decode, raw_encode};
+use crate::report::Row;
+
+/// Entities per `age` in the `find_by` case: each query finds this many.
+const MATCHES: u32 = 10;
+/// Distinct ages in the `find_by` case.
+const AGES: u32 = 100;
+
+impl Bench {
+    /// A store of the bench's values on its pool, under `namespace`, with `indexes` indexes:
+    /// 1 is an equality index on the email; 3 add the tags (three entries per value) and a
+    /// range index on the creation time.
+    fn indexed_store(&self, namespace: &str, indexes: usize) -> BenchResult<RedisStore<BenchUser>> {
+        let mut builder =
+            RedisStore::builder(self.store.backend().clone(), namespace)
+                .index(Index::equality("email", |u: &BenchUser| {
+                    [u.email().to_owned()]
+                }));
+        if indexes >= 3 {
+            builder = builder
+                .index(Index::equality("tag", |u: &BenchUser| u.tags().to_vec()))
+                .index(Index::range("created", |u: &BenchUser| {
+                    Some(u.created_at())
+                }));
+        }
+        Ok(builder.build()?)
+    }
+
+    /// `set` with `indexes` indexes against the same `set` without.
+    pub(crate) async fn set_indexed(
+        self: &Arc<Self>,
+        tasks: usize,
+        indexes: usize,
+    ) -> BenchResult<Row> {
+        let indexed = self.indexed_store(&format!("{PREFIX}-ix{indexes}"), indexes)?;
+        let compared = self
+            .compare(
+                tasks,
+                move |b, task, deadline| {
+                    let indexed = indexed.clone();
+                    async move {
+                        let mut i = 0;
+                        while Instant::now() < deadline {
+                            indexed.set(b.id(task, i), &b.value).await?;
+                            i += 1;
+                        }
+                        Ok(i)
+                    }
+                },
+                |b, task, deadline| async move {
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        b.store.set(b.id(task, i), &b.value).await?;
+                        i += 1;
+                    }
+                    Ok(i)
+                },
+            )
+            .await?;
+        let case = if indexes == 1 {
+            "set+1index"
+        } else {
+            "set+3indexes"
+        };
+        Ok(Row::compared(case, tasks, compared, 1.0, "ops/s"))
+    }
+
+    /// `find_by` of [`MATCHES`] entities against `SMEMBERS` + `MGET` + decode of the same.
+    pub(crate) async fn find_by(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
+        let store = RedisStore::builder(self.store.backend().clone(), format!("{PREFIX}-find"))
+            .index(Index::equality("age", |u: &BenchUser| {
+                [u.age().to_string()]
+            }))
+            .build()?;
+        let mut raw = self.raw.clone();
+        for n in 0..AGES * MATCHES {
+            let (id, value) = (format!("u{n}"), BenchUser::aged(n % AGES));
+            store.set(&id, &value).await?;
+            let () = raw
+                .set(raw_key(&format!("find-{id}")), raw_encode(&value)?)
+                .await?;
+            let () = raw.sadd(age_set(n % AGES), &id).await?;
+        }
+        let compared = self
+            .compare(
+                tasks,
+                move |_, task, deadline| {
+                    let store = store.clone();
+                    async move {
+                        let mut i = 0;
+                        while Instant::now() < deadline {
+                            let age = ((i + task as u64) % u64::from(AGES)).to_string();
+                            let found: Vec<_> =
+                                TryStreamExt::try_collect(store.find_by("age", age.as_bytes()))
+                                    .await?;
+                            if found.len() != MATCHES as usize {
+                                return Err(format!("find_by found {}", found.len()).into());
+                            }
+                            i += 1;
+                        }
+                        Ok(i)
+                    }
+                },
+                |b, task, deadline| async move {
+                    let mut conn = b.raw.clone();
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        let age = ((i + task as u64) % u64::from(AGES)) as u32;
+                        let ids: Vec<String> = conn.smembers(age_set(age)).await?;
+                        let keys: Vec<String> = ids
+                            .iter()
+                            .map(|id| raw_key(&format!("find-{id}")))
+                            .collect();
+                        let values: Vec<Option<Vec<u8>>> = conn.mget(&keys).await?;
+                        let mut found = 0;
+                        for bytes in values.into_iter().flatten() {
+                            raw_decode(&bytes)?;
+                            found += 1;
+                        }
+                        if found != MATCHES {
+                            return Err(format!("SMEMBERS + MGET found {found}").into());
+                        }
+                        i += 1;
+                    }
+                    Ok(i)
+                },
+            )
+            .await?;
+        Ok(Row::compared(
+            "find_by(10)",
+            tasks,
+            compared,
+            1.0,
+            "queries/s",
+        ))
+    }
+}
+
+/// The hand-written index set of one age.
+fn age_set(age: u32) -> String {
+    format!("{PREFIX}-raw-idx:age:{age}")
+}
