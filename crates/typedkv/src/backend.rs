@@ -181,6 +181,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         let _ = (space, index, after, count);
         async { Err(no_indexes(self.kind())) }
     }
+
+    /// Removes those of `members` (of index `index`) that an [`index_sweep`](Self::index_sweep)
+    /// would remove: what a query found stale, cleaned on read. How many it removed.
+    fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        members: &[Bytes],
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let _ = (space, index, members);
+        async { Err(no_indexes(self.kind())) }
+    }
 }
 
 /// The error of an index operation on a backend that keeps no indexes.

@@ -28,8 +28,9 @@ pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::indexes::{
     indexed_entities_expire, indexes_find_by_field, indexes_follow_every_write_path,
-    panicking_extractors_are_errors, range_pages_are_ordered_and_complete,
-    rebuild_and_repair_indexes, unique_indexes_refuse_taken_values,
+    migrated_values_are_indexed_on_write_back, panicking_extractors_are_errors,
+    range_pages_are_ordered_and_complete, rebuild_and_repair_indexes,
+    unique_indexes_refuse_taken_values,
 };
 pub use self::keys::*;
 pub use self::load::*;
@@ -125,6 +126,7 @@ macro_rules! __conformance_list {
             range_pages_are_ordered_and_complete,
             rebuild_and_repair_indexes,
             panicking_extractors_are_errors,
+            migrated_values_are_indexed_on_write_back,
             ]
             fixture = [
                 update_from_two_clients,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Map, MemoryBackend, deadline};
 use crate::backend::{Bytes, Expected, WriteExpiry};
-use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, Swept, member_id};
+use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex, Swept, member_id};
 use crate::index::{IndexKind, Order};
 
 /// One index: its members with their entity's expiry, and the members by expiry.
@@ -183,7 +183,52 @@ impl Map {
     }
 }
 
+impl Map {
+    /// Removes those of `members` of index `keys` whose entity expired or is gone, or whose
+    /// record does not name them; how many.
+    fn forget(
+        &mut self,
+        space: &IndexSpace,
+        keys: &IndexKeys,
+        members: &[Bytes],
+        now: Instant,
+    ) -> u64 {
+        let mut removed = 0;
+        for member in members {
+            let recorded = member_id(keys.kind, member).is_some_and(|id| {
+                let key = format!("{}{id}", space.entity_prefix);
+                self.live(&key, now).is_some_and(|entry| {
+                    entry
+                        .record
+                        .iter()
+                        .any(|(name, m)| *name == keys.name && m == member)
+                })
+            });
+            if !recorded {
+                self.index(&keys.members).remove(member);
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 impl MemoryBackend {
+    pub(super) fn index_forget_now(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        members: &[Bytes],
+    ) -> u64 {
+        let Some(keys) = space.indexes.get(index) else {
+            return 0;
+        };
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.index(&keys.members).purge(now);
+        map.forget(space, keys, members, now)
+    }
+
     pub(super) fn apply_indexed_now(&self, space: &IndexSpace, ops: Vec<IndexedOp>) -> Applied {
         self.lock().apply(space, ops, Instant::now())
     }
@@ -244,22 +289,7 @@ impl MemoryBackend {
             .take(count.max(1))
             .cloned()
             .collect();
-        let mut removed = 0;
-        for member in &page {
-            let recorded = member_id(keys.kind, member).is_some_and(|id| {
-                let key = format!("{}{id}", space.entity_prefix);
-                map.live(&key, now).is_some_and(|entry| {
-                    entry
-                        .record
-                        .iter()
-                        .any(|(name, m)| *name == keys.name && m == member)
-                })
-            });
-            if !recorded {
-                map.index(&keys.members).remove(member);
-                removed += 1;
-            }
-        }
+        let removed = map.forget(space, keys, &page, now);
         Swept {
             next: (page.len() == count.max(1))
                 .then(|| page.last().cloned())

@@ -291,6 +291,15 @@ impl Backend for MemoryBackend {
         Ok(self.index_sweep_now(space, index, after, count))
     }
 
+    async fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        members: &[Bytes],
+    ) -> Result<u64> {
+        Ok(self.index_forget_now(space, index, members))
+    }
+
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
         let now = Instant::now();
         let expires_at = match expiry {

@@ -114,6 +114,15 @@ macro_rules! forward_commands_to_shared {
         ) -> Result<$crate::index::ops::Swept> {
             self.shared().index_sweep(space, index, after, count).await
         }
+
+        async fn index_forget(
+            &self,
+            space: &$crate::index::ops::IndexSpace,
+            index: usize,
+            members: &[Bytes],
+        ) -> Result<u64> {
+            self.shared().index_forget(space, index, members).await
+        }
     };
 }
 pub(crate) use forward_commands_to_shared;

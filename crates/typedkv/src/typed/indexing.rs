@@ -294,25 +294,37 @@ where
         let mut ids = Vec::with_capacity(members.len());
         for member in members {
             if let Some(id) = member_id(index.kind(), member) {
-                ids.push((id, &member[..member.len() - id.len()]));
+                ids.push((id, &member[..member.len() - id.len()], member));
             }
         }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.inner.keyspace.keys(ids.iter().map(|(id, _)| *id))?;
+        let keys = self.inner.keyspace.keys(ids.iter().map(|(id, _, _)| *id))?;
         let found = self.inner.backend.get_many(&keys).await?;
         let mut holders = Vec::with_capacity(ids.len());
-        for ((key, bytes), (id, value_part)) in keys.iter().zip(found).zip(ids) {
-            let Some(bytes) = bytes else { continue }; // deleted or expired since
-            let value = self.decode(key, &bytes)?;
+        let mut stale = Vec::new();
+        for ((key, bytes), (id, value_part, member)) in keys.iter().zip(found).zip(ids) {
             let wanted = match index.kind() {
                 IndexKind::Range => value_part,
                 _ => value_part.get(4..).unwrap_or_default(),
             };
-            if index.values_of(key, &value)?.iter().any(|v| v == wanted) {
-                holders.push((id.to_owned(), value));
+            let value = match bytes {
+                Some(bytes) => Some(self.decode(key, &bytes)?),
+                None => None, // deleted or expired since
+            };
+            match value {
+                Some(value) if index.values_of(key, &value)?.iter().any(|v| v == wanted) => {
+                    holders.push((id.to_owned(), value));
+                }
+                _ => stale.push(member.clone()),
             }
+        }
+        if !stale.is_empty() {
+            // Cleaned on read, best effort: the backend removes only members that are
+            // still stale when it looks (a concurrent write may have just recorded one).
+            let space = &self.indexes.space;
+            let _ = self.inner.backend.index_forget(space, n, &stale).await;
         }
         Ok(holders)
     }

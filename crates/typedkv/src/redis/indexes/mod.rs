@@ -197,6 +197,30 @@ where
         after: Option<Bytes>,
         count: usize,
     ) -> Result<Swept> {
+        self.sweep(space, index, after, count, &[]).await
+    }
+
+    pub(crate) async fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        members: &[Bytes],
+    ) -> Result<u64> {
+        let swept = self
+            .sweep(space, index, None, members.len(), members)
+            .await?;
+        Ok(swept.removed)
+    }
+
+    /// `sweep.lua` over a page after `after`, or over exactly `members` when not empty.
+    async fn sweep(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        after: Option<Bytes>,
+        count: usize,
+        members: &[Bytes],
+    ) -> Result<Swept> {
         let Some(keys) = space.indexes.get(index) else {
             return Ok(Swept::default());
         };
@@ -210,6 +234,9 @@ where
             .arg(after.unwrap_or_default())
             .arg(count.max(1))
             .arg(&space.entity_prefix);
+        for member in members {
+            invocation.arg(member.as_slice());
+        }
         let (next, scanned, removed): (Bytes, u64, u64) =
             self.invoke(&keys.members, &invocation).await?;
         Ok(Swept {

@@ -1,5 +1,6 @@
 -- One step of an index sweep (typedkv's repair_indexes): looks at up to ARGV[5] members
--- after ARGV[4] ('' from the start) and removes those whose entity expired or is gone, or
+-- after ARGV[4] ('' from the start), or at the members ARGV[7..] when given (the stale
+-- members a query met), and removes those whose entity expired or is gone, or
 -- whose entity's record does not name them (left by writes around the indexes: another
 -- program, a store without them). The record of an entity that is gone goes too.
 -- KEYS[1] the index's members, KEYS[2] their expiries
@@ -11,7 +12,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local from = '-'
 if ARGV[4] ~= '' then from = '(' .. ARGV[4] end
-local page = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, tonumber(ARGV[5]))
+local page = {}
+if #ARGV > 6 then
+  for k = 7, #ARGV do page[#page + 1] = ARGV[k] end
+else
+  page = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, tonumber(ARGV[5]))
+end
 local removed = 0
 for _, m in ipairs(page) do
   local value_len = 8
@@ -32,5 +38,5 @@ for _, m in ipairs(page) do
   end
 end
 local last = ''
-if #page == tonumber(ARGV[5]) then last = page[#page] end
+if #ARGV <= 6 and #page == tonumber(ARGV[5]) then last = page[#page] end
 return {last, #page, removed}
