@@ -12,7 +12,7 @@
 //! ([`Write`], [`WriteExpiry`]), compare-and-swap ([`Expected`], [`Swap`]), and the
 //! millisecond rounding every backend applies to TTLs. One capability is optional:
 //! [`Backend::get_with_ttl`] has a correct default (two calls) that a backend overrides when
-//! it can read both at once. Errors are [`Error`](crate::Error)'s transport variants, naming
+//! it can read both at once. Errors are [`Error`]'s transport variants, naming
 //! the backend ([`Backend::kind`]) and the keys.
 
 use std::future::Future;
@@ -37,7 +37,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// How long one call waits for the backend's reply before failing with
-    /// [`Error::Timeout`](crate::Error::Timeout) (Redis: the pool's response timeout);
+    /// [`Error::Timeout`] (Redis: the pool's response timeout);
     /// `None` (the default) when calls do not wait on anything that can hang, as in process.
     ///
     /// Stores also bound with it how long an [`update`](crate::Store::update) waits for its
