@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use typedkv::redis::RedisPool;
-use typedkv::{Error, RedisStore, Store, StoreExt, Update};
+use typedkv::{Error, Index, RedisStore, Store, StoreExt, Update};
 use typedkv_testkit::TestRedis;
 
 async fn config(server: &TestRedis, args: &[&str]) {
@@ -95,6 +95,36 @@ async fn an_acl_user_limited_to_its_namespace_gets_noperm_elsewhere() {
     assert!(!format!("{err} {err:?}").contains("app-secret"));
     let err = orders.get("1").await.unwrap_err();
     assert_eq!(err.code(), Some("NOPERM"), "{err:?}");
+}
+
+/// An indexed store's keys are `ns:*` and `ns#*` (indexes, records): an ACL user granted both
+/// patterns uses its indexes; one granted only `ns:*` gets NOPERM and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_store_needs_its_index_keys_in_the_acl() {
+    let server = TestRedis::start().await;
+    for (user, keys) in [("full", "~user:* ~user#*"), ("part", "~user:*")] {
+        let mut command = vec!["ACL", "SETUSER", user, "on", ">pw-secret", "+@all"];
+        command.extend(keys.split(' '));
+        config(&server, &command).await;
+    }
+    let store = |user: &str| -> RedisStore<String> {
+        let url = format!("redis://{user}:pw-secret@127.0.0.1:{}", server.port());
+        RedisStore::builder(RedisPool::from_url(url).unwrap(), "user")
+            .index(Index::unique("name", |name: &String| [name.clone()]))
+            .build()
+            .unwrap()
+    };
+    let full = store("full");
+    full.set("1", &"alice".into()).await.unwrap();
+    assert_eq!(
+        full.find_one_by("name", b"alice").await.unwrap().unwrap().0,
+        "1"
+    );
+    let part = store("part");
+    let err = part.set("2", &"bob".into()).await.unwrap_err();
+    assert_eq!(err.code(), Some("NOPERM"), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("pw-secret"));
+    assert_eq!(full.get("2").await.unwrap(), None, "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
