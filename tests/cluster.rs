@@ -29,6 +29,28 @@ async fn typedkv_on_a_cluster() {
         "conformance cases failed on the cluster: {failed:?}"
     );
 
+    // The index cases again on stores without hash tag: values spread over the masters,
+    // indexes kept by the lease protocol.
+    conformance::indexes::hash_tag_stores(false);
+    macro_rules! untagged {
+        ($($case:ident),* $(,)?) => {$(
+            cluster.flush().await;
+            eprintln!("untagged index case {}", stringify!($case));
+            conformance::$case(cluster.fixture().await.backend()).await;
+        )*};
+    }
+    untagged!(
+        indexes_find_by_field,
+        indexes_follow_every_write_path,
+        unique_indexes_refuse_taken_values,
+        indexed_entities_expire,
+        range_pages_are_ordered_and_complete,
+        rebuild_and_repair_indexes,
+        panicking_extractors_are_errors,
+        migrated_values_are_indexed_on_write_back,
+    );
+    conformance::indexes::hash_tag_stores(true);
+
     cluster.flush().await;
     batches_and_scans_span_every_master(&cluster).await;
     cluster.flush().await;

@@ -102,8 +102,8 @@ async fn random_write<B: Backend>(users: &TypedStore<Account, B>, rng: &mut Rng)
 /// 64 tasks write at random for [`STRESS`]; once every TTL has run out, each index answers
 /// exactly what a full scan says, unique values have one holder, and a repair finds at most
 /// the entries of expired entities to remove.
-async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B) {
-    let users = accounts(&backend, "stress");
+async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B, tagged: bool) {
+    let users = accounts_with(&backend, "stress", |b| b.hash_tag(tagged));
     let deadline = Instant::now() + STRESS;
     let tasks: Vec<_> = (0..TASKS as u64)
         .map(|seed| {
@@ -196,8 +196,8 @@ async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B) {
 
 /// 64 writers claim one unique value at once: exactly one wins, the others get the typed
 /// conflict; once the winner is deleted, or expires, the value can be claimed again.
-async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B) {
-    let users = accounts(&backend, "race");
+async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B, tagged: bool) {
+    let users = accounts_with(&backend, "race", |b| b.hash_tag(tagged));
     for round in 0..3 {
         let gate = Arc::new(Barrier::new(TASKS));
         let tasks: Vec<_> = (0..TASKS)
@@ -245,8 +245,8 @@ async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B) {
 /// Range pages read while writers move other entities: every entity that stays put is
 /// answered exactly once, and entries come in strictly increasing (value, id) order across
 /// pages (descending: decreasing); moved entities may be seen at either place or neither.
-async fn range_pages_hold_while_writers_run<B: Backend>(backend: B) {
-    let users = accounts(&backend, "pages");
+async fn range_pages_hold_while_writers_run<B: Backend>(backend: B, tagged: bool) {
+    let users = accounts_with(&backend, "pages", |b| b.hash_tag(tagged));
     let stable: Vec<(String, Account)> = (0..150)
         .map(|i: i64| {
             (
@@ -320,22 +320,31 @@ fn cli(port: u16, args: &[&str]) -> String {
 async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
     backend: B,
     port_of: impl Fn(&str) -> u16,
+    tagged: bool,
 ) {
-    let users = accounts_with(&backend, "ttl", |b| b.ttl(Duration::from_secs(1)));
+    let users = accounts_with(&backend, "ttl", |b| {
+        b.ttl(Duration::from_secs(1)).hash_tag(tagged)
+    });
     users
         .set("1", &account("a@x", "ann", &["t"], 1))
         .await
         .unwrap();
     assert_eq!(ids_by(&users, "email", "a@x").await, ["1"]);
-    let keys = [
-        "{ttl}#ix:email",
-        "{ttl}#ix:email#exp",
-        "{ttl}#ix:handle",
-        "{ttl}#ix:tag",
-        "{ttl}#ix:score",
-        "{ttl}#rec:1",
-    ];
-    for key in keys {
+    // Hash-tagged: every key in `{ttl}`'s slot; spread over a cluster: indexes and records
+    // in `{ttl#ix}`'s.
+    let base = if tagged { "{ttl}#ix:" } else { "{ttl#ix}:" };
+    let record = if tagged {
+        "{ttl}#rec:1"
+    } else {
+        "{ttl#ix}#rec:1"
+    };
+    let mut keys: Vec<String> = ["email", "email#exp", "handle", "tag", "score"]
+        .iter()
+        .map(|k| format!("{base}{k}"))
+        .collect();
+    keys.push(record.to_owned());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for key in keys.iter().copied() {
         assert_eq!(
             cli(port_of(key), &["EXISTS", key]),
             "1",
@@ -345,7 +354,7 @@ async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
         assert!((1..=1000).contains(&pttl), "{key}: PTTL {pttl}");
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    for key in keys {
+    for key in keys.iter().copied() {
         assert_eq!(
             cli(port_of(key), &["EXISTS", key]),
             "0",
@@ -417,28 +426,42 @@ async fn rebuild_of_100k_entities(redis: &TestRedis) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_memory() {
     let backend = typedkv::MemoryBackend::new();
-    indexes_agree_with_a_scan_after_random_writes(backend.clone()).await;
-    one_of_64_writers_wins_a_unique_value(backend.clone()).await;
-    range_pages_hold_while_writers_run(backend).await;
+    indexes_agree_with_a_scan_after_random_writes(backend.clone(), false).await;
+    one_of_64_writers_wins_a_unique_value(backend.clone(), false).await;
+    range_pages_hold_while_writers_run(backend, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_redis() {
     let redis = TestRedis::start().await;
-    indexes_agree_with_a_scan_after_random_writes(redis.pool()).await;
-    one_of_64_writers_wins_a_unique_value(redis.pool()).await;
-    range_pages_hold_while_writers_run(redis.pool()).await;
-    ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port()).await;
+    indexes_agree_with_a_scan_after_random_writes(redis.pool(), false).await;
+    one_of_64_writers_wins_a_unique_value(redis.pool(), false).await;
+    range_pages_hold_while_writers_run(redis.pool(), false).await;
+    ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
     rebuild_of_100k_entities(&redis).await;
 }
 
+/// Hash-tagged stores on the cluster: each store in one slot, the one atomic script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster() {
     let cluster = TestCluster::start().await;
-    indexes_agree_with_a_scan_after_random_writes(cluster.pool()).await;
-    one_of_64_writers_wins_a_unique_value(cluster.pool()).await;
-    range_pages_hold_while_writers_run(cluster.pool()).await;
+    indexes_agree_with_a_scan_after_random_writes(cluster.pool(), true).await;
+    one_of_64_writers_wins_a_unique_value(cluster.pool(), true).await;
+    range_pages_hold_while_writers_run(cluster.pool(), true).await;
     // Every key of the hash-tagged store lives on the master of slot "{ttl}".
     let master = cluster.master_of("{ttl}").await;
-    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master).await;
+    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, true).await;
+}
+
+/// Stores without hash tag on the cluster: values spread over the masters, indexes kept by
+/// the lease protocol (DESIGN.md, "Indexes").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_without_hash_tags() {
+    let cluster = TestCluster::start().await;
+    indexes_agree_with_a_scan_after_random_writes(cluster.pool(), false).await;
+    one_of_64_writers_wins_a_unique_value(cluster.pool(), false).await;
+    range_pages_hold_while_writers_run(cluster.pool(), false).await;
+    // Indexes and records in the slot of "{ttl#ix}"; the value elsewhere.
+    let master = cluster.master_of("{ttl#ix}").await;
+    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, false).await;
 }

@@ -14,6 +14,14 @@ impl Backend for RedisPool {
         crate::index::ops::IndexSupport::Atomic
     }
 
+    async fn apply_indexed(
+        &self,
+        space: &crate::index::ops::IndexSpace,
+        ops: Vec<crate::index::ops::IndexedOp>,
+    ) -> Result<crate::index::ops::Applied> {
+        self.shared().apply_indexed(space, ops).await
+    }
+
     async fn scan_page(
         &self,
         prefix: &str,

@@ -19,7 +19,8 @@ use crate::redis::keys::KeyBatch;
 
 /// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,
 /// forwarded to the pool's `Shared` (from `fn shared(&self)`). Expands to items of an
-/// `impl Backend for ...` block, which then adds `scan_page` and `set_many`. `kind` is the
+/// `impl Backend for ...` block, which then adds `scan_page`, `set_many`, `index_support`
+/// and `apply_indexed`. `kind` is the
 /// backend name the pool's `Shared` was built with, so errors and `kind` say the same.
 macro_rules! forward_commands_to_shared {
     () => {
@@ -73,14 +74,6 @@ macro_rules! forward_commands_to_shared {
 
         async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
             self.shared().delete_many(keys).await
-        }
-
-        async fn apply_indexed(
-            &self,
-            space: &$crate::index::ops::IndexSpace,
-            ops: Vec<$crate::index::ops::IndexedOp>,
-        ) -> Result<$crate::index::ops::Applied> {
-            self.shared().apply_indexed(space, ops).await
         }
 
         async fn index_members(

@@ -36,6 +36,8 @@ impl<T> Indexes<T> {
         support: IndexSupport,
         hash_tagged: bool,
     ) -> Result<Self> {
+        // Values spread over a cluster: indexes, records and leases in a slot of their own.
+        let split = support == IndexSupport::SameSlot && !hash_tagged;
         let mut indexes = Vec::with_capacity(declared.len());
         for (n, index) in declared.iter().enumerate() {
             check_name(index.name())?;
@@ -46,18 +48,13 @@ impl<T> Indexes<T> {
             if declared[..n].iter().any(|i| i.name() == index.name()) {
                 return Err(refuse("declared twice"));
             }
-            match support {
-                IndexSupport::Atomic => {}
-                IndexSupport::SameSlot if hash_tagged => {}
-                IndexSupport::SameSlot => {
-                    return Err(refuse(
-                        "on Redis Cluster an indexed store needs hash_tag(true), so that values \
-                         and index entries share a slot and change atomically",
-                    ));
-                }
-                _ => return Err(refuse("this backend keeps no indexes")),
+            if !matches!(support, IndexSupport::Atomic | IndexSupport::SameSlot) {
+                return Err(refuse("this backend keeps no indexes"));
             }
-            let (members, expiries) = keyspace.index_keys(index.name());
+            let (members, expiries) = match split {
+                true => keyspace.split_index_keys(index.name()),
+                false => keyspace.index_keys(index.name()),
+            };
             indexes.push(IndexKeys {
                 name: index.name().to_owned(),
                 kind: index.kind(),
@@ -65,11 +62,16 @@ impl<T> Indexes<T> {
                 expiries,
             });
         }
+        let (record_prefix, lease_prefix) = match split {
+            true => keyspace.split_prefixes(),
+            false => (keyspace.record_prefix(), String::new()),
+        };
         Ok(Indexes {
             space: IndexSpace {
                 entity_prefix: keyspace.prefix().to_owned(),
-                record_prefix: keyspace.record_prefix(),
+                record_prefix,
                 indexes,
+                lease_prefix,
             },
             declared,
         })
@@ -82,6 +84,7 @@ impl<T> Indexes<T> {
                 entity_prefix: String::new(),
                 record_prefix: String::new(),
                 indexes: Vec::new(),
+                lease_prefix: String::new(),
             },
         }
     }

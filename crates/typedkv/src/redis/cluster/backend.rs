@@ -43,10 +43,23 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
 impl Backend for RedisClusterPool {
     forward_commands_to_shared!();
 
-    /// The index scripts touch the entity's, its record's and its indexes' keys at once,
-    /// which a cluster allows only within one slot.
+    /// The atomic index script touches the entity's, its record's and its indexes' keys at
+    /// once, which a cluster allows only within one slot (hash-tagged stores).
     fn index_support(&self) -> crate::index::ops::IndexSupport {
         crate::index::ops::IndexSupport::SameSlot
+    }
+
+    /// Hash-tagged stores: the one atomic script, as on a single server. Others: the three
+    /// steps of `indexes.rs`.
+    async fn apply_indexed(
+        &self,
+        space: &crate::index::ops::IndexSpace,
+        ops: Vec<crate::index::ops::IndexedOp>,
+    ) -> Result<crate::index::ops::Applied> {
+        match space.split() {
+            true => self.apply_split(space, ops).await,
+            false => self.shared().apply_indexed(space, ops).await,
+        }
     }
 
     async fn scan_page(

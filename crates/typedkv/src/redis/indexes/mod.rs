@@ -22,8 +22,14 @@ use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, Swept};
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("apply.lua")));
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("count.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sweep.lua")));
+pub(crate) static BEGIN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("begin.lua")));
+pub(crate) static VALUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("value.lua")));
+pub(crate) static COMMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("commit.lua")));
 
-fn kind_arg(kind: IndexKind) -> &'static str {
+pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     match kind {
         IndexKind::Unique => "u",
         IndexKind::Range => "r",
@@ -233,7 +239,13 @@ where
             .arg(record_prefix)
             .arg(after.unwrap_or_default())
             .arg(count.max(1))
-            .arg(&space.entity_prefix);
+            // Entities in other slots cannot be looked at from the index's script.
+            .arg(if space.split() {
+                ""
+            } else {
+                &space.entity_prefix
+            })
+            .arg(&space.lease_prefix);
         for member in members {
             invocation.arg(member.as_slice());
         }
