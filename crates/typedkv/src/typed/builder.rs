@@ -209,11 +209,11 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
 
     /// Adds an index, so the store can find its values by a field: [`Index::equality`],
     /// [`Index::unique`] or [`Index::range`]. Every write of the store keeps it right, in
-    /// the same atomic step as the value (see the README's "Finding by field"). Index names
-    /// are validated like namespaces and must differ. Needs a backend that keeps indexes
-    /// (memory, Redis; on Redis Cluster with [`hash_tag`](Self::hash_tag)`(true)`). Adding an
-    /// index to a store that already holds data: run
-    /// [`TypedStore::rebuild_indexes`] once.
+    /// the same atomic step as the value (see the README's "Finding by field"; on Redis
+    /// Cluster without [`hash_tag`](Self::hash_tag), a lease per entity and three steps).
+    /// Index names are validated like namespaces and must differ. Needs a backend that keeps
+    /// indexes (memory, Redis, Redis Cluster). Adding an index to a store that already holds
+    /// data: run [`TypedStore::rebuild_indexes`] once.
     pub fn index(mut self, index: Index<T>) -> Self {
         self.indexes.push(index);
         self
