@@ -13,11 +13,11 @@ use ::redis::{ScriptInvocation, Value};
 use futures::future::join_all;
 
 use super::RedisClusterPool;
-use crate::backend::{Bytes, WriteExpiry, ceil_millis};
+use crate::backend::{Bytes, ceil_millis};
 use crate::error::{Error, Result, Waited};
-use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp};
+use crate::index::ops::{Applied, IndexSpace, IndexedOp};
 use crate::redis::errors::unexpected;
-use crate::redis::indexes::{BEGIN, COMMIT, VALUE, kind_arg};
+use crate::redis::indexes::{BEGIN, COMMIT, VALUE, kind_arg, write_args};
 use crate::redis::keys::KeyBatch;
 
 /// Leases last this long without a response timeout; with one, twice that timeout (a
@@ -184,22 +184,7 @@ impl RedisClusterPool {
     /// `value.lua` for one op.
     async fn write_value(&self, op: &IndexedOp) -> Outcome {
         let mut invocation = VALUE.key(&op.key);
-        match &op.guard {
-            Guard::Always => invocation.arg("always").arg(""),
-            Guard::Absent => invocation.arg("absent").arg(""),
-            Guard::Present => invocation.arg("present").arg(""),
-            Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
-            Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
-        };
-        match &op.value {
-            Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
-            None => invocation.arg("del").arg(""),
-        };
-        match op.expiry {
-            WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
-            WriteExpiry::Keep => invocation.arg("keep").arg(0),
-            WriteExpiry::Never => invocation.arg("none").arg(0),
-        };
+        write_args(&mut invocation, op);
         let reply: Vec<Value> = match self.shared().invoke(&op.key, &invocation).await {
             Ok(reply) => reply,
             Err(error) => return Outcome::Unknown(error),

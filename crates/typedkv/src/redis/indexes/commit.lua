@@ -13,16 +13,9 @@ local n = tonumber(arg())
 local names, by_name = {}, {}
 for i = 1, n do names[i] = arg(); by_name[names[i]] = i end
 local token = arg()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local changed = {}
-local function entry_index(entry)
-  local z = string.find(entry, '\0', 1, true)
-  local i = z and by_name[string.sub(entry, 1, z - 1)]
-  if i then return i, string.sub(entry, z + 1) end
-end
 local function remove(entry)
-  local i, m = entry_index(entry)
+  local i, m = entry_index(entry, by_name)
   if i then
     redis.call('ZREM', KEYS[2 * i - 1], m)
     redis.call('ZREM', KEYS[2 * i], m)
@@ -45,37 +38,26 @@ for o = 1, tonumber(arg()) do
   if outcome == 'done' then
     for _, entry in ipairs(old) do if not wanted[entry] then remove(entry) end end
     redis.call('DEL', record)
-    for s = 1, #new, 1000 do redis.call('SADD', record, unpack(new, s, math.min(s + 999, #new))) end
+    each_chunk(new, function(...) redis.call('SADD', record, ...) end)
     for _, entry in ipairs(new) do
-      local i, m = entry_index(entry)
+      local i, m = entry_index(entry, by_name)
       if pttl > 0 then
-        redis.call('ZADD', KEYS[2 * i], now + pttl, m)
+        redis.call('ZADD', KEYS[2 * i], now() + pttl, m)
       else
         redis.call('ZREM', KEYS[2 * i], m)
       end
       changed[i] = true
     end
-    if #new > 0 and pttl > 0 then redis.call('PEXPIREAT', record, now + pttl) end
+    if #new > 0 and pttl > 0 then redis.call('PEXPIREAT', record, now() + pttl) end
   elseif outcome == 'unmet' then
     for _, entry in ipairs(new) do if not had[entry] then remove(entry) end end
   else
     -- Either value may be stored: both sets of members stay recorded until the next write.
-    for s = 1, #new, 1000 do redis.call('SADD', record, unpack(new, s, math.min(s + 999, #new))) end
+    each_chunk(new, function(...) redis.call('SADD', record, ...) end)
   end
   if redis.call('GET', lease) == token then redis.call('DEL', lease) end
 end
 for i = 1, n do
-  if changed[i] then
-    local members, expiries = KEYS[2 * i - 1], KEYS[2 * i]
-    local count = redis.call('ZCARD', members)
-    if count > 0 and redis.call('ZCARD', expiries) == count then
-      local last = redis.call('ZRANGE', expiries, -1, -1, 'WITHSCORES')
-      redis.call('PEXPIREAT', members, last[2])
-      redis.call('PEXPIREAT', expiries, last[2])
-    else
-      redis.call('PERSIST', members)
-      redis.call('PERSIST', expiries)
-    end
-  end
+  if changed[i] then follow_ttl(i) end
 end
 return 1

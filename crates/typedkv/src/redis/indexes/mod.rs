@@ -19,15 +19,20 @@ use crate::index::IndexKind;
 use crate::index::Order;
 use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, Swept};
 
-static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("apply.lua")));
+/// A script with the helpers of `common.lua` in front (Redis scripts cannot import).
+macro_rules! with_common {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("common.lua"), include_str!($file))))
+    };
+}
+
+static APPLY: LazyLock<Script> = with_common!("apply.lua");
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("count.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sweep.lua")));
-pub(crate) static BEGIN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("begin.lua")));
+pub(crate) static BEGIN: LazyLock<Script> = with_common!("begin.lua");
 pub(crate) static VALUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("value.lua")));
-pub(crate) static COMMIT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("commit.lua")));
+pub(crate) static COMMIT: LazyLock<Script> = with_common!("commit.lua");
 
 pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     match kind {
@@ -57,22 +62,7 @@ fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> ScriptInvocati
     }
     invocation.arg(ops.len());
     for op in ops {
-        match &op.guard {
-            Guard::Always => invocation.arg("always").arg(""),
-            Guard::Absent => invocation.arg("absent").arg(""),
-            Guard::Present => invocation.arg("present").arg(""),
-            Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
-            Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
-        };
-        match &op.value {
-            Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
-            None => invocation.arg("del").arg(""),
-        };
-        match op.expiry {
-            WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
-            WriteExpiry::Keep => invocation.arg("keep").arg(0),
-            WriteExpiry::Never => invocation.arg("none").arg(0),
-        };
+        write_args(&mut invocation, op);
         for members in &op.members {
             invocation.arg(members.len());
             for member in members {
@@ -81,6 +71,27 @@ fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> ScriptInvocati
         }
     }
     invocation
+}
+
+/// An op's guard, value and expiry, as `apply.lua` and `value.lua` read them: guard kind
+/// and its argument, `set` and the bytes or `del`, expiry kind and milliseconds.
+pub(crate) fn write_args(invocation: &mut ScriptInvocation<'_>, op: &IndexedOp) {
+    match &op.guard {
+        Guard::Always => invocation.arg("always").arg(""),
+        Guard::Absent => invocation.arg("absent").arg(""),
+        Guard::Present => invocation.arg("present").arg(""),
+        Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
+        Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
+    };
+    match &op.value {
+        Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
+        None => invocation.arg("del").arg(""),
+    };
+    match op.expiry {
+        WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
+        WriteExpiry::Keep => invocation.arg("keep").arg(0),
+        WriteExpiry::Never => invocation.arg("none").arg(0),
+    };
 }
 
 /// A 1-based position from a script reply as an index into a batch of `len`.
