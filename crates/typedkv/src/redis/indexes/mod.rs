@@ -29,9 +29,13 @@ macro_rules! with_common {
 static APPLY: LazyLock<Script> = with_common!("apply.lua");
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("count.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sweep.lua")));
+// The three steps of indexed writes on cluster stores without hash tag.
+#[cfg(feature = "cluster")]
 pub(crate) static BEGIN: LazyLock<Script> = with_common!("begin.lua");
+#[cfg(feature = "cluster")]
 pub(crate) static VALUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("value.lua")));
+#[cfg(feature = "cluster")]
 pub(crate) static COMMIT: LazyLock<Script> = with_common!("commit.lua");
 
 pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
