@@ -1,6 +1,7 @@
 //! The index cases: what an indexed write costs against a plain one (the "raw" column is the
 //! same typed store without indexes), and `find_by` against the hand-written way of finding
-//! by field: a Redis set of ids per value, `SMEMBERS` + `MGET` + decode.
+//! by field: a Redis set of ids per value, `SMEMBERS` + `MGET` + decode, both sides
+//! collecting the `(id, value)` pairs a caller gets.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,13 +126,15 @@ impl Bench {
                             .map(|id| raw_key(&format!("find-{id}")))
                             .collect();
                         let values: Vec<Option<Vec<u8>>> = conn.mget(&keys).await?;
-                        let mut found = 0;
-                        for bytes in values.into_iter().flatten() {
-                            raw_decode(&bytes)?;
-                            found += 1;
+                        // What a caller gets back, as from find_by: (id, value) pairs.
+                        let mut found: Vec<(String, BenchUser)> = Vec::with_capacity(ids.len());
+                        for (id, bytes) in ids.into_iter().zip(values) {
+                            if let Some(bytes) = bytes {
+                                found.push((id, raw_decode(&bytes)?));
+                            }
                         }
-                        if found != MATCHES {
-                            return Err(format!("SMEMBERS + MGET found {found}").into());
+                        if found.len() != MATCHES as usize {
+                            return Err(format!("SMEMBERS + MGET found {}", found.len()).into());
                         }
                         i += 1;
                     }
