@@ -50,6 +50,8 @@ async fn typedkv_on_a_cluster() {
         migrated_values_are_indexed_on_write_back,
     );
     conformance::indexes::hash_tag_stores(true);
+    cluster.flush().await;
+    a_dead_writer_of_an_untagged_indexed_store_delays_and_leaves_nothing_wrong(&cluster).await;
 
     cluster.flush().await;
     batches_and_scans_span_every_master(&cluster).await;
@@ -235,4 +237,90 @@ async fn passwords_never_appear_in_cluster_errors_or_debug(cluster: &TestCluster
     let shown = typedkv_testkit::error_chain(&err);
     assert!(!shown.contains("s3cret-pw"), "{shown}");
     assert_eq!(err.key(), Some("user:1"));
+}
+
+/// The failure cases of the lease protocol (DESIGN.md, "Indexes"), injected: a writer that
+/// died after `begin` left its lease and an unrecorded member. The next writer of that
+/// entity waits for the lease to expire and succeeds; one facing a lease that outlives its
+/// patience fails with a typed timeout, writing nothing; the dead writer's member is never
+/// answered and is removed on read.
+async fn a_dead_writer_of_an_untagged_indexed_store_delays_and_leaves_nothing_wrong(
+    cluster: &TestCluster,
+) {
+    use typedkv::{Error, Index, Waited};
+    let users = RedisClusterStore::<String>::builder(cluster.pool(), "dead")
+        .index(Index::unique("name", |name: &String| [name.clone()]))
+        .build()
+        .unwrap();
+    let mut raw = cluster.raw_connection().await;
+    // The dead writer: a lease on entity 1, and a member for "ghost" it never recorded.
+    let () = raw
+        .set_options(
+            "{dead#ix}#lease:1",
+            "dead-token",
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(700)),
+        )
+        .await
+        .unwrap();
+    let ghost: Vec<u8> = [&5u32.to_be_bytes()[..], b"ghost", b"1"].concat();
+    let _: u64 = raw
+        .zadd("{dead#ix}:name", ghost.as_slice(), 0)
+        .await
+        .unwrap();
+
+    // Never answered: entity 1 has no value.
+    assert_eq!(users.find_one_by("name", b"ghost").await.unwrap(), None);
+    // The next writer of entity 1 waits out the lease.
+    let started = Instant::now();
+    users.set("1", &"alice".to_owned()).await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert_eq!(
+        users
+            .find_one_by("name", b"alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        "1"
+    );
+    // Once the lease is gone, the dead writer's member is removed when a query meets it,
+    // and its value is free for anyone.
+    assert_eq!(users.find_one_by("name", b"ghost").await.unwrap(), None);
+    let left: Option<f64> = raw
+        .zscore("{dead#ix}:name", ghost.as_slice())
+        .await
+        .unwrap();
+    assert_eq!(left, None, "the dead writer's member was cleaned on read");
+    users.set("2", &"ghost".to_owned()).await.unwrap();
+
+    // A lease that outlives the writer's patience (twice the response timeout): a typed
+    // timeout, nothing written.
+    let () = raw
+        .set_options(
+            "{dead#ix}#lease:3",
+            "dead-token",
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(60_000)),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let refused = users.set("3", &"carol".to_owned()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Timeout {
+                waited: Waited::UpdateTurn,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(users.get("3").await.unwrap(), None);
+    assert_eq!(users.find_one_by("name", b"carol").await.unwrap(), None);
 }
