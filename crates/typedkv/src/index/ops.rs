@@ -152,6 +152,8 @@ pub enum Applied {
     Taken {
         /// Position of the op in the batch.
         op: usize,
+        /// Its entity's key.
+        key: String,
         /// Position of the index in the [`IndexSpace`].
         index: usize,
         /// The value, as the index stores it.

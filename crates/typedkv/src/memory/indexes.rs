@@ -115,8 +115,9 @@ impl Map {
                 }
                 for member in &op.members[i] {
                     let prefix = member[..member.len().saturating_sub(id.len())].to_vec();
-                    let taken = Applied::Taken {
+                    let taken = || Applied::Taken {
                         op: o,
+                        key: op.key.clone(),
                         index: i,
                         value: prefix.clone(),
                     };
@@ -124,7 +125,7 @@ impl Map {
                         .insert((i, prefix.clone()), id)
                         .is_some_and(|by| by != id)
                     {
-                        return taken;
+                        return taken();
                     }
                     let (lo, hi) = crate::index::members::prefix_range(&prefix);
                     let holders: Vec<Bytes> =
@@ -141,7 +142,7 @@ impl Map {
                             // A leftover of an entity that is gone: it frees the value.
                             self.index(&keys.members).remove(&held);
                         } else if !Self::gives_up(&ops, &key, i, &held) {
-                            return taken;
+                            return taken();
                         }
                     }
                 }

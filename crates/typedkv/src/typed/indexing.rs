@@ -153,15 +153,16 @@ where
 
     /// Applies `ops`; a unique value taken is [`Error::UniqueViolation`].
     async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
-        let keys: Vec<String> = ops.iter().map(|op| op.key.clone()).collect();
         let applied = self
             .inner
             .backend
             .apply_indexed(&self.indexes.space, ops)
             .await?;
         match applied {
-            Applied::Taken { op, index, value } => Err(Error::UniqueViolation {
-                key: keys.get(op).cloned().unwrap_or_default(),
+            Applied::Taken {
+                key, index, value, ..
+            } => Err(Error::UniqueViolation {
+                key,
                 index: self.indexes.space.indexes[index].name.clone(),
                 value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
             }),

@@ -130,7 +130,13 @@ impl RedisClusterPool {
                         && op < ops.len()
                         && index < space.indexes.len()
                     {
-                        return Ok(Applied::Taken { op, index, value });
+                        let key = ops[op].key.clone();
+                        return Ok(Applied::Taken {
+                            op,
+                            key,
+                            index,
+                            value,
+                        });
                     }
                     return Err(unexpected(
                         &batch,

@@ -149,6 +149,7 @@ where
                     (Some(op), Some(index), Some(Value::BulkString(prefix))) => {
                         Some(Applied::Taken {
                             op,
+                            key: ops[op].key.clone(),
                             index,
                             value: prefix,
                         })
