@@ -34,7 +34,9 @@ pub enum IndexKind {
     Range,
 }
 
-type Extract<T> = dyn Fn(&T) -> Vec<Vec<u8>> + Send + Sync;
+/// An extractor, type-erased: hands each index value of a `T` to the visitor, so that a
+/// query's check of an answer allocates nothing of its own.
+type Extract<T> = dyn Fn(&T, &mut dyn FnMut(&[u8])) + Send + Sync;
 
 /// One index of a store: a name, a kind and how to read its values from a `T`; given to
 /// [`StoreBuilder::index`](crate::StoreBuilder::index).
@@ -114,11 +116,10 @@ impl<T> Index<T> {
         Index {
             name: name.into(),
             kind: IndexKind::Range,
-            extract: Arc::new(move |t: &T| {
-                value(t)
-                    .map(|k| k.sortable().to_vec())
-                    .into_iter()
-                    .collect()
+            extract: Arc::new(move |t: &T, visit: &mut dyn FnMut(&[u8])| {
+                if let Some(k) = value(t) {
+                    visit(&k.sortable());
+                }
             }),
         }
     }
@@ -132,13 +133,10 @@ impl<T> Index<T> {
         Index {
             name: name.into(),
             kind,
-            extract: Arc::new(move |t: &T| {
-                let mut all: Vec<Vec<u8>> =
-                    values(t).into_iter().map(|v| v.as_ref().to_vec()).collect();
-                // Each value once: an entity holding a tag twice is one entry.
-                all.sort_unstable();
-                all.dedup();
-                all
+            extract: Arc::new(move |t: &T, visit: &mut dyn FnMut(&[u8])| {
+                for v in values(t) {
+                    visit(v.as_ref());
+                }
             }),
         }
     }
@@ -153,13 +151,31 @@ impl<T> Index<T> {
         self.kind
     }
 
-    /// The index values of `value` (range values in their sortable 8-byte form). An extractor
-    /// that panics is an [`Error::IndexValue`] naming `key` and the index, never a panic of
-    /// the caller.
+    /// The index values of `value` (range values in their sortable 8-byte form), each once
+    /// (an entity holding a tag twice is one entry), sorted. An extractor that panics is an
+    /// [`Error::IndexValue`] naming `key` and the index, never a panic of the caller.
     pub(crate) fn values_of(&self, key: &str, value: &T) -> Result<Vec<Vec<u8>>> {
-        catch_unwind(AssertUnwindSafe(|| (self.extract)(value))).map_err(|_| Error::IndexValue {
-            key: key.to_owned(),
-            index: self.name.clone(),
+        let mut all = Vec::new();
+        self.visit(key, value, &mut |v| all.push(v.to_vec()))?;
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// Whether `value` gives `wanted` (a query checking an answer); a panic as in
+    /// [`values_of`](Self::values_of).
+    pub(crate) fn gives(&self, key: &str, value: &T, wanted: &[u8]) -> Result<bool> {
+        let mut found = false;
+        self.visit(key, value, &mut |v| found |= v == wanted)?;
+        Ok(found)
+    }
+
+    fn visit(&self, key: &str, value: &T, visit: &mut dyn FnMut(&[u8])) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| (self.extract)(value, visit))).map_err(|_| {
+            Error::IndexValue {
+                key: key.to_owned(),
+                index: self.name.clone(),
+            }
         })
     }
 }

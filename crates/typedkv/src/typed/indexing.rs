@@ -318,7 +318,7 @@ where
                 None => None, // deleted or expired since
             };
             match value {
-                Some(value) if index.values_of(key, &value)?.iter().any(|v| v == wanted) => {
+                Some(value) if index.gives(key, &value, wanted)? => {
                     holders.push((id.to_owned(), value));
                 }
                 _ => stale.push(member.clone()),
