@@ -294,7 +294,7 @@ async fn a_dead_writer_of_an_untagged_indexed_store_delays_and_leaves_nothing_wr
     assert_eq!(left, None, "the dead writer's member was cleaned on read");
     users.set("2", &"ghost".to_owned()).await.unwrap();
 
-    // A lease that outlives the writer's patience (twice the response timeout): a typed
+    // A lease that outlives the writer's patience (4 x the response timeout): a typed
     // timeout, nothing written.
     let () = raw
         .set_options(

@@ -20,8 +20,9 @@ use crate::redis::errors::unexpected;
 use crate::redis::indexes::{BEGIN, COMMIT, VALUE, kind_arg, write_args};
 use crate::redis::keys::KeyBatch;
 
-/// Leases last this long without a response timeout; with one, twice that timeout (a
-/// writer gives up on each step within it, so its lease outlives its write).
+/// Leases last this long without a response timeout; with one, four times that timeout: a
+/// write is three calls after the lease is taken (the reply of `begin`, the value, the
+/// commit), each given up on within the timeout, so the lease outlives the write.
 const LEASE_WITHOUT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What became of one op's value.
@@ -73,7 +74,7 @@ impl RedisClusterPool {
         ops: Vec<IndexedOp>,
     ) -> Result<Applied> {
         let limits = self.shared().limits();
-        let lease = limits.response.map_or(LEASE_WITHOUT_TIMEOUT, |r| 2 * r);
+        let lease = limits.response.map_or(LEASE_WITHOUT_TIMEOUT, |r| 4 * r);
         let ids: Vec<&str> = ops
             .iter()
             .map(|op| op.key.get(space.entity_prefix.len()..).unwrap_or_default())

@@ -41,6 +41,9 @@ for o = 1, tonumber(arg()) do
     each_chunk(new, function(...) redis.call('SADD', record, ...) end)
     for _, entry in ipairs(new) do
       local i, m = entry_index(entry, by_name)
+      -- Added by `begin` already; again, in case a sweep removed it while it was unrecorded
+      -- and its lease had run out (a slow writer).
+      redis.call('ZADD', KEYS[2 * i - 1], 0, m)
       if pttl > 0 then
         redis.call('ZADD', KEYS[2 * i], now() + pttl, m)
       else
@@ -54,6 +57,10 @@ for o = 1, tonumber(arg()) do
   else
     -- Either value may be stored: both sets of members stay recorded until the next write.
     each_chunk(new, function(...) redis.call('SADD', record, ...) end)
+    for _, entry in ipairs(new) do
+      local i, m = entry_index(entry, by_name)
+      redis.call('ZADD', KEYS[2 * i - 1], 0, m)
+    end
   end
   if redis.call('GET', lease) == token then redis.call('DEL', lease) end
 end
