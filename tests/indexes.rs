@@ -452,16 +452,3 @@ async fn on_a_cluster() {
     let master = cluster.master_of("{ttl}").await;
     ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, true).await;
 }
-
-/// Stores without hash tag on the cluster: values spread over the masters, indexes kept by
-/// the lease protocol (DESIGN.md, "Indexes").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster_without_hash_tags() {
-    let cluster = TestCluster::start().await;
-    indexes_agree_with_a_scan_after_random_writes(cluster.pool(), false).await;
-    one_of_64_writers_wins_a_unique_value(cluster.pool(), false).await;
-    range_pages_hold_while_writers_run(cluster.pool(), false).await;
-    // Indexes and records in the slot of "{ttl#ix}"; the value elsewhere.
-    let master = cluster.master_of("{ttl#ix}").await;
-    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, false).await;
-}

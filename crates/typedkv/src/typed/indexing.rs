@@ -51,6 +51,14 @@ impl<T> Indexes<T> {
             if !matches!(support, IndexSupport::Atomic | IndexSupport::SameSlot) {
                 return Err(refuse("this backend keeps no indexes"));
             }
+            // The lease protocol for values spread over a cluster lost an index entry under
+            // load in CI (DESIGN.md, "Indexes"): refused until that is found and fixed.
+            if split {
+                return Err(refuse(
+                    "on Redis Cluster an indexed store needs hash_tag(true) for now, so that \
+                     values and index entries share a slot and change atomically",
+                ));
+            }
             let (members, expiries) = match split {
                 true => keyspace.split_index_keys(index.name()),
                 false => keyspace.index_keys(index.name()),
