@@ -11,20 +11,30 @@ use super::store;
 
 const CALLERS: usize = 1000;
 
-/// Runs `CALLERS` concurrent `get_or_insert_with` of one missing key; the loader waits 50 ms (so all
-/// callers miss while it runs) and then answers `outcome`. Returns the callers' results.
+/// Runs `CALLERS` concurrent `get_or_insert_with` of one missing key and returns their results.
+/// The loader answers `outcome` only once every caller has started and its read has had
+/// 100 ms more to miss: all callers are concurrent with the load, however loaded the machine.
+/// (A caller whose read returned after a failed load ended would rightly load again.)
 async fn stampede<B: Backend>(
     s: &Arc<TypedStore<String, B>>,
     loads: &Arc<AtomicUsize>,
     outcome: fn() -> Result<Loaded<String>, std::io::Error>,
 ) -> Vec<typedkv::Result<String>> {
+    let started = Arc::new(AtomicUsize::new(0));
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (s, loads) = (Arc::clone(s), Arc::clone(loads));
+            let (s, loads, started) = (Arc::clone(s), Arc::clone(loads), Arc::clone(&started));
             tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
                 s.get_or_insert_with("hot", move || async move {
                     loads.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let all_started = async {
+                        while started.load(Ordering::SeqCst) < CALLERS {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(10), all_started).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     outcome()
                 })
                 .await
