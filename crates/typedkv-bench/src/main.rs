@@ -88,6 +88,11 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         .shared_connections(args.shared_connections)
         .build()?;
     pool.ping().await?;
+    let batching = RedisPool::builder(url.clone())
+        .shared_connections(args.shared_connections)
+        .batching(true)
+        .build()?;
+    batching.ping().await?;
     let raw = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
@@ -100,6 +105,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     );
     let bench = Arc::new(Bench {
         store: RedisStore::builder(pool.clone(), PREFIX).build()?,
+        batched: RedisStore::builder(batching, PREFIX).build()?,
         raw,
         value: payload::sample(),
         args: args.clone(),
@@ -115,10 +121,16 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     print_header(args.json);
     for tasks in [1, 16, 64] {
         if args.runs("set") {
-            record(bench.set(tasks).await?);
+            record(bench.set(tasks, false).await?);
         }
         if args.runs("get") {
-            record(bench.get(tasks).await?);
+            record(bench.get(tasks, false).await?);
+        }
+    }
+    if args.runs("batching") {
+        for tasks in [1, 16, 64] {
+            record(bench.set(tasks, true).await?);
+            record(bench.get(tasks, true).await?);
         }
     }
     for in_flight in [1, 16] {

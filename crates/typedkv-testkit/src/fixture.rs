@@ -78,3 +78,16 @@ pub async fn redis() -> Fixture<typedkv::redis::RedisPool> {
         typedkv::redis::RedisPool::from_url(url.clone()).expect("a loopback URL is valid")
     })
 }
+
+/// Like [`redis`], with [batching](typedkv::redis::RedisPoolBuilder::batching) switched on.
+pub async fn redis_batching() -> Fixture<typedkv::redis::RedisPool> {
+    let server = TestRedis::start().await;
+    let url = server.url();
+    let batching = |url: &str| {
+        typedkv::redis::RedisPool::builder(url)
+            .batching(true)
+            .build()
+            .expect("a loopback URL is valid")
+    };
+    Fixture::with_guard(batching(&url), server).with_peer(move || batching(&url))
+}

@@ -93,6 +93,30 @@ impl<Target> RedisPoolBuilder<Target> {
 }
 
 impl RedisPoolBuilder<Standalone> {
+    /// Batch concurrent commands. Default `false`: measure before switching it on.
+    ///
+    /// While commands of the pool are in flight, plain single-key commands (`get`, `set`,
+    /// `delete`, `exists`, `ttl`) that arrive meanwhile queue and go out together as one
+    /// pipeline when one completes; a lone call goes out at once. Each call still gets its
+    /// own reply or error, and its own response timeout counted from its start.
+    ///
+    /// Queued calls wait for a command in flight, so batching pays only where the cost of
+    /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
+    /// On the 2-core VM of BENCHMARKS.md it gained up to 1.26x in some runs and lost up to
+    /// 0.72x (at 16 tasks) in others. Compare `typedkv-bench --only batching` with `--only
+    /// get` on your own machine.
+    ///
+    /// ```
+    /// use typedkv::redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder("redis://127.0.0.1:6379").batching(true).build()?;
+    /// # Ok::<(), typedkv::Error>(())
+    /// ```
+    pub fn batching(mut self, enabled: bool) -> Self {
+        self.settings.batching = enabled;
+        self
+    }
+
     /// Validates the settings and creates the pool (without connecting).
     ///
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable

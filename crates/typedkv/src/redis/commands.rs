@@ -3,7 +3,7 @@
 //! cluster, redis-rs routes single-key commands by slot and splits `MGET`/`MSET`/`UNLINK`
 //! per slot). What differs on a cluster (scan, atomic batches) is in `cluster/`.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
@@ -178,17 +178,30 @@ fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
     }
 }
 
+/// `command key`.
+fn on_key(command: &str, key: &str) -> Cmd {
+    let mut cmd = ::redis::cmd(command);
+    cmd.arg(key);
+    cmd
+}
+
+/// The plain single-key commands: batched with others in flight where the pool batches
+/// (`batching.rs`), hence on the pool's `Arc`.
 impl<M, W> Shared<M, W>
 where
-    M: Manager<Error = RedisError>,
+    M: Manager<Error = RedisError> + 'static,
     W: Pooled + From<Object<M>>,
 {
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.query(&key, ::redis::cmd("GET").arg(key), Resend::Safe)
-            .await
+    pub(crate) async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Bytes>> {
+        self.single(key, on_key("GET", key), Resend::Safe).await
     }
 
-    pub(crate) async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
+    pub(crate) async fn set(
+        self: &Arc<Self>,
+        key: &str,
+        value: Bytes,
+        write: Write,
+    ) -> Result<bool> {
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(key).arg(value);
         match write.condition {
@@ -202,32 +215,37 @@ where
         }
         expiry_args(&mut cmd, write.expiry);
         // OK when written, nil when the NX/XX condition was not met.
-        let reply: Value = self.query(&key, &cmd, Resend::Never).await?;
+        let reply: Value = self.single(key, cmd, Resend::Never).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+    pub(crate) async fn delete(self: &Arc<Self>, key: &str) -> Result<bool> {
         // UNLINK frees large values off Redis' main thread.
         let removed: u64 = self
-            .query(&key, ::redis::cmd("UNLINK").arg(key), Resend::Never)
+            .single(key, on_key("UNLINK", key), Resend::Never)
             .await?;
         Ok(removed > 0)
     }
 
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+    pub(crate) async fn exists(self: &Arc<Self>, key: &str) -> Result<bool> {
         let found: u64 = self
-            .query(&key, ::redis::cmd("EXISTS").arg(key), Resend::Safe)
+            .single(key, on_key("EXISTS", key), Resend::Safe)
             .await?;
         Ok(found > 0)
     }
 
-    pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-        let ms: i64 = self
-            .query(&key, ::redis::cmd("PTTL").arg(key), Resend::Safe)
-            .await?;
+    pub(crate) async fn ttl(self: &Arc<Self>, key: &str) -> Result<Option<Expiry>> {
+        let ms: i64 = self.single(key, on_key("PTTL", key), Resend::Safe).await?;
         Ok(expiry_of_pttl(ms))
     }
+}
 
+/// Everything else goes out on its own.
+impl<M, W> Shared<M, W>
+where
+    M: Manager<Error = RedisError>,
+    W: Pooled + From<Object<M>>,
+{
     /// `GET` and `PTTL` in one pipeline (one round trip; both on the key's slot).
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
         let mut pipe = ::redis::pipe();

@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) create_timeout: Duration,
     pub(crate) recycle_timeout: Duration,
     pub(crate) response_timeout: Option<Duration>,
+    /// Standalone only: batch concurrent plain commands (see `batching.rs`).
+    pub(crate) batching: bool,
     /// PEM root certificates to trust for `rediss://` instead of the system's.
     #[cfg(feature = "tls")]
     pub(crate) tls_roots: Option<Vec<u8>>,
@@ -58,6 +60,7 @@ impl Settings {
             create_timeout: DEFAULT_CREATE_TIMEOUT,
             recycle_timeout: DEFAULT_RECYCLE_TIMEOUT,
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            batching: false,
             #[cfg(feature = "tls")]
             tls_roots: None,
         }
@@ -103,7 +106,8 @@ impl fmt::Debug for Settings {
             .field("connect_timeout", &self.connect_timeout)
             .field("create_timeout", &self.create_timeout)
             .field("recycle_timeout", &self.recycle_timeout)
-            .field("response_timeout", &self.response_timeout);
+            .field("response_timeout", &self.response_timeout)
+            .field("batching", &self.batching);
         #[cfg(feature = "tls")]
         settings.field(
             "tls_roots",

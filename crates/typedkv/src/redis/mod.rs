@@ -6,6 +6,7 @@
 //! [`RedisStore::builder`](crate::TypedStore::builder). One pool serves any number of stores.
 
 mod backend;
+mod batching;
 mod builder;
 #[cfg(feature = "cluster")]
 mod cluster;

@@ -42,7 +42,7 @@ pub struct RedisPool {
 }
 
 struct Inner {
-    shared: Shared<Manager, Connection>,
+    shared: Arc<Shared<Manager, Connection>>,
     settings: Settings,
     /// The parsed URL (RESP3, TLS roots applied), for connections outside the pool.
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
@@ -90,7 +90,7 @@ impl RedisPool {
         )?;
         Ok(RedisPool {
             inner: Arc::new(Inner {
-                shared,
+                shared: Arc::new(shared),
                 settings,
                 info,
             }),
@@ -127,7 +127,7 @@ impl RedisPool {
             .map_err(failed)
     }
 
-    pub(crate) fn shared(&self) -> &Shared<Manager, Connection> {
+    pub(crate) fn shared(&self) -> &Arc<Shared<Manager, Connection>> {
         &self.inner.shared
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 use deadpool::managed::{Manager, Object, Pool, PoolError};
 
+use super::batching::Batcher;
 use super::config::Settings;
 use super::errors::{Limits, from_pool_error, from_redis_error};
 use super::keys::{NoKey, ToKeys};
@@ -46,6 +47,8 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     generations: Arc<Generations>,
     on_broken: OnBrokenConnection,
     limits: Limits,
+    /// `None`: every command goes out on its own (batching switched off, or a cluster).
+    batcher: Option<Batcher>,
 }
 
 impl<M, W> Shared<M, W>
@@ -81,12 +84,18 @@ where
             generations,
             on_broken,
             limits: settings.limits(backend),
+            batcher: settings.batching.then(Batcher::default),
         })
     }
 
     /// The backend's name and the timeouts that apply, as this pool's errors report them.
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The queue of batched commands, if this pool batches.
+    pub(crate) fn batcher(&self) -> Option<&Batcher> {
+        self.batcher.as_ref()
     }
 
     pub(crate) fn pool(&self) -> &Pool<M, W> {
@@ -199,10 +208,18 @@ where
         lent: &Lent<W::Conn>,
         error: RedisError,
     ) -> Error {
-        if self.replaces(&error) {
+        self.broken(lent, &error);
+        from_redis_error(key, error, Waited::Reply, &self.limits)
+    }
+
+    /// Whether `error` of `lent`'s command means its connection is unusable (and is
+    /// replaced): then it is marked dead, and reads may be sent again on a fresh one.
+    pub(crate) fn broken(&self, lent: &Lent<W::Conn>, error: &RedisError) -> bool {
+        let replaces = self.replaces(error);
+        if replaces {
             lent.mark_dead(&self.generations);
         }
-        from_redis_error(key, error, Waited::Reply, &self.limits)
+        replaces
     }
 
     fn replaces(&self, error: &RedisError) -> bool {

@@ -58,7 +58,7 @@ pub struct RedisClusterPool {
 }
 
 struct Inner {
-    shared: Shared<ClusterManager, Object<ClusterManager>>,
+    shared: Arc<Shared<ClusterManager, Object<ClusterManager>>>,
     settings: Settings,
 }
 
@@ -76,8 +76,11 @@ impl RedisClusterPool {
         RedisPoolBuilder::new(seeds.into_iter().map(Into::into).collect())
     }
 
-    fn new(settings: Settings) -> Result<Self> {
+    fn new(mut settings: Settings) -> Result<Self> {
         settings.validate()?;
+        // Not yet on a cluster: redis-rs sends a pipeline to one slot only, and concurrent
+        // commands are for keys all over the slots.
+        settings.batching = false;
         let manager = ClusterManager::new(&settings)?;
         let shared = Shared::new(
             manager,
@@ -87,7 +90,10 @@ impl RedisClusterPool {
             OnBrokenConnection::Keep,
         )?;
         Ok(RedisClusterPool {
-            inner: Arc::new(Inner { shared, settings }),
+            inner: Arc::new(Inner {
+                shared: Arc::new(shared),
+                settings,
+            }),
         })
     }
 
@@ -117,7 +123,7 @@ impl RedisClusterPool {
         self.inner.settings.redacted_urls()
     }
 
-    fn shared(&self) -> &Shared<ClusterManager, Object<ClusterManager>> {
+    fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {
         &self.inner.shared
     }
 }

@@ -1,0 +1,264 @@
+//! Batching (`RedisPoolBuilder::batching(true)`): the conformance suite with it on, and what
+//! batching must not change for any one call: its own answer and error among a thousand
+//! concurrent ones, conditional and TTL'd writes, callers dropped mid-flight, and the
+//! response timeout on a hung server.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use typedkv::redis::RedisPool;
+use typedkv::{Error, Expiry, RedisStore, SetOptions, Store, Waited};
+use typedkv_testkit::TestRedis;
+use typedkv_testkit::conformance::values::{Profile, profile};
+
+typedkv_testkit::conformance_tests!(
+    redis_batching,
+    test = [tokio::test(flavor = "multi_thread", worker_threads = 2)],
+    fixture = typedkv_testkit::fixture::redis_batching()
+);
+
+const RESPONSE: Duration = Duration::from_millis(500);
+
+async fn batching_store(server: &TestRedis) -> Arc<RedisStore<Profile>> {
+    let pool = RedisPool::builder(server.url())
+        .batching(true)
+        .response_timeout(Some(RESPONSE))
+        .build()
+        .unwrap();
+    pool.ping().await.unwrap();
+    Arc::new(RedisStore::builder(pool, "user").build().unwrap())
+}
+
+fn signal(server: &TestRedis, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// What key `i` of the mixed-type test holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Holds {
+    Value,
+    Nothing,
+    List,
+    Hash,
+}
+
+fn holds(i: usize) -> Holds {
+    [Holds::Value, Holds::Nothing, Holds::List, Holds::Hash][i % 4]
+}
+
+/// Writes the keys of the mixed-type test: values, nothing, lists and hashes.
+async fn mixed_keys(server: &TestRedis, store: &RedisStore<Profile>, keys: usize) {
+    let mut raw = server.raw_connection().await;
+    for i in 0..keys {
+        let key = format!("user:{i}");
+        match holds(i) {
+            Holds::Value => store.set(&i.to_string(), &profile(i as u32)).await.unwrap(),
+            Holds::Nothing => {}
+            Holds::List => {
+                let _: i64 = raw.rpush(&key, "x").await.unwrap();
+            }
+            Holds::Hash => {
+                let _: i64 = raw.hset(&key, "f", "x").await.unwrap();
+            }
+        }
+    }
+}
+
+/// Checks what `get` of key `i` answered.
+fn check_answer(i: usize, answer: &typedkv::Result<Option<Profile>>) {
+    match (holds(i), answer) {
+        (Holds::Value, Ok(Some(found))) => assert_eq!(*found, profile(i as u32), "{i}"),
+        (Holds::Nothing, Ok(None)) => {}
+        (Holds::List | Holds::Hash, Err(err)) => {
+            // As MGET would have it, a batch of these would read nil: each is its own GET.
+            assert_eq!(err.code(), Some("WRONGTYPE"), "{i}: {err:?}");
+            assert_eq!(err.key(), Some(format!("user:{i}").as_str()));
+        }
+        (what, answer) => panic!("key {i} holds {what:?}, get answered {answer:?}"),
+    }
+}
+
+/// 1,000 concurrent `get`s, a quarter of them on keys holding lists or hashes: every call
+/// gets its own answer (the value, `None`, or `WRONGTYPE` naming its key), on a fresh pool
+/// and then on the same pool warm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_gets_each_get_their_own_answer() {
+    const KEYS: usize = 1000;
+    let server = TestRedis::start().await;
+    let fresh = RedisPool::builder(server.url())
+        .batching(true)
+        .build()
+        .unwrap();
+    let store = Arc::new(
+        RedisStore::<Profile>::builder(fresh, "user")
+            .build()
+            .unwrap(),
+    );
+    let writer = batching_store(&server).await;
+    mixed_keys(&server, &writer, KEYS).await;
+    for round in ["fresh", "warm"] {
+        let calls: Vec<_> = (0..KEYS)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.get(&i.to_string()).await })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let answer = call.await.unwrap();
+            check_answer(i, &answer);
+        }
+        eprintln!("{round}: every answer right");
+    }
+}
+
+/// Half of 1,000 callers are dropped while their commands are queued or in flight (the
+/// server is stopped meanwhile, so none has its answer yet), the first ones among them,
+/// which held the slots the others' batches go out on. The other half still each get their
+/// own answer, and the pool goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_callers_do_not_break_the_others_answers() {
+    const KEYS: usize = 1000;
+    let server = TestRedis::start().await;
+    let store = batching_store(&server).await;
+    mixed_keys(&server, &store, KEYS).await;
+
+    signal(&server, "-STOP");
+    let calls: Vec<_> = (0..KEYS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.get(&i.to_string()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for call in calls.iter().step_by(2) {
+        call.abort();
+    }
+    signal(&server, "-CONT");
+    for (i, call) in calls.into_iter().enumerate() {
+        match call.await {
+            Ok(answer) => check_answer(i, &answer),
+            Err(join) => assert!(join.is_cancelled() && i % 2 == 0, "{i}: {join}"),
+        }
+    }
+    for i in 0..8 {
+        check_answer(i, &store.get(&i.to_string()).await);
+    }
+}
+
+/// Batched writes keep their own conditions and TTLs: of 400 concurrent `if_absent` writes
+/// to 20 keys, exactly one per key wins, with the TTL it asked for; `if_present` on missing
+/// keys writes nothing; deletes and `exists` answer per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_writes_keep_their_conditions_and_ttls() {
+    const KEYS: usize = 20;
+    let server = TestRedis::start().await;
+    let store = batching_store(&server).await;
+    let ttl = Duration::from_secs(60);
+    let calls: Vec<_> = (0..KEYS * 20)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let id = (n % KEYS).to_string();
+                let claim = SetOptions::new().if_absent().ttl(ttl);
+                let won = store
+                    .set_opts(&id, &profile(n as u32), claim)
+                    .await
+                    .unwrap();
+                let absent = format!("absent-{n}");
+                let touch = SetOptions::new().if_present();
+                let touched = store.set_opts(&absent, &profile(0), touch).await.unwrap();
+                (n % KEYS, won, touched)
+            })
+        })
+        .collect();
+    let mut wins = [0; KEYS];
+    for call in calls {
+        let (key, won, touched) = call.await.unwrap();
+        wins[key] += usize::from(won);
+        assert!(!touched, "if_present wrote a missing key");
+    }
+    assert_eq!(wins, [1; KEYS]);
+    for key in 0..KEYS {
+        let id = key.to_string();
+        match store.ttl(&id).await.unwrap() {
+            Some(Expiry::In(left)) => assert!(left <= ttl && left > ttl / 2, "{left:?}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    let deletes: Vec<_> = (0..KEYS * 2)
+        .map(|key| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { (key, store.delete(&key.to_string()).await.unwrap()) })
+        })
+        .collect();
+    for delete in deletes {
+        let (key, deleted) = delete.await.unwrap();
+        assert_eq!(deleted, key < KEYS, "{key}");
+    }
+    for key in 0..KEYS {
+        assert!(!store.exists(&key.to_string()).await.unwrap());
+    }
+}
+
+/// On a hung server (SIGSTOP), 64 concurrent reads and writes, most of them queued behind
+/// the two in flight, each end with a timeout within 1.2x the response timeout counted from
+/// their own start. Then the server answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_bounds_every_batched_call() {
+    let server = TestRedis::start().await;
+    let store = batching_store(&server).await;
+    store.set("1", &profile(1)).await.unwrap();
+
+    signal(&server, "-STOP");
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = match i % 2 {
+                    0 => store.get("1").await.map(drop),
+                    _ => store.set("2", &profile(2)).await,
+                };
+                (started.elapsed(), result)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.unwrap());
+    }
+    signal(&server, "-CONT");
+
+    for (waited, result) in outcomes {
+        let err = result.unwrap_err();
+        let Error::Timeout {
+            keys,
+            timeout,
+            waited: what,
+            ..
+        } = &err
+        else {
+            panic!("not a timeout: {err:?}");
+        };
+        assert!(
+            keys.first().is_some_and(|key| key.starts_with("user:")),
+            "{err}"
+        );
+        assert_eq!((*what, *timeout), (Waited::Reply, RESPONSE), "{err}");
+        assert!(
+            waited >= RESPONSE && waited <= RESPONSE.mul_f64(1.2),
+            "{waited:?} for {err}"
+        );
+    }
+    store.set("1", &profile(1)).await.unwrap();
+    assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
+}
