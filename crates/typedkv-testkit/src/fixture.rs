@@ -79,7 +79,7 @@ pub async fn redis() -> Fixture<typedkv::redis::RedisPool> {
     })
 }
 
-/// Like [`redis`], with [batching](typedkv::redis::RedisPoolBuilder::batching) switched on.
+/// Like [`redis()`], with [batching](typedkv::redis::RedisPoolBuilder::batching) switched on.
 pub async fn redis_batching() -> Fixture<typedkv::redis::RedisPool> {
     let server = TestRedis::start().await;
     let url = server.url();
