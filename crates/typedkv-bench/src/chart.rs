@@ -77,3 +77,84 @@ pub(crate) fn draw(path: &Path, rows: &[Row]) -> BenchResult<()> {
     root.present()?;
     Ok(())
 }
+
+/// The contenders of the peer chart: the row-name suffix, and its color.
+const PEERS: [(&str, RGBColor); 5] = [
+    ("redis-rs", RAW),
+    ("typed", TYPED),
+    ("typed+batching", RGBColor(0x2c, 0xa0, 0x2c)),
+    ("fred", RGBColor(0xd6, 0x27, 0x28)),
+    ("fred pool4", RGBColor(0x94, 0x67, 0xbd)),
+];
+
+/// Draws ops/s against concurrent tasks (1 to 256) of every contender of the peer cases,
+/// `get` thick and `set` thin; redis-rs' rates are the reference side of the typed rows.
+pub(crate) fn draw_peers(path: &Path, rows: &[Row]) -> BenchResult<()> {
+    let peer = |op: &str, name: &str| -> Vec<(u32, f64)> {
+        let (case, reference) = match name {
+            "redis-rs" => (format!("peer {op} typed"), true),
+            _ => (format!("peer {op} {name}"), false),
+        };
+        let mut points: Vec<(u32, f64)> = rows
+            .iter()
+            .filter(|r| r.case == case)
+            .filter_map(|r| {
+                let value = if reference { r.raw? } else { r.typed };
+                Some((u32::try_from(r.tasks).ok()?, value))
+            })
+            .collect();
+        points.sort_by_key(|p| p.0);
+        points
+    };
+    let top = ["get", "set"]
+        .iter()
+        .flat_map(|op| PEERS.iter().flat_map(move |(name, _)| peer(op, name)))
+        .map(|p| p.1)
+        .fold(1.0f64, f64::max);
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "typedkv, redis-rs and fred: ops/s by concurrent tasks",
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            (1u32..300u32)
+                .log_scale()
+                .with_key_points(vec![1u32, 16, 64, 256]),
+            0f64..top * 1.1,
+        )?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("concurrent tasks (log scale)")
+        .y_desc("operations per second")
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
+        .draw()?;
+    for (op, width) in [("get", 3), ("set", 1)] {
+        for (name, color) in PEERS {
+            let series = peer(op, name);
+            let style = ShapeStyle::from(&color).stroke_width(width);
+            chart
+                .draw_series(LineSeries::new(series.clone(), style))?
+                .label(format!("{op} {name}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            chart.draw_series(
+                series
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+            )?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -14,6 +14,7 @@ mod counting_alloc;
 mod index_cases;
 mod measure;
 mod payload;
+mod peer_cases;
 mod report;
 
 use std::process::ExitCode;
@@ -106,6 +107,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     let bench = Arc::new(Bench {
         store: RedisStore::builder(pool.clone(), PREFIX).build()?,
         batched: RedisStore::builder(batching, PREFIX).build()?,
+        fred: peer_cases::Fred::connect(&url).await?,
         raw,
         value: payload::sample(),
         args: args.clone(),
@@ -126,6 +128,17 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         if args.runs("get") {
             record(bench.get(tasks, false).await?);
         }
+    }
+    if args.runs("peer") {
+        for op in [peer_cases::Op::Get, peer_cases::Op::Set] {
+            bench.peers(op).await?.into_iter().for_each(&mut record);
+        }
+    }
+    if args.runs("cluster") {
+        peer_cases::on_a_cluster(&args)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
     }
     if args.runs("batching") {
         for tasks in [1, 16, 64] {
@@ -196,6 +209,14 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     if let Some(path) = &args.chart {
         chart::draw(path, &rows)?;
         eprintln!("chart written to {}", path.display());
+        if rows.iter().any(|r| r.case.starts_with("peer ")) {
+            let peers = path.with_file_name(format!(
+                "{}-peers.svg",
+                path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart")
+            ));
+            chart::draw_peers(&peers, &rows)?;
+            eprintln!("peer chart written to {}", peers.display());
+        }
     }
     if shared {
         let removed = remove_keys(&url).await?;
@@ -220,6 +241,53 @@ async fn prefill(bench: &Bench) -> BenchResult<()> {
         let () = redis::AsyncCommands::mset(&mut raw, &raw_entries).await?;
     }
     Ok(())
+}
+
+/// Issue 16's targets, from the peer rows: typed `get`/`set` against hand-written redis-rs
+/// at 1, 64 and 256 tasks, against the best fred configuration at 64, on the cluster at 64,
+/// and p99 latency at 64.
+fn peer_targets<'a>(find: &dyn Fn(&str, usize) -> Option<&'a Row>, targets: &mut Vec<Target>) {
+    for op in ["get", "set"] {
+        let typed = format!("peer {op} typed");
+        for (tasks, limit) in [(1, 0.95), (64, 2.0), (256, 2.5)] {
+            if let Some(ratio) = find(&typed, tasks).and_then(Row::ratio) {
+                targets.push(Target {
+                    name: format!("{op} typed/redis-rs at {tasks} tasks"),
+                    value: ratio,
+                    limit,
+                    at_least: true,
+                });
+            }
+        }
+        let fred = ["fred", "fred pool4"]
+            .iter()
+            .filter_map(|f| find(&format!("peer {op} {f}"), 64).and_then(Row::ratio))
+            .fold(f64::NAN, f64::max);
+        if let Some(ratio) = find(&typed, 64).and_then(Row::ratio) {
+            targets.push(Target {
+                name: format!("{op} typed/best fred at 64 tasks"),
+                value: ratio / fred,
+                limit: 1.5,
+                at_least: true,
+            });
+        }
+        if let Some(ratio) = find(&format!("cluster {op} typed"), 64).and_then(Row::ratio) {
+            targets.push(Target {
+                name: format!("{op} typed/redis-rs on the cluster at 64 tasks"),
+                value: ratio,
+                limit: 1.5,
+                at_least: true,
+            });
+        }
+        if let Some(ratio) = find(&format!("p99 peer {op} typed"), 64).and_then(Row::ratio) {
+            targets.push(Target {
+                name: format!("{op} p99 latency typed/redis-rs at 64 tasks"),
+                value: ratio,
+                limit: 1.0,
+                at_least: false,
+            });
+        }
+    }
 }
 
 /// The targets of the performance issue, from the measured rows.
@@ -248,6 +316,7 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("set+1index", tasks, 0.6);
         ratio("find_by(10)", tasks, 0.9);
     }
+    peer_targets(&find, &mut targets);
     for (case, name) in [
         ("codec_bincode", "codec_bincode encode+decode ns"),
         ("codec_bincode_1thread", "  same, single-threaded process"),

@@ -41,9 +41,20 @@ impl Row {
 
     /// A row of two single measurements (their ratio is typed/raw).
     pub(crate) fn pair(case: &'static str, typed: f64, raw: f64, unit: &'static str) -> Row {
+        Self::pair_at(case, 1, typed, raw, unit)
+    }
+
+    /// A row of two single measurements with `tasks` tasks (their ratio is typed/raw).
+    pub(crate) fn pair_at(
+        case: &'static str,
+        tasks: usize,
+        typed: f64,
+        raw: f64,
+        unit: &'static str,
+    ) -> Row {
         Row {
             case,
-            tasks: 1,
+            tasks,
             typed,
             raw: Some(raw),
             ratio: Some(typed / raw),
@@ -124,7 +135,7 @@ pub(crate) fn print_row(row: &Row, as_json: bool) {
         .ratio()
         .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
     println!(
-        "{:<22} {:>5} {:>14.1} {:>14} {:>7}  {}",
+        "{:<28} {:>5} {:>14.1} {:>14} {:>7}  {}",
         row.case, row.tasks, row.typed, raw, ratio, row.unit
     );
 }
@@ -132,7 +143,7 @@ pub(crate) fn print_row(row: &Row, as_json: bool) {
 pub(crate) fn print_header(as_json: bool) {
     if !as_json {
         println!(
-            "{:<22} {:>5} {:>14} {:>14} {:>7}  unit",
+            "{:<28} {:>5} {:>14} {:>14} {:>7}  unit",
             "case", "tasks", "typed", "raw", "ratio"
         );
     }

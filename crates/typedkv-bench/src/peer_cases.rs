@@ -1,0 +1,391 @@
+//! typedkv beside its peers, in the same interleaved rounds: `get` and `set` at 1, 16, 64
+//! and 256 tasks by hand-written redis-rs (the reference), the typed store with and without
+//! batching, fred's client and fred's pool of 4; each one's latency per call (p50, p99) at
+//! 64 tasks; and on a private 3+3 cluster, redis-rs' cluster connection, the typed cluster
+//! store and fred's clustered client.
+//!
+//! Every contender does the same work per call: redis-rs and fred format the key and
+//! encode/decode with bincode by hand (as `cases.rs`' raw side), the typed stores take the id.
+//! Every call is timed (two clock reads per call, the same for everyone).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Pool};
+use futures::future::BoxFuture;
+use redis::AsyncCommands;
+use typedkv::redis::RedisClusterPool;
+use typedkv::{RedisClusterStore, Store};
+use typedkv_testkit::TestCluster;
+
+use crate::args::Args;
+use crate::cases::{Bench, MAX_TASKS, PREFIX, all_ids, raw_key};
+use crate::measure::{BenchResult, Compared, median};
+use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
+use crate::report::Row;
+
+/// Concurrent tasks of the peer cases on one server.
+const PEER_TASKS: [usize; 4] = [1, 16, 64, 256];
+/// Concurrent tasks of the peer cases on the cluster.
+const CLUSTER_TASKS: [usize; 2] = [1, 64];
+/// The tasks at which latency per call is reported.
+const LATENCY_TASKS: usize = 64;
+/// fred pool size (fred's own benchmark uses pools of a few clients).
+const FRED_POOL: usize = 4;
+
+/// The operation measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Op {
+    Get,
+    Set,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Set => "set",
+        }
+    }
+}
+
+/// One task's run: how many calls it made, and how long each took (ns, saturating).
+struct TaskRun {
+    calls: u64,
+    latencies: Vec<u32>,
+}
+
+/// One task of a contender: `(task, deadline) -> its run`.
+type Runner = Arc<dyn Fn(usize, Instant) -> BoxFuture<'static, BenchResult<TaskRun>> + Send + Sync>;
+
+/// Who does the calls: a name for the report, and how one of its tasks runs.
+struct Contender {
+    name: &'static str,
+    run: Runner,
+}
+
+fn contender<F, Fut>(name: &'static str, run: F) -> Contender
+where
+    F: Fn(usize, Instant) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<TaskRun>> + Send + 'static,
+{
+    Contender {
+        name,
+        run: Arc::new(move |task, deadline| Box::pin(run(task, deadline))),
+    }
+}
+
+/// Runs `$call` (an async block giving `BenchResult<()>`, with `$i` the iteration) until
+/// `$deadline`, timing every call.
+macro_rules! timed_until {
+    ($deadline:expr, |$i:ident| $call:expr) => {{
+        let mut $i: u64 = 0;
+        let mut latencies = Vec::with_capacity(4096);
+        loop {
+            let started = Instant::now();
+            if started >= $deadline {
+                break;
+            }
+            let done: BenchResult<()> = $call.await;
+            done?;
+            let took = started.elapsed().as_nanos();
+            latencies.push(u32::try_from(took).unwrap_or(u32::MAX));
+            $i += 1;
+        }
+        Ok(TaskRun {
+            calls: $i,
+            latencies,
+        })
+    }};
+}
+
+/// The ids of the peer cases; tasks beyond [`MAX_TASKS`] share the id lists.
+struct Ids(Vec<Vec<String>>);
+
+impl Ids {
+    fn of(&self, task: usize, i: u64) -> &str {
+        let ids = &self.0[task % MAX_TASKS];
+        &ids[(i % ids.len() as u64) as usize]
+    }
+}
+
+/// `op` by hand-written redis-rs code on `conn` (a multiplexed or a cluster connection).
+fn redis_rs<C>(name: &'static str, op: Op, conn: C, ids: Arc<Ids>, value: BenchUser) -> Contender
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    contender(name, move |task, deadline| {
+        let (mut conn, ids, value) = (conn.clone(), Arc::clone(&ids), value.clone());
+        async move {
+            timed_until!(deadline, |i| async {
+                let key = raw_key(ids.of(task, i));
+                match op {
+                    Op::Get => {
+                        let found: Option<Vec<u8>> = conn.get(key).await?;
+                        raw_decode(&found.ok_or("redis-rs get: a key is missing")?)?;
+                    }
+                    Op::Set => {
+                        let () = conn.set(key, raw_encode(&value)?).await?;
+                    }
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
+/// `op` by a typed store.
+fn typed<S>(name: &'static str, op: Op, store: S, ids: Arc<Ids>, value: BenchUser) -> Contender
+where
+    S: Store<BenchUser> + Clone + 'static,
+{
+    contender(name, move |task, deadline| {
+        let (store, ids, value) = (store.clone(), Arc::clone(&ids), value.clone());
+        async move {
+            timed_until!(deadline, |i| async {
+                let id = ids.of(task, i);
+                match op {
+                    Op::Get => {
+                        store.get(id).await?.ok_or("typed get: a key is missing")?;
+                    }
+                    Op::Set => store.set(id, &value).await?,
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
+/// `op` by fred (a client or a pool), with hand-written keys and bincode as redis-rs'.
+fn fred<F>(name: &'static str, op: Op, fred: F, ids: Arc<Ids>, value: BenchUser) -> Contender
+where
+    F: KeysInterface + Clone + Send + Sync + 'static,
+{
+    contender(name, move |task, deadline| {
+        let (fred, ids, value) = (fred.clone(), Arc::clone(&ids), value.clone());
+        async move {
+            timed_until!(deadline, |i| async {
+                let key = raw_key(ids.of(task, i));
+                match op {
+                    Op::Get => {
+                        let found: Option<Vec<u8>> = fred.get(key).await?;
+                        raw_decode(&found.ok_or("fred get: a key is missing")?)?;
+                    }
+                    Op::Set => {
+                        let () = fred
+                            .set(key, raw_encode(&value)?, None, None, false)
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
+/// fred's client and pool on the bench's server.
+pub(crate) struct Fred {
+    client: Client,
+    pool: Pool,
+}
+
+impl Fred {
+    /// Connects fred's client and a pool of [`FRED_POOL`] clients to `url`, with fred's
+    /// default settings (commands pipelined).
+    pub(crate) async fn connect(url: &str) -> BenchResult<Fred> {
+        let builder = Builder::from_config(Config::from_url(url)?);
+        let client = builder.build()?;
+        client.init().await?;
+        let pool = builder.build_pool(FRED_POOL)?;
+        pool.init().await?;
+        Ok(Fred { client, pool })
+    }
+}
+
+/// Rates (ops/s) of every contender, one per round, and every call's latency if kept.
+struct Runs {
+    rates: Vec<Vec<f64>>,
+    latencies: Vec<Vec<u32>>,
+}
+
+/// `tasks` tasks of `run` for `duration`: ops/s; the calls' latencies go to `keep`.
+async fn run_tasks(
+    run: &Runner,
+    tasks: usize,
+    duration: Duration,
+    mut keep: Option<&mut Vec<u32>>,
+) -> BenchResult<f64> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..tasks)
+        .map(|task| tokio::spawn(run(task, deadline)))
+        .collect();
+    let mut calls = 0;
+    for worker in workers {
+        let done = worker.await??;
+        calls += done.calls;
+        if let Some(kept) = keep.as_deref_mut() {
+            kept.extend_from_slice(&done.latencies);
+        }
+    }
+    Ok(calls as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Every contender with `tasks` tasks, in `args.rounds` rounds that rotate who goes first;
+/// each measured slice follows a discarded warm-up of a quarter slice.
+async fn interleaved(contenders: &[Contender], tasks: usize, args: &Args) -> BenchResult<Runs> {
+    let slice = args.slice();
+    let mut runs = Runs {
+        rates: vec![Vec::new(); contenders.len()],
+        latencies: vec![Vec::new(); contenders.len()],
+    };
+    for round in 0..args.rounds {
+        for k in 0..contenders.len() {
+            let c = (round + k) % contenders.len();
+            let run = &contenders[c].run;
+            run_tasks(run, tasks, slice / 4, None).await?;
+            let keep = (tasks == LATENCY_TASKS).then_some(&mut runs.latencies[c]);
+            runs.rates[c].push(run_tasks(run, tasks, slice, keep).await?);
+        }
+    }
+    Ok(runs)
+}
+
+/// The `q` quantile of `samples` (ns), in µs.
+fn quantile_us(samples: &mut [u32], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_unstable();
+    let at = ((samples.len() - 1) as f64 * q).round() as usize;
+    f64::from(samples[at]) / 1000.0
+}
+
+/// A case name that lives as long as the report (a few dozen per run).
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
+/// Measures `contenders` (the first is the reference) at each of `task_counts`: a row per
+/// other contender, `"{prefix} {op} {name}"`, its rate against the reference's (the median
+/// of per-round ratios); at 64 tasks, `"p50 ..."` and `"p99 ..."` rows of every contender's
+/// latency per call against the reference's.
+async fn measure(
+    prefix: &str,
+    op: Op,
+    contenders: &[Contender],
+    task_counts: &[usize],
+    args: &Args,
+) -> BenchResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &tasks in task_counts {
+        let mut runs = interleaved(contenders, tasks, args).await?;
+        let reference = runs.rates[0].clone();
+        for (c, contender) in contenders.iter().enumerate().skip(1) {
+            let ratios = runs.rates[c]
+                .iter()
+                .zip(&reference)
+                .map(|(x, r)| x / r)
+                .collect();
+            let compared = Compared {
+                typed: median(runs.rates[c].clone()),
+                raw: median(reference.clone()),
+                ratio: median(ratios),
+            };
+            let case = leak(format!("{prefix} {} {}", op.name(), contender.name));
+            rows.push(Row::compared(case, tasks, compared, 1.0, "ops/s"));
+        }
+        if tasks == LATENCY_TASKS {
+            for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
+                let reference = quantile_us(&mut runs.latencies[0], q);
+                for (c, contender) in contenders.iter().enumerate() {
+                    let value = quantile_us(&mut runs.latencies[c], q);
+                    let name = format!("{label} {prefix} {} {}", op.name(), contender.name);
+                    rows.push(Row::pair_at(leak(name), tasks, value, reference, "µs/call"));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+impl Bench {
+    /// The peer cases of `op` on the bench's server (rows `peer {op} {contender}`).
+    pub(crate) async fn peers(self: &Arc<Self>, op: Op) -> BenchResult<Vec<Row>> {
+        let ids = Arc::new(Ids(self.ids.clone()));
+        let value = self.value.clone();
+        let contenders = [
+            redis_rs(
+                "redis-rs",
+                op,
+                self.raw.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            typed(
+                "typed",
+                op,
+                self.store.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            typed(
+                "typed+batching",
+                op,
+                self.batched.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            fred(
+                "fred",
+                op,
+                self.fred.client.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            fred("fred pool4", op, self.fred.pool.clone(), ids, value),
+        ];
+        measure("peer", op, &contenders, &PEER_TASKS, &self.args).await
+    }
+}
+
+/// The peer cases on a private 3+3 cluster (rows `cluster {op} {contender}`): redis-rs'
+/// cluster connection (the reference), the typed cluster store, fred's clustered client.
+pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
+    let cluster = TestCluster::start().await;
+    let seeds = cluster.seeds();
+    let raw = cluster.raw_connection().await;
+    let pool = RedisClusterPool::from_urls(seeds.clone())?;
+    pool.ping().await?;
+    let store: RedisClusterStore<BenchUser> = RedisClusterStore::builder(pool, PREFIX).build()?;
+    let ports = cluster.ports();
+    let url = format!("redis://127.0.0.1:{}?node=127.0.0.1:{}", ports[0], ports[1]);
+    let config = Config::from_url_clustered(&url)?;
+    let client = Builder::from_config(config).build()?;
+    client.init().await?;
+    let ids = Arc::new(Ids(all_ids()));
+    let value = sample();
+    let bytes = raw_encode(&value)?;
+    let mut writer = raw.clone();
+    for task_ids in &ids.0 {
+        let entries: Vec<(&str, &BenchUser)> =
+            task_ids.iter().map(|id| (id.as_str(), &value)).collect();
+        store.set_many(&entries).await?;
+        let raw_entries: Vec<(String, &[u8])> = task_ids
+            .iter()
+            .map(|id| (raw_key(id), bytes.as_slice()))
+            .collect();
+        let () = writer.mset(&raw_entries).await?;
+    }
+    let mut rows = Vec::new();
+    for op in [Op::Get, Op::Set] {
+        let contenders = [
+            redis_rs("redis-rs", op, raw.clone(), Arc::clone(&ids), value.clone()),
+            typed("typed", op, store.clone(), Arc::clone(&ids), value.clone()),
+            fred("fred", op, client.clone(), Arc::clone(&ids), value.clone()),
+        ];
+        rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args).await?);
+    }
+    Ok(rows)
+}
