@@ -37,8 +37,8 @@ pub(crate) struct Bench {
     pub(crate) store: RedisStore<BenchUser>,
     /// The same store on a pool with batching switched on (`RedisPoolBuilder::batching`).
     pub(crate) batched: RedisStore<BenchUser>,
-    /// fred's client and pool, for the peer cases.
-    pub(crate) fred: crate::peer_cases::Fred,
+    /// fred and redis-rs' `ConnectionManager`, for the peer cases.
+    pub(crate) peers: crate::peer_cases::Peers,
     pub(crate) raw: MultiplexedConnection,
     pub(crate) value: BenchUser,
     pub(crate) args: Args,
@@ -454,7 +454,7 @@ fn codec_iterations(args: &Args) -> u32 {
 /// How long a whole run takes at most, roughly, for the progress line.
 pub(crate) fn estimate(args: &Args) -> Duration {
     // 22 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
-    // cases of half a case each, the peer cases (8 of 5 contenders: 25 cases' worth),
+    // cases of half a case each, the peer cases (8 of 6 contenders: 30 cases' worth),
     // codecs, allocations, loading keys.
-    args.per_case * 22 * 5 / 4 + args.per_case * 27 + Duration::from_secs(15)
+    args.per_case * 22 * 5 / 4 + args.per_case * 32 + Duration::from_secs(15)
 }

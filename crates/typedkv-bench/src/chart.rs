@@ -79,8 +79,9 @@ pub(crate) fn draw(path: &Path, rows: &[Row]) -> BenchResult<()> {
 }
 
 /// The contenders of the peer chart: the row-name suffix, and its color.
-const PEERS: [(&str, RGBColor); 5] = [
+const PEERS: [(&str, RGBColor); 6] = [
     ("redis-rs", RAW),
+    ("redis-rs manager", RGBColor(0x8c, 0x56, 0x4b)),
     ("typed", TYPED),
     ("typed+batching", RGBColor(0x2c, 0xa0, 0x2c)),
     ("fred", RGBColor(0xd6, 0x27, 0x28)),

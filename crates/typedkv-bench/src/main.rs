@@ -107,7 +107,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     let bench = Arc::new(Bench {
         store: RedisStore::builder(pool.clone(), PREFIX).build()?,
         batched: RedisStore::builder(batching, PREFIX).build()?,
-        fred: peer_cases::Fred::connect(&url).await?,
+        peers: peer_cases::Peers::connect(&url).await?,
         raw,
         value: payload::sample(),
         args: args.clone(),

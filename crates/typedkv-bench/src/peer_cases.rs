@@ -1,6 +1,6 @@
 //! typedkv beside its peers, in the same interleaved rounds: `get` and `set` at 1, 16, 64
 //! and 256 tasks by hand-written redis-rs (the reference), the typed store with and without
-//! batching, fred's client and fred's pool of 4; each one's latency per call (p50, p99) at
+//! batching, redis-rs' `ConnectionManager`, fred's client and fred's pool of 4; each one's latency per call (p50, p99) at
 //! 64 tasks; and on a private 3+3 cluster, redis-rs' cluster connection, the typed cluster
 //! store and fred's clustered client.
 //!
@@ -184,22 +184,30 @@ where
     })
 }
 
-/// fred's client and pool on the bench's server.
-pub(crate) struct Fred {
+/// The peers' connections to the bench's server: fred's client and pool, and redis-rs'
+/// `ConnectionManager` (its reconnecting multiplexed connection, which typedkv's shared
+/// lanes would otherwise be replaced by).
+pub(crate) struct Peers {
     client: Client,
     pool: Pool,
+    manager: redis::aio::ConnectionManager,
 }
 
-impl Fred {
-    /// Connects fred's client and a pool of [`FRED_POOL`] clients to `url`, with fred's
-    /// default settings (commands pipelined).
-    pub(crate) async fn connect(url: &str) -> BenchResult<Fred> {
+impl Peers {
+    /// Connects fred's client, a pool of [`FRED_POOL`] fred clients (fred's default
+    /// settings: commands pipelined) and a `ConnectionManager` to `url`.
+    pub(crate) async fn connect(url: &str) -> BenchResult<Peers> {
         let builder = Builder::from_config(Config::from_url(url)?);
         let client = builder.build()?;
         client.init().await?;
         let pool = builder.build_pool(FRED_POOL)?;
         pool.init().await?;
-        Ok(Fred { client, pool })
+        let manager = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
+        Ok(Peers {
+            client,
+            pool,
+            manager,
+        })
     }
 }
 
@@ -323,6 +331,13 @@ impl Bench {
                 Arc::clone(&ids),
                 value.clone(),
             ),
+            redis_rs(
+                "redis-rs manager",
+                op,
+                self.peers.manager.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
             typed(
                 "typed",
                 op,
@@ -340,11 +355,11 @@ impl Bench {
             fred(
                 "fred",
                 op,
-                self.fred.client.clone(),
+                self.peers.client.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
-            fred("fred pool4", op, self.fred.pool.clone(), ids, value),
+            fred("fred pool4", op, self.peers.pool.clone(), ids, value),
         ];
         measure("peer", op, &contenders, &PEER_TASKS, &self.args).await
     }
