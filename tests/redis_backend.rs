@@ -25,8 +25,14 @@ fn users(pool: &RedisPool) -> RedisStore<Profile> {
 /// A pool with several shared connections, so a restart kills siblings that must all be
 /// replaced.
 fn multi_lane_pool(server: &TestRedis) -> RedisPool {
+    multi_lane_pool_batching(server, false)
+}
+
+/// [`multi_lane_pool`], batching concurrent commands or not.
+fn multi_lane_pool_batching(server: &TestRedis, batching: bool) -> RedisPool {
     RedisPool::builder(server.url())
         .shared_connections(3)
+        .batching(batching)
         .build()
         .unwrap()
 }
@@ -198,12 +204,21 @@ async fn stores_recover_after_a_server_restart() {
 /// Issue 6, fault 1: 32 tasks loop `set`/`get` while the server is killed, stays down for
 /// a while, and comes back empty on the same port. While it is down calls fail with typed
 /// errors, each within its timeouts (no hang, no panic); from 1 s after it answers again,
-/// every call succeeds (no dead connection stays in use).
+/// every call succeeds (no dead connection stays in use). With and without batching.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_under_load_recovers_within_a_second() {
+    restart_under_load(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_under_load_recovers_within_a_second_with_batching() {
+    restart_under_load(true).await;
+}
+
+async fn restart_under_load(batching: bool) {
     const TASKS: usize = 32;
     let mut server = TestRedis::start().await;
-    let pool = multi_lane_pool(&server);
+    let pool = multi_lane_pool_batching(&server, batching);
     let store = users(&pool);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // (started, took, error) of every call.

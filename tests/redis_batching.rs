@@ -209,6 +209,45 @@ async fn batched_writes_keep_their_conditions_and_ttls() {
     }
 }
 
+/// Server errors are per command: with memory full, 100 `set`s batched among 100 `get`s
+/// each get `OOM` naming their own key, while the `get`s get their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_fails_alone_in_its_batch() {
+    let server = TestRedis::start().await;
+    let store = batching_store(&server).await;
+    store.set("kept", &profile(1)).await.unwrap();
+    let mut raw = server.raw_connection().await;
+    for setting in [["maxmemory-policy", "noeviction"], ["maxmemory", "1"]] {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(&setting)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let calls: Vec<_> = (0..200)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                match n % 2 {
+                    0 => {
+                        let err = store
+                            .set(&format!("new{n}"), &profile(2))
+                            .await
+                            .unwrap_err();
+                        assert_eq!(err.code(), Some("OOM"), "{err:?}");
+                        assert_eq!(err.key(), Some(format!("user:new{n}").as_str()));
+                    }
+                    _ => assert_eq!(store.get("kept").await.unwrap(), Some(profile(1))),
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+}
+
 /// On a hung server (SIGSTOP), 64 concurrent reads and writes, most of them queued behind
 /// the two in flight, each end with a timeout within 1.2x the response timeout counted from
 /// their own start. Then the server answers again.
