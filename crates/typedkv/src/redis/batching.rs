@@ -35,10 +35,10 @@ use crate::error::{Error, Result, Waited};
 /// Batches (or lone calls) in flight at once per pool. Two keep the connection busy while the
 /// client hands out one batch's replies; more only make the batches smaller (measured at
 /// 1, 2, 4, 8, 16 and 32: see BENCHMARKS.md).
-pub(crate) const MAX_IN_FLIGHT: usize = 2;
+const MAX_IN_FLIGHT: usize = 2;
 
 /// Most commands queued for (and so in) one batch.
-pub(crate) const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 512;
 
 /// The queue of one pool, and how many of its batches (or lone calls) are in flight.
 #[derive(Default)]
@@ -53,14 +53,14 @@ struct State {
 }
 
 /// A command waiting for the next batch.
-pub(crate) struct Queued {
-    pub(crate) cmd: Cmd,
-    pub(crate) resend: Resend,
-    pub(crate) reply: oneshot::Sender<Outcome>,
+struct Queued {
+    cmd: Cmd,
+    resend: Resend,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// What became of a queued command.
-pub(crate) enum Outcome {
+enum Outcome {
     /// The server's reply to this command alone (a [`Value::ServerError`] if it failed).
     Reply(Value),
     /// The batch failed as a whole (connection lost, timeout). `retry`: the command, if it
@@ -77,7 +77,7 @@ pub(crate) enum Outcome {
 }
 
 /// How a call goes out.
-pub(crate) enum Entry {
+enum Entry {
     /// At once, holding a slot: release it with [`Batcher::take_or_release`] when done.
     Direct(Cmd),
     /// Queued: its outcome arrives here.
@@ -94,7 +94,7 @@ impl Batcher {
 
     /// Decides how `cmd` goes out: at once if a slot is free and nobody is queued, else in
     /// the next batch.
-    pub(crate) fn enter(&self, cmd: Cmd, resend: Resend) -> Entry {
+    fn enter(&self, cmd: Cmd, resend: Resend) -> Entry {
         let mut state = self.lock();
         if state.in_flight < MAX_IN_FLIGHT && state.queue.is_empty() {
             state.in_flight += 1;
@@ -110,21 +110,21 @@ impl Batcher {
 
     /// Called by the holder of a slot whose command completed: the queued commands, to be
     /// sent as the next batch by the same slot, or `None` (and the slot is free again).
-    pub(crate) fn take_or_release(&self) -> Option<Vec<Queued>> {
+    fn take_or_release(&self) -> Option<Vec<Queued>> {
         let mut state = self.lock();
         if state.queue.is_empty() {
-            state.in_flight -= 1;
+            state.in_flight = state.in_flight.saturating_sub(1);
             None
         } else {
             Some(std::mem::take(&mut state.queue))
         }
     }
 
-    /// Frees a slot whose batch cannot be sent (no runtime to send it on): the commands
-    /// queued are dropped, and their callers learn it.
-    pub(crate) fn abandon(&self) {
+    /// Frees a slot whose batches cannot be sent (no runtime to send them on, or their task
+    /// ended early): the commands queued are dropped, and their callers learn it.
+    fn abandon(&self) {
         let mut state = self.lock();
-        state.in_flight -= 1;
+        state.in_flight = state.in_flight.saturating_sub(1);
         state.queue.clear();
     }
 }
