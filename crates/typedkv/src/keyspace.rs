@@ -108,21 +108,6 @@ impl Keyspace {
         format!("{}#rec:", self.base())
     }
 
-    /// Keys for indexes of a store whose values are spread over a cluster (no hash tag):
-    /// indexes, records and leases in the one slot of `{namespace#ix}`: members, expiries,
-    /// record prefix, lease prefix of index `name`.
-    pub(crate) fn split_index_keys(&self, name: &str) -> (String, String) {
-        let members = format!("{{{}#ix}}:{name}", self.namespace);
-        let expiries = format!("{members}#exp");
-        (members, expiries)
-    }
-
-    /// Record and lease prefixes of [`split_index_keys`](Self::split_index_keys).
-    pub(crate) fn split_prefixes(&self) -> (String, String) {
-        let base = format!("{{{}#ix}}", self.namespace);
-        (format!("{base}#rec:"), format!("{base}#lease:"))
-    }
-
     /// The prefix without its `:`: `namespace` or `{namespace}`.
     fn base(&self) -> &str {
         self.prefix.strip_suffix(':').unwrap_or(&self.prefix)

@@ -1,12 +1,10 @@
 //! Find by field: equality, unique and range indexes, kept right by every write path.
 //!
-//! Stores here are hash-tagged unless [`hash_tag_stores`] says otherwise: on a cluster the
-//! cases run both ways (one slot, atomic; values spread, the lease protocol); on other
-//! backends the tag only changes key names.
+//! Stores here are hash-tagged, as an indexed store on a cluster must be (one slot, so every
+//! write is atomic); on other backends the tag only changes key names.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -15,19 +13,6 @@ use typedkv::{
     Backend, Error, Index, IndexKind, Loaded, Order, RangeQuery, SetOptions, Store, StoreExt,
     TypedStore, Update,
 };
-
-static HASH_TAG: AtomicBool = AtomicBool::new(true);
-
-/// Whether the stores of these cases are hash-tagged (the default) from now on, for every
-/// case of this process: a cluster runs them once each way.
-pub fn hash_tag_stores(enabled: bool) {
-    HASH_TAG.store(enabled, Ordering::SeqCst);
-}
-
-/// Whether the cases' stores are hash-tagged (see [`hash_tag_stores`]).
-pub fn hash_tagged() -> bool {
-    HASH_TAG.load(Ordering::SeqCst)
-}
 
 /// An entity with one field per kind of index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +51,7 @@ pub fn accounts_with<B: Backend>(
     ) -> typedkv::StoreBuilder<Account, B, typedkv::Bincode>,
 ) -> TypedStore<Account, B> {
     let builder = TypedStore::builder(backend.clone(), namespace)
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .index(Index::equality("email", |a: &Account| {
             [a.email.to_lowercase()]
         }))
@@ -179,13 +164,13 @@ pub async fn indexes_find_by_field<B: Backend>(backend: B) {
 
     for bad in ["", "a:b", "a*", "a b", "ü", &"x".repeat(65)] {
         let built = TypedStore::<Account, B>::builder(backend.clone(), "bad")
-            .hash_tag(hash_tagged())
+            .hash_tag(true)
             .index(Index::equality(bad, |a: &Account| [a.email.clone()]))
             .build();
         assert!(matches!(built, Err(Error::InvalidIndex { .. })), "{bad:?}");
     }
     let twice = TypedStore::<Account, B>::builder(backend.clone(), "bad")
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .index(Index::equality("e", |a: &Account| [a.email.clone()]))
         .index(Index::unique("e", |a: &Account| [a.handle.clone()]))
         .build();
@@ -543,7 +528,7 @@ pub async fn range_pages_are_ordered_and_complete<B: Backend>(backend: B) {
 /// removes the entries they left.
 pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
     let plain: TypedStore<Account, B> = TypedStore::builder(backend.clone(), "acct")
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .build()
         .unwrap();
     for i in 0..300 {
@@ -561,7 +546,7 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
             .unwrap();
     }
     let junk: TypedStore<String, B> = TypedStore::builder(backend.clone(), "acct")
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .build()
         .unwrap();
     junk.set("junk", &"not an account".to_owned())
@@ -604,20 +589,16 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
     );
     let repaired = users.repair_indexes().await.unwrap();
     assert!(repaired.scanned >= 3 * 298, "{repaired:?}");
-    // Values spread over a cluster (no hash tag): the index's slot cannot see that entity 2
-    // is gone, so its entries stay (never answered) until it is written again.
-    let spread =
-        !hash_tagged() && backend.index_support() == typedkv::index::ops::IndexSupport::SameSlot;
-    // Otherwise the query above met entity 2's email entry and cleaned it on read; the
-    // repair removes its two others (it has no tags). Entity 1's record still names its old
+    // The query above met entity 2's email entry and cleaned it on read; the repair removes
+    // its two others (it has no tags). Entity 1's record still names its old
     // entries (only a write through an indexed store changes it), and queries check them
     // against its value.
-    assert_eq!(repaired.removed, if spread { 0 } else { 2 }, "{repaired:?}");
+    assert_eq!(repaired.removed, 2, "{repaired:?}");
     // 100 held it and 2 is gone (0 and 297, whose handles clash, are both 0@x).
     let twos = ids_by(&users, "email", "2@x").await;
     assert_eq!(twos.len(), 99);
     let counted = users.count_by("email", b"2@x").await.unwrap();
-    assert_eq!(counted, if spread { 100 } else { 99 }, "{twos:?}");
+    assert_eq!(counted, 99, "{twos:?}");
     let again = users.rebuild_indexes(&mut |_| {}).await.unwrap();
     assert_eq!(again.conflicts, 1);
     assert_eq!(ids_by(&users, "email", "moved@x").await, ["1"]);
@@ -628,7 +609,7 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
 /// written, and other values are written as usual.
 pub async fn panicking_extractors_are_errors<B: Backend>(backend: B) {
     let users: TypedStore<Account, B> = TypedStore::builder(backend.clone(), "acct")
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .index(Index::equality("email", |a: &Account| {
             assert!(a.score >= 0, "negative scores are a bug");
             [a.email.clone()]
@@ -655,7 +636,7 @@ pub struct AccountV1 {
 /// A value migrated from an older schema and written back on read is indexed by that write.
 pub async fn migrated_values_are_indexed_on_write_back<B: Backend>(backend: B) {
     let v1: TypedStore<AccountV1, B> = TypedStore::builder(backend.clone(), "acct")
-        .hash_tag(hash_tagged())
+        .hash_tag(true)
         .build()
         .unwrap();
     v1.set(

@@ -22,9 +22,8 @@ pub enum IndexSupport {
     /// Values, records and index entries change in one atomic step, whatever their keys.
     Atomic,
     /// Atomic when all of a store's keys share one Redis Cluster slot
-    /// ([`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)); otherwise indexes,
-    /// records and leases share one slot and values live in theirs, and a write is the
-    /// lease protocol of DESIGN.md ("Indexes": untagged cluster stores).
+    /// ([`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)); a store whose keys
+    /// would be spread over slots cannot have indexes.
     SameSlot,
 }
 
@@ -52,17 +51,6 @@ pub struct IndexSpace {
     pub record_prefix: String,
     /// The store's indexes, in declaration order ([`IndexedOp::members`] follows it).
     pub indexes: Vec<IndexKeys>,
-    /// Prefix of lease keys, when values live in other slots than indexes and records (a
-    /// cluster store without hash tag): writes then take a lease per entity. Empty otherwise.
-    pub lease_prefix: String,
-}
-
-impl IndexSpace {
-    /// Whether values live in other slots than indexes and records (see
-    /// [`lease_prefix`](Self::lease_prefix)).
-    pub fn split(&self) -> bool {
-        !self.lease_prefix.is_empty()
-    }
 }
 
 impl IndexSpace {

@@ -210,7 +210,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Adds an index, so the store can find its values by a field: [`Index::equality`],
     /// [`Index::unique`] or [`Index::range`]. Every write of the store keeps it right, in
     /// the same atomic step as the value (see the README's "Finding by field"; on Redis
-    /// Cluster without [`hash_tag`](Self::hash_tag), a lease per entity and three steps).
+    /// Cluster the store needs [`hash_tag`](Self::hash_tag)).
     /// Index names are validated like namespaces and must differ. Needs a backend that keeps
     /// indexes (memory, Redis, Redis Cluster). Adding an index to a store that already holds
     /// data: run [`TypedStore::rebuild_indexes`] once.

@@ -36,8 +36,8 @@ impl<T> Indexes<T> {
         support: IndexSupport,
         hash_tagged: bool,
     ) -> Result<Self> {
-        // Values spread over a cluster: indexes, records and leases in a slot of their own.
-        let split = support == IndexSupport::SameSlot && !hash_tagged;
+        // Values, records and index entries must share a slot to change atomically.
+        let spread = support == IndexSupport::SameSlot && !hash_tagged;
         let mut indexes = Vec::with_capacity(declared.len());
         for (n, index) in declared.iter().enumerate() {
             check_name(index.name())?;
@@ -51,18 +51,15 @@ impl<T> Indexes<T> {
             if !matches!(support, IndexSupport::Atomic | IndexSupport::SameSlot) {
                 return Err(refuse("this backend keeps no indexes"));
             }
-            // The lease protocol for values spread over a cluster lost an index entry under
-            // load in CI (DESIGN.md, "Indexes"): refused until that is found and fixed.
-            if split {
+            // A lease protocol for values spread over a cluster was built and lost an index
+            // entry under load in CI (DESIGN.md, "Indexes"): refused until one holds.
+            if spread {
                 return Err(refuse(
                     "on Redis Cluster an indexed store needs hash_tag(true) for now, so that \
                      values and index entries share a slot and change atomically",
                 ));
             }
-            let (members, expiries) = match split {
-                true => keyspace.split_index_keys(index.name()),
-                false => keyspace.index_keys(index.name()),
-            };
+            let (members, expiries) = keyspace.index_keys(index.name());
             indexes.push(IndexKeys {
                 name: index.name().to_owned(),
                 kind: index.kind(),
@@ -70,16 +67,11 @@ impl<T> Indexes<T> {
                 expiries,
             });
         }
-        let (record_prefix, lease_prefix) = match split {
-            true => keyspace.split_prefixes(),
-            false => (keyspace.record_prefix(), String::new()),
-        };
         Ok(Indexes {
             space: IndexSpace {
                 entity_prefix: keyspace.prefix().to_owned(),
-                record_prefix,
+                record_prefix: keyspace.record_prefix(),
                 indexes,
-                lease_prefix,
             },
             declared,
         })
@@ -92,7 +84,6 @@ impl<T> Indexes<T> {
                 entity_prefix: String::new(),
                 record_prefix: String::new(),
                 indexes: Vec::new(),
-                lease_prefix: String::new(),
             },
         }
     }

@@ -49,17 +49,13 @@ impl Backend for RedisClusterPool {
         crate::index::ops::IndexSupport::SameSlot
     }
 
-    /// Hash-tagged stores: the one atomic script, as on a single server. Others: the three
-    /// steps of `indexes.rs`.
+    /// The one atomic script, as on a single server (indexed stores are hash-tagged here).
     async fn apply_indexed(
         &self,
         space: &crate::index::ops::IndexSpace,
         ops: Vec<crate::index::ops::IndexedOp>,
     ) -> Result<crate::index::ops::Applied> {
-        match space.split() {
-            true => self.apply_split(space, ops).await,
-            false => self.shared().apply_indexed(space, ops).await,
-        }
+        self.shared().apply_indexed(space, ops).await
     }
 
     async fn scan_page(

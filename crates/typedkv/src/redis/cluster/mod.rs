@@ -8,7 +8,6 @@
 //! (`scan.rs`) and TTL batches written slot by slot (`backend.rs`).
 
 mod backend;
-mod indexes;
 mod manager;
 mod scan;
 

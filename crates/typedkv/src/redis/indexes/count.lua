@@ -1,11 +1,9 @@
 -- Counts the members of an index between two lexicographic bounds whose entity has not
 -- expired (typedkv's Store::count_by).
 -- KEYS[1] the index's members, KEYS[2] their expiries; ARGV[1], ARGV[2] the bounds.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = 0
 for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2])) do
   local expires = redis.call('ZSCORE', KEYS[2], m)
-  if not expires or tonumber(expires) > now then live = live + 1 end
+  if not expires or tonumber(expires) > now() then live = live + 1 end
 end
 return live

@@ -27,16 +27,8 @@ macro_rules! with_common {
 }
 
 static APPLY: LazyLock<Script> = with_common!("apply.lua");
-static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("count.lua")));
-static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sweep.lua")));
-// The three steps of indexed writes on cluster stores without hash tag.
-#[cfg(feature = "cluster")]
-pub(crate) static BEGIN: LazyLock<Script> = with_common!("begin.lua");
-#[cfg(feature = "cluster")]
-pub(crate) static VALUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("value.lua")));
-#[cfg(feature = "cluster")]
-pub(crate) static COMMIT: LazyLock<Script> = with_common!("commit.lua");
+static COUNT: LazyLock<Script> = with_common!("count.lua");
+static SWEEP: LazyLock<Script> = with_common!("sweep.lua");
 
 pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     match kind {
@@ -255,13 +247,7 @@ where
             .arg(record_prefix)
             .arg(after.unwrap_or_default())
             .arg(count.max(1))
-            // Entities in other slots cannot be looked at from the index's script.
-            .arg(if space.split() {
-                ""
-            } else {
-                &space.entity_prefix
-            })
-            .arg(&space.lease_prefix);
+            .arg(&space.entity_prefix);
         for member in members {
             invocation.arg(member.as_slice());
         }
