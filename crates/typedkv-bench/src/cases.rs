@@ -77,6 +77,7 @@ macro_rules! until {
         Ok($i)
     }};
 }
+pub(crate) use until;
 
 impl Bench {
     /// The id task `task` uses in iteration `i`.

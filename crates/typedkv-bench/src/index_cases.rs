@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use redis::AsyncCommands;
 use typedkv::{Index, RedisStore, Store};
 
-use crate::cases::{Bench, PREFIX, raw_key};
+use crate::cases::{Bench, PREFIX, raw_key, until};
 use crate::measure::BenchResult;
 use crate::payload::{BenchUser, raw_decode, raw_encode};
 use crate::report::Row;
@@ -53,21 +53,15 @@ impl Bench {
                 move |b, task, deadline| {
                     let indexed = indexed.clone();
                     async move {
-                        let mut i = 0;
-                        while Instant::now() < deadline {
-                            indexed.set(b.id(task, i), &b.value).await?;
-                            i += 1;
-                        }
-                        Ok(i)
+                        until!(deadline, |i| async {
+                            Ok(indexed.set(b.id(task, i), &b.value).await?)
+                        })
                     }
                 },
                 |b, task, deadline| async move {
-                    let mut i = 0;
-                    while Instant::now() < deadline {
-                        b.store.set(b.id(task, i), &b.value).await?;
-                        i += 1;
-                    }
-                    Ok(i)
+                    until!(deadline, |i| async {
+                        Ok(b.store.set(b.id(task, i), &b.value).await?)
+                    })
                 },
             )
             .await?;
@@ -101,8 +95,7 @@ impl Bench {
                 move |_, task, deadline| {
                     let store = store.clone();
                     async move {
-                        let mut i = 0;
-                        while Instant::now() < deadline {
+                        until!(deadline, |i| async {
                             let age = ((i + task as u64) % u64::from(AGES)).to_string();
                             let found: Vec<_> =
                                 TryStreamExt::try_collect(store.find_by("age", age.as_bytes()))
@@ -110,15 +103,13 @@ impl Bench {
                             if found.len() != MATCHES as usize {
                                 return Err(format!("find_by found {}", found.len()).into());
                             }
-                            i += 1;
-                        }
-                        Ok(i)
+                            Ok(())
+                        })
                     }
                 },
                 |b, task, deadline| async move {
                     let mut conn = b.raw.clone();
-                    let mut i = 0;
-                    while Instant::now() < deadline {
+                    until!(deadline, |i| async {
                         let age = ((i + task as u64) % u64::from(AGES)) as u32;
                         let ids: Vec<String> = conn.smembers(age_set(age)).await?;
                         let keys: Vec<String> = ids
@@ -136,9 +127,8 @@ impl Bench {
                         if found.len() != MATCHES as usize {
                             return Err(format!("SMEMBERS + MGET found {}", found.len()).into());
                         }
-                        i += 1;
-                    }
-                    Ok(i)
+                        Ok(())
+                    })
                 },
             )
             .await?;
