@@ -1,0 +1,98 @@
+//! Ids over all of Unicode (control characters, NUL, `:`, glob characters, any length up to
+//! 4 KiB), as property tests on a real redis-server: each id is its own key
+//! (`namespace:` + the id's bytes, which other programs can read), and `set`, `get`,
+//! `exists` and `delete` of a few at once answer for each, with batching off and on.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use redis::AsyncCommands;
+use typedkv::redis::RedisPool;
+use typedkv::{RedisStore, Store};
+use typedkv_testkit::TestRedis;
+
+/// A few distinct ids of 1 to 64 characters of any kind, now and then one of 4,096 bytes.
+fn ids() -> impl Strategy<Value = BTreeSet<String>> {
+    let id = prop_oneof![
+        20 => proptest::collection::vec(any::<char>(), 1..64)
+            .prop_map(|chars| chars.into_iter().collect::<String>()),
+        1 => any::<char>().prop_map(|c| {
+            let mut long = String::new();
+            while long.len() + c.len_utf8() <= 4096 {
+                long.push(c);
+            }
+            long
+        }),
+    ];
+    proptest::collection::btree_set(id, 1..8)
+}
+
+async fn round_trip(
+    store: &RedisStore<String>,
+    raw: &redis::aio::MultiplexedConnection,
+    ids: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    let mut raw = raw.clone();
+    let value = |id: &str| format!("value of {id:?}");
+    let values: Vec<String> = ids.iter().map(|id| value(id)).collect();
+    let sets = join_all(ids.iter().zip(&values).map(|(id, v)| store.set(id, v))).await;
+    for (id, set) in ids.iter().zip(sets) {
+        prop_assert!(set.is_ok(), "set {id:?}: {set:?}");
+    }
+    let gets = join_all(ids.iter().map(|id| store.get(id))).await;
+    for (id, got) in ids.iter().zip(gets) {
+        prop_assert_eq!(got.ok().flatten(), Some(value(id)), "get {:?}", id);
+        let key = store.keyspace().key(id).unwrap();
+        prop_assert_eq!(&key, &format!("{}:{id}", store.keyspace().namespace()));
+        let stored: Option<Vec<u8>> = raw.get(key.as_bytes()).await.unwrap();
+        prop_assert!(stored.is_some(), "no key {key:?} in Redis");
+    }
+    let exists = join_all(ids.iter().map(|id| store.exists(id))).await;
+    prop_assert!(exists.into_iter().all(|e| e.ok() == Some(true)));
+    let deletes = join_all(ids.iter().map(|id| store.delete(id))).await;
+    prop_assert!(deletes.into_iter().all(|d| d.ok() == Some(true)));
+    let gone = join_all(ids.iter().map(|id| store.get(id))).await;
+    prop_assert!(gone.into_iter().all(|g| matches!(g, Ok(None))));
+    Ok(())
+}
+
+#[test]
+fn any_id_is_its_own_key() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, raw, stores) = runtime.block_on(async {
+        let server = TestRedis::start().await;
+        let raw = server.raw_connection().await;
+        let stores: Vec<RedisStore<String>> = [false, true]
+            .into_iter()
+            .map(|batching| {
+                let pool = RedisPool::builder(server.url())
+                    .batching(batching)
+                    .build()
+                    .unwrap();
+                let namespace = if batching { "batched" } else { "plain" };
+                RedisStore::builder(pool, namespace).build().unwrap()
+            })
+            .collect();
+        (server, raw, stores)
+    });
+    let mut runner = TestRunner::new(Config::with_cases(256));
+    runner
+        .run(&ids(), |ids| {
+            runtime.block_on(async {
+                for store in &stores {
+                    round_trip(store, &raw, &ids).await?;
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+}
