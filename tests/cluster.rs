@@ -28,6 +28,13 @@ async fn typedkv_on_a_cluster() {
         failed.is_empty(),
         "conformance cases failed on the cluster: {failed:?}"
     );
+    let failed = conformance::run_all(|| cluster.fixture_batching(true)).await;
+    assert!(
+        failed.is_empty(),
+        "conformance cases failed on the cluster with batching: {failed:?}"
+    );
+    cluster.flush().await;
+    batched_calls_each_get_their_own_answer(&cluster).await;
 
     cluster.flush().await;
     batches_and_scans_span_every_master(&cluster).await;
@@ -42,6 +49,69 @@ async fn typedkv_on_a_cluster() {
     typedkv_testkit::foreign_keys::scans_survive_keys_of_other_programs(cluster.pool(), &mut raw)
         .await;
     passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
+}
+
+/// With batching, 1,000 concurrent `get`s over every master, a quarter of them on keys
+/// holding lists, and `if_absent` claims racing for 20 keys: each call gets its own answer
+/// (`WRONGTYPE` naming its key where a batch-wide `MGET` would read nil), exactly one claim
+/// per key wins, and the batches went to every master.
+async fn batched_calls_each_get_their_own_answer(cluster: &TestCluster) {
+    const KEYS: usize = 1000;
+    let pool = RedisClusterPool::builder(cluster.seeds())
+        .batching(true)
+        .build()
+        .unwrap();
+    let numbers = std::sync::Arc::new(store(&pool, "n", false));
+    let mut raw = cluster.raw_connection().await;
+    for i in 0..KEYS {
+        match i % 4 {
+            0 => {
+                let _: i64 = raw.rpush(format!("n:{i}"), "x").await.unwrap();
+            }
+            1 => {}
+            _ => numbers.set(&i.to_string(), &(i as u64)).await.unwrap(),
+        }
+    }
+    let calls: Vec<_> = (0..KEYS)
+        .map(|i| {
+            let numbers = std::sync::Arc::clone(&numbers);
+            tokio::spawn(async move { (i, numbers.get(&i.to_string()).await) })
+        })
+        .collect();
+    for call in calls {
+        let (i, answer) = call.await.unwrap();
+        match (i % 4, answer) {
+            (0, Err(err)) => {
+                assert_eq!(err.code(), Some("WRONGTYPE"), "{i}: {err:?}");
+                assert_eq!(err.key(), Some(format!("n:{i}").as_str()));
+            }
+            (1, Ok(None)) => {}
+            (_, Ok(Some(found))) if i % 4 > 1 => assert_eq!(found, i as u64),
+            (_, answer) => panic!("key {i}: {answer:?}"),
+        }
+    }
+    assert_eq!(
+        masters_of(cluster, (0..100).map(|i| format!("n:{i}")))
+            .await
+            .len(),
+        3
+    );
+    let claims: Vec<_> = (0..400u64)
+        .map(|n| {
+            let numbers = std::sync::Arc::clone(&numbers);
+            tokio::spawn(async move {
+                let claim = typedkv::SetOptions::new().if_absent();
+                let id = format!("claim-{}", n % 20);
+                (n % 20, numbers.set_opts(&id, &n, claim).await.unwrap())
+            })
+        })
+        .collect();
+    let mut wins = [0; 20];
+    for claim in claims {
+        let (key, won) = claim.await.unwrap();
+        wins[key as usize] += usize::from(won);
+    }
+    assert_eq!(wins, [1; 20]);
 }
 
 fn store(pool: &RedisClusterPool, namespace: &str, hash_tag: bool) -> RedisClusterStore<u64> {

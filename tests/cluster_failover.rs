@@ -29,10 +29,20 @@ struct Outcome {
     error: Option<Error>,
 }
 
+/// Without batching, then with it (one after the other: two clusters failing over at once
+/// would share the 2 cores and blur the timings).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_recover_after_a_master_is_killed() {
+    failover(false).await;
+    failover(true).await;
+}
+
+async fn failover(batching: bool) {
     let mut cluster = TestCluster::start().await;
-    let pool: RedisClusterPool = cluster.pool();
+    let pool = RedisClusterPool::builder(cluster.seeds())
+        .batching(batching)
+        .build()
+        .unwrap();
     let store: RedisClusterStore<u64> = RedisClusterStore::builder(pool, "w").build().unwrap();
     store.set("warm-up", &0).await.unwrap();
 
@@ -119,7 +129,7 @@ async fn calls_recover_after_a_master_is_killed() {
     kinds.sort();
     kinds.dedup();
     eprintln!(
-        "failover report: node timeout {NODE_TIMEOUT:?}; replica promoted {promoted_after:?} \
+        "failover report (batching {batching}): node timeout {NODE_TIMEOUT:?}; replica promoted {promoted_after:?} \
          after the kill; last failed call {outage:?} after the kill; {} calls, {} failed, {} \
          succeeded after the last failure; {} writes acknowledged, {lost} lost; errors seen: \
          {kinds:?}",

@@ -366,7 +366,8 @@ impl Bench {
 }
 
 /// The peer cases on a private 3+3 cluster (rows `cluster {op} {contender}`): redis-rs'
-/// cluster connection (the reference), the typed cluster store, fred's clustered client.
+/// cluster connection (the reference), the typed cluster store with and without batching,
+/// fred's clustered client.
 pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
     let cluster = TestCluster::start().await;
     let seeds = cluster.seeds();
@@ -374,6 +375,12 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
     let pool = RedisClusterPool::from_urls(seeds.clone())?;
     pool.ping().await?;
     let store: RedisClusterStore<BenchUser> = RedisClusterStore::builder(pool, PREFIX).build()?;
+    let batching = RedisClusterPool::builder(seeds.clone())
+        .batching(true)
+        .build()?;
+    batching.ping().await?;
+    let batched: RedisClusterStore<BenchUser> =
+        RedisClusterStore::builder(batching, PREFIX).build()?;
     let ports = cluster.ports();
     let url = format!("redis://127.0.0.1:{}?node=127.0.0.1:{}", ports[0], ports[1]);
     let config = Config::from_url_clustered(&url)?;
@@ -398,6 +405,13 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
         let contenders = [
             redis_rs("redis-rs", op, raw.clone(), Arc::clone(&ids), value.clone()),
             typed("typed", op, store.clone(), Arc::clone(&ids), value.clone()),
+            typed(
+                "typed+batching",
+                op,
+                batched.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
             fred("fred", op, client.clone(), Arc::clone(&ids), value.clone()),
         ];
         rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args).await?);

@@ -104,11 +104,21 @@ impl TestCluster {
     /// A fixture on this cluster, flushed first: the cluster outlives the fixture, so cases
     /// share it one after the other. The peer is a pool connected on its own.
     pub async fn fixture(&self) -> Fixture<RedisClusterPool> {
+        self.fixture_batching(false).await
+    }
+
+    /// [`fixture`](Self::fixture), its pools [batching](typedkv::redis::RedisPoolBuilder::batching)
+    /// or not.
+    pub async fn fixture_batching(&self, batching: bool) -> Fixture<RedisClusterPool> {
         self.flush().await;
         let seeds = self.seeds();
-        Fixture::new(self.pool()).with_peer(move || {
-            RedisClusterPool::from_urls(seeds.clone()).expect("loopback seeds are valid")
-        })
+        let pool = move || {
+            RedisClusterPool::builder(seeds.clone())
+                .batching(batching)
+                .build()
+                .expect("loopback seeds are valid")
+        };
+        Fixture::new(pool()).with_peer(pool)
     }
 
     /// The port of the master that serves `key`'s slot, as the cluster sees it now.

@@ -11,15 +11,17 @@
 //! pays one channel message and one reply array per batch instead of one per command. On
 //! the machine of BENCHMARKS.md it does not win everywhere, hence off by default.
 //!
-//! A batch is a pipeline, not `MGET`: every command keeps its own reply and error (a `GET` of
-//! a key holding a list is `WRONGTYPE`, where `MGET` would say nil), and `SET`s keep their
-//! own conditions and TTLs. Each caller decodes its own reply on its own task.
+//! A batch is a pipeline (on a cluster, one per master: `cluster/routes.rs`), not `MGET`:
+//! every command keeps its own reply and error (a `GET` of a key holding a list is
+//! `WRONGTYPE`, where `MGET` would say nil), and `SET`s keep their own conditions and TTLs.
+//! Each caller decodes its own reply on its own task.
 //!
 //! Batches are sent by a spawned task, not by a caller, so a caller whose future is dropped
 //! never strands the others. A queued call that is dropped or times out before its batch
 //! goes out is left out of the batch. Memory is bounded: at most [`MAX_BATCH`] commands
 //! queue; beyond that, calls go out on their own as they do with batching off.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ::redis::{Cmd, FromRedisValue, RedisError, Value};
@@ -44,6 +46,7 @@ const MAX_BATCH: usize = 512;
 #[derive(Default)]
 pub(crate) struct Batcher {
     state: Mutex<State>,
+    routes: Routes,
 }
 
 #[derive(Default)]
@@ -69,8 +72,8 @@ enum Outcome {
         error: RedisError,
         retry: Option<Cmd>,
     },
-    /// The batch was never sent (no connection could be had): the caller sends its command
-    /// itself, and gets its own error if that fails too.
+    /// The batch did not carry it out (no connection could be had, or a cluster redirected
+    /// it): the caller sends its command itself, and gets its own error if that fails too.
     NotSent(Cmd),
     /// The server answered the batch with the wrong number of replies.
     Garbled(String),
@@ -188,7 +191,7 @@ where
         };
         let mut batch = batch;
         loop {
-            shared.send_batch(batch).await;
+            shared.send_batch(batch, &batcher.routes).await;
             // The callers just answered were woken; let them run and queue their next
             // commands before taking the next batch, which is then larger. (Measured: without
             // this, batches alternated between large and tiny.)
@@ -278,57 +281,103 @@ where
 
     /// Sends the commands of `batch` whose callers still wait as one pipeline, and hands
     /// each caller its own reply.
-    async fn send_batch(&self, batch: Vec<Queued>) {
-        let mut pipe = ::redis::pipe();
-        pipe.ignore_errors();
+    async fn send_batch(&self, batch: Vec<Queued>, routes: &Routes) {
+        let mut cmds = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for queued in batch {
             if queued.reply.is_closed() {
                 continue; // its caller gave up (timeout or dropped): do not send it
             }
-            pipe.add_command(queued.cmd);
+            cmds.push(queued.cmd);
             waiting.push((queued.resend, queued.reply));
         }
         if waiting.is_empty() {
             return;
         }
-
         let mut lent = match self.lend(&NoKey).await {
             Ok(lent) => lent,
             Err(_) => {
                 // Each caller sends its own command, and gets its own error naming its key.
-                for ((_, reply), cmd) in waiting.into_iter().zip(pipe.cmd_iter()) {
-                    let _ = reply.send(Outcome::NotSent(cmd.clone()));
+                for ((_, reply), cmd) in waiting.into_iter().zip(cmds) {
+                    let _ = reply.send(Outcome::NotSent(cmd));
                 }
                 return;
             }
         };
-        match pipe.query_async::<Vec<Value>>(&mut lent.conn).await {
-            Ok(replies) if replies.len() == waiting.len() => {
-                for ((_, reply), value) in waiting.into_iter().zip(replies) {
-                    let _ = reply.send(Outcome::Reply(value));
+        let sent = lent.conn.send_batch(cmds, routes).await;
+        for ((resend, reply), sent) in waiting.into_iter().zip(sent) {
+            let outcome = match sent {
+                Sent::Reply(value) => Outcome::Reply(value),
+                Sent::Redirected(cmd) => Outcome::NotSent(cmd),
+                Sent::Failed(error, cmd) => {
+                    let resendable = self.broken(&lent, &error) && resend == Resend::Safe;
+                    Outcome::Failed {
+                        error,
+                        retry: resendable.then_some(cmd),
+                    }
                 }
-            }
-            Ok(replies) => {
-                let reason = format!(
-                    "a batch of {} commands got {} replies",
-                    waiting.len(),
-                    replies.len()
-                );
-                for (_, reply) in waiting {
-                    let _ = reply.send(Outcome::Garbled(reason.clone()));
-                }
-            }
-            Err(error) => {
-                let resendable = self.broken(&lent, &error);
-                for ((resend, reply), cmd) in waiting.into_iter().zip(pipe.cmd_iter()) {
-                    let retry = (resendable && resend == Resend::Safe).then(|| cmd.clone());
-                    let error = error.clone();
-                    let _ = reply.send(Outcome::Failed { error, retry });
-                }
-            }
+                Sent::Garbled(reason) => Outcome::Garbled(reason),
+            };
+            let _ = reply.send(outcome);
         }
     }
+}
+
+/// What became of one command of a batch, as its connection saw it.
+pub(crate) enum Sent {
+    /// The server's reply to this command alone (a [`Value::ServerError`] if it failed).
+    Reply(Value),
+    /// Its part of the batch failed as a whole (connection lost, timeout); the command, in
+    /// case it may be sent again.
+    Failed(RedisError, Cmd),
+    /// Not carried out where it went (a cluster's slots moved, or are moving): its caller
+    /// sends it alone, which follows the redirect.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Redirected(Cmd),
+    /// The server answered with the wrong number of replies.
+    Garbled(String),
+}
+
+/// How a shared connection sends a batch: one reply (or failure) per command, in order.
+pub(crate) trait BatchConnection {
+    fn send_batch(
+        &mut self,
+        cmds: Vec<Cmd>,
+        routes: &Routes,
+    ) -> impl Future<Output = Vec<Sent>> + Send;
+}
+
+/// One server: the batch is one pipeline.
+impl BatchConnection for ::redis::aio::MultiplexedConnection {
+    async fn send_batch(&mut self, cmds: Vec<Cmd>, _: &Routes) -> Vec<Sent> {
+        let count = cmds.len();
+        let mut pipe = ::redis::pipe();
+        for cmd in cmds {
+            pipe.add_command(cmd);
+        }
+        match self.send_packed_commands(&pipe, 0, count).await {
+            Ok(replies) if replies.len() == count => replies.into_iter().map(Sent::Reply).collect(),
+            Ok(replies) => {
+                let reason = format!("a batch of {count} commands got {} replies", replies.len());
+                (0..count).map(|_| Sent::Garbled(reason.clone())).collect()
+            }
+            Err(error) => pipe
+                .cmd_iter()
+                .map(|cmd| Sent::Failed(error.clone(), cmd.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Which cluster node owns each slot, as the batches last learned it (`CLUSTER SLOTS`), to
+/// send the commands of one node together. Unused on one server.
+#[derive(Default)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) struct Routes {
+    /// The owner (a node number) of each of the 16,384 slots.
+    pub(crate) owners: Mutex<Option<Arc<Vec<u16>>>>,
+    /// A command was redirected: learn the owners again before the next batch.
+    pub(crate) stale: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]

@@ -81,24 +81,14 @@ impl<Target> RedisPoolBuilder<Target> {
         self
     }
 
-    /// Trust these PEM root certificates for `rediss://` instead of the system's certificate
-    /// store (feature `tls`). Certificates are always verified; a server whose certificate
-    /// does not chain to a trusted root fails with
-    /// [`Error::Connection`](crate::Error::Connection).
-    #[cfg(feature = "tls")]
-    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.settings.tls_roots = Some(pem.into());
-        self
-    }
-}
-
-impl RedisPoolBuilder<Standalone> {
     /// Batch concurrent commands. Default `false`: measure before switching it on.
     ///
     /// While commands of the pool are in flight, plain single-key commands (`get`, `set`,
     /// `delete`, `exists`, `ttl`) that arrive meanwhile queue and go out together as one
     /// pipeline when one completes; a lone call goes out at once. Each call still gets its
-    /// own reply or error, and its own response timeout counted from its start.
+    /// own reply or error, and its own response timeout counted from its start. On a cluster,
+    /// a batch is one pipeline per master (commands whose slot moved meanwhile are sent again
+    /// alone); with `read_from_replicas`, a cluster pool does not batch.
     ///
     /// Queued calls wait for a command in flight, so batching pays only where the cost of
     /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
@@ -117,6 +107,18 @@ impl RedisPoolBuilder<Standalone> {
         self
     }
 
+    /// Trust these PEM root certificates for `rediss://` instead of the system's certificate
+    /// store (feature `tls`). Certificates are always verified; a server whose certificate
+    /// does not chain to a trusted root fails with
+    /// [`Error::Connection`](crate::Error::Connection).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.settings.tls_roots = Some(pem.into());
+        self
+    }
+}
+
+impl RedisPoolBuilder<Standalone> {
     /// Validates the settings and creates the pool (without connecting).
     ///
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable

@@ -25,12 +25,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use arc_swap::ArcSwapOption;
 
+use super::batching::BatchConnection;
+
 /// A connection object from a deadpool pool that a lane can hold: standalone
 /// (`deadpool_redis::Connection`) or cluster (see `cluster/manager.rs`).
 pub(crate) trait Pooled: Send + Sync + 'static {
     /// The cheap, cloneable handle each command gets: every clone multiplexes onto the same
     /// connection.
-    type Conn: ConnectionLike + Clone + Send + Sync + 'static;
+    type Conn: ConnectionLike + BatchConnection + Clone + Send + Sync + 'static;
 
     /// A handle on this connection.
     fn handle(&self) -> Self::Conn;

@@ -9,6 +9,7 @@
 
 mod backend;
 mod manager;
+mod routes;
 mod scan;
 
 use std::fmt;
@@ -77,9 +78,8 @@ impl RedisClusterPool {
 
     fn new(mut settings: Settings) -> Result<Self> {
         settings.validate()?;
-        // Not yet on a cluster: redis-rs sends a pipeline to one slot only, and concurrent
-        // commands are for keys all over the slots.
-        settings.batching = false;
+        // Batches go to masters: reads meant for replicas go out alone.
+        settings.batching &= !settings.read_from_replicas;
         let manager = ClusterManager::new(&settings)?;
         let shared = Shared::new(
             manager,
