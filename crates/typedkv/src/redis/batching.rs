@@ -374,8 +374,8 @@ impl BatchConnection for ::redis::aio::MultiplexedConnection {
 #[derive(Default)]
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct Routes {
-    /// The owner (a node number) of each of the 16,384 slots.
-    pub(crate) owners: Mutex<Option<Arc<Vec<u16>>>>,
+    /// The owner (a node number) of each of the 16,384 slots, and when they were learned.
+    pub(crate) owners: Mutex<Option<(Arc<Vec<u16>>, std::time::Instant)>>,
     /// A command was redirected: learn the owners again before the next batch.
     pub(crate) stale: std::sync::atomic::AtomicBool,
 }

@@ -6,12 +6,13 @@
 //! Each part goes out with `route_pipeline`, routed by its first command's slot, so redis-rs'
 //! map and retries choose the node. A command answered `MOVED`, `ASK`, `TRYAGAIN` or
 //! `CLUSTERDOWN` was not carried out: its caller sends it again alone (which follows the
-//! redirect), and the owners are learned again before the next batch. A wrong or missing map
+//! redirect), and the owners are learned again (at most every 100 ms). A wrong or missing map
 //! costs speed only (a part per slot, or redirected commands), never an answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -24,6 +25,9 @@ use crate::redis::batching::{BatchConnection, Routes, Sent};
 const SLOTS: usize = 16_384;
 /// The owner of a slot no node claimed.
 const NOBODY: u16 = u16::MAX;
+/// While slots move (a failover, resharding), redirects come in bursts: learn the owners
+/// again at most this often.
+const RELEARN_AFTER: Duration = Duration::from_millis(100);
 
 /// The slot of `key`: CRC16 (XMODEM) of its hash tag (the text between the first `{` and the
 /// next `}`, if not empty) or of the whole key, modulo 16,384.
@@ -94,16 +98,20 @@ fn owners_of(reply: &Value) -> Option<Vec<u16>> {
     Some(owners)
 }
 
-/// The owners `routes` knows, learned again (with `CLUSTER SLOTS`) if it knows none or a
-/// redirect made them stale; `None` if they cannot be learned now.
+/// The owners `routes` knows, learned again (with `CLUSTER SLOTS`) if it knows none, or a
+/// redirect made them stale and they are older than [`RELEARN_AFTER`]; `None` if they
+/// cannot be learned now.
 async fn owners(conn: &mut ClusterConnection, routes: &Routes) -> Option<Arc<Vec<u16>>> {
     let known = routes
         .owners
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    if known.is_some() && !routes.stale.load(Ordering::Relaxed) {
-        return known;
+    if let Some((owners, learned_at)) = known {
+        let stale = routes.stale.load(Ordering::Relaxed);
+        if !stale || learned_at.elapsed() < RELEARN_AFTER {
+            return Some(owners);
+        }
     }
     routes.stale.store(false, Ordering::Relaxed);
     let mut slots = ::redis::cmd("CLUSTER");
@@ -114,10 +122,10 @@ async fn owners(conn: &mut ClusterConnection, routes: &Routes) -> Option<Arc<Vec
         Err(_) => None,
     };
     let mut owners = routes.owners.lock().unwrap_or_else(PoisonError::into_inner);
-    if learned.is_some() {
-        owners.clone_from(&learned);
+    if let Some(learned) = &learned {
+        *owners = Some((Arc::clone(learned), Instant::now()));
     }
-    learned.or_else(|| owners.clone())
+    learned.or_else(|| owners.as_ref().map(|(owners, _)| Arc::clone(owners)))
 }
 
 /// Whether a command answered `error` was not carried out because its slot is elsewhere or
