@@ -28,7 +28,7 @@ use crate::report::Row;
 /// Concurrent tasks of the peer cases on one server.
 const PEER_TASKS: [usize; 4] = [1, 16, 64, 256];
 /// Concurrent tasks of the peer cases on the cluster.
-const CLUSTER_TASKS: [usize; 2] = [1, 64];
+const CLUSTER_TASKS: [usize; 3] = [1, 16, 64];
 /// The tasks at which latency per call is reported.
 const LATENCY_TASKS: usize = 64;
 /// fred pool size (fred's own benchmark uses pools of a few clients).
