@@ -42,12 +42,16 @@ const MAX_IN_FLIGHT: usize = 2;
 /// Most commands queued for (and so in) one batch.
 const MAX_BATCH: usize = 512;
 
-/// The queue of one pool, and how many of its batches (or lone calls) are in flight.
+/// The queue of one pool, how many of its batches (or lone calls) are in flight, and what
+/// its connection keeps to route batches (`R`: see [`BatchConnection::Routes`]).
 #[derive(Default)]
-pub(crate) struct Batcher {
+pub(crate) struct Batcher<R> {
     state: Mutex<State>,
-    routes: Routes,
+    routes: R,
 }
+
+/// The batcher of a pool whose connections are `W`.
+pub(crate) type BatcherOf<W> = Batcher<<<W as Pooled>::Conn as BatchConnection>::Routes>;
 
 #[derive(Default)]
 struct State {
@@ -55,41 +59,23 @@ struct State {
     queue: Vec<Queued>,
 }
 
-/// A command waiting for the next batch.
+/// A command waiting for the next batch, and where its caller waits for what became of it.
 struct Queued {
     cmd: Cmd,
-    resend: Resend,
-    reply: oneshot::Sender<Outcome>,
-}
-
-/// What became of a queued command.
-enum Outcome {
-    /// The server's reply to this command alone (a [`Value::ServerError`] if it failed).
-    Reply(Value),
-    /// The batch failed as a whole (connection lost, timeout). `retry`: the command, if it
-    /// is safe to send again on a fresh connection.
-    Failed {
-        error: RedisError,
-        retry: Option<Cmd>,
-    },
-    /// The batch did not carry it out (no connection could be had, or a cluster redirected
-    /// it): the caller sends its command itself, and gets its own error if that fails too.
-    NotSent(Cmd),
-    /// The server answered the batch with the wrong number of replies.
-    Garbled(String),
+    reply: oneshot::Sender<Sent>,
 }
 
 /// How a call goes out.
 enum Entry {
     /// At once, holding a slot: release it with [`Batcher::take_or_release`] when done.
     Direct(Cmd),
-    /// Queued: its outcome arrives here.
-    Queued(oneshot::Receiver<Outcome>),
+    /// Queued: what became of it arrives here.
+    Queued(oneshot::Receiver<Sent>),
     /// At once without a slot: the queue is full.
     Overflow(Cmd),
 }
 
-impl Batcher {
+impl<R> Batcher<R> {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; a poisoned state is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -97,7 +83,7 @@ impl Batcher {
 
     /// Decides how `cmd` goes out: at once if a slot is free and nobody is queued, else in
     /// the next batch.
-    fn enter(&self, cmd: Cmd, resend: Resend) -> Entry {
+    fn enter(&self, cmd: Cmd) -> Entry {
         let mut state = self.lock();
         if state.in_flight < MAX_IN_FLIGHT && state.queue.is_empty() {
             state.in_flight += 1;
@@ -107,7 +93,7 @@ impl Batcher {
             return Entry::Overflow(cmd);
         }
         let (reply, outcome) = oneshot::channel();
-        state.queue.push(Queued { cmd, resend, reply });
+        state.queue.push(Queued { cmd, reply });
         Entry::Queued(outcome)
     }
 
@@ -136,7 +122,7 @@ impl Batcher {
 /// commands queued meanwhile go out as a batch on a task of their own.
 struct Slot<'a, M: Manager<Error = RedisError> + 'static, W: Pooled + From<Object<M>>> {
     shared: &'a Arc<Shared<M, W>>,
-    batcher: &'a Batcher,
+    batcher: &'a BatcherOf<W>,
 }
 
 impl<M: Manager<Error = RedisError> + 'static, W: Pooled + From<Object<M>>> Drop
@@ -151,12 +137,12 @@ impl<M: Manager<Error = RedisError> + 'static, W: Pooled + From<Object<M>>> Drop
 
 /// The slot of a batch task: if the task ends before releasing it normally, the slot is
 /// freed on drop.
-struct Held<'a> {
-    batcher: &'a Batcher,
+struct Held<'a, R> {
+    batcher: &'a Batcher<R>,
     released: bool,
 }
 
-impl Drop for Held<'_> {
+impl<R> Drop for Held<'_, R> {
     fn drop(&mut self) {
         if !self.released {
             self.batcher.abandon();
@@ -223,7 +209,7 @@ where
         let Some(batcher) = self.batcher() else {
             return self.query(&key, &cmd, resend).await;
         };
-        match batcher.enter(cmd, resend) {
+        match batcher.enter(cmd) {
             Entry::Direct(cmd) => {
                 let _slot = Slot {
                     shared: self,
@@ -237,11 +223,13 @@ where
         }
     }
 
-    /// The outcome of a queued command, within the response timeout counted from now.
+    /// What became of a queued command, within the response timeout counted from now: its
+    /// reply, or its error; sent alone if the batch did not carry it out, or if it failed
+    /// with its connection and may be sent again.
     async fn await_batched<R: FromRedisValue>(
         &self,
         key: &str,
-        outcome: oneshot::Receiver<Outcome>,
+        outcome: oneshot::Receiver<Sent>,
         resend: Resend,
     ) -> Result<R> {
         let limits = self.limits();
@@ -258,18 +246,17 @@ where
         };
         let failed = |error: RedisError| from_redis_error(&key, error, Waited::Reply, limits);
         match outcome {
-            Ok(Outcome::Reply(Value::ServerError(error))) => Err(failed(error.into())),
-            Ok(Outcome::Reply(value)) => {
+            Ok(Sent::Reply(Value::ServerError(error))) => Err(failed(error.into())),
+            Ok(Sent::Reply(value)) => {
                 R::from_redis_value(value).map_err(|e| failed(RedisError::from(e)))
             }
-            Ok(
-                Outcome::NotSent(cmd)
-                | Outcome::Failed {
-                    retry: Some(cmd), ..
-                },
-            ) => self.query(&key, &cmd, resend).await,
-            Ok(Outcome::Failed { error, retry: None }) => Err(failed(error)),
-            Ok(Outcome::Garbled(reason)) => Err(unexpected(&key, limits, reason)),
+            Ok(Sent::Alone(cmd)) => self.query(&key, &cmd, resend).await,
+            // As `query` does for a command of its own (the batch marked the connection dead).
+            Ok(Sent::Failed(error, cmd)) if resend == Resend::Safe && self.replaces(&error) => {
+                self.query(&key, &cmd, resend).await
+            }
+            Ok(Sent::Failed(error, _)) => Err(failed(error)),
+            Ok(Sent::Garbled(reason)) => Err(unexpected(&key, limits, reason)),
             Err(_dropped) => Err(unexpected(
                 &key,
                 limits,
@@ -279,9 +266,9 @@ where
         }
     }
 
-    /// Sends the commands of `batch` whose callers still wait as one pipeline, and hands
-    /// each caller its own reply.
-    async fn send_batch(&self, batch: Vec<Queued>, routes: &Routes) {
+    /// Sends the commands of `batch` whose callers still wait, and hands each caller what
+    /// became of its own.
+    async fn send_batch(&self, batch: Vec<Queued>, routes: &<W::Conn as BatchConnection>::Routes) {
         let mut cmds = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for queued in batch {
@@ -289,67 +276,68 @@ where
                 continue; // its caller gave up (timeout or dropped): do not send it
             }
             cmds.push(queued.cmd);
-            waiting.push((queued.resend, queued.reply));
+            waiting.push(queued.reply);
         }
         if waiting.is_empty() {
             return;
         }
-        let mut lent = match self.lend(&NoKey).await {
-            Ok(lent) => lent,
-            Err(_) => {
-                // Each caller sends its own command, and gets its own error naming its key.
-                for ((_, reply), cmd) in waiting.into_iter().zip(cmds) {
-                    let _ = reply.send(Outcome::NotSent(cmd));
+        let sent = match self.lend(&NoKey).await {
+            Ok(mut lent) => {
+                let sent = lent.conn.send_batch(cmds, routes).await;
+                if let Some(error) = sent.iter().find_map(Sent::failure) {
+                    self.mark_if_broken(&lent, error);
                 }
-                return;
+                sent
             }
+            // Each caller sends its own command, and gets its own error naming its key.
+            Err(_) => cmds.into_iter().map(Sent::Alone).collect(),
         };
-        let sent = lent.conn.send_batch(cmds, routes).await;
-        for ((resend, reply), sent) in waiting.into_iter().zip(sent) {
-            let outcome = match sent {
-                Sent::Reply(value) => Outcome::Reply(value),
-                Sent::Redirected(cmd) => Outcome::NotSent(cmd),
-                Sent::Failed(error, cmd) => {
-                    let resendable = self.broken(&lent, &error) && resend == Resend::Safe;
-                    Outcome::Failed {
-                        error,
-                        retry: resendable.then_some(cmd),
-                    }
-                }
-                Sent::Garbled(reason) => Outcome::Garbled(reason),
-            };
-            let _ = reply.send(outcome);
+        for (reply, sent) in waiting.into_iter().zip(sent) {
+            let _ = reply.send(sent);
         }
     }
 }
 
-/// What became of one command of a batch, as its connection saw it.
+/// What became of one command of a batch.
 pub(crate) enum Sent {
     /// The server's reply to this command alone (a [`Value::ServerError`] if it failed).
     Reply(Value),
     /// Its part of the batch failed as a whole (connection lost, timeout); the command, in
     /// case it may be sent again.
     Failed(RedisError, Cmd),
-    /// Not carried out where it went (a cluster's slots moved, or are moving): its caller
-    /// sends it alone, which follows the redirect.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    Redirected(Cmd),
+    /// Not carried out by the batch (no connection could be had, or a cluster's slot moved):
+    /// its caller sends it alone, which follows a redirect and names its own key in an error.
+    Alone(Cmd),
     /// The server answered with the wrong number of replies.
     Garbled(String),
 }
 
-/// How a shared connection sends a batch: one reply (or failure) per command, in order.
+impl Sent {
+    fn failure(&self) -> Option<&RedisError> {
+        match self {
+            Sent::Failed(error, _) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// How a shared connection sends a batch: one [`Sent`] per command, in order.
 pub(crate) trait BatchConnection {
+    /// What the pool keeps between batches to route them (a cluster's slot owners).
+    type Routes: Default + Send + Sync + 'static;
+
     fn send_batch(
         &mut self,
         cmds: Vec<Cmd>,
-        routes: &Routes,
+        routes: &Self::Routes,
     ) -> impl Future<Output = Vec<Sent>> + Send;
 }
 
 /// One server: the batch is one pipeline.
 impl BatchConnection for ::redis::aio::MultiplexedConnection {
-    async fn send_batch(&mut self, cmds: Vec<Cmd>, _: &Routes) -> Vec<Sent> {
+    type Routes = ();
+
+    async fn send_batch(&mut self, cmds: Vec<Cmd>, (): &()) -> Vec<Sent> {
         let count = cmds.len();
         let mut pipe = ::redis::pipe();
         for cmd in cmds {
@@ -369,17 +357,6 @@ impl BatchConnection for ::redis::aio::MultiplexedConnection {
     }
 }
 
-/// Which cluster node owns each slot, as the batches last learned it (`CLUSTER SLOTS`), to
-/// send the commands of one node together. Unused on one server.
-#[derive(Default)]
-#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-pub(crate) struct Routes {
-    /// The owner (a node number) of each of the 16,384 slots, and when they were learned.
-    pub(crate) owners: Mutex<Option<(Arc<Vec<u16>>, std::time::Instant)>>,
-    /// A command was redirected: learn the owners again before the next batch.
-    pub(crate) stale: std::sync::atomic::AtomicBool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,38 +369,27 @@ mod tests {
 
     #[test]
     fn lone_calls_go_direct_and_the_rest_queue_until_a_slot_frees() {
-        let batcher = Batcher::default();
+        let batcher = Batcher::<()>::default();
         for _ in 0..MAX_IN_FLIGHT {
-            assert!(matches!(
-                batcher.enter(get(), Resend::Safe),
-                Entry::Direct(_)
-            ));
+            assert!(matches!(batcher.enter(get()), Entry::Direct(_)));
         }
-        let queued: Vec<_> = (0..3).map(|_| batcher.enter(get(), Resend::Safe)).collect();
+        let queued: Vec<_> = (0..3).map(|_| batcher.enter(get())).collect();
         assert!(queued.iter().all(|e| matches!(e, Entry::Queued(_))));
         // The first slot to finish takes all three as its next batch, and keeps its slot.
         assert_eq!(batcher.take_or_release().map(|b| b.len()), Some(3));
         // Nothing queued: both slots free up, and the next call goes direct again.
         assert!(batcher.take_or_release().is_none());
         assert!(batcher.take_or_release().is_none());
-        assert!(matches!(
-            batcher.enter(get(), Resend::Safe),
-            Entry::Direct(_)
-        ));
+        assert!(matches!(batcher.enter(get()), Entry::Direct(_)));
     }
 
     #[test]
     fn a_full_queue_sends_further_calls_on_their_own() {
-        let batcher = Batcher::default();
+        let batcher = Batcher::<()>::default();
         for _ in 0..MAX_IN_FLIGHT {
-            batcher.enter(get(), Resend::Safe);
+            batcher.enter(get());
         }
-        let _queued: Vec<_> = (0..MAX_BATCH)
-            .map(|_| batcher.enter(get(), Resend::Safe))
-            .collect();
-        assert!(matches!(
-            batcher.enter(get(), Resend::Safe),
-            Entry::Overflow(_)
-        ));
+        let _queued: Vec<_> = (0..MAX_BATCH).map(|_| batcher.enter(get())).collect();
+        assert!(matches!(batcher.enter(get()), Entry::Overflow(_)));
     }
 }

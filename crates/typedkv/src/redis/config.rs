@@ -41,7 +41,7 @@ pub(crate) struct Settings {
     pub(crate) create_timeout: Duration,
     pub(crate) recycle_timeout: Duration,
     pub(crate) response_timeout: Option<Duration>,
-    /// Standalone only: batch concurrent plain commands (see `batching.rs`).
+    /// Batch concurrent plain commands (see `batching.rs`).
     pub(crate) batching: bool,
     /// PEM root certificates to trust for `rediss://` instead of the system's.
     #[cfg(feature = "tls")]

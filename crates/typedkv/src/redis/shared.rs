@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 use deadpool::managed::{Manager, Object, Pool, PoolError};
 
-use super::batching::Batcher;
+use super::batching::BatcherOf;
 use super::config::Settings;
 use super::errors::{Limits, from_pool_error, from_redis_error};
 use super::keys::{NoKey, ToKeys};
@@ -47,8 +47,8 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     generations: Arc<Generations>,
     on_broken: OnBrokenConnection,
     limits: Limits,
-    /// `None`: every command goes out on its own (batching switched off, or a cluster).
-    batcher: Option<Batcher>,
+    /// `None`: every command goes out on its own (batching switched off).
+    batcher: Option<BatcherOf<W>>,
 }
 
 impl<M, W> Shared<M, W>
@@ -84,7 +84,7 @@ where
             generations,
             on_broken,
             limits: settings.limits(backend),
-            batcher: settings.batching.then(Batcher::default),
+            batcher: settings.batching.then(Default::default),
         })
     }
 
@@ -94,7 +94,7 @@ where
     }
 
     /// The queue of batched commands, if this pool batches.
-    pub(crate) fn batcher(&self) -> Option<&Batcher> {
+    pub(crate) fn batcher(&self) -> Option<&BatcherOf<W>> {
         self.batcher.as_ref()
     }
 
@@ -208,21 +208,21 @@ where
         lent: &Lent<W::Conn>,
         error: RedisError,
     ) -> Error {
-        self.broken(lent, &error);
+        self.mark_if_broken(lent, &error);
         from_redis_error(key, error, Waited::Reply, &self.limits)
     }
 
-    /// Whether `error` of `lent`'s command means its connection is unusable (and is
-    /// replaced): then it is marked dead, and reads may be sent again on a fresh one.
-    pub(crate) fn broken(&self, lent: &Lent<W::Conn>, error: &RedisError) -> bool {
-        let replaces = self.replaces(error);
-        if replaces {
+    /// Marks `lent`'s connection (and its older siblings) dead if `error` of its command
+    /// means it is unusable and such connections are replaced.
+    pub(crate) fn mark_if_broken(&self, lent: &Lent<W::Conn>, error: &RedisError) {
+        if self.replaces(error) {
             lent.mark_dead(&self.generations);
         }
-        replaces
     }
 
-    fn replaces(&self, error: &RedisError) -> bool {
+    /// Whether `error` means the connection is unusable and is replaced: then reads may be
+    /// sent again on a fresh one.
+    pub(crate) fn replaces(&self, error: &RedisError) -> bool {
         self.on_broken == OnBrokenConnection::Replace && error.is_unrecoverable_error()
     }
 

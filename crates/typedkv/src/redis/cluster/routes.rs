@@ -10,8 +10,8 @@
 //! costs speed only (a part per slot, or redirected commands), never an answer.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ::redis::cluster_async::ClusterConnection;
@@ -19,7 +19,7 @@ use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAd
 use ::redis::{Arg, Cmd, ServerErrorKind, Value};
 use futures::future::join_all;
 
-use crate::redis::batching::{BatchConnection, Routes, Sent};
+use crate::redis::batching::{BatchConnection, Sent};
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -28,6 +28,15 @@ const NOBODY: u16 = u16::MAX;
 /// While slots move (a failover, resharding), redirects come in bursts: learn the owners
 /// again at most this often.
 const RELEARN_AFTER: Duration = Duration::from_millis(100);
+
+/// Which node owns each slot, as the batches last learned it (`CLUSTER SLOTS`).
+#[derive(Default)]
+pub(crate) struct SlotOwners {
+    /// The owner (a node number) of each of the 16,384 slots, and when they were learned.
+    owners: Mutex<Option<(Arc<Vec<u16>>, Instant)>>,
+    /// A command was redirected: learn the owners again before the next batch.
+    stale: AtomicBool,
+}
 
 /// The slot of `key`: CRC16 (XMODEM) of its hash tag (the text between the first `{` and the
 /// next `}`, if not empty) or of the whole key, modulo 16,384.
@@ -101,7 +110,7 @@ fn owners_of(reply: &Value) -> Option<Vec<u16>> {
 /// The owners `routes` knows, learned again (with `CLUSTER SLOTS`) if it knows none, or a
 /// redirect made them stale and they are older than [`RELEARN_AFTER`]; `None` if they
 /// cannot be learned now.
-async fn owners(conn: &mut ClusterConnection, routes: &Routes) -> Option<Arc<Vec<u16>>> {
+async fn owners(conn: &mut ClusterConnection, routes: &SlotOwners) -> Option<Arc<Vec<u16>>> {
     let known = routes
         .owners
         .lock()
@@ -143,7 +152,9 @@ fn redirected(error: &::redis::ServerError) -> bool {
 }
 
 impl BatchConnection for ClusterConnection {
-    async fn send_batch(&mut self, cmds: Vec<Cmd>, routes: &Routes) -> Vec<Sent> {
+    type Routes = SlotOwners;
+
+    async fn send_batch(&mut self, cmds: Vec<Cmd>, routes: &SlotOwners) -> Vec<Sent> {
         let owners = owners(self, routes).await;
         // Commands by owner (or, for a slot nobody is known to own, by slot), in order.
         let mut parts: HashMap<u32, Vec<usize>> = HashMap::new();
@@ -172,6 +183,7 @@ impl BatchConnection for ClusterConnection {
             async move {
                 let count = members.len();
                 let routing = SingleNodeRoutingInfo::SpecificNode(route);
+                // A clone: the commands go back to their callers if they must be sent alone.
                 let result = conn.route_pipeline(pipe.clone(), 0, count, routing).await;
                 (members, pipe, result)
             }
@@ -186,7 +198,7 @@ impl BatchConnection for ClusterConnection {
                         sent[n] = Some(match reply {
                             Value::ServerError(error) if redirected(&error) => {
                                 routes.stale.store(true, Ordering::Relaxed);
-                                Sent::Redirected(cmd.clone())
+                                Sent::Alone(cmd.clone())
                             }
                             reply => Sent::Reply(reply),
                         });
