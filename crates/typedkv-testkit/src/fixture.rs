@@ -72,22 +72,23 @@ pub async fn memory() -> Fixture<MemoryBackend> {
 /// A [`RedisPool`](typedkv::redis::RedisPool) on a private redis-server that lives as long
 /// as the fixture.
 pub async fn redis() -> Fixture<typedkv::redis::RedisPool> {
-    let server = TestRedis::start().await;
-    let url = server.url();
-    Fixture::with_guard(server.pool(), server).with_peer(move || {
-        typedkv::redis::RedisPool::from_url(url.clone()).expect("a loopback URL is valid")
-    })
+    redis_pools(false).await
 }
 
 /// Like [`redis()`], with [batching](typedkv::redis::RedisPoolBuilder::batching) switched on.
 pub async fn redis_batching() -> Fixture<typedkv::redis::RedisPool> {
+    redis_pools(true).await
+}
+
+/// A private server; its pools batch or not. The peer is a pool connected on its own.
+async fn redis_pools(batching: bool) -> Fixture<typedkv::redis::RedisPool> {
     let server = TestRedis::start().await;
     let url = server.url();
-    let batching = |url: &str| {
+    let pool = move |url: &str| {
         typedkv::redis::RedisPool::builder(url)
-            .batching(true)
+            .batching(batching)
             .build()
             .expect("a loopback URL is valid")
     };
-    Fixture::with_guard(batching(&url), server).with_peer(move || batching(&url))
+    Fixture::with_guard(pool(&url), server).with_peer(move || pool(&url))
 }
