@@ -35,7 +35,8 @@ pub(crate) const MAX_TASKS: usize = 64;
 /// What every case works on; shared by all tasks through an `Arc`.
 pub(crate) struct Bench {
     pub(crate) store: RedisStore<BenchUser>,
-    /// The same store on a pool with batching switched on (`RedisPoolBuilder::batching`).
+    /// The same store on a pool with batching switched on (`RedisPoolBuilder::batching`),
+    /// a contender of the peer cases.
     pub(crate) batched: RedisStore<BenchUser>,
     /// fred and redis-rs' `ConnectionManager`, for the peer cases.
     pub(crate) peers: crate::peer_cases::Peers,
@@ -115,19 +116,14 @@ impl Bench {
         .await
     }
 
-    /// The typed store of a case: the default one, or the one whose pool batches.
-    fn typed(&self, batched: bool) -> &RedisStore<BenchUser> {
-        if batched { &self.batched } else { &self.store }
-    }
-
-    /// `set` of one value (`batching set`: on the pool that batches).
-    pub(crate) async fn set(self: &Arc<Self>, tasks: usize, batched: bool) -> BenchResult<Row> {
+    /// `set` of one value.
+    pub(crate) async fn set(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 tasks,
-                move |b, task, deadline| async move {
+                |b, task, deadline| async move {
                     until!(deadline, |i| async {
-                        Ok(b.typed(batched).set(b.id(task, i), &b.value).await?)
+                        Ok(b.store.set(b.id(task, i), &b.value).await?)
                     })
                 },
                 |b, task, deadline| async move {
@@ -140,19 +136,17 @@ impl Bench {
                 },
             )
             .await?;
-        let case = if batched { "batching set" } else { "set" };
-        Ok(Row::compared(case, tasks, compared, 1.0, "ops/s"))
+        Ok(Row::compared("set", tasks, compared, 1.0, "ops/s"))
     }
 
-    /// `get` of one existing value (the `set` case wrote them; `batching get`: on the pool
-    /// that batches).
-    pub(crate) async fn get(self: &Arc<Self>, tasks: usize, batched: bool) -> BenchResult<Row> {
+    /// `get` of one existing value (the `set` case wrote them).
+    pub(crate) async fn get(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
         let compared = self
             .compare(
                 tasks,
-                move |b, task, deadline| async move {
+                |b, task, deadline| async move {
                     until!(deadline, |i| async {
-                        b.typed(batched)
+                        b.store
                             .get(b.id(task, i))
                             .await?
                             .ok_or_else(|| missing("typed get"))?;
@@ -169,8 +163,7 @@ impl Bench {
                 },
             )
             .await?;
-        let case = if batched { "batching get" } else { "get" };
-        Ok(Row::compared(case, tasks, compared, 1.0, "ops/s"))
+        Ok(Row::compared("get", tasks, compared, 1.0, "ops/s"))
     }
 
     /// `set_many` of [`BATCH`] values vs `MSET`; reported in values per second.
@@ -454,8 +447,8 @@ fn codec_iterations(args: &Args) -> u32 {
 
 /// How long a whole run takes at most, roughly, for the progress line.
 pub(crate) fn estimate(args: &Args) -> Duration {
-    // 22 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
+    // 16 compared cases (3 of them the cache's) with a quarter-slice warm-up each, 4 update
     // cases of half a case each, the peer cases (8 of 6 contenders: 30 cases' worth),
     // codecs, allocations, loading keys.
-    args.per_case * 22 * 5 / 4 + args.per_case * 32 + Duration::from_secs(15)
+    args.per_case * 16 * 5 / 4 + args.per_case * 32 + Duration::from_secs(15)
 }

@@ -123,10 +123,10 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     print_header(args.json);
     for tasks in [1, 16, 64] {
         if args.runs("set") {
-            record(bench.set(tasks, false).await?);
+            record(bench.set(tasks).await?);
         }
         if args.runs("get") {
-            record(bench.get(tasks, false).await?);
+            record(bench.get(tasks).await?);
         }
     }
     if args.runs("peer") {
@@ -139,12 +139,6 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             .await?
             .into_iter()
             .for_each(&mut record);
-    }
-    if args.runs("batching") {
-        for tasks in [1, 16, 64] {
-            record(bench.set(tasks, true).await?);
-            record(bench.get(tasks, true).await?);
-        }
     }
     for in_flight in [1, 16] {
         if args.runs("set_many") {

@@ -93,8 +93,8 @@ impl<Target> RedisPoolBuilder<Target> {
     /// Queued calls wait for a command in flight, so batching pays only where the cost of
     /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
     /// On the 2-core VM of BENCHMARKS.md it gained up to 1.26x in some runs and lost up to
-    /// 0.72x (at 16 tasks) in others. Compare `typedkv-bench --only batching` with `--only
-    /// get` on your own machine.
+    /// 0.72x (at 16 tasks) in others. Compare `typed` with `typed+batching` in
+    /// `typedkv-bench --only peer` (and `--only cluster`) on your own machine.
     ///
     /// ```
     /// use typedkv::redis::RedisPool;
