@@ -35,11 +35,6 @@ pub(crate) const MAX_TASKS: usize = 64;
 /// What every case works on; shared by all tasks through an `Arc`.
 pub(crate) struct Bench {
     pub(crate) store: RedisStore<BenchUser>,
-    /// The same store on a pool with batching switched on (`RedisPoolBuilder::batching`),
-    /// a contender of the peer cases.
-    pub(crate) batched: RedisStore<BenchUser>,
-    /// fred and redis-rs' `ConnectionManager`, for the peer cases.
-    pub(crate) peers: crate::peer_cases::Peers,
     pub(crate) raw: MultiplexedConnection,
     pub(crate) value: BenchUser,
     pub(crate) args: Args,

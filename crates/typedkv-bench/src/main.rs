@@ -89,11 +89,6 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         .shared_connections(args.shared_connections)
         .build()?;
     pool.ping().await?;
-    let batching = RedisPool::builder(url.clone())
-        .shared_connections(args.shared_connections)
-        .batching(true)
-        .build()?;
-    batching.ping().await?;
     let raw = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
@@ -106,8 +101,6 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     );
     let bench = Arc::new(Bench {
         store: RedisStore::builder(pool.clone(), PREFIX).build()?,
-        batched: RedisStore::builder(batching, PREFIX).build()?,
-        peers: peer_cases::Peers::connect(&url).await?,
         raw,
         value: payload::sample(),
         args: args.clone(),
@@ -130,8 +123,14 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         }
     }
     if args.runs("peer") {
+        // Connected only now: other runs open no connections of the peers.
+        let peers = peer_cases::Peers::connect(&url, args.shared_connections).await?;
         for op in [peer_cases::Op::Get, peer_cases::Op::Set] {
-            bench.peers(op).await?.into_iter().for_each(&mut record);
+            bench
+                .peers(&peers, op)
+                .await?
+                .into_iter()
+                .for_each(&mut record);
         }
     }
     if args.runs("cluster") {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Pool};
 use futures::future::BoxFuture;
 use redis::AsyncCommands;
-use typedkv::redis::RedisClusterPool;
-use typedkv::{RedisClusterStore, Store};
+use typedkv::redis::{RedisClusterPool, RedisPool};
+use typedkv::{RedisClusterStore, RedisStore, Store};
 use typedkv_testkit::TestCluster;
 
 use crate::args::Args;
@@ -184,29 +184,37 @@ where
     })
 }
 
-/// The peers' connections to the bench's server: fred's client and pool, and redis-rs'
+/// The peers' connections to the bench's server: fred's client and pool, redis-rs'
 /// `ConnectionManager` (its reconnecting multiplexed connection, which typedkv's shared
-/// lanes would otherwise be replaced by).
+/// lanes would otherwise be replaced by), and the typed store on a pool that batches.
 pub(crate) struct Peers {
     client: Client,
     pool: Pool,
     manager: redis::aio::ConnectionManager,
+    batched: RedisStore<BenchUser>,
 }
 
 impl Peers {
     /// Connects fred's client, a pool of [`FRED_POOL`] fred clients (fred's default
-    /// settings: commands pipelined) and a `ConnectionManager` to `url`.
-    pub(crate) async fn connect(url: &str) -> BenchResult<Peers> {
+    /// settings: commands pipelined), a `ConnectionManager` and a batching `RedisPool` (with
+    /// `shared_connections`, as the bench's own) to `url`.
+    pub(crate) async fn connect(url: &str, shared_connections: usize) -> BenchResult<Peers> {
         let builder = Builder::from_config(Config::from_url(url)?);
         let client = builder.build()?;
         client.init().await?;
         let pool = builder.build_pool(FRED_POOL)?;
         pool.init().await?;
         let manager = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
+        let batching = RedisPool::builder(url)
+            .shared_connections(shared_connections)
+            .batching(true)
+            .build()?;
+        batching.ping().await?;
         Ok(Peers {
             client,
             pool,
             manager,
+            batched: RedisStore::builder(batching, PREFIX).build()?,
         })
     }
 }
@@ -320,7 +328,7 @@ async fn measure(
 
 impl Bench {
     /// The peer cases of `op` on the bench's server (rows `peer {op} {contender}`).
-    pub(crate) async fn peers(self: &Arc<Self>, op: Op) -> BenchResult<Vec<Row>> {
+    pub(crate) async fn peers(&self, peers: &Peers, op: Op) -> BenchResult<Vec<Row>> {
         let ids = Arc::new(Ids(self.ids.clone()));
         let value = self.value.clone();
         let contenders = [
@@ -334,7 +342,7 @@ impl Bench {
             redis_rs(
                 "redis-rs manager",
                 op,
-                self.peers.manager.clone(),
+                peers.manager.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
@@ -348,18 +356,18 @@ impl Bench {
             typed(
                 "typed+batching",
                 op,
-                self.batched.clone(),
+                peers.batched.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
             fred(
                 "fred",
                 op,
-                self.peers.client.clone(),
+                peers.client.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
-            fred("fred pool4", op, self.peers.pool.clone(), ids, value),
+            fred("fred pool4", op, peers.pool.clone(), ids, value),
         ];
         measure("peer", op, &contenders, &PEER_TASKS, &self.args).await
     }
