@@ -4,7 +4,6 @@
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -334,14 +333,6 @@ async fn hung_test_pool(server: &TestRedis, warm: bool) -> RedisPool {
     pool
 }
 
-fn signal(server: &TestRedis, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Runs `calls` at once and returns how long each took and what it answered.
 async fn concurrently<R: Send + 'static>(
     calls: Vec<futures::future::BoxFuture<'static, typedkv::Result<R>>>,
@@ -376,7 +367,7 @@ async fn a_hung_server_bounds_every_call(warm: bool) {
         store.set("1", &profile(1)).await.unwrap();
     }
 
-    signal(&server, "-STOP");
+    server.signal("-STOP");
     let calls = (0..8)
         .map(|i| {
             let store = store.clone();
@@ -390,7 +381,7 @@ async fn a_hung_server_bounds_every_call(warm: bool) {
         })
         .collect();
     let outcomes = concurrently(calls).await;
-    signal(&server, "-CONT");
+    server.signal("-CONT");
 
     for (waited, result) in outcomes {
         let err = result.unwrap_err();
@@ -446,7 +437,7 @@ async fn hung_updates_of_one_key_do_not_queue(warm: bool) {
         counters.set("hits", &0).await.unwrap();
     }
 
-    signal(&server, "-STOP");
+    server.signal("-STOP");
     let calls = (0..8)
         .map(|_| {
             let counters = counters.clone();
@@ -459,7 +450,7 @@ async fn hung_updates_of_one_key_do_not_queue(warm: bool) {
         })
         .collect();
     let outcomes = concurrently(calls).await;
-    signal(&server, "-CONT");
+    server.signal("-CONT");
 
     let mut turns = 0;
     for (waited, result) in outcomes {

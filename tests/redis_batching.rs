@@ -6,7 +6,6 @@
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,14 +31,6 @@ async fn batching_store(server: &TestRedis) -> Arc<RedisStore<Profile>> {
         .unwrap();
     pool.ping().await.unwrap();
     Arc::new(RedisStore::builder(pool, "user").build().unwrap())
-}
-
-fn signal(server: &TestRedis, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// What key `i` of the mixed-type test holds.
@@ -131,7 +122,7 @@ async fn dropped_callers_do_not_break_the_others_answers() {
     let store = batching_store(&server).await;
     mixed_keys(&server, &store, KEYS).await;
 
-    signal(&server, "-STOP");
+    server.signal("-STOP");
     let calls: Vec<_> = (0..KEYS)
         .map(|i| {
             let store = Arc::clone(&store);
@@ -142,7 +133,7 @@ async fn dropped_callers_do_not_break_the_others_answers() {
     for call in calls.iter().step_by(2) {
         call.abort();
     }
-    signal(&server, "-CONT");
+    server.signal("-CONT");
     for (i, call) in calls.into_iter().enumerate() {
         match call.await {
             Ok(answer) => check_answer(i, &answer),
@@ -257,7 +248,7 @@ async fn a_hung_server_bounds_every_batched_call() {
     let store = batching_store(&server).await;
     store.set("1", &profile(1)).await.unwrap();
 
-    signal(&server, "-STOP");
+    server.signal("-STOP");
     let calls: Vec<_> = (0..64)
         .map(|i| {
             let store = Arc::clone(&store);
@@ -275,7 +266,7 @@ async fn a_hung_server_bounds_every_batched_call() {
     for call in calls {
         outcomes.push(call.await.unwrap());
     }
-    signal(&server, "-CONT");
+    server.signal("-CONT");
 
     for (waited, result) in outcomes {
         let err = result.unwrap_err();

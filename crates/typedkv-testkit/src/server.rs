@@ -116,6 +116,17 @@ impl TestRedis {
         self.server.process.id()
     }
 
+    /// Sends the server process `signal` with `kill` (`-STOP` hangs it, `-CONT` resumes it).
+    ///
+    /// Panics (this is test code) if `kill` fails.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed: {status}");
+    }
+
     /// Kills the server process now (the port is then free; connections break).
     pub fn stop(&mut self) {
         self.server.stop();
