@@ -310,6 +310,52 @@ pub enum DecodeProblem {
     /// store: another program wrote the key. Reported by scans for that key alone.
     #[error("the key's id is not UTF-8 text")]
     IdNotUtf8,
+    /// The envelope's flags byte (format 3) has bits this version of typedkv does not know
+    /// (written by a newer one), or none at all.
+    #[error("unknown envelope flags {flags:#04x}")]
+    UnknownFlags {
+        /// The flags byte found.
+        flags: u8,
+    },
+    /// The value is compressed or encrypted, and this build of typedkv lacks the feature
+    /// that reads it.
+    #[error("the value needs typedkv's `{feature}` feature")]
+    FeatureMissing {
+        /// The Cargo feature to enable.
+        feature: &'static str,
+    },
+    /// The value is encrypted, and this store has no keyring.
+    #[error("the value is encrypted (key id {key_id}) and this store has no keyring")]
+    NoKeyring {
+        /// The id of the key it was encrypted under.
+        key_id: u32,
+    },
+    /// The value is encrypted under a key id that is not in the store's keyring (a newer
+    /// key, or an old one removed too early).
+    #[error("the value is encrypted under key id {id}, which is not in the keyring")]
+    UnknownKeyId {
+        /// The key id in the stored header.
+        id: u32,
+    },
+    /// The value did not decrypt: changed after it was written (a flipped or cut byte, its
+    /// header edited), copied from another key, or encrypted under another key with the
+    /// same id.
+    #[error(
+        "the value does not decrypt under key id {key_id}: it was changed, moved from another \
+         key, or written with another key"
+    )]
+    Unauthentic {
+        /// The key id in the stored header.
+        key_id: u32,
+    },
+    /// The value is not encrypted, and the store's keyring does not
+    /// [accept unencrypted values](crate::Keyring::accept_unencrypted).
+    #[error("the value is not encrypted, and this store reads encrypted values only")]
+    NotEncrypted,
+    /// The value is compressed, and its block is corrupt or not of the length its header
+    /// claims.
+    #[error("the compressed payload is corrupt")]
+    InvalidCompression,
     /// The payload after the header is invalid for the type (corrupt, truncated, trailing bytes,
     /// or another type's layout); the codec's error is the [`Error::Decode`]'s source.
     #[error("invalid payload")]

@@ -40,9 +40,12 @@
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 //! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
 //! - `cache`: `CachedStore`, decoded values cached in process and invalidated by Redis.
+//! - `encryption`: values encrypted at rest (XChaCha20-Poly1305) under a `Keyring`.
+//! - `compression`: large values stored LZ4-compressed.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod at_rest;
 pub mod backend;
 #[cfg(feature = "cache")]
 mod cache;
@@ -63,6 +66,12 @@ mod typed;
 mod update;
 mod version;
 
+#[cfg(feature = "compression")]
+#[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+pub use crate::at_rest::Compression;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub use crate::at_rest::{EncryptionKey, Keyring};
 pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
@@ -80,7 +89,7 @@ pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;
 pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy};
 pub use crate::store::{Store, StoreExt};
-pub use crate::typed::{DEFAULT_SCHEMA_VERSION, StoreBuilder, TypedStore};
+pub use crate::typed::{DEFAULT_SCHEMA_VERSION, ReencryptReport, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
 pub use crate::version::{ParseVersionError, Version, Versioned};
 

@@ -11,6 +11,7 @@ use super::indexing::Indexes;
 use super::migration::Migrations;
 use super::telemetry::Telemetry;
 use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore};
+use crate::at_rest::AtRest;
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
 use crate::envelope::Stamp;
@@ -48,6 +49,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             migrations: Migrations::default(),
             migrations_dropped: false,
             indexes: Vec::new(),
+            at_rest: AtRest::default(),
             _values: PhantomData,
         }
     }
@@ -68,6 +70,7 @@ pub struct StoreBuilder<T, B, C> {
     /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
     migrations_dropped: bool,
     indexes: Vec<Index<T>>,
+    at_rest: AtRest,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -83,6 +86,7 @@ impl<T, B: Backend, C: Codec> std::fmt::Debug for StoreBuilder<T, B, C> {
             .field("hash_tag", &self.hash_tag)
             .field("migrations", &self.migrations.schemas().collect::<Vec<_>>())
             .field("indexes", &self.indexes)
+            .field("at_rest", &self.at_rest)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +98,52 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// zero. Default: none (values never expire).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Compresses values at rest: encoded values of at least the threshold are stored as
+    /// LZ4 blocks when that makes them smaller (see [`Compression`](crate::Compression)).
+    /// Values stored before, compressed or not, stay readable. Default: off.
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.at_rest.compression = Some(compression);
+        self
+    }
+
+    /// Encrypts values at rest under `keyring`'s current key (XChaCha20-Poly1305), each bound
+    /// to its key (`namespace:id`) and schema version: a value copied to another key, or
+    /// changed in any byte, is a [`DecodeProblem::Unauthentic`](crate::DecodeProblem)
+    /// error, never garbage. Values under the keyring's older keys stay readable;
+    /// [`TypedStore::reencrypt`] moves them to the current key. Unencrypted values are
+    /// refused unless the keyring
+    /// [accepts them](crate::Keyring::accept_unencrypted). Default: off.
+    ///
+    /// Keys (ids), TTLs, sizes and access patterns stay visible to whoever can read Redis;
+    /// see SECURITY.md. An encrypted store keeps no [indexes](Self::index) yet (`build`
+    /// refuses them): their entries would hold the indexed values in clear.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use typedkv::{EncryptionKey, Keyring, MemoryBackend, MemoryStore, Store};
+    ///
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// struct Session { user: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// // In production the key comes from a secret manager, not from the code.
+    /// let key = EncryptionKey::generate()?;
+    /// let sessions = MemoryStore::<Session>::builder(MemoryBackend::new(), "session")
+    ///     .encryption(Keyring::new(1, key))
+    ///     .build()?;
+    /// sessions.set("s1", &Session { user: "ann".into() }).await?;
+    /// assert_eq!(sessions.get("s1").await?, Some(Session { user: "ann".into() }));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+    pub fn encryption(mut self, keyring: crate::Keyring) -> Self {
+        self.at_rest.keyring = Some(Arc::new(keyring));
         self
     }
 
@@ -112,6 +162,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             migrations_dropped: self.migrations_dropped
                 || self.migrations.schemas().next().is_some(),
             indexes: self.indexes,
+            at_rest: self.at_rest,
             _values: PhantomData,
         }
     }
@@ -273,6 +324,16 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from names the current schema_version; migrations are from older ones",
             ));
         }
+        #[cfg(feature = "encryption")]
+        if let (Some(index), Some(_)) = (self.indexes.first(), &self.at_rest.keyring) {
+            // Index entries hold the indexed values in clear (DESIGN.md, "Values at rest").
+            return Err(Error::InvalidIndex {
+                index: index.name().to_owned(),
+                reason: "an encrypted store keeps no indexes yet: their entries would hold \
+                         the indexed values in clear"
+                    .to_owned(),
+            });
+        }
         let indexes = match self.indexes.is_empty() {
             true => Indexes::none(),
             false => Indexes::new(
@@ -296,6 +357,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 flights: Flights::default(),
                 size_hint: AtomicUsize::new(0),
                 telemetry: self.telemetry,
+                at_rest: self.at_rest,
             }),
             migrations: Arc::new(self.migrations),
             indexes: Arc::new(indexes),

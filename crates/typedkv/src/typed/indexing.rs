@@ -425,28 +425,24 @@ where
         progress: &mut (dyn FnMut(&IndexReport) + Send),
     ) -> Result<IndexReport> {
         let mut report = IndexReport::default();
-        let mut pages = self.key_pages();
-        while let Some(keys) = pages.next().await {
-            let keys: Vec<String> = keys?
-                .into_iter()
-                .filter_map(|key| String::from_utf8(key).ok())
-                .collect();
-            if keys.is_empty() {
+        let mut pages = self.stored_pages();
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            if page.is_empty() {
                 continue;
             }
-            let found = self.inner.backend.get_many(&keys).await?;
-            let mut ops = Vec::with_capacity(keys.len());
-            for (key, bytes) in keys.iter().zip(found) {
+            let mut ops = Vec::with_capacity(page.len());
+            for (key, bytes) in page {
                 report.scanned += 1;
                 let Some(bytes) = bytes else { continue }; // deleted meanwhile
-                let Ok(value) = self.decode(key, &bytes) else {
+                let Ok(value) = self.decode(&key, &bytes) else {
                     report.skipped += 1;
                     continue;
                 };
                 // Unchanged bytes, kept TTL: only the index entries are new. The guard makes
                 // a concurrent write win (it indexed its own value).
                 let guard = Guard::Bytes(bytes.clone());
-                ops.push(self.op(key, guard, Some((&value, bytes)), WriteExpiry::Keep)?);
+                ops.push(self.op(&key, guard, Some((&value, bytes)), WriteExpiry::Keep)?);
             }
             // The page in one step; if a guard or claim fails, op by op.
             match self.apply(ops.clone()).await {

@@ -12,14 +12,16 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::at_rest::{AtRest, Context};
 use crate::codec::Codec;
 use crate::envelope::{self, Stamp};
 use crate::error::{BoxError, DecodeProblem};
 use crate::layout::Layout;
 
 /// Decodes a value of one old schema version with the store's codec and converts it.
-type Convert<T, C> =
-    dyn Fn(&C, &[u8]) -> Result<T, (DecodeProblem, Option<BoxError>)> + Send + Sync;
+type Convert<T, C> = dyn Fn(&C, &AtRest, Context<'_>, &[u8]) -> Result<T, (DecodeProblem, Option<BoxError>)>
+    + Send
+    + Sync;
 
 /// How values of one old schema version and layout become `T`.
 struct Conversion<T, C> {
@@ -58,8 +60,8 @@ impl<T, C: Codec> Migrations<T, C> {
         let stamp = Stamp::new(schema).with_layout(Layout::of::<Old>());
         self.from
             .retain(|old| (old.schema, old.layout) != (schema, stamp.layout));
-        let decode = move |codec: &C, bytes: &[u8]| {
-            envelope::decode::<C, Old>(codec, stamp, bytes).map(&convert)
+        let decode = move |codec: &C, at_rest: &AtRest, context: Context<'_>, bytes: &[u8]| {
+            envelope::decode_at_rest::<C, Old>(codec, stamp, at_rest, context, bytes).map(&convert)
         };
         self.from.push(Conversion {
             schema,
@@ -73,12 +75,14 @@ impl<T, C: Codec> Migrations<T, C> {
     pub(crate) fn convert(
         &self,
         codec: &C,
+        at_rest: &AtRest,
+        context: Context<'_>,
         schema: u32,
         bytes: &[u8],
     ) -> Option<Result<T, (DecodeProblem, Option<BoxError>)>> {
         let mut outcome = None;
         for old in self.from.iter().filter(|old| old.schema == schema) {
-            let converted = (old.convert)(codec, bytes);
+            let converted = (old.convert)(codec, at_rest, context, bytes);
             if !matches!(converted, Err((DecodeProblem::LayoutMismatch { .. }, _))) {
                 return Some(converted);
             }

@@ -1,13 +1,15 @@
 //! [`Store<T>`] implemented once, over any [`Backend`]: keys, codec + envelope, TTL policy.
 //!
 //! `builder.rs` configures a store; `loading.rs` and `scanning.rs` hold the machinery of
-//! `get_or_load` and `scan`; `migration.rs` reads older schema versions;
+//! `get_or_load` and `scan`; `migration.rs` reads older schema versions; `reencrypt.rs`
+//! moves values to the current key after a rotation;
 //! `telemetry.rs` reports every operation (tracing spans, metrics).
 
 mod builder;
 mod indexing;
 mod loading;
 mod migration;
+mod reencrypt;
 mod scanning;
 pub(crate) mod telemetry;
 #[cfg(test)]
@@ -15,6 +17,7 @@ mod tests;
 mod turns;
 
 pub use self::builder::StoreBuilder;
+pub use self::reencrypt::ReencryptReport;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,6 +30,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::at_rest::{AtRest, Context};
 use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
@@ -76,6 +80,8 @@ struct Inner<B, C> {
     size_hint: AtomicUsize,
     /// What operations report beyond their span (see `telemetry.rs`).
     telemetry: Telemetry,
+    /// Compression and encryption of stored values (see `at_rest`).
+    at_rest: AtRest,
 }
 
 impl<T, B, C> Clone for TypedStore<T, B, C> {
@@ -125,12 +131,19 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     {
         let inner = &*self.inner;
         let hint = inner.size_hint.load(Ordering::Relaxed);
-        let bytes = envelope::encode(&inner.codec, inner.stamp, value, hint).map_err(|source| {
-            Error::Encode {
-                key: key.to_owned(),
-                codec: inner.codec.name(),
-                source,
-            }
+        let context = self.context(key);
+        let bytes = envelope::encode_at_rest(
+            &inner.codec,
+            inner.stamp,
+            &inner.at_rest,
+            context,
+            value,
+            hint,
+        )
+        .map_err(|source| Error::Encode {
+            key: key.to_owned(),
+            codec: inner.codec.name(),
+            source,
         })?;
         inner.size_hint.store(bytes.len(), Ordering::Relaxed);
         Ok(bytes)
@@ -141,9 +154,13 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         T: DeserializeOwned,
     {
         let inner = &*self.inner;
-        let mut decoded = envelope::decode(&inner.codec, inner.stamp, bytes);
+        let context = self.context(key);
+        let mut decoded =
+            envelope::decode_at_rest(&inner.codec, inner.stamp, &inner.at_rest, context, bytes);
         if let Err((DecodeProblem::SchemaMismatch { found, .. }, _)) = decoded
-            && let Some(converted) = self.migrations.convert(&inner.codec, found, bytes)
+            && let Some(converted) =
+                self.migrations
+                    .convert(&inner.codec, &inner.at_rest, context, found, bytes)
         {
             decoded = converted;
         }
@@ -154,6 +171,15 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             problem,
             source,
         })
+    }
+
+    /// What an encrypted value at `key` (a key of this store's keyspace) is bound to.
+    fn context<'k>(&'k self, key: &'k str) -> Context<'k> {
+        let keyspace = &self.inner.keyspace;
+        Context {
+            namespace: keyspace.namespace(),
+            id: key.strip_prefix(keyspace.prefix()).unwrap_or(key),
+        }
     }
 
     /// The value at `key` and its remaining life, read together.

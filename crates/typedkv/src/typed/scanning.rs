@@ -16,6 +16,9 @@ use crate::codec::Codec;
 use crate::error::{DecodeProblem, Error, Result};
 use crate::keyspace::key_text;
 
+/// A key with a text id and its stored bytes (`None`: deleted since the scan saw it).
+pub(super) type Stored = (String, Option<Bytes>);
+
 /// Keys asked for per `SCAN` page (Redis' `COUNT` hint).
 const SCAN_PAGE: usize = 1000;
 
@@ -49,6 +52,28 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
             })
         })
         .boxed()
+    }
+
+    /// The namespace's keys whose ids are text, with their stored bytes, page by page: what whole-namespace passes (`rebuild_indexes`,
+    /// `reencrypt`) work through. Keys with other ids are not this store's values: skipped.
+    pub(super) fn stored_pages(&self) -> BoxStream<'static, Result<Vec<Stored>>> {
+        let store = self.clone();
+        self.key_pages()
+            .then(move |keys| {
+                let store = store.clone();
+                async move {
+                    let keys: Vec<String> = keys?
+                        .into_iter()
+                        .filter_map(|key| String::from_utf8(key).ok())
+                        .collect();
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let found = store.inner.backend.get_many(&keys).await?;
+                    Ok(keys.into_iter().zip(found).collect())
+                }
+            })
+            .boxed()
     }
 
     /// A key from [`key_pages`](Self::key_pages) as text, or the error item of a key whose
