@@ -65,7 +65,7 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
     let mut other_codec = good.clone();
     other_codec[4] = 200;
     let mut newer_format = good.clone();
-    newer_format[3] = typedkv::envelope::FORMAT + 1;
+    newer_format[3] = typedkv::envelope::FORMAT_SEALED + 1;
     let other_layout = typedkv::envelope::Stamp::new(1).with_layout(typedkv::Layout::of::<u8>());
     let other_layout =
         typedkv::envelope::encode(&typedkv::Bincode::new(), other_layout, &profile(1), 0).unwrap();
@@ -123,7 +123,7 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
             "newer-format",
             newer_format,
             DecodeProblem::UnknownEnvelope {
-                found: typedkv::envelope::FORMAT + 1,
+                found: typedkv::envelope::FORMAT_SEALED + 1,
             },
         ),
         (
@@ -150,11 +150,7 @@ pub async fn unreadable_bytes_are_decode_errors<B: Backend>(backend: B) {
 pub async fn hostile_length_prefix_is_refused<B: Backend>(backend: B) {
     let hostile = |before: &[u8]| {
         let mut bytes = Vec::new();
-        Header {
-            codec: 1,
-            stamp: typedkv::envelope::Stamp::new(1),
-        }
-        .write(&mut bytes);
+        Header::new(1, typedkv::envelope::Stamp::new(1)).write(&mut bytes);
         bytes.extend_from_slice(before);
         bytes.push(0xFD); // bincode varint marker: a u64 follows
         bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());

@@ -8,6 +8,7 @@
 //! and [`typed_layer_tests!`](crate::typed_layer_tests) runs them (typedkv runs them once, on
 //! the in-memory backend).
 
+mod at_rest;
 mod batch;
 mod conditions;
 mod crud;
@@ -22,6 +23,7 @@ mod update;
 pub mod values;
 mod versions;
 
+pub use self::at_rest::*;
 pub use self::batch::*;
 pub use self::conditions::*;
 pub use self::crud::*;
@@ -127,6 +129,11 @@ macro_rules! __conformance_list {
             rebuild_and_repair_indexes,
             panicking_extractors_are_errors,
             migrated_values_are_indexed_on_write_back,
+            encrypted_values_round_trip_and_rotate,
+            adopting_encryption_on_existing_data,
+            moved_encrypted_values_fail_to_decrypt,
+            corrupted_sealed_values_are_decode_errors,
+            compressed_values_shrink_and_bombs_are_refused,
             ]
             fixture = [
                 update_from_two_clients,
@@ -155,6 +162,7 @@ macro_rules! __typed_layer_list {
                 update_refuses_undecodable_values,
                 migration_mistakes_are_refused,
                 a_changed_type_is_detected_without_a_schema_bump,
+                encryption_keys_are_never_printed,
             ]
             fixture = []
         }
