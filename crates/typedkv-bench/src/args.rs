@@ -32,7 +32,8 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                shared connections of the typed store's pool (default: the pool's default)
   --only CASE  run only the cases whose name starts with CASE (e.g. get_many, codec, get@,
                peer: typed with and without batching, redis-rs and fred side by side;
-               cluster: the same on a private 3+3 cluster)
+               cluster: the same on a private 3+3 cluster;
+               encryption, compression: the cost of values at rest)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";

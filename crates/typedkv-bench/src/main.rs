@@ -7,6 +7,7 @@
 
 mod allocs;
 mod args;
+mod at_rest_cases;
 mod cache_cases;
 mod cases;
 mod chart;
@@ -172,6 +173,12 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             .for_each(&mut record);
         single_threaded.into_iter().for_each(&mut record);
     }
+    if args.runs("encryption") || args.runs("compression") {
+        at_rest_cases::at_rest(&args)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
+    }
     if args.runs("allocs") {
         bench.allocations().await?.into_iter().for_each(&mut record);
     }
@@ -310,6 +317,27 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("find_by(10)", tasks, 0.9);
     }
     peer_targets(&find, &mut targets);
+    for (case, name, limit) in [
+        (
+            "encryption_83B_ns",
+            "encryption per set+get of 83 bytes, ns",
+            1000.0,
+        ),
+        (
+            "compression_16KiB_ratio",
+            "compressed/plain size of 16 KiB JSON",
+            0.5,
+        ),
+    ] {
+        if let Some(row) = find(case, 1) {
+            targets.push(Target {
+                name: name.into(),
+                value: row.typed,
+                limit,
+                at_least: false,
+            });
+        }
+    }
     for (case, name) in [
         ("codec_bincode", "codec_bincode encode+decode ns"),
         ("codec_bincode_1thread", "  same, single-threaded process"),
