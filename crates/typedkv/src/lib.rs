@@ -40,7 +40,7 @@
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 //! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
 //! - `cache`: `CachedStore`, decoded values cached in process and invalidated by Redis.
-//! - `encryption`: values encrypted at rest (XChaCha20-Poly1305) under a `Keyring`.
+//! - `encryption`: values encrypted at rest (AES-256-GCM) under a `Keyring`.
 //! - `compression`: large values stored LZ4-compressed.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

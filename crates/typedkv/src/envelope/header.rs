@@ -18,9 +18,10 @@ pub const HEADER_LEN_V1: usize = 9;
 pub const FORMAT_SEALED: u8 = 3;
 /// Flag: the payload is an LZ4 block; its length before compression follows the flags.
 pub const FLAG_LZ4: u8 = 0b01;
-/// Flag: the payload is encrypted with XChaCha20-Poly1305; key id and nonce follow.
+/// Flag: the payload is encrypted with AES-256-GCM; key id and nonce field follow.
 pub const FLAG_ENCRYPTED: u8 = 0b10;
-/// Length of an encrypted value's nonce.
+/// Length of an encrypted value's nonce field: the writer's 16-byte salt (its subkey), then
+/// its 8-byte counter (the GCM nonce).
 pub const NONCE_LEN: usize = 24;
 /// Length of the authentication tag after an encrypted payload.
 pub const TAG_LEN: usize = 16;
@@ -72,7 +73,7 @@ impl Seal {
 pub struct Encrypted {
     /// The id of the key in the writer's keyring.
     pub key_id: u32,
-    /// The random nonce it was encrypted with.
+    /// The writer's salt (16 bytes) and counter (8 bytes, little endian).
     pub nonce: [u8; NONCE_LEN],
 }
 

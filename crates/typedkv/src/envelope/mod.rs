@@ -20,7 +20,7 @@
 //! | 1 | flags: bit 0 ([`FLAG_LZ4`]) compressed, bit 1 ([`FLAG_ENCRYPTED`]) encrypted; other bits are refused |
 //! | 4 | if compressed: the payload's length before compression, u32 little endian |
 //! | 4 | if encrypted: the key id, u32 little endian |
-//! | 24 | if encrypted: the XChaCha20-Poly1305 nonce |
+//! | 24 | if encrypted: the writer's subkey salt (16 bytes) and nonce counter (8, little endian) |
 //!
 //! then the payload: compressed (an LZ4 block) if flagged, then encrypted (ciphertext and
 //! its 16-byte tag) if flagged. A plain codec's sealed value has codec id `0`. Plain values
