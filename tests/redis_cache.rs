@@ -241,3 +241,59 @@ async fn racing_fills_never_cache_an_older_value() {
     assert!(stats.hits > 0 && stats.invalidations > 0, "{stats:?}");
     eprintln!("{stats:?}");
 }
+
+/// An encrypted store under the cache: the cache holds decrypted values and is invalidated
+/// like any other; a value moved by redis-cli's `COPY` or `RENAME` fails to decrypt under
+/// its new key, through the cache as through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_values_are_cached_decrypted_and_moved_ones_refused() {
+    use typedkv::{DecodeProblem, EncryptionKey, Error, Keyring};
+    let sealed = |pool: &RedisPool| -> RedisStore<Profile> {
+        RedisStore::builder(pool.clone(), "user")
+            .encryption(Keyring::new(1, EncryptionKey::from_bytes([0x42; 32])))
+            .build()
+            .unwrap()
+    };
+    let server = TestRedis::start().await;
+    let cache = CachedStore::builder(sealed(&server.pool()))
+        .build()
+        .await
+        .unwrap();
+    set_and_await_echo(&cache, "1", &profile(1)).await;
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.stats().hits, 1);
+
+    let other = sealed(&RedisPool::from_url(server.url()).unwrap());
+    other.set("1", &profile(2)).await.unwrap();
+    eventually("the other client's write", || async {
+        cache.get("1").await.unwrap() == Some(profile(2))
+    })
+    .await;
+
+    let cli = |args: &[&str]| {
+        let port = server.port().to_string();
+        let out = Command::new("redis-cli")
+            .args(["-p", port.as_str()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    cli(&["COPY", "user:1", "user:copied"]);
+    cli(&["RENAME", "user:1", "user:renamed"]);
+    for id in ["copied", "renamed"] {
+        match cache.get(id).await {
+            Err(Error::Decode {
+                problem: DecodeProblem::Unauthentic { key_id: 1 },
+                key,
+                ..
+            }) => assert_eq!(key, format!("user:{id}")),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    eventually("the RENAME's invalidation", || async {
+        cache.get("1").await.unwrap().is_none()
+    })
+    .await;
+}

@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use typedkv::envelope::{FLAG_LZ4, FORMAT_SEALED, HEADER_LEN, Header, Seal, Stamp};
+use typedkv::index::ops::Lex;
 use typedkv::{
-    Backend, Compression, DecodeProblem, EncryptionKey, Error, Keyring, Loaded, SetOptions, Store,
-    StoreExt, TypedStore, Update,
+    Backend, Compression, DecodeProblem, EncryptionKey, Error, Index, Keyring, Loaded, Order,
+    SetOptions, Store, StoreExt, TypedStore, Update,
 };
 
 use super::encoding::{assert_decode_error, write_raw};
+use super::indexes::{Account, account, ids_by};
 use super::values::{Profile, profile};
 
 const KEY_1: [u8; 32] = [0x11; 32];
@@ -140,6 +142,33 @@ pub async fn adopting_encryption_on_existing_data<B: Backend>(backend: B) {
     let report = lenient.reencrypt(&mut |_| {}).await.unwrap();
     assert_eq!(report.rewritten, 1);
     assert_eq!(strict.get("1").await.unwrap(), Some(profile(1)));
+}
+
+/// Values of an older schema version read through a migration when encrypted, and the
+/// write-back stores them encrypted under the current schema version.
+pub async fn encrypted_old_schemas_are_migrated<B: Backend>(backend: B) {
+    let keyring = || Keyring::new(1, key(KEY_1));
+    let v1 = TypedStore::<String, B>::builder(backend.clone(), "mig")
+        .encryption(keyring())
+        .build()
+        .unwrap();
+    v1.set("1", &"ann".to_string()).await.unwrap();
+    let v2 = TypedStore::<(String, u32), B>::builder(backend.clone(), "mig")
+        .schema_version(2)
+        .migrate_from(1, |name: String| (name, 0))
+        .write_back_migrated(true)
+        .encryption(keyring())
+        .build()
+        .unwrap();
+    assert_eq!(v2.get("1").await.unwrap(), Some(("ann".to_string(), 0)));
+    let bytes = backend.get("mig:1").await.unwrap().unwrap();
+    let (header, _) = Header::parse(&bytes).unwrap();
+    assert_eq!(
+        header.stamp.schema, 2,
+        "the converted value was written back"
+    );
+    assert_eq!(header.seal.encrypted.map(|e| e.key_id), Some(1));
+    assert_eq!(v2.get("1").await.unwrap(), Some(("ann".to_string(), 0)));
 }
 
 /// A value copied to another key or namespace (as `COPY`/`RENAME` would), or whose header
@@ -317,4 +346,74 @@ pub async fn encryption_keys_are_never_printed<B: Backend>(backend: B) {
             "{text}"
         );
     }
+}
+
+/// Equality and unique indexes of an encrypted store find by value while their entries hold
+/// keyed hashes, never the values; a unique conflict does not name the value in clear; a
+/// new index key finds nothing until the indexes are rebuilt; range indexes, and indexes
+/// without an index key, are refused.
+pub async fn encrypted_indexes_hold_no_values_in_clear<B: Backend>(backend: B) {
+    let indexed = |index_key: [u8; 32]| {
+        TypedStore::<Account, B>::builder(backend.clone(), "vault")
+            .hash_tag(true)
+            .encryption(Keyring::new(1, key(KEY_1)).with_index_key(key(index_key)))
+            .index(Index::equality("email", |a: &Account| [a.email.clone()]))
+            .index(Index::unique("handle", |a: &Account| [a.handle.clone()]))
+    };
+    let users = indexed(KEY_2).build().unwrap();
+    let email = "ann@example.com";
+    users
+        .set("1", &account(email, "ann", &[], 1))
+        .await
+        .unwrap();
+    users
+        .set("2", &account(email, "bob", &[], 2))
+        .await
+        .unwrap();
+    assert_eq!(ids_by(&users, "email", email).await, ["1", "2"]);
+    assert_eq!(users.count_by("email", email.as_bytes()).await.unwrap(), 2);
+    let (id, _) = users.find_one_by("handle", b"bob").await.unwrap().unwrap();
+    assert_eq!(id, "2");
+    match users
+        .set("3", &account("x@example.com", "bob", &[], 3))
+        .await
+    {
+        Err(Error::UniqueViolation { index, value, .. }) => {
+            assert_eq!(index, "handle");
+            assert!(!value.contains("bob"), "{value}");
+        }
+        other => panic!("a taken handle was not refused: {other:?}"),
+    }
+
+    let space = users.index_space();
+    for (n, clear) in [(0, &b"ann@example.com"[..]), (1, &b"bob"[..])] {
+        let all = (&Lex::Min, &Lex::Max);
+        let members = backend.index_members(space, n, all, Order::Ascending, 100);
+        let members = members.await.unwrap();
+        assert_eq!(members.len(), 2, "index {n}");
+        for member in members {
+            assert!(
+                !member.windows(clear.len()).any(|w| w == clear),
+                "{member:?}"
+            );
+        }
+    }
+
+    // Another index key: nothing found until the indexes are rebuilt with it.
+    let rekeyed = indexed([0x33; 32]).build().unwrap();
+    assert!(ids_by(&rekeyed, "email", email).await.is_empty());
+    rekeyed.rebuild_indexes(&mut |_| {}).await.unwrap();
+    assert_eq!(ids_by(&rekeyed, "email", email).await, ["1", "2"]);
+
+    let refused = |builder: typedkv::StoreBuilder<Account, B, typedkv::Bincode>| {
+        matches!(builder.build(), Err(Error::InvalidIndex { .. }))
+    };
+    assert!(refused(
+        indexed(KEY_2).index(Index::range("score", |a: &Account| Some(a.score)))
+    ));
+    let without_index_key = TypedStore::<Account, B>::builder(backend.clone(), "vault")
+        .hash_tag(true)
+        .encryption(Keyring::new(1, key(KEY_1)))
+        .index(Index::equality("email", |a: &Account| [a.email.clone()]));
+    assert!(refused(without_index_key));
 }

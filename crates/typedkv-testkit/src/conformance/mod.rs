@@ -134,6 +134,8 @@ macro_rules! __conformance_list {
             moved_encrypted_values_fail_to_decrypt,
             corrupted_sealed_values_are_decode_errors,
             compressed_values_shrink_and_bombs_are_refused,
+            encrypted_indexes_hold_no_values_in_clear,
+            encrypted_old_schemas_are_migrated,
             ]
             fixture = [
                 update_from_two_clients,

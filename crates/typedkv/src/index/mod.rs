@@ -9,6 +9,7 @@
 pub(crate) mod members;
 pub mod ops;
 mod query;
+pub(crate) mod terms;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use self::query::{DEFAULT_RANGE_LIMIT, Order, RangeCursor, RangeKey, RangePage, RangeQuery};
 
+use self::terms::Terms;
 use crate::error::{Error, Result};
 
 /// Longest accepted index name, in bytes.
@@ -162,11 +164,13 @@ impl<T> Index<T> {
         Ok(all)
     }
 
-    /// Whether `value` gives `wanted` (a query checking an answer); a panic as in
-    /// [`values_of`](Self::values_of).
-    pub(crate) fn gives(&self, key: &str, value: &T, wanted: &[u8]) -> Result<bool> {
+    /// Whether `value` gives the stored term `wanted` (a query checking an answer); a panic
+    /// as in [`values_of`](Self::values_of).
+    pub(crate) fn gives(&self, key: &str, value: &T, wanted: &[u8], terms: &Terms) -> Result<bool> {
         let mut found = false;
-        self.visit(key, value, &mut |v| found |= v == wanted)?;
+        self.visit(key, value, &mut |v| {
+            found |= terms.of(&self.name, v).as_ref() == wanted;
+        })?;
         Ok(found)
     }
 

@@ -17,6 +17,7 @@ use crate::codec::{Bincode, Codec};
 use crate::envelope::Stamp;
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::index::terms::Terms;
 use crate::keyspace::Keyspace;
 use crate::layout::Layout;
 use crate::load::Flights;
@@ -111,7 +112,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         self
     }
 
-    /// Encrypts values at rest under `keyring`'s current key (XChaCha20-Poly1305), each bound
+    /// Encrypts values at rest under `keyring`'s current key (AES-256-GCM), each bound
     /// to its key (`namespace:id`) and schema version: a value copied to another key, or
     /// changed in any byte, is a [`DecodeProblem::Unauthentic`](crate::DecodeProblem)
     /// error, never garbage. Values under the keyring's older keys stay readable;
@@ -120,8 +121,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// [accepts them](crate::Keyring::accept_unencrypted). Default: off.
     ///
     /// Keys (ids), TTLs, sizes and access patterns stay visible to whoever can read Redis;
-    /// see SECURITY.md. An encrypted store keeps no [indexes](Self::index) yet (`build`
-    /// refuses them): their entries would hold the indexed values in clear.
+    /// see SECURITY.md. [Equality and unique indexes](Self::index) of an encrypted store
+    /// hold keyed hashes of their values (HMAC-SHA256 under
+    /// [`Keyring::with_index_key`](crate::Keyring::with_index_key), required then); range
+    /// indexes, whose entries must keep their values in order, are refused at `build`.
     ///
     /// ```
     /// use serde::{Deserialize, Serialize};
@@ -324,15 +327,16 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 "migrate_from names the current schema_version; migrations are from older ones",
             ));
         }
+        #[allow(unused_mut)]
+        let mut terms = Terms::default();
         #[cfg(feature = "encryption")]
-        if let (Some(index), Some(_)) = (self.indexes.first(), &self.at_rest.keyring) {
-            // Index entries hold the indexed values in clear (DESIGN.md, "Values at rest").
-            return Err(Error::InvalidIndex {
+        if let (Some(index), Some(keyring)) = (self.indexes.first(), &self.at_rest.keyring) {
+            terms = keyring.index_terms().ok_or_else(|| Error::InvalidIndex {
                 index: index.name().to_owned(),
-                reason: "an encrypted store keeps no indexes yet: their entries would hold \
-                         the indexed values in clear"
+                reason: "an encrypted store's indexes need Keyring::with_index_key: their \
+                         entries hold keyed hashes of the values, not the values"
                     .to_owned(),
-            });
+            })?;
         }
         let indexes = match self.indexes.is_empty() {
             true => Indexes::none(),
@@ -341,6 +345,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 &keyspace,
                 self.backend.index_support(),
                 self.hash_tag,
+                terms,
             )?,
         };
         // Traced once per store.

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::index::members::{prefix_range, range_member, value_member, value_prefix};
 use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
 use crate::index::ops::{IndexSupport, member_id};
+use crate::index::terms::Terms;
 use crate::index::{Index, IndexKind, IndexReport, Order, RangePage, RangeQuery};
 use crate::index::{RangeCursor, check_name};
 use crate::keyspace::{Keyspace, key_text};
@@ -26,6 +27,8 @@ const PAGE: usize = 256;
 pub(super) struct Indexes<T> {
     declared: Vec<Index<T>>,
     space: IndexSpace,
+    /// How equality and unique values become stored terms (keyed hashes when encrypted).
+    terms: Terms,
 }
 
 impl<T> Indexes<T> {
@@ -35,6 +38,7 @@ impl<T> Indexes<T> {
         keyspace: &Keyspace,
         support: IndexSupport,
         hash_tagged: bool,
+        terms: Terms,
     ) -> Result<Self> {
         // Values, records and index entries must share a slot to change atomically.
         let spread = support == IndexSupport::SameSlot && !hash_tagged;
@@ -59,6 +63,12 @@ impl<T> Indexes<T> {
                      values and index entries share a slot and change atomically",
                 ));
             }
+            if terms.is_keyed() && index.kind() == IndexKind::Range {
+                return Err(refuse(
+                    "an encrypted store keeps no range indexes: their entries must hold the \
+                     values in clear to keep them in order",
+                ));
+            }
             let (members, expiries) = keyspace.index_keys(index.name());
             indexes.push(IndexKeys {
                 name: index.name().to_owned(),
@@ -74,6 +84,7 @@ impl<T> Indexes<T> {
                 indexes,
             },
             declared,
+            terms,
         })
     }
 
@@ -85,6 +96,7 @@ impl<T> Indexes<T> {
                 record_prefix: String::new(),
                 indexes: Vec::new(),
             },
+            terms: Terms::default(),
         }
     }
 
@@ -108,6 +120,12 @@ where
         !self.indexes.is_empty()
     }
 
+    /// The index keys this store asks its backend to keep (empty without indexes): for
+    /// backend implementations and tests that inspect index entries.
+    pub fn index_space(&self) -> &IndexSpace {
+        &self.indexes.space
+    }
+
     /// The members `value` gives, per index, as the entity `id` at `key`.
     fn members_of(&self, key: &str, id: &str, value: &T) -> Result<Vec<Vec<Bytes>>> {
         self.indexes
@@ -115,11 +133,12 @@ where
             .iter()
             .map(|index| {
                 let values = index.values_of(key, value)?;
+                let terms = &self.indexes.terms;
                 Ok(values
                     .iter()
                     .map(|v| match index.kind() {
                         IndexKind::Range => range_member(v, id),
-                        _ => value_member(v, id),
+                        _ => value_member(&terms.of(index.name(), v), id),
                     })
                     .collect())
             })
@@ -317,7 +336,7 @@ where
                 None => None, // deleted or expired since
             };
             match value {
-                Some(value) if index.gives(key, &value, wanted)? => {
+                Some(value) if index.gives(key, &value, wanted, &self.indexes.terms)? => {
                     holders.push((id.to_owned(), value));
                 }
                 _ => stale.push(member.clone()),
@@ -341,7 +360,8 @@ where
             Ok((n, _)) => n,
             Err(e) => return stream::once(async { Err(e) }).boxed(),
         };
-        let (lo, hi) = prefix_range(&value_prefix(value));
+        let term = self.indexes.terms.of(name, value);
+        let (lo, hi) = prefix_range(&value_prefix(&term));
         let store = self.clone();
         // State: where the next page starts, `None` once the last page was read.
         stream::try_unfold(Some(lo), move |from| {
@@ -366,7 +386,8 @@ where
 
     pub(super) async fn count_of(&self, name: &str, value: &[u8]) -> Result<u64> {
         let (n, _) = self.index_named(name, &[IndexKind::Equality, IndexKind::Unique])?;
-        let (lo, hi) = prefix_range(&value_prefix(value));
+        let term = self.indexes.terms.of(name, value);
+        let (lo, hi) = prefix_range(&value_prefix(&term));
         self.inner
             .backend
             .index_count(&self.indexes.space, n, (&lo, &hi))
