@@ -144,6 +144,48 @@ pub async fn adopting_encryption_on_existing_data<B: Backend>(backend: B) {
     assert_eq!(strict.get("1").await.unwrap(), Some(profile(1)));
 }
 
+/// A plain codec's values (JSON) are sealed too: encrypted and compressed values carry an
+/// envelope with codec id 0, values too small to compress stay plain JSON when only
+/// compression is on, and plain JSON written before still reads.
+pub async fn json_values_are_sealed_too<B: Backend>(backend: B) {
+    use typedkv::codec::Json;
+    let json = |namespace: &str| {
+        TypedStore::<Profile, B>::builder(backend.clone(), namespace).codec(Json::new())
+    };
+    let sealed = json("jsealed")
+        .encryption(Keyring::new(1, key(KEY_1)))
+        .build()
+        .unwrap();
+    sealed.set("1", &profile(1)).await.unwrap();
+    let bytes = backend.get("jsealed:1").await.unwrap().unwrap();
+    let (header, _) = Header::parse(&bytes).unwrap();
+    assert_eq!(header.codec, 0);
+    assert_eq!(header.seal.encrypted.map(|e| e.key_id), Some(1));
+    assert_eq!(sealed.get("1").await.unwrap(), Some(profile(1)));
+
+    let zipped = json("jzip")
+        .compression(Compression::lz4().threshold(200))
+        .build()
+        .unwrap();
+    json("jzip")
+        .build()
+        .unwrap()
+        .set("old", &profile(2))
+        .await
+        .unwrap();
+    zipped.set("small", &profile(3)).await.unwrap();
+    let mut large = profile(4);
+    large.name = "a long name ".repeat(100);
+    zipped.set("large", &large).await.unwrap();
+    let small = backend.get("jzip:small").await.unwrap().unwrap();
+    assert_eq!(small.first(), Some(&b'{'), "a small value stays plain JSON");
+    let (seal, _) = stored_seal(&backend, "jzip:large").await;
+    assert!(seal.compressed.is_some());
+    assert_eq!(zipped.get("old").await.unwrap(), Some(profile(2)));
+    assert_eq!(zipped.get("small").await.unwrap(), Some(profile(3)));
+    assert_eq!(zipped.get("large").await.unwrap(), Some(large));
+}
+
 /// Values of an older schema version read through a migration when encrypted, and the
 /// write-back stores them encrypted under the current schema version.
 pub async fn encrypted_old_schemas_are_migrated<B: Backend>(backend: B) {

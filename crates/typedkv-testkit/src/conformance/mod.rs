@@ -136,6 +136,7 @@ macro_rules! __conformance_list {
             compressed_values_shrink_and_bombs_are_refused,
             encrypted_indexes_hold_no_values_in_clear,
             encrypted_old_schemas_are_migrated,
+            json_values_are_sealed_too,
             ]
             fixture = [
                 update_from_two_clients,

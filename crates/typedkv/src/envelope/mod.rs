@@ -90,8 +90,8 @@ pub(crate) fn encode_at_rest<C: Codec, T: Serialize + ?Sized>(
 ///
 /// Never panics and never decodes a payload the header says is of another codec, schema
 /// version or layout. A value without a layout fingerprint, or a stamp without one, is
-/// checked by schema version only. A compressed or encrypted value is an error here
-/// (`FeatureMissing` or `NoKeyring`): the stores read those.
+/// checked by schema version only. Compressed values are decompressed (with the
+/// `compression` feature); an encrypted one is `NoKeyring` here: the stores read those.
 pub fn decode<C: Codec, T: DeserializeOwned>(
     codec: &C,
     stamp: Stamp,

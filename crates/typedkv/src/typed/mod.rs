@@ -105,6 +105,7 @@ impl<T, B: Backend, C: Codec> fmt::Debug for TypedStore<T, B, C> {
             .field("layout", &self.inner.stamp.layout)
             .field("default_ttl", &self.inner.default_ttl)
             .field("indexes", &self.indexes.names())
+            .field("at_rest", &self.inner.at_rest)
             .finish()
     }
 }
