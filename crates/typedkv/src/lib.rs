@@ -39,6 +39,8 @@
 //! - `json`: the [`Json`](codec::Json) codec (plain JSON values, readable by any client).
 //! - `tls`: `rediss://` URLs, through rustls; certificates are always verified.
 //! - `cluster`: Redis Cluster, `RedisClusterPool` and `RedisClusterStore`.
+//! - `sentinel`: a master found and followed through Redis Sentinel, `RedisSentinelPool` and
+//!   `RedisSentinelStore`.
 //! - `cache`: `CachedStore`, decoded values cached in process and invalidated by Redis.
 //! - `encryption`: values encrypted at rest (AES-256-GCM) under a `Keyring`.
 //! - `compression`: large values stored LZ4-compressed.
@@ -104,6 +106,12 @@ pub type RedisStore<T, C = Bincode> = TypedStore<T, redis::RedisPool, C>;
 #[cfg(feature = "cluster")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub type RedisClusterStore<T, C = Bincode> = TypedStore<T, redis::RedisClusterPool, C>;
+
+/// A typed store on the master Redis Sentinel names, from [`TypedStore::builder`] with a
+/// [`RedisSentinelPool`](redis::RedisSentinelPool) (feature `sentinel`).
+#[cfg(feature = "sentinel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+pub type RedisSentinelStore<T, C = Bincode> = TypedStore<T, redis::RedisSentinelPool, C>;
 
 /// A typed store in process memory, with the same semantics as [`RedisStore`].
 pub type MemoryStore<T, C = Bincode> = TypedStore<T, MemoryBackend, C>;

@@ -1,4 +1,5 @@
-//! [`RedisPool`] as a [`Backend`]: every command as `commands.rs` sends it.
+//! [`RedisPool`] (and, with the `sentinel` feature, `RedisSentinelPool`) as a [`Backend`]:
+//! every command as `commands.rs` sends it.
 
 use super::RedisPool;
 use super::commands::forward_commands_to_shared;
@@ -7,34 +8,48 @@ use crate::backend::{Write, WriteExpiry};
 use crate::error::Result;
 use crate::options::Expiry;
 
-impl Backend for RedisPool {
-    forward_commands_to_shared!();
+/// `impl Backend` for a pool of one server at a time (standalone, or the master Sentinel
+/// names): every command through the pool's `Shared`, indexes atomic in one script.
+macro_rules! single_server_backend {
+    ($pool:ty) => {
+        impl Backend for $pool {
+            forward_commands_to_shared!();
 
-    fn index_support(&self) -> crate::index::ops::IndexSupport {
-        crate::index::ops::IndexSupport::Atomic
-    }
+            fn index_support(&self) -> crate::index::ops::IndexSupport {
+                crate::index::ops::IndexSupport::Atomic
+            }
 
-    async fn apply_indexed(
-        &self,
-        space: &crate::index::ops::IndexSpace,
-        ops: Vec<crate::index::ops::IndexedOp>,
-    ) -> Result<crate::index::ops::Applied> {
-        self.shared().apply_indexed(space, ops).await
-    }
+            async fn apply_indexed(
+                &self,
+                space: &crate::index::ops::IndexSpace,
+                ops: Vec<crate::index::ops::IndexedOp>,
+            ) -> Result<crate::index::ops::Applied> {
+                self.shared().apply_indexed(space, ops).await
+            }
 
-    async fn scan_page(
-        &self,
-        prefix: &str,
-        cursor: u64,
-        count: usize,
-    ) -> Result<(u64, Vec<Bytes>)> {
-        self.shared().scan_page(prefix, cursor, count).await
-    }
+            async fn scan_page(
+                &self,
+                prefix: &str,
+                cursor: u64,
+                count: usize,
+            ) -> Result<(u64, Vec<Bytes>)> {
+                self.shared().scan_page(prefix, cursor, count).await
+            }
 
-    async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-        self.shared().set_many(entries, expiry).await
-    }
+            async fn set_many(
+                &self,
+                entries: Vec<(String, Bytes)>,
+                expiry: WriteExpiry,
+            ) -> Result<()> {
+                self.shared().set_many(entries, expiry).await
+            }
+        }
+    };
 }
+
+single_server_backend!(RedisPool);
+#[cfg(feature = "sentinel")]
+single_server_backend!(super::RedisSentinelPool);
 
 #[cfg(test)]
 mod tests {

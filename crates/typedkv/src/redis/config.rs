@@ -46,6 +46,9 @@ pub(crate) struct Settings {
     /// PEM root certificates to trust for `rediss://` instead of the system's.
     #[cfg(feature = "tls")]
     pub(crate) tls_roots: Option<Vec<u8>>,
+    /// Sentinel only: the master to ask the sentinels (`urls`) for, and how to log in to it.
+    #[cfg(feature = "sentinel")]
+    pub(crate) sentinel: super::sentinel::Target,
 }
 
 impl Settings {
@@ -63,6 +66,8 @@ impl Settings {
             batching: false,
             #[cfg(feature = "tls")]
             tls_roots: None,
+            #[cfg(feature = "sentinel")]
+            sentinel: Default::default(),
         }
     }
 
@@ -117,6 +122,8 @@ impl fmt::Debug for Settings {
                 .map(|pem| format!("{} bytes of PEM", pem.len())),
         );
         settings.field("read_from_replicas", &self.read_from_replicas);
+        #[cfg(feature = "sentinel")]
+        settings.field("sentinel", &self.sentinel);
         settings.finish()
     }
 }

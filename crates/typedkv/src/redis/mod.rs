@@ -1,6 +1,7 @@
-//! The Redis backends: [`RedisPool`] for one server and, with the `cluster` feature,
-//! [`RedisClusterPool`] for Redis Cluster. Both are deadpool pools whose plain commands share
-//! multiplexed connections.
+//! The Redis backends: [`RedisPool`] for one server, with the `sentinel` feature
+//! `RedisSentinelPool` for a master found (and followed) through Redis Sentinel, and with
+//! the `cluster` feature `RedisClusterPool` for Redis Cluster. All are deadpool pools whose
+//! plain commands share multiplexed connections.
 //!
 //! Build a pool from a URL (or the cluster's seed URLs), then stores on it with
 //! [`RedisStore::builder`](crate::TypedStore::builder). One pool serves any number of stores.
@@ -17,6 +18,8 @@ mod indexes;
 mod keys;
 mod lanes;
 mod pool;
+#[cfg(feature = "sentinel")]
+mod sentinel;
 mod shared;
 #[cfg(feature = "tls")]
 mod tls;
@@ -29,3 +32,6 @@ pub use self::config::{
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SHARED_CONNECTIONS, DEFAULT_WAIT_TIMEOUT, redact_url,
 };
 pub use self::pool::RedisPool;
+#[cfg(feature = "sentinel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+pub use self::sentinel::{RedisSentinelPool, Sentinel};

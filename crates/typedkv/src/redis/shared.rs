@@ -37,6 +37,11 @@ pub(crate) enum OnBrokenConnection {
     /// topology discovery.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Keep,
+    /// Sentinel: as `Replace`, and also when the server answers `READONLY`: it was demoted
+    /// to a replica by a failover, and a fresh connection asks the sentinels for the new
+    /// master.
+    #[cfg_attr(not(feature = "sentinel"), allow(dead_code))]
+    ReplaceOnDemotion,
 }
 
 /// A pool, its shared lanes, and the timeouts its errors report.
@@ -223,7 +228,13 @@ where
     /// Whether `error` means the connection is unusable and is replaced: then reads may be
     /// sent again on a fresh one.
     pub(crate) fn replaces(&self, error: &RedisError) -> bool {
-        self.on_broken == OnBrokenConnection::Replace && error.is_unrecoverable_error()
+        match self.on_broken {
+            OnBrokenConnection::Replace => error.is_unrecoverable_error(),
+            OnBrokenConnection::ReplaceOnDemotion => {
+                error.is_unrecoverable_error() || error.code() == Some("READONLY")
+            }
+            OnBrokenConnection::Keep => false,
+        }
     }
 
     /// Sends `cmd` about `key` on a shared connection.

@@ -1,0 +1,68 @@
+//! The deadpool manager of connections to the master that Sentinel names.
+//!
+//! Each new connection asks the sentinels (redis-rs' `SentinelClient`: every sentinel in
+//! turn, then `ROLE` on the answer to check it is a master) where the master is now, so a
+//! connection made after a failover goes to the new master. The lanes replace their
+//! connections when one dies or is answered `READONLY` (see `shared.rs`), which is how a
+//! pool follows a failover.
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::sentinel::SentinelClient;
+use ::redis::{AsyncConnectionConfig, RedisError};
+use deadpool::managed::{Manager, Metrics, Object, RecycleError, RecycleResult};
+
+use crate::redis::lanes::Pooled;
+
+/// Creates connections to the current master and health-checks returned ones.
+pub(crate) struct SentinelManager {
+    /// `SentinelClient` needs `&mut` to look the master up (it caches sentinel connections).
+    client: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+}
+
+impl SentinelManager {
+    pub(crate) fn new(client: SentinelClient, config: AsyncConnectionConfig) -> Self {
+        SentinelManager {
+            client: tokio::sync::Mutex::new(client),
+            config,
+        }
+    }
+}
+
+impl Manager for SentinelManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        let mut client = self.client.lock().await;
+        client.get_async_connection_with_config(&self.config).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        // One round trip that proves the connection alive and still on the master: after a
+        // failover its server may be up but a replica.
+        let role: ::redis::Value = ::redis::cmd("ROLE").query_async(conn).await?;
+        match &role {
+            ::redis::Value::Array(parts) if matches!(parts.first(), Some(::redis::Value::BulkString(r)) if r == b"master") => {
+                Ok(())
+            }
+            _ => Err(RecycleError::message("the server is no longer the master")),
+        }
+    }
+}
+
+impl Pooled for Object<SentinelManager> {
+    type Conn = MultiplexedConnection;
+
+    fn handle(&self) -> MultiplexedConnection {
+        MultiplexedConnection::clone(self)
+    }
+
+    fn detach(self) {
+        drop(Object::take(self));
+    }
+}

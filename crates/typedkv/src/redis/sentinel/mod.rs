@@ -1,0 +1,235 @@
+//! Redis Sentinel (feature `sentinel`): [`RedisSentinelPool`], a pool of connections to the
+//! master that the sentinels name, following it through failovers.
+//!
+//! Everything but connecting is the standalone pool's: the same lanes, commands, batching
+//! and errors (`Shared`). Connecting asks the sentinels (`manager.rs`); a lane whose
+//! connection dies or is answered `READONLY` (its server was demoted) is replaced by one to
+//! the master the sentinels name then.
+
+mod manager;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+
+use ::redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use ::redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use deadpool::managed::Object;
+
+use self::manager::SentinelManager;
+use super::builder::RedisPoolBuilder;
+use super::config::{Settings, invalid_url};
+use super::lanes::Generations;
+use super::shared::{OnBrokenConnection, Shared};
+use crate::error::{Error, Result};
+
+/// Target of a [`RedisPoolBuilder`] that builds a [`RedisSentinelPool`].
+#[derive(Debug)]
+pub enum Sentinel {}
+
+/// The master a sentinel pool asks for, and how to log in to it (the sentinels' own login is
+/// in their URLs).
+#[derive(Clone, Default)]
+pub(crate) struct Target {
+    pub(crate) master: String,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) db: i64,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("master", &self.master)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl RedisPoolBuilder<Sentinel> {
+    /// The user the pool logs in to the master (and, after a failover, the new master) as
+    /// (Redis ACL). Default: none (the `default` user).
+    pub fn master_username(mut self, username: impl Into<String>) -> Self {
+        self.settings.sentinel.username = Some(username.into());
+        self
+    }
+
+    /// The password of the master's user. Never printed: `Debug` shows `***`.
+    pub fn master_password(mut self, password: impl Into<String>) -> Self {
+        self.settings.sentinel.password = Some(password.into());
+        self
+    }
+
+    /// The database to select on the master. Default 0.
+    pub fn master_db(mut self, db: i64) -> Self {
+        self.settings.sentinel.db = db;
+        self
+    }
+
+    /// Validates the settings and creates the pool (without connecting).
+    ///
+    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
+    /// sentinel URL, an empty master name, and the settings a standalone pool refuses.
+    pub fn build(self) -> Result<RedisSentinelPool> {
+        RedisSentinelPool::new(self.settings)
+    }
+}
+
+/// A pool of connections to the master that Redis Sentinel names, and the
+/// [`Backend`](crate::Backend) of [`RedisSentinelStore`](crate::RedisSentinelStore). Clones
+/// share the pool.
+///
+/// Give it the sentinels' URLs (any number: each is asked in turn; a password in them is
+/// the sentinels' own) and the master's name as the sentinels know it. Connections go to
+/// the master the sentinels name when each connection is made; after a failover, the
+/// connections to the old master fail (it died) or are answered `READONLY` (it came back as
+/// a replica), and the pool replaces them with connections to the new master. Calls fail
+/// only until a replica is promoted, each within its timeouts. Every setting of
+/// [`RedisPoolBuilder`] applies, plus the master's login.
+///
+/// ```no_run
+/// use typedkv::redis::RedisSentinelPool;
+///
+/// let pool = RedisSentinelPool::builder(
+///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+///     "mymaster",
+/// )
+/// .master_username("app")
+/// .master_password("s3cret")
+/// .build()?;
+/// # Ok::<(), typedkv::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisSentinelPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared<SentinelManager, Object<SentinelManager>>>,
+    settings: Settings,
+}
+
+impl RedisSentinelPool {
+    /// Starts configuring a pool for the master `master` of the sentinels at `sentinels`.
+    pub fn builder<I, S>(sentinels: I, master: impl Into<String>) -> RedisPoolBuilder<Sentinel>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut builder = RedisPoolBuilder::new(sentinels.into_iter().map(Into::into).collect());
+        builder.settings.sentinel.master = master.into();
+        builder
+    }
+
+    fn new(settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        let target = &settings.sentinel;
+        if target.master.is_empty() {
+            return Err(Error::config("a sentinel pool needs the master's name"));
+        }
+        let mut sentinels = Vec::with_capacity(settings.urls.len());
+        let mut sentinel_login = None;
+        for url in &settings.urls {
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| invalid_url(url, e))?;
+            let login = info.redis_settings();
+            if sentinel_login.is_none() && login.password().is_some() {
+                sentinel_login = Some((
+                    login.username().map(str::to_owned),
+                    login.password().map(str::to_owned),
+                ));
+            }
+            sentinels.push(info.addr().clone());
+        }
+        let failed = |e| invalid_url(&settings.urls[0], e);
+        let mut client =
+            SentinelClientBuilder::new(sentinels, &target.master, SentinelServerType::Master)
+                .map_err(failed)?
+                // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
+                .set_client_to_redis_protocol(ProtocolVersion::RESP3)
+                .set_client_to_redis_db(target.db);
+        if let Some(username) = &target.username {
+            client = client.set_client_to_redis_username(username);
+        }
+        if let Some(password) = &target.password {
+            client = client.set_client_to_redis_password(password);
+        }
+        if let Some((username, password)) = sentinel_login {
+            if let Some(username) = username {
+                client = client.set_client_to_sentinel_username(username);
+            }
+            if let Some(password) = password {
+                client = client.set_client_to_sentinel_password(password);
+            }
+        }
+        let client = client.build().map_err(failed)?;
+        let generations = Arc::new(Generations::default());
+        let on_push = {
+            let generations = Arc::clone(&generations);
+            move |push: PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    generations.all_dead();
+                }
+                Ok::<(), Infallible>(())
+            }
+        };
+        let config = settings.connection_config().set_push_sender(on_push);
+        let shared = Shared::new(
+            SentinelManager::new(client, config),
+            &settings,
+            "redis-sentinel",
+            generations,
+            OnBrokenConnection::ReplaceOnDemotion,
+        )?;
+        Ok(RedisSentinelPool {
+            inner: Arc::new(Inner {
+                shared: Arc::new(shared),
+                settings,
+            }),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<SentinelManager, Object<SentinelManager>>> {
+        &self.inner.shared
+    }
+
+    /// Opens every shared connection that is not open yet and `PING`s the master on each:
+    /// call it at start-up to fail fast on wrong sentinel addresses, master name or password.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.shared.ping().await
+    }
+
+    /// Pool occupancy, as [`RedisPool::status`](super::RedisPool::status) reports it.
+    pub fn status(&self) -> deadpool::Status {
+        self.inner.shared.pool().status()
+    }
+
+    /// Publishes the pool's occupancy through the `metrics` facade, as
+    /// [`RedisPool::record_metrics`](super::RedisPool::record_metrics) does.
+    pub fn record_metrics(&self) {
+        self.inner.shared.record_metrics(self.redacted_url());
+    }
+
+    /// The sentinels' URLs with any password replaced by `***`, and the master's name.
+    pub fn redacted_url(&self) -> String {
+        let settings = &self.inner.settings;
+        format!(
+            "{} master {}",
+            settings.redacted_urls(),
+            settings.sentinel.master
+        )
+    }
+}
+
+impl fmt::Debug for RedisSentinelPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSentinelPool")
+            .field("settings", &self.inner.settings)
+            .field("status", &self.status())
+            .finish()
+    }
+}
