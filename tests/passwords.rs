@@ -1,14 +1,15 @@
 //! Passwords never reach output (issue 13, point 1): for random passwords over every
 //! printable ASCII character (`/ ? # @ : &` included, which end a URL's parts), no output of
 //! a pool builder, pool, store, build error, call error or error chain contains the
-//! password, for standalone and cluster pools and for every place a URL can carry one.
+//! password, for standalone, cluster and sentinel pools and for every place a URL can carry
+//! one.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
-use typedkv::redis::{RedisClusterPool, RedisPool, redact_url};
-use typedkv::{RedisClusterStore, RedisStore, Store};
+use typedkv::redis::{RedisClusterPool, RedisPool, RedisSentinelPool, redact_url};
+use typedkv::{RedisClusterStore, RedisSentinelStore, RedisStore, Store};
 use typedkv_testkit::error_chain;
 
 /// Nothing listens on port 1 of loopback: calls fail at once with a connection error.
@@ -72,6 +73,29 @@ async fn cluster(url: &str, password: &str) {
     assert_hidden(password, "cluster call error", &error_chain(&err));
 }
 
+/// A sentinel pool whose sentinel URL carries `password`, and whose master login is
+/// `password` too.
+async fn sentinel(url: &str, password: &str) {
+    let builder = RedisSentinelPool::builder([url], "master0")
+        .master_username("app")
+        .master_password(password);
+    assert_hidden(password, "sentinel builder", &format!("{builder:?}"));
+    let pool = match builder.build() {
+        Ok(pool) => pool,
+        Err(e) => return assert_hidden(password, "sentinel build error", &error_chain(&e)),
+    };
+    assert_hidden(
+        password,
+        "sentinel pool",
+        &format!("{pool:?} {}", pool.redacted_url()),
+    );
+    let store: RedisSentinelStore<String> =
+        RedisSentinelStore::builder(pool, "user").build().unwrap();
+    assert_hidden(password, "sentinel store", &format!("{store:?}"));
+    let err = store.get("1").await.unwrap_err();
+    assert_hidden(password, "sentinel call error", &error_chain(&err));
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,6 +114,7 @@ proptest! {
         for url in urls(&password) {
             runtime.block_on(standalone(&url, &password));
             runtime.block_on(cluster(&url, &password));
+            runtime.block_on(sentinel(&url, &password));
         }
     }
 }

@@ -23,13 +23,18 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod conformance;
+pub mod failover;
 pub mod fixture;
 pub mod foreign_keys;
+#[cfg(feature = "sentinel")]
+pub mod sentinel;
 pub mod server;
 
 #[cfg(feature = "cluster")]
 pub use crate::cluster::TestCluster;
 pub use crate::fixture::Fixture;
+#[cfg(feature = "sentinel")]
+pub use crate::sentinel::TestSentinel;
 pub use crate::server::TestRedis;
 
 /// `error` and each of its causes, each as `Display` then `Debug`, space-separated: for

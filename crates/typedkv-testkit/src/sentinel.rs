@@ -1,0 +1,213 @@
+//! A throwaway Redis Sentinel setup on loopback: one master, two replicas, three sentinels
+//! (feature `sentinel`).
+//!
+//! Built on redis-rs' own harness (`redis_test::sentinel::RedisSentinelCluster`), which
+//! starts the servers and `redis-server --sentinel` processes on free loopback ports
+//! (monitoring the master as `master0`), waits for the replicas to sync, and kills
+//! everything when dropped. On top: short failure detection (`down-after-milliseconds`
+//! 500), so a killed master is replaced in a second or two instead of the default 30 s, a
+//! quorum of 2, and the helpers a test needs.
+
+use std::time::{Duration, Instant};
+
+use redis_test::sentinel::RedisSentinelCluster;
+use typedkv::redis::RedisSentinelPool;
+
+use crate::fixture::Fixture;
+
+/// The master's name, as the harness configures the sentinels.
+pub const MASTER_NAME: &str = "master0";
+
+/// How long a master may be unreachable before a sentinel considers it down.
+pub const DOWN_AFTER: Duration = Duration::from_millis(500);
+
+/// A private Sentinel setup on 127.0.0.1, killed when dropped.
+pub struct TestSentinel {
+    setup: RedisSentinelCluster,
+}
+
+impl std::fmt::Debug for TestSentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSentinel")
+            .field("sentinels", &self.sentinel_urls())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestSentinel {
+    /// Starts the setup and returns once the replicas are in sync and every sentinel knows
+    /// the master, both replicas and the other sentinels.
+    ///
+    /// Panics (this is test code) if `redis-server` or `openssl` is missing or the setup does
+    /// not come up.
+    pub async fn start() -> TestSentinel {
+        let setup = tokio::task::spawn_blocking(|| RedisSentinelCluster::new(1, 2, 3))
+            .await
+            .unwrap_or_else(|e| panic!("the test sentinels did not start: {e}"));
+        let setup = TestSentinel { setup };
+        for port in setup.sentinel_ports() {
+            let mut sentinel = connection(port).await;
+            // Quorum 2 of 3, as production setups have it (the harness sets 1).
+            for (option, value) in [
+                (
+                    "down-after-milliseconds",
+                    DOWN_AFTER.as_millis().to_string(),
+                ),
+                ("failover-timeout", "10000".to_string()),
+                ("quorum", "2".to_string()),
+            ] {
+                let _: () = redis::cmd("SENTINEL")
+                    .arg("SET")
+                    .arg(MASTER_NAME)
+                    .arg(option)
+                    .arg(value)
+                    .query_async(&mut sentinel)
+                    .await
+                    .expect("SENTINEL SET");
+            }
+        }
+        setup
+            .wait_until_everyone_knows_everyone(Duration::from_secs(20))
+            .await;
+        setup
+    }
+
+    /// The sentinels' ports on 127.0.0.1.
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.setup
+            .iter_sentinel_servers()
+            .filter_map(|server| server.host_and_port().map(|(_, port)| port))
+            .collect()
+    }
+
+    /// `redis://127.0.0.1:PORT` of every sentinel.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinel_ports()
+            .into_iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// A typedkv sentinel pool with default settings.
+    pub fn pool(&self) -> RedisSentinelPool {
+        RedisSentinelPool::builder(self.sentinel_urls(), MASTER_NAME)
+            .build()
+            .expect("loopback sentinel URLs are valid")
+    }
+
+    /// The port of the master, as the first sentinel that answers names it now.
+    pub async fn master_port(&self) -> u16 {
+        for port in self.sentinel_ports() {
+            let Ok(mut sentinel) = try_connection(port).await else {
+                continue;
+            };
+            let address: redis::RedisResult<(String, String)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(MASTER_NAME)
+                .query_async(&mut sentinel)
+                .await;
+            if let Ok((_, port)) = address
+                && let Ok(port) = port.parse()
+            {
+                return port;
+            }
+        }
+        panic!("no sentinel names the master")
+    }
+
+    /// Deletes every key on the master (the replicas follow).
+    pub async fn flush(&self) {
+        let mut master = connection(self.master_port().await).await;
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut master)
+            .await
+            .expect("FLUSHALL on the master");
+    }
+
+    /// A fixture on this setup, flushed first: the setup outlives the fixture, so cases
+    /// share it one after the other. The peer is a pool connected on its own.
+    pub async fn fixture(&self) -> Fixture<RedisSentinelPool> {
+        self.flush().await;
+        let urls = self.sentinel_urls();
+        let pool = move || {
+            RedisSentinelPool::builder(urls.clone(), MASTER_NAME)
+                .build()
+                .expect("loopback sentinel URLs are valid")
+        };
+        Fixture::new(pool()).with_peer(pool)
+    }
+
+    /// Kills the server on `port` (SIGKILL), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        let server = self
+            .setup
+            .servers
+            .iter_mut()
+            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
+            .unwrap_or_else(|| panic!("no server on port {port}"));
+        server.stop();
+    }
+
+    /// Waits until the sentinels name a master other than `port` and that server answers
+    /// as a master; returns how long that took. Panics after `limit`.
+    pub async fn wait_failover_from(&self, port: u16, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let now = self.master_port().await;
+            if now != port
+                && let Ok(mut master) = try_connection(now).await
+            {
+                let role: redis::RedisResult<redis::Value> =
+                    redis::cmd("ROLE").query_async(&mut master).await;
+                if matches!(role, Ok(redis::Value::Array(ref parts))
+                    if matches!(parts.first(), Some(redis::Value::BulkString(r)) if r == b"master"))
+                {
+                    return started.elapsed();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no replica of port {port} was promoted within {limit:?}")
+    }
+
+    /// Waits until every sentinel knows both replicas and the two other sentinels. A
+    /// sentinel that does not know the others yet counts itself a majority and fails over
+    /// on its own: two of them promoted one replica each (two masters, writes lost).
+    async fn wait_until_everyone_knows_everyone(&self, limit: Duration) {
+        let started = Instant::now();
+        'poll: while started.elapsed() < limit {
+            for port in self.sentinel_ports() {
+                let mut sentinel = connection(port).await;
+                for what in ["REPLICAS", "SENTINELS"] {
+                    let known: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
+                        .arg(what)
+                        .arg(MASTER_NAME)
+                        .query_async(&mut sentinel)
+                        .await;
+                    if known.map(|k| k.len()).unwrap_or(0) < 2 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue 'poll;
+                    }
+                }
+            }
+            return;
+        }
+        panic!("the sentinels did not learn both replicas and each other within {limit:?}")
+    }
+}
+
+/// A plain connection to the server (or sentinel) on `port`.
+async fn connection(port: u16) -> redis::aio::MultiplexedConnection {
+    try_connection(port)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"))
+}
+
+async fn try_connection(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)));
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}

@@ -1,0 +1,110 @@
+//! typedkv on Redis Sentinel (one master, two replicas, three sentinels on loopback): the
+//! whole conformance suite on the master the sentinels name, then a failover under load.
+//!
+//! The setup takes seconds to start, so this binary starts one per test and runs the suite
+//! on it, flushing the master between cases.
+
+// Tests report failures by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use typedkv::redis::RedisSentinelPool;
+use typedkv::{Error, RedisSentinelStore, Store};
+use typedkv_testkit::conformance;
+use typedkv_testkit::failover::{Load, RECOVERY_AFTER_PROMOTION};
+use typedkv_testkit::sentinel::{DOWN_AFTER, MASTER_NAME};
+use typedkv_testkit::{TestSentinel, error_chain};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typedkv_on_sentinel() {
+    let sentinel = TestSentinel::start().await;
+    let failed = conformance::run_all(|| sentinel.fixture()).await;
+    assert!(
+        failed.is_empty(),
+        "conformance cases failed on the sentinel setup: {failed:?}"
+    );
+    a_wrong_master_name_is_a_clear_error(&sentinel).await;
+    passwords_never_appear(&sentinel).await;
+}
+
+/// A master name the sentinels do not know fails the call with a connection error naming
+/// the key, within the create timeout.
+async fn a_wrong_master_name_is_a_clear_error(sentinel: &TestSentinel) {
+    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), "no-such-master")
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "n").build().unwrap();
+    let started = std::time::Instant::now();
+    let err = store.get("1").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Connection { .. } | Error::Timeout { .. } | Error::Pool { .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.key(), Some("n:1"));
+}
+
+/// Passwords of the master and of the sentinels appear in no `Debug` or error.
+async fn passwords_never_appear(sentinel: &TestSentinel) {
+    let urls: Vec<String> = sentinel
+        .sentinel_urls()
+        .iter()
+        .map(|url| url.replace("redis://", "redis://:sentinel-s3cret@"))
+        .collect();
+    let builder = RedisSentinelPool::builder(urls, MASTER_NAME)
+        .master_username("app")
+        .master_password("master-s3cret")
+        .create_timeout(Duration::from_secs(1));
+    let mut shown = format!("{builder:?}");
+    let pool = builder.build().unwrap();
+    shown.push_str(&format!("{pool:?} {}", pool.redacted_url()));
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "p").build().unwrap();
+    shown.push_str(&error_chain(&store.get("1").await.unwrap_err()));
+    for secret in ["sentinel-s3cret", "master-s3cret"] {
+        assert!(!shown.contains(secret), "{secret} shown: {shown}");
+    }
+}
+
+/// The master is killed while 16 tasks write and read: calls fail only until the sentinels
+/// promote a replica (plus the bound below), each within its timeouts, and the acknowledged
+/// writes lost to asynchronous replication are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_recover_after_the_master_is_killed() {
+    let mut sentinel = TestSentinel::start().await;
+    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+        .response_timeout(Some(Duration::from_millis(500)))
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "w").build().unwrap();
+    store.set("warm-up", &0).await.unwrap();
+
+    let load = Load::start(store.clone(), 16);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let victim = sentinel.master_port().await;
+    let killed = load.mark();
+    sentinel.kill(victim);
+    let promoted_after = sentinel
+        .wait_failover_from(victim, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(RECOVERY_AFTER_PROMOTION + Duration::from_secs(2)).await;
+    let report = load.stop(killed, &store).await;
+    eprintln!(
+        "sentinel failover report: down-after {DOWN_AFTER:?}; replica promoted {promoted_after:?} \
+         after the kill; {report}"
+    );
+    report.assert_recovered(promoted_after, "w:");
+    // Each call ends within its bounds: a fresh connection (1 s), a reply (0.5 s), once more
+    // for a read resent after a dead connection, and 20% slack.
+    let bound = Duration::from_millis(1500 * 2 * 12 / 10);
+    assert!(report.slowest <= bound, "a call took {:?}", report.slowest);
+}
