@@ -297,3 +297,132 @@ async fn encrypted_values_are_cached_decrypted_and_moved_ones_refused() {
     })
     .await;
 }
+
+/// A cache with fail-safe reads (bound `max_staleness`, soft timeout `soft`) on a pool with
+/// short timeouts, so a stopped server fails reads quickly.
+async fn fail_safe(
+    server: &TestRedis,
+    max_staleness: Duration,
+    soft: Option<Duration>,
+) -> CachedStore<Profile> {
+    let pool = RedisPool::builder(server.url())
+        .response_timeout(Some(Duration::from_millis(200)))
+        .create_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let builder = CachedStore::builder(users(&pool)).fail_safe(max_staleness);
+    let builder = match soft {
+        Some(wait) => builder.soft_timeout(wait),
+        None => builder,
+    };
+    builder.build().await.unwrap()
+}
+
+/// Kills the cache's tracking connection and waits until the cache dropped its entries, so
+/// the next read has to go to Redis.
+async fn drop_cached_entries(server: &TestRedis, cache: &CachedStore<Profile>) {
+    let flushes = cache.stats().flushes;
+    let mut raw = server.raw_connection().await;
+    let _: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    eventually("the flush", || async { cache.stats().flushes > flushes }).await;
+}
+
+/// The server hangs (SIGSTOP): fail-safe reads answer the last value, marked stale with its
+/// age, while it is within the bound, then the error; once the server is back, current
+/// values again. A soft timeout answers the stale value without waiting for Redis' error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_reads_answer_the_last_value_while_the_server_hangs() {
+    use typedkv::StaleBecause;
+    let server = TestRedis::start().await;
+    let bound = Duration::from_millis(1500);
+    let cache = fail_safe(&server, bound, None).await;
+    let soft = fail_safe(&server, bound, Some(Duration::from_millis(50))).await;
+    for cache in [&cache, &soft] {
+        cache.set("1", &profile(1)).await.unwrap();
+        let read = cache.get_fail_safe("1").await.unwrap().unwrap();
+        assert!(!read.is_stale());
+        drop_cached_entries(&server, cache).await;
+    }
+    let stopped_at = Instant::now();
+    server.signal("-STOP");
+
+    let read = cache.get_fail_safe("1").await.unwrap().unwrap();
+    assert_eq!(*read.value, profile(1));
+    let stale = read.stale.expect("answered while the server hangs: stale");
+    assert!(
+        matches!(stale.because, StaleBecause::Failed(ref e) if e.is_timeout()),
+        "{stale:?}"
+    );
+    assert!(stale.age <= bound, "{stale:?}");
+    // `get` never answers stale values: it reports the error.
+    assert!(cache.get("1").await.unwrap_err().is_timeout());
+
+    let started = Instant::now();
+    let read = soft.get_fail_safe("1").await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        read.stale.unwrap().because,
+        StaleBecause::SoftTimeout(_)
+    ));
+    assert_eq!(*read.value, profile(1));
+
+    // Past the bound: the error.
+    tokio::time::sleep(bound.saturating_sub(stopped_at.elapsed()) + Duration::from_millis(100))
+        .await;
+    let err = cache.get_fail_safe("1").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    // A write fails; it never pretends to succeed.
+    assert!(cache.set("2", &profile(2)).await.is_err());
+
+    server.signal("-CONT");
+    eventually("current values once the server is back", || async {
+        matches!(cache.get_fail_safe("1").await, Ok(Some(read)) if !read.is_stale())
+    })
+    .await;
+}
+
+/// The server is killed, then restarted: connection errors answer the last value; a value
+/// this process wrote over is never answered; after the restart, the (empty) server's
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_reads_survive_a_killed_server_and_never_answer_overwritten_values() {
+    let mut server = TestRedis::start().await;
+    let cache = fail_safe(&server, Duration::from_secs(10), None).await;
+    cache.set("kept", &profile(1)).await.unwrap();
+    cache.set("overwritten", &profile(2)).await.unwrap();
+    for id in ["kept", "overwritten"] {
+        cache.get_fail_safe(id).await.unwrap().unwrap();
+    }
+    cache.set("overwritten", &profile(3)).await.unwrap(); // forgets profile(2)
+
+    server.stop();
+    // Until the cache notices its tracking connection died, it answers from its entries.
+    eventually("the lost tracking", || async { !cache.is_tracking() }).await;
+    let read = cache.get_fail_safe("kept").await.unwrap().unwrap();
+    assert_eq!((&*read.value, read.is_stale()), (&profile(1), true));
+    match &read.stale.unwrap().because {
+        typedkv::StaleBecause::Failed(e) => assert!(e.is_transient(), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    let err = cache.get_fail_safe("overwritten").await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+
+    server.restart().await; // empty: nothing persisted
+    eventually("the restarted server's answer", || async {
+        matches!(cache.get_fail_safe("kept").await, Ok(None))
+    })
+    .await;
+}

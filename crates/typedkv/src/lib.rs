@@ -78,7 +78,8 @@ pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use crate::cache::{
-    CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, TRACKING_CLIENT_NAME,
+    CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, Served, Stale,
+    StaleBecause, TRACKING_CLIENT_NAME,
 };
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};

@@ -4,13 +4,15 @@
 //! `tracking.rs` the connection on which Redis reports changed keys.
 
 mod entries;
+mod fail_safe;
 mod tracking;
 
+pub use self::fail_safe::{Served, Stale, StaleBecause};
 pub use self::tracking::TRACKING_CLIENT_NAME;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -20,8 +22,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use self::entries::Entries;
+use self::fail_safe::Fallback;
 use crate::codec::{Bincode, Codec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{RangePage, RangeQuery};
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
@@ -50,6 +53,10 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 ///   flushed and nothing is cached (every `get` reads Redis) until tracking is re-established
 ///   in the background. A fill that raced an invalidation is not cached.
 /// - **TTL**: an entry is never served after its key's expiry in Redis.
+/// - **Fail-safe reads** (opt-in, [`fail_safe`](CachedStoreBuilder::fail_safe)):
+///   [`CachedStore::get_fail_safe`] answers the last value read, marked stale, when Redis
+///   fails with a transient error or is slower than the
+///   [soft timeout](CachedStoreBuilder::soft_timeout).
 ///
 /// Only `get`, `get_shared` and `get_or_load` read the cache; every other operation
 /// goes to Redis (and writes evict what they touch). Standalone Redis only: a
@@ -76,6 +83,8 @@ pub struct CachedStore<T, C = Bincode> {
 struct Inner<T, C> {
     store: TypedStore<T, RedisPool, C>,
     entries: Arc<Entries<T>>,
+    /// The last known values, with fail-safe reads on.
+    fallback: Option<Fallback<T>>,
     /// Re-establishes tracking after a disconnect; stopped with the store.
     maintainer: JoinHandle<()>,
 }
@@ -115,6 +124,8 @@ pub struct CacheStats {
 pub struct CachedStoreBuilder<T, C> {
     store: TypedStore<T, RedisPool, C>,
     capacity: usize,
+    max_staleness: Option<Duration>,
+    soft_timeout: Option<Duration>,
 }
 
 impl<T, C: Codec> fmt::Debug for CachedStoreBuilder<T, C> {
@@ -122,6 +133,8 @@ impl<T, C: Codec> fmt::Debug for CachedStoreBuilder<T, C> {
         f.debug_struct("CachedStoreBuilder")
             .field("store", &self.store)
             .field("capacity", &self.capacity)
+            .field("max_staleness", &self.max_staleness)
+            .field("soft_timeout", &self.soft_timeout)
             .finish()
     }
 }
@@ -137,10 +150,46 @@ where
         self
     }
 
+    /// Fail-safe reads: [`CachedStore::get_fail_safe`] answers the last value read for a
+    /// key, marked stale, when Redis fails with a transient error, if that value was known
+    /// current at most `max_staleness` ago (and its key has not expired). Costs a second
+    /// table of up to [`capacity`](Self::capacity) values. Default: off.
+    pub fn fail_safe(mut self, max_staleness: Duration) -> Self {
+        self.max_staleness = Some(max_staleness);
+        self
+    }
+
+    /// With [`fail_safe`](Self::fail_safe): a read that Redis has not answered within
+    /// `wait` answers the last known value (marked stale) at once, and finishes in the
+    /// background, caching what it reads. Only when there is a last known value: without
+    /// one, the read waits for Redis as usual. Default: none.
+    pub fn soft_timeout(mut self, wait: Duration) -> Self {
+        self.soft_timeout = Some(wait);
+        self
+    }
+
     /// Opens the tracking connection (failing with its error if Redis cannot be reached or
     /// refuses `CLIENT TRACKING`) and starts the background task that keeps it open. Must be
-    /// called within a tokio runtime.
+    /// called within a tokio runtime. Fails with [`Error::InvalidConfig`] for a zero
+    /// staleness bound or soft timeout, or a soft timeout without fail-safe reads.
     pub async fn build(self) -> Result<CachedStore<T, C>> {
+        let fallback = match (self.max_staleness, self.soft_timeout) {
+            (Some(bound), _) if bound.is_zero() => {
+                return Err(Error::config(
+                    "fail_safe needs a staleness bound above zero",
+                ));
+            }
+            (_, Some(wait)) if wait.is_zero() => {
+                return Err(Error::config("soft_timeout must be greater than zero"));
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "soft_timeout answers the last known value, so it needs fail_safe",
+                ));
+            }
+            (Some(bound), soft) => Some(Fallback::new(self.capacity.max(1), bound, soft)),
+            (None, None) => None,
+        };
         let pool = self.store.backend().clone();
         let prefix = self.store.keyspace().prefix().to_owned();
         let entries = Arc::new(Entries::new(self.capacity.max(1)));
@@ -157,6 +206,7 @@ where
             inner: Arc::new(Inner {
                 store: self.store,
                 entries,
+                fallback,
                 maintainer,
             }),
         })
@@ -173,37 +223,118 @@ where
         CachedStoreBuilder {
             store,
             capacity: DEFAULT_CACHE_CAPACITY,
+            max_staleness: None,
+            soft_timeout: None,
         }
     }
 
     /// The value under `id`, shared with the cache: from memory on a hit, else read from
     /// Redis and cached.
     pub async fn get_shared(&self, id: &str) -> Result<Option<Arc<T>>> {
-        let inner = &*self.inner;
-        let key = inner.store.keyspace().key(id)?;
-        if let Some(value) = inner.entries.get(&key) {
-            return Ok(Some(value));
+        let key = self.inner.store.keyspace().key(id)?;
+        match self.hit(&key) {
+            Some(value) => Ok(Some(value)),
+            None => self.read_through(&key).await,
         }
+    }
+
+    /// The value under `id`, and whether it is current: like [`get_shared`], but with
+    /// [fail-safe reads](CachedStoreBuilder::fail_safe) on, when Redis fails with a
+    /// transient error (or does not answer within the
+    /// [soft timeout](CachedStoreBuilder::soft_timeout)), the last value read for the key,
+    /// marked [stale](Served::stale) with its age, if it is within the staleness bound.
+    /// Otherwise the error, as `get` would. Writes never fall back: they report their error.
+    ///
+    /// [`get_shared`]: Self::get_shared
+    pub async fn get_fail_safe(&self, id: &str) -> Result<Option<Served<T>>> {
+        let fresh = |value: Option<Arc<T>>| value.map(|value| Served { value, stale: None });
+        let key = self.inner.store.keyspace().key(id)?;
+        if let Some(value) = self.hit(&key) {
+            return Ok(fresh(Some(value)));
+        }
+        let Some(fallback) = &self.inner.fallback else {
+            return self.read_through(&key).await.map(fresh);
+        };
+        let read = match (fallback.soft_timeout, fallback.stale(&key)) {
+            (Some(wait), Some((value, age))) => {
+                // In a task of its own, so it finishes (and caches) after we stop waiting.
+                let this = self.clone();
+                let background_key = key.clone();
+                let mut read =
+                    tokio::spawn(async move { this.read_through(&background_key).await });
+                match tokio::time::timeout(wait, &mut read).await {
+                    Ok(joined) => joined.unwrap_or_else(|e| Err(self.lost_read(&key, e))),
+                    Err(_) => {
+                        let because = StaleBecause::SoftTimeout(wait);
+                        let stale = Some(Stale { age, because });
+                        return Ok(Some(Served { value, stale }));
+                    }
+                }
+            }
+            _ => self.read_through(&key).await,
+        };
+        match read {
+            Err(error) if error.is_transient() => match fallback.stale(&key) {
+                Some((value, age)) => {
+                    let because = StaleBecause::Failed(error);
+                    let stale = Some(Stale { age, because });
+                    Ok(Some(Served { value, stale }))
+                }
+                None => Err(error),
+            },
+            read => read.map(fresh),
+        }
+    }
+
+    /// The cached value of `key`, if tracked and cached.
+    fn hit(&self, key: &str) -> Option<Arc<T>> {
+        let value = self.inner.entries.get(key)?;
+        if let Some(fallback) = &self.inner.fallback {
+            // Hits happen only while tracking: the value is current now.
+            fallback.confirm_hit(key, &value, Instant::now());
+        }
+        Some(value)
+    }
+
+    /// Reads `key` from Redis and caches it (unless an invalidation raced the read).
+    async fn read_through(&self, key: &str) -> Result<Option<Arc<T>>> {
+        let inner = &*self.inner;
         let ticket = inner.entries.fill_ticket();
         let asked = Instant::now();
-        let Some((value, expiry)) = inner.store.get_expiring(&key).await? else {
+        let Some((value, expiry)) = inner.store.get_expiring(key).await? else {
+            if let Some(fallback) = &inner.fallback {
+                fallback.forget([key]); // deleted or expired: nothing to fall back on
+            }
             return Ok(None);
         };
         let value = Arc::new(value);
+        // The key's remaining life was measured after `asked`: counting from `asked` ends
+        // the entry no later than Redis ends the key.
+        let expires = match expiry {
+            Expiry::Never => None,
+            // A TTL beyond the clock's range (another program may write any PX) is no
+            // deadline this process will see: keep the entry like a persistent one.
+            Expiry::In(left) => asked.checked_add(left),
+        };
+        if let Some(fallback) = &inner.fallback {
+            fallback.confirm(key, &value, asked, expires);
+        }
         if let Some(ticket) = ticket {
-            // The key's remaining life was measured after `asked`: counting from `asked`
-            // ends the entry no later than Redis ends the key.
-            let expires = match expiry {
-                Expiry::Never => None,
-                // A TTL beyond the clock's range (another program may write any PX) is
-                // no deadline this process will see: keep the entry like a persistent one.
-                Expiry::In(left) => asked.checked_add(left),
-            };
+            let cached = Arc::clone(&value);
             inner
                 .entries
-                .insert(ticket, key, Arc::clone(&value), expires);
+                .insert(ticket, key.to_owned(), cached, expires);
         }
         Ok(Some(value))
+    }
+
+    /// The error of a background read that did not finish (the runtime shut down).
+    fn lost_read(&self, key: &str, error: tokio::task::JoinError) -> Error {
+        Error::Protocol {
+            backend: "redis",
+            keys: crate::Keys::one(key),
+            reason: format!("the read's task ended without an answer: {error}"),
+        }
     }
 
     /// Counts so far, and the number of entries cached.
@@ -230,6 +361,9 @@ where
             .filter_map(|id| keyspace.key(id).ok())
             .collect();
         self.inner.entries.evict(keys.iter().map(String::as_bytes));
+        if let Some(fallback) = &self.inner.fallback {
+            fallback.forget(keys.iter().map(String::as_str));
+        }
     }
 
     /// `result` of a write to `ids`, after evicting them (also on error: it may have applied).
@@ -339,6 +473,9 @@ where
     async fn clear(&self) -> Result<u64> {
         let result = self.inner.store.clear().await;
         self.inner.entries.flush();
+        if let Some(fallback) = &self.inner.fallback {
+            fallback.forget_all();
+        }
         result
     }
 
