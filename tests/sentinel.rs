@@ -108,3 +108,63 @@ async fn calls_recover_after_the_master_is_killed() {
     let bound = Duration::from_millis(1500 * 2 * 12 / 10);
     assert!(report.slowest <= bound, "a call took {:?}", report.slowest);
 }
+
+/// The local cache on Sentinel, with fail-safe reads, through a failover: invalidations
+/// arrive before it; while the master is gone, reads answer the last value, marked stale;
+/// after the promotion, current values, and tracking (so invalidations) on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
+    use typedkv::CachedStore;
+    let mut sentinel = TestSentinel::start().await;
+    let pool = || {
+        RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+            .response_timeout(Some(Duration::from_millis(300)))
+            .create_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool(), "c").build().unwrap();
+    let cache = CachedStore::builder(store)
+        .fail_safe(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let other: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool(), "c").build().unwrap();
+    cache.set("1", &1).await.unwrap();
+    assert!(!cache.get_fail_safe("1").await.unwrap().unwrap().is_stale());
+    other.set("1", &2).await.unwrap();
+    eventually(|| async { cache.get("1").await.unwrap() == Some(2) }).await;
+
+    let victim = sentinel.master_port().await;
+    sentinel.kill(victim);
+    eventually(|| async { !cache.is_tracking() }).await;
+    let read = cache.get_fail_safe("1").await.unwrap().unwrap();
+    assert_eq!((*read.value, read.is_stale()), (2, true));
+
+    sentinel
+        .wait_failover_from(victim, Duration::from_secs(30))
+        .await;
+    eventually(|| async {
+        matches!(cache.get_fail_safe("1").await, Ok(Some(read)) if !read.is_stale())
+    })
+    .await;
+    eventually(|| async { cache.is_tracking() }).await;
+    other.set("1", &3).await.unwrap();
+    eventually(|| async { cache.get("1").await.unwrap() == Some(3) }).await;
+}
+
+/// Polls `check` every 20 ms until it holds; panics after 10 s.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "gave up waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

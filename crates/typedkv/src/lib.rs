@@ -79,7 +79,7 @@ pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use crate::cache::{
     CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, Served, Stale,
-    StaleBecause, TRACKING_CLIENT_NAME,
+    StaleBecause, TRACKING_CLIENT_NAME, Trackable,
 };
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};

@@ -5,9 +5,11 @@
 
 mod entries;
 mod fail_safe;
+mod trackable;
 mod tracking;
 
 pub use self::fail_safe::{Served, Stale, StaleBecause};
+pub use self::trackable::Trackable;
 pub use self::tracking::TRACKING_CLIENT_NAME;
 
 use std::fmt;
@@ -37,8 +39,9 @@ use crate::version::{Version, Versioned};
 /// Default capacity of a [`CachedStore`], in entries.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-/// A [`RedisStore`](crate::RedisStore) whose `get` serves decoded values from process memory, kept fresh by
-/// Redis itself.
+/// A [`RedisStore`](crate::RedisStore) (or, with the `sentinel` feature, a
+/// `RedisSentinelStore`) whose `get` serves decoded values from process memory, kept fresh
+/// by Redis itself.
 ///
 /// - **Hits** cost a hash lookup: no round trip, no decode. [`CachedStore::get_shared`]
 ///   hands out the cached `Arc<T>`; [`Store::get`] returns a clone of it.
@@ -59,9 +62,12 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 ///   [soft timeout](CachedStoreBuilder::soft_timeout).
 ///
 /// Only `get`, `get_shared` and `get_or_load` read the cache; every other operation
-/// goes to Redis (and writes evict what they touch). Standalone Redis only: a
-/// cluster spreads keys over nodes, each of which would need its own tracking connection, so
-/// `CachedStore` is not offered for [`RedisClusterStore`](crate::RedisClusterStore).
+/// goes to Redis (and writes evict what they touch). One server at a time only
+/// ([`Trackable`]): a cluster spreads keys over nodes, each of which would need its own
+/// tracking connection, so `CachedStore` is not offered for
+/// [`RedisClusterStore`](crate::RedisClusterStore) yet. On Sentinel, a failover ends the
+/// tracking connection with the old master: the cache is flushed, and tracking resumes on
+/// the new master.
 ///
 /// ```no_run
 /// # use typedkv::{CachedStore, RedisStore, Store, redis::RedisPool};
@@ -76,12 +82,12 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// ```
 ///
 /// [`capacity`]: CachedStoreBuilder::capacity
-pub struct CachedStore<T, C = Bincode> {
-    inner: Arc<Inner<T, C>>,
+pub struct CachedStore<T, C = Bincode, B = RedisPool> {
+    inner: Arc<Inner<T, C, B>>,
 }
 
-struct Inner<T, C> {
-    store: TypedStore<T, RedisPool, C>,
+struct Inner<T, C, B> {
+    store: TypedStore<T, B, C>,
     entries: Arc<Entries<T>>,
     /// The last known values, with fail-safe reads on.
     fallback: Option<Fallback<T>>,
@@ -89,13 +95,13 @@ struct Inner<T, C> {
     maintainer: JoinHandle<()>,
 }
 
-impl<T, C> Drop for Inner<T, C> {
+impl<T, C, B> Drop for Inner<T, C, B> {
     fn drop(&mut self) {
         self.maintainer.abort();
     }
 }
 
-impl<T, C> Clone for CachedStore<T, C> {
+impl<T, C, B> Clone for CachedStore<T, C, B> {
     fn clone(&self) -> Self {
         CachedStore {
             inner: Arc::clone(&self.inner),
@@ -121,14 +127,14 @@ pub struct CacheStats {
 
 /// Configures a [`CachedStore`]; from [`CachedStore::builder`].
 #[must_use = "a builder does nothing until .build()"]
-pub struct CachedStoreBuilder<T, C> {
-    store: TypedStore<T, RedisPool, C>,
+pub struct CachedStoreBuilder<T, C, B = RedisPool> {
+    store: TypedStore<T, B, C>,
     capacity: usize,
     max_staleness: Option<Duration>,
     soft_timeout: Option<Duration>,
 }
 
-impl<T, C: Codec> fmt::Debug for CachedStoreBuilder<T, C> {
+impl<T, C: Codec, B: Trackable> fmt::Debug for CachedStoreBuilder<T, C, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedStoreBuilder")
             .field("store", &self.store)
@@ -139,10 +145,11 @@ impl<T, C: Codec> fmt::Debug for CachedStoreBuilder<T, C> {
     }
 }
 
-impl<T, C> CachedStoreBuilder<T, C>
+impl<T, C, B> CachedStoreBuilder<T, C, B>
 where
     T: Send + Sync + 'static,
     C: Codec,
+    B: Trackable,
 {
     /// How many values to keep at most. Default [`DEFAULT_CACHE_CAPACITY`].
     pub fn capacity(mut self, entries: usize) -> Self {
@@ -172,7 +179,7 @@ where
     /// refuses `CLIENT TRACKING`) and starts the background task that keeps it open. Must be
     /// called within a tokio runtime. Fails with [`Error::InvalidConfig`] for a zero
     /// staleness bound or soft timeout, or a soft timeout without fail-safe reads.
-    pub async fn build(self) -> Result<CachedStore<T, C>> {
+    pub async fn build(self) -> Result<CachedStore<T, C, B>> {
         let fallback = match (self.max_staleness, self.soft_timeout) {
             (Some(bound), _) if bound.is_zero() => {
                 return Err(Error::config(
@@ -213,13 +220,14 @@ where
     }
 }
 
-impl<T, C> CachedStore<T, C>
+impl<T, C, B> CachedStore<T, C, B>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
+    B: Trackable,
 {
     /// Starts configuring a cache in front of `store`.
-    pub fn builder(store: TypedStore<T, RedisPool, C>) -> CachedStoreBuilder<T, C> {
+    pub fn builder(store: TypedStore<T, B, C>) -> CachedStoreBuilder<T, C, B> {
         CachedStoreBuilder {
             store,
             capacity: DEFAULT_CACHE_CAPACITY,
@@ -331,7 +339,7 @@ where
     /// The error of a background read that did not finish (the runtime shut down).
     fn lost_read(&self, key: &str, error: tokio::task::JoinError) -> Error {
         Error::Protocol {
-            backend: "redis",
+            backend: self.inner.store.backend().kind(),
             keys: crate::Keys::one(key),
             reason: format!("the read's task ended without an answer: {error}"),
         }
@@ -349,7 +357,7 @@ where
     }
 
     /// The store behind the cache.
-    pub fn store(&self) -> &TypedStore<T, RedisPool, C> {
+    pub fn store(&self) -> &TypedStore<T, B, C> {
         &self.inner.store
     }
 
@@ -373,7 +381,7 @@ where
     }
 }
 
-impl<T, C: Codec> fmt::Debug for CachedStore<T, C> {
+impl<T, C: Codec, B: Trackable> fmt::Debug for CachedStore<T, C, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedStore")
             .field("store", &self.inner.store)
@@ -384,10 +392,11 @@ impl<T, C: Codec> fmt::Debug for CachedStore<T, C> {
 }
 
 #[async_trait]
-impl<T, C> Store<T> for CachedStore<T, C>
+impl<T, C, B> Store<T> for CachedStore<T, C, B>
 where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     C: Codec,
+    B: Trackable,
 {
     fn namespace(&self) -> &str {
         self.inner.store.namespace()

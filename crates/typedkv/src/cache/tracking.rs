@@ -16,8 +16,8 @@ use ::redis::{PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
 use super::entries::Entries;
+use super::trackable::Trackable;
 use crate::error::Result;
-use crate::redis::RedisPool;
 
 /// Name of tracking connections in `CLIENT LIST`.
 pub const TRACKING_CLIENT_NAME: &str = "typedkv-tracking";
@@ -26,8 +26,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Opens a tracking connection for keys under `prefix`, feeding `entries`; `lost` is
 /// notified when it drops.
-pub(crate) async fn track<T: Send + Sync + 'static>(
-    pool: &RedisPool,
+pub(crate) async fn track<T: Send + Sync + 'static, B: Trackable>(
+    pool: &B,
     prefix: &str,
     entries: &Arc<Entries<T>>,
     lost: &Arc<Notify>,
@@ -54,7 +54,7 @@ pub(crate) async fn track<T: Send + Sync + 'static>(
         .arg(prefix)
         .ignore();
     let tracking: std::result::Result<(), _> = setup.query_async(&mut conn).await;
-    tracking.map_err(|e| pool.command_failed(&prefix, e))?;
+    tracking.map_err(|e| pool.command_failed(prefix, e))?;
     entries.start_tracking();
     Ok(conn)
 }
@@ -85,8 +85,8 @@ fn handle_push<T>(entries: &Entries<T>, lost: &Notify, push: PushInfo) {
 
 /// Keeps a tracking connection open for as long as `entries` is alive: waits for `conn` to
 /// drop, then tracks again, retrying every [`RETRY_PAUSE`].
-pub(crate) async fn maintain<T: Send + Sync + 'static>(
-    pool: RedisPool,
+pub(crate) async fn maintain<T: Send + Sync + 'static, B: Trackable>(
+    pool: B,
     prefix: String,
     entries: Weak<Entries<T>>,
     lost: Arc<Notify>,

@@ -29,13 +29,23 @@ impl SentinelManager {
     }
 }
 
+impl SentinelManager {
+    /// A connection to the master the sentinels name now, configured by `config`.
+    pub(crate) async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection, RedisError> {
+        let mut client = self.client.lock().await;
+        client.get_async_connection_with_config(config).await
+    }
+}
+
 impl Manager for SentinelManager {
     type Type = MultiplexedConnection;
     type Error = RedisError;
 
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        let mut client = self.client.lock().await;
-        client.get_async_connection_with_config(&self.config).await
+        self.connect(&self.config).await
     }
 
     async fn recycle(

@@ -193,6 +193,47 @@ impl RedisSentinelPool {
         })
     }
 
+    /// An error of a command sent on a [`dedicated_connection`](Self::dedicated_connection).
+    #[cfg(feature = "cache")]
+    pub(crate) fn command_failed(
+        &self,
+        key: &dyn super::keys::ToKeys,
+        error: ::redis::RedisError,
+    ) -> Error {
+        let limits = self.inner.shared.limits();
+        super::errors::from_redis_error(key, error, crate::Waited::Reply, limits)
+    }
+
+    /// A new connection of its own to the master the sentinels name now, outside the pool,
+    /// whose server pushes (RESP3) go to `on_push`: for client tracking.
+    #[cfg(feature = "cache")]
+    pub(crate) async fn dedicated_connection(
+        &self,
+        on_push: impl ::redis::aio::AsyncPushSender,
+    ) -> Result<::redis::aio::MultiplexedConnection> {
+        let config = self
+            .inner
+            .settings
+            .connection_config()
+            .set_push_sender(on_push);
+        let limits = self.inner.shared.limits();
+        let failed = |e| {
+            let key = &super::keys::NoKey;
+            super::errors::from_redis_error(key, e, crate::Waited::Connection, limits)
+        };
+        let connect = self.inner.shared.pool().manager().connect(&config);
+        // Bounded like a pool's connection: the sentinels' lookup has no timeout of its own.
+        match tokio::time::timeout(limits.create, connect).await {
+            Ok(connected) => connected.map_err(failed),
+            Err(_elapsed) => Err(Error::Timeout {
+                backend: limits.backend,
+                keys: crate::Keys::none(),
+                timeout: limits.create,
+                waited: crate::Waited::Connection,
+            }),
+        }
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared<SentinelManager, Object<SentinelManager>>> {
         &self.inner.shared
     }
