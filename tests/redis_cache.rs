@@ -426,3 +426,42 @@ async fn fail_safe_reads_survive_a_killed_server_and_never_answer_overwritten_va
     })
     .await;
 }
+
+/// `get_or_insert_with_fail_safe`: loads and stores a missing value; while the server is
+/// down, answers the last known value without calling the loader, and for a key never seen
+/// the error (the loader's value could not be stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_get_or_insert_with_never_loads_what_it_cannot_store() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut server = TestRedis::start().await;
+    let cache = fail_safe(&server, Duration::from_secs(10), None).await;
+    let loads = Arc::new(AtomicUsize::new(0));
+    let loader = |value: Profile| {
+        let loads = Arc::clone(&loads);
+        move || async move {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::convert::Infallible>(typedkv::Loaded::new(value))
+        }
+    };
+    let read = cache
+        .get_or_insert_with_fail_safe("a", loader(profile(1)))
+        .await
+        .unwrap();
+    assert_eq!((&*read.value, read.is_stale()), (&profile(1), false));
+    assert_eq!(cache.store().get("a").await.unwrap(), Some(profile(1)));
+
+    server.stop();
+    eventually("the lost tracking", || async { !cache.is_tracking() }).await;
+    let read = cache
+        .get_or_insert_with_fail_safe("a", loader(profile(2)))
+        .await
+        .unwrap();
+    assert_eq!((&*read.value, read.is_stale()), (&profile(1), true));
+    let err = cache
+        .get_or_insert_with_fail_safe("b", loader(profile(3)))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "only the first call loaded");
+}

@@ -294,6 +294,39 @@ where
         }
     }
 
+    /// [`get_or_insert_with`](crate::StoreExt::get_or_insert_with) with fail-safe reads: the
+    /// value under `id` as [`get_fail_safe`](Self::get_fail_safe) answers it (current, or the
+    /// last known one marked stale), or, if there is none, the value `loader` produces,
+    /// stored and cached as `get_or_insert_with` does (then read back once, so it is cached
+    /// with its TTL). When Redis fails and there is no last known value, the error: the
+    /// loader is not called, as its value could not be stored.
+    pub async fn get_or_insert_with_fail_safe<F, Fut, E>(
+        &self,
+        id: &str,
+        loader: F,
+    ) -> Result<Served<T>>
+    where
+        T: Clone,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut:
+            std::future::Future<Output = std::result::Result<crate::Loaded<T>, E>> + Send + 'static,
+        E: Into<crate::BoxError>,
+    {
+        if let Some(served) = self.get_fail_safe(id).await? {
+            return Ok(served);
+        }
+        let loaded = crate::StoreExt::get_or_insert_with(self, id, loader).await?;
+        // Read back what was stored, with its TTL, so the cache and the fail-safe table hold
+        // it (the write forgot the key in both). A value the loader chose not to store is
+        // answered as loaded.
+        let key = self.inner.store.keyspace().key(id)?;
+        let value = match self.read_through(&key).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) | Err(_) => Arc::new(loaded),
+        };
+        Ok(Served { value, stale: None })
+    }
+
     /// The cached value of `key`, if tracked and cached.
     fn hit(&self, key: &str) -> Option<Arc<T>> {
         let value = self.inner.entries.get(key)?;
