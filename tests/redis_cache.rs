@@ -463,5 +463,9 @@ async fn fail_safe_get_or_insert_with_never_loads_what_it_cannot_store() {
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
-    assert_eq!(loads.load(Ordering::SeqCst), 1, "only the first call loaded");
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "only the first call loaded"
+    );
 }

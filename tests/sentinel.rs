@@ -168,3 +168,107 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A manual failover (`SENTINEL FAILOVER`) while 16 tasks write and read: the old master
+/// stays up, is turned into a replica and its clients are disconnected (Sentinel does
+/// that); the pool moves to the new master without a failed call or a lost write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_moves_the_pool_to_the_new_master() {
+    let sentinel = TestSentinel::start().await;
+    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+        .response_timeout(Some(Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "m").build().unwrap();
+    store.set("warm-up", &0).await.unwrap();
+    let load = Load::start(store.clone(), 16);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let old = sentinel.master_port().await;
+    let started = load.mark();
+    sentinel.manual_failover().await;
+    let switched_after = sentinel
+        .wait_failover_from(old, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.stop(started, &store).await;
+    eprintln!("manual failover report: switched {switched_after:?} after the command; {report}");
+    report.assert_recovered(switched_after, "m:");
+}
+
+/// A partition: the sentinels lose the master (its `default` user, theirs, is switched off
+/// and their links killed) while it keeps serving the pool's own user. They promote a
+/// replica and cannot demote the old master, which would take writes for ever: the pool
+/// leaves it when a sentinel announces `+switch-master`, and writes land on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
+    let sentinel = TestSentinel::start().await;
+    for port in sentinel.data_ports() {
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", "app", "on", ">app-pw", "~*", "+@all"][..])
+            .query_async(&mut node(port).await)
+            .await
+            .unwrap();
+    }
+    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+        .master_username("app")
+        .master_password("app-pw")
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "p").build().unwrap();
+    store.set("before", &1).await.unwrap();
+
+    let old = sentinel.master_port().await;
+    let mut master = node(old).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "off"][..])
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "USER", "default"][..])
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    let new = {
+        sentinel
+            .wait_failover_from(old, Duration::from_secs(30))
+            .await;
+        sentinel.master_port().await
+    };
+    // The announcement reaches the pool's watcher within moments of the switch.
+    eventually(|| async {
+        store.set("after", &2).await.is_ok()
+            && redis::cmd("EXISTS")
+                .arg("p:after")
+                .query_async::<bool>(&mut node(new).await)
+                .await
+                .unwrap_or(false)
+    })
+    .await;
+    // Once moved, the pool stays on the new master.
+    store.set("final", &3).await.unwrap();
+    for (port, conn, want) in [(new, &mut node(new).await, true), (old, &mut master, false)] {
+        let found: bool = redis::cmd("EXISTS")
+            .arg("p:final")
+            .query_async(conn)
+            .await
+            .unwrap();
+        assert_eq!(found, want, "p:final on {port}");
+    }
+}
+
+/// A connection to the data node on `port` as the `app` user, or, before it exists, as
+/// `default`.
+async fn node(port: u16) -> redis::aio::MultiplexedConnection {
+    for url in [
+        format!("redis://app:app-pw@127.0.0.1:{port}"),
+        format!("redis://127.0.0.1:{port}"),
+    ] {
+        if let Ok(client) = redis::Client::open(url)
+            && let Ok(conn) = client.get_multiplexed_async_connection().await
+        {
+            return conn;
+        }
+    }
+    panic!("cannot connect to the data node on {port}")
+}

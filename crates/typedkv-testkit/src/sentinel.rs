@@ -72,6 +72,16 @@ impl TestSentinel {
         setup
     }
 
+    /// The data servers' ports on 127.0.0.1: the master's and the replicas' (killed ones
+    /// included).
+    pub fn data_ports(&self) -> Vec<u16> {
+        self.setup
+            .servers
+            .iter()
+            .filter_map(|server| server.host_and_port().map(|(_, port)| port))
+            .collect()
+    }
+
     /// The sentinels' ports on 127.0.0.1.
     pub fn sentinel_ports(&self) -> Vec<u16> {
         self.setup
@@ -146,6 +156,18 @@ impl TestSentinel {
             .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
             .unwrap_or_else(|| panic!("no server on port {port}"));
         server.stop();
+    }
+
+    /// Asks a sentinel for a failover (`SENTINEL FAILOVER`): a replica is promoted and the
+    /// old master, still up, becomes its replica.
+    pub async fn manual_failover(&self) {
+        let port = self.sentinel_ports()[0];
+        let _: () = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(MASTER_NAME)
+            .query_async(&mut connection(port).await)
+            .await
+            .expect("SENTINEL FAILOVER");
     }
 
     /// Waits until the sentinels name a master other than `port` and that server answers

@@ -18,13 +18,23 @@ pub(crate) struct SentinelManager {
     /// `SentinelClient` needs `&mut` to look the master up (it caches sentinel connections).
     client: tokio::sync::Mutex<SentinelClient>,
     config: AsyncConnectionConfig,
+    /// Starts the `+switch-master` watcher (`watch.rs`) at the first connection: pools are
+    /// built outside any runtime, connections inside one.
+    start_watcher: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl SentinelManager {
-    pub(crate) fn new(client: SentinelClient, config: AsyncConnectionConfig) -> Self {
+    /// A manager connecting through `client`; `start_watcher` is run once, at the first
+    /// connection.
+    pub(crate) fn new(
+        client: SentinelClient,
+        config: AsyncConnectionConfig,
+        start_watcher: impl FnOnce() + Send + 'static,
+    ) -> Self {
         SentinelManager {
             client: tokio::sync::Mutex::new(client),
             config,
+            start_watcher: std::sync::Mutex::new(Some(Box::new(start_watcher))),
         }
     }
 }
@@ -45,6 +55,14 @@ impl Manager for SentinelManager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        let start = self
+            .start_watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(start) = start {
+            start();
+        }
         self.connect(&self.config).await
     }
 

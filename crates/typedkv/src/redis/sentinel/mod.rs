@@ -7,6 +7,7 @@
 //! the master the sentinels name then.
 
 mod manager;
+mod watch;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,7 +19,7 @@ use deadpool::managed::Object;
 
 use self::manager::SentinelManager;
 use super::builder::RedisPoolBuilder;
-use super::config::{Settings, invalid_url};
+use super::config::{Settings, connection_info, invalid_url};
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
 use crate::error::{Error, Result};
@@ -130,6 +131,7 @@ impl RedisSentinelPool {
             return Err(Error::config("a sentinel pool needs the master's name"));
         }
         let mut sentinels = Vec::with_capacity(settings.urls.len());
+        let mut sentinel_infos = Vec::with_capacity(settings.urls.len());
         let mut sentinel_login = None;
         for url in &settings.urls {
             let info = url
@@ -144,6 +146,8 @@ impl RedisSentinelPool {
                 ));
             }
             sentinels.push(info.addr().clone());
+            // RESP3: the watcher receives `+switch-master` as pushes.
+            sentinel_infos.push(connection_info(url, ProtocolVersion::RESP3)?);
         }
         let failed = |e| invalid_url(&settings.urls[0], e);
         let mut client =
@@ -177,9 +181,17 @@ impl RedisSentinelPool {
                 Ok::<(), Infallible>(())
             }
         };
+        let start_watcher = {
+            let generations = Arc::downgrade(&generations);
+            let config = settings.connection_config();
+            let master = target.master.clone();
+            move || {
+                tokio::spawn(watch::watch(sentinel_infos, master, config, generations));
+            }
+        };
         let config = settings.connection_config().set_push_sender(on_push);
         let shared = Shared::new(
-            SentinelManager::new(client, config),
+            SentinelManager::new(client, config, start_watcher),
             &settings,
             "redis-sentinel",
             generations,
