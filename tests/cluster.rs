@@ -49,6 +49,52 @@ async fn typedkv_on_a_cluster() {
     typedkv_testkit::foreign_keys::scans_survive_keys_of_other_programs(cluster.pool(), &mut raw)
         .await;
     passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
+    cluster.flush().await;
+    the_cache_hears_writes_on_every_master(&cluster).await;
+}
+
+/// `CachedStore` on the cluster: values from every master are cached, and a write by
+/// another client to any of them evicts its entry (each master's invalidations arrive on
+/// the cache's tracking connection to that master).
+async fn the_cache_hears_writes_on_every_master(cluster: &TestCluster) {
+    use typedkv::CachedStore;
+    let store: RedisClusterStore<u64> = RedisClusterStore::builder(cluster.pool(), "cached")
+        .build()
+        .unwrap();
+    let cache = CachedStore::builder(store).build().await.unwrap();
+    let other: RedisClusterStore<u64> = RedisClusterStore::builder(cluster.pool(), "cached")
+        .build()
+        .unwrap();
+    let ids: Vec<String> = (0..30).map(|i| i.to_string()).collect();
+    let mut masters = HashSet::new();
+    for id in &ids {
+        masters.insert(cluster.master_of(&format!("cached:{id}")).await);
+        other.set(id, &1).await.unwrap();
+    }
+    assert_eq!(masters.len(), 3, "the keys span every master");
+    for id in &ids {
+        assert_eq!(cache.get(id).await.unwrap(), Some(1));
+    }
+    let hits = cache.stats().hits;
+    for id in &ids {
+        assert_eq!(cache.get(id).await.unwrap(), Some(1));
+    }
+    assert_eq!(
+        cache.stats().hits,
+        hits + ids.len() as u64,
+        "{:?}",
+        cache.stats()
+    );
+    for id in &ids {
+        other.set(id, &2).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for id in &ids {
+        while cache.get(id).await.unwrap() != Some(2) {
+            assert!(Instant::now() < deadline, "no invalidation for {id}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// With batching, 1,000 concurrent `get`s over every master, a quarter of them on keys

@@ -51,3 +51,52 @@ async fn failover(batching: bool) {
     );
     report.assert_recovered(promoted_after, "w:");
 }
+
+/// `CachedStore` on a cluster through a failover: a killed master ends tracking (the cache
+/// flushes), tracking resumes on the new set of masters, and a write by another client to a
+/// key of the promoted replica evicts its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_tracks_the_new_master_after_a_failover() {
+    use typedkv::CachedStore;
+    let mut cluster = TestCluster::start().await;
+    let store: RedisClusterStore<u64> = RedisClusterStore::builder(cluster.pool(), "c")
+        .build()
+        .unwrap();
+    let cache = CachedStore::builder(store).build().await.unwrap();
+    let other: RedisClusterStore<u64> = RedisClusterStore::builder(cluster.pool(), "c")
+        .build()
+        .unwrap();
+    other.set("k", &1).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(1));
+
+    let victim = cluster.master_of("c:k").await;
+    cluster.kill(victim);
+    cluster.wait_failover_from(victim, PROMOTION_LIMIT).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Tracking again, on the masters serving every slot now.
+    while !cache.is_tracking() || cluster.master_of("c:k").await == victim {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tracking did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        match cache.get("k").await {
+            Ok(Some(_)) => break,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer after the failover"
+        );
+    }
+    other.set("k", &2).await.unwrap();
+    while cache.get("k").await.ok().flatten() != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no invalidation from the new master"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

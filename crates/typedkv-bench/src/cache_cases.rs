@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use typedkv::{CachedStore, Store};
 
+use crate::args::Args;
 use crate::cases::Bench;
 use crate::measure::BenchResult;
 use crate::payload::BenchUser;
@@ -14,6 +15,32 @@ use crate::report::Row;
 /// Operations between two looks at the clock in the hot-hit loop: reading the clock costs
 /// about as much as a hit.
 const CLOCK_EVERY: u64 = 256;
+
+/// Median ns per hot `get_shared` (always the same cached key) on `cached`, of any
+/// backend: the standalone and the cluster case measure the same loop.
+pub(crate) async fn hot_get_ns<B: typedkv::Trackable>(
+    cached: &CachedStore<BenchUser, typedkv::Bincode, B>,
+    id: &str,
+    args: &Args,
+) -> BenchResult<f64> {
+    cached.get_shared(id).await?; // now cached
+    let mut runs = Vec::new();
+    for _ in 0..args.rounds.max(1) {
+        let deadline = Instant::now() + args.slice();
+        let started = Instant::now();
+        let mut done = 0u64;
+        while Instant::now() < deadline {
+            for _ in 0..CLOCK_EVERY {
+                if cached.get_shared(id).await?.is_none() {
+                    return Err("cached get: the key vanished".into());
+                }
+            }
+            done += CLOCK_EVERY;
+        }
+        runs.push(started.elapsed().as_nanos() as f64 / done as f64);
+    }
+    Ok(crate::measure::median(runs))
+}
 
 impl Bench {
     /// A hot `get` (always the same cached key) at 1 task, cached vs uncached; the row's

@@ -364,13 +364,18 @@ fn targets(rows: &[Row]) -> Vec<Target> {
             at_least: false,
         });
     }
-    if let Some(ns) = find("cached_get_ns", 1) {
-        targets.push(Target {
-            name: "cached hot get ns".into(),
-            value: ns.typed,
-            limit: 100.0,
-            at_least: false,
-        });
+    for (case, name) in [
+        ("cached_get_ns", "cached hot get ns"),
+        ("cluster_cached_get_ns", "cached hot get ns on the cluster"),
+    ] {
+        if let Some(ns) = find(case, 1) {
+            targets.push(Target {
+                name: name.into(),
+                value: ns.typed,
+                limit: 100.0,
+                at_least: false,
+            });
+        }
     }
     if let Some(speedup) = find("cached_get", 1).and_then(Row::ratio) {
         targets.push(Target {

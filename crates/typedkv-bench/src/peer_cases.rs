@@ -424,5 +424,8 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
         ];
         rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args).await?);
     }
+    let cached = typedkv::CachedStore::builder(store).build().await?;
+    let ns = crate::cache_cases::hot_get_ns(&cached, &ids.0[0][0], args).await?;
+    rows.push(Row::typed_only("cluster_cached_get_ns", ns, "ns"));
     Ok(rows)
 }

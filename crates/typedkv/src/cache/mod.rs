@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use self::entries::Entries;
@@ -39,9 +38,8 @@ use crate::version::{Version, Versioned};
 /// Default capacity of a [`CachedStore`], in entries.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
-/// A [`RedisStore`](crate::RedisStore) (or, with the `sentinel` feature, a
-/// `RedisSentinelStore`) whose `get` serves decoded values from process memory, kept fresh
-/// by Redis itself.
+/// A [`RedisStore`](crate::RedisStore) (or a `RedisSentinelStore` or `RedisClusterStore`)
+/// whose `get` serves decoded values from process memory, kept fresh by Redis itself.
 ///
 /// - **Hits** cost a hash lookup: no round trip, no decode. [`CachedStore::get_shared`]
 ///   hands out the cached `Arc<T>`; [`Store::get`] returns a clone of it.
@@ -62,12 +60,11 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 ///   [soft timeout](CachedStoreBuilder::soft_timeout).
 ///
 /// Only `get`, `get_shared` and `get_or_load` read the cache; every other operation
-/// goes to Redis (and writes evict what they touch). One server at a time only
-/// ([`Trackable`]): a cluster spreads keys over nodes, each of which would need its own
-/// tracking connection, so `CachedStore` is not offered for
-/// [`RedisClusterStore`](crate::RedisClusterStore) yet. On Sentinel, a failover ends the
-/// tracking connection with the old master: the cache is flushed, and tracking resumes on
-/// the new master.
+/// goes to Redis (and writes evict what they touch). Any [`Trackable`] store: on Sentinel a
+/// failover ends the tracking connection with the old master, the cache is flushed, and
+/// tracking resumes on the new master; on a [`RedisClusterStore`](crate::RedisClusterStore)
+/// the cache tracks on every master, and tracks anew (flushing) when one drops or the set
+/// of masters changes.
 ///
 /// ```no_run
 /// # use typedkv::{CachedStore, RedisStore, Store, redis::RedisPool};
@@ -200,14 +197,14 @@ where
         let pool = self.store.backend().clone();
         let prefix = self.store.keyspace().prefix().to_owned();
         let entries = Arc::new(Entries::new(self.capacity.max(1)));
-        let lost = Arc::new(Notify::new());
-        let conn = tracking::track(&pool, &prefix, &entries, &lost).await?;
+        let lost = Arc::new(tracking::Lost::default());
+        let conns = tracking::track(&pool, &prefix, &entries, &lost).await?;
         let maintainer = tokio::spawn(tracking::maintain(
             pool,
             prefix,
             Arc::downgrade(&entries),
             lost,
-            conn,
+            conns,
         ));
         Ok(CachedStore {
             inner: Arc::new(Inner {

@@ -1,7 +1,6 @@
-//! The backends a [`CachedStore`](super::CachedStore) can sit in front of: pools of one
-//! server at a time (standalone, or the master Sentinel names), whose connections the cache
-//! can open for its own tracking connection. A cluster spreads keys over nodes, each needing
-//! a tracking connection of its own, so it is not one of them.
+//! The backends a [`CachedStore`](super::CachedStore) can sit in front of: the pools whose
+//! servers the cache can open tracking connections to (one server, the master Sentinel
+//! names, or every master of a cluster).
 
 use ::redis::RedisError;
 use ::redis::aio::{AsyncPushSender, MultiplexedConnection};
@@ -10,8 +9,8 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 /// A backend [`CachedStore`](super::CachedStore) can track: [`RedisPool`](crate::redis::RedisPool)
-/// and, with the `sentinel` feature, `RedisSentinelPool`. Sealed: the cache needs what only
-/// these pools provide.
+/// and, with their features, `RedisSentinelPool` and `RedisClusterPool`. Sealed: the cache
+/// needs what only these pools provide.
 pub trait Trackable: Backend + private::Sealed {}
 
 pub(crate) mod private {
@@ -19,13 +18,21 @@ pub(crate) mod private {
 
     /// What the cache needs of a pool.
     pub trait Sealed {
-        /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
-        /// `on_push`: the tracking connection needs one that stays put. On Sentinel, to the
-        /// master the sentinels name now.
-        fn dedicated_connection(
+        /// New connections of the cache's own, outside the pool, one per server whose keys
+        /// it must hear about, whose server pushes (RESP3) go to `on_push`.
+        fn tracking_connections(
             &self,
-            on_push: impl AsyncPushSender,
-        ) -> impl std::future::Future<Output = Result<MultiplexedConnection>> + Send;
+            on_push: impl AsyncPushSender + Clone,
+        ) -> impl std::future::Future<Output = Result<Vec<MultiplexedConnection>>> + Send;
+
+        /// The servers to track as of now, for pools whose servers change without a tracking
+        /// connection dropping (a cluster's masters); `None` for the others, or if they
+        /// cannot be learned right now.
+        fn tracked_servers(
+            &self,
+        ) -> impl std::future::Future<Output = Option<Vec<(String, u16)>>> + Send {
+            std::future::ready(None)
+        }
 
         /// An error of a command about `key` sent on such a connection.
         fn command_failed(&self, key: &str, error: RedisError) -> Error;
@@ -35,11 +42,11 @@ pub(crate) mod private {
 impl Trackable for crate::redis::RedisPool {}
 
 impl private::Sealed for crate::redis::RedisPool {
-    async fn dedicated_connection(
+    async fn tracking_connections(
         &self,
-        on_push: impl AsyncPushSender,
-    ) -> Result<MultiplexedConnection> {
-        crate::redis::RedisPool::dedicated_connection(self, on_push).await
+        on_push: impl AsyncPushSender + Clone,
+    ) -> Result<Vec<MultiplexedConnection>> {
+        Ok(vec![self.dedicated_connection(on_push).await?])
     }
 
     fn command_failed(&self, key: &str, error: RedisError) -> Error {
@@ -52,14 +59,42 @@ impl Trackable for crate::redis::RedisSentinelPool {}
 
 #[cfg(feature = "sentinel")]
 impl private::Sealed for crate::redis::RedisSentinelPool {
-    async fn dedicated_connection(
+    async fn tracking_connections(
         &self,
-        on_push: impl AsyncPushSender,
-    ) -> Result<MultiplexedConnection> {
-        crate::redis::RedisSentinelPool::dedicated_connection(self, on_push).await
+        on_push: impl AsyncPushSender + Clone,
+    ) -> Result<Vec<MultiplexedConnection>> {
+        Ok(vec![self.dedicated_connection(on_push).await?])
     }
 
     fn command_failed(&self, key: &str, error: RedisError) -> Error {
         crate::redis::RedisSentinelPool::command_failed(self, &key, error)
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl Trackable for crate::redis::RedisClusterPool {}
+
+#[cfg(feature = "cluster")]
+impl private::Sealed for crate::redis::RedisClusterPool {
+    async fn tracking_connections(
+        &self,
+        on_push: impl AsyncPushSender + Clone,
+    ) -> Result<Vec<MultiplexedConnection>> {
+        let mut connections = Vec::new();
+        for master in self.masters().await? {
+            connections.push(
+                self.dedicated_connection_to(&master, on_push.clone())
+                    .await?,
+            );
+        }
+        Ok(connections)
+    }
+
+    async fn tracked_servers(&self) -> Option<Vec<(String, u16)>> {
+        self.masters().await.ok()
+    }
+
+    fn command_failed(&self, key: &str, error: RedisError) -> Error {
+        crate::redis::RedisClusterPool::command_failed(self, key, error)
     }
 }

@@ -1,6 +1,7 @@
-//! Server-assisted client-side caching: one connection of the cache's own asks Redis for
-//! invalidations of every key under the store's prefix (`CLIENT TRACKING ON BCAST PREFIX`),
-//! whoever writes them, and receives them as RESP3 pushes.
+//! Server-assisted client-side caching: connections of the cache's own (one per server
+//! holding keys: one, or each master of a cluster) ask Redis for invalidations of every key
+//! under the store's prefix (`CLIENT TRACKING ON BCAST PREFIX`), whoever writes them, and
+//! receive them as RESP3 pushes.
 //!
 //! If that connection drops, invalidations may have been missed: the whole cache is flushed
 //! and nothing is cached until a new connection tracks again (a background task reconnects).
@@ -8,6 +9,7 @@
 //! one (default-mode tracking only covers keys read on the tracking connection itself).
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -23,43 +25,57 @@ use crate::error::Result;
 pub const TRACKING_CLIENT_NAME: &str = "typedkv-tracking";
 /// Pause between attempts to track again after the connection dropped.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How often a cluster cache checks whether its masters changed.
+const TOPOLOGY_CHECK: Duration = Duration::from_millis(500);
 
-/// Opens a tracking connection for keys under `prefix`, feeding `entries`; `lost` is
-/// notified when it drops.
+/// Tells the maintainer that a tracking connection of the current set dropped.
+#[derive(Default)]
+pub(crate) struct Lost {
+    notify: Notify,
+    /// Which set of connections is current: a set replaced by a newer one may still report
+    /// its connections closing, which must not end the newer set's tracking.
+    generation: AtomicU64,
+}
+
+/// Opens the tracking connections for keys under `prefix` (one per server of the pool),
+/// feeding `entries`; `lost` hears when one drops.
 pub(crate) async fn track<T: Send + Sync + 'static, B: Trackable>(
     pool: &B,
     prefix: &str,
     entries: &Arc<Entries<T>>,
-    lost: &Arc<Notify>,
-) -> Result<MultiplexedConnection> {
+    lost: &Arc<Lost>,
+) -> Result<Vec<MultiplexedConnection>> {
+    let generation = lost.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let on_push = {
         let entries = Arc::downgrade(entries);
         let lost = Arc::clone(lost);
         move |push: PushInfo| {
             if let Some(entries) = entries.upgrade() {
-                handle_push(&entries, &lost, push);
+                handle_push(&entries, &lost, generation, push);
             }
             Ok::<(), Infallible>(())
         }
     };
-    let mut conn = pool.dedicated_connection(on_push).await?;
-    let mut setup = ::redis::pipe();
-    setup
-        .cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(TRACKING_CLIENT_NAME)
-        .ignore()
-        .cmd("CLIENT")
-        .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
-        .arg(prefix)
-        .ignore();
-    let tracking: std::result::Result<(), _> = setup.query_async(&mut conn).await;
-    tracking.map_err(|e| pool.command_failed(prefix, e))?;
+    let mut connections = pool.tracking_connections(on_push).await?;
+    for conn in &mut connections {
+        let mut setup = ::redis::pipe();
+        setup
+            .cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(TRACKING_CLIENT_NAME)
+            .ignore()
+            .cmd("CLIENT")
+            .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
+            .arg(prefix)
+            .ignore();
+        let tracking: std::result::Result<(), _> = setup.query_async(conn).await;
+        tracking.map_err(|e| pool.command_failed(prefix, e))?;
+    }
     entries.start_tracking();
-    Ok(conn)
+    Ok(connections)
 }
 
-fn handle_push<T>(entries: &Entries<T>, lost: &Notify, push: PushInfo) {
+fn handle_push<T>(entries: &Entries<T>, lost: &Lost, generation: u64, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
             entries.note_invalidation();
@@ -75,34 +91,55 @@ fn handle_push<T>(entries: &Entries<T>, lost: &Notify, push: PushInfo) {
                 _ => entries.flush(),
             }
         }
-        PushKind::Disconnection => {
+        PushKind::Disconnection if lost.generation.load(Ordering::SeqCst) == generation => {
             entries.stop_tracking();
-            lost.notify_one();
+            lost.notify.notify_one();
         }
         _ => {}
     }
 }
 
-/// Keeps a tracking connection open for as long as `entries` is alive: waits for `conn` to
-/// drop, then tracks again, retrying every [`RETRY_PAUSE`].
+/// Keeps tracking connections open for as long as `entries` is alive: waits for one of
+/// `conns` to drop (or, on a cluster, for the set of masters to change: checked every
+/// [`TOPOLOGY_CHECK`]), then tracks again, retrying every [`RETRY_PAUSE`].
 pub(crate) async fn maintain<T: Send + Sync + 'static, B: Trackable>(
     pool: B,
     prefix: String,
     entries: Weak<Entries<T>>,
-    lost: Arc<Notify>,
-    conn: MultiplexedConnection,
+    lost: Arc<Lost>,
+    conns: Vec<MultiplexedConnection>,
 ) {
-    let mut _current = Some(conn);
+    let mut _current = conns;
+    let mut servers = pool.tracked_servers().await;
     loop {
-        lost.notified().await;
-        _current = None;
+        if servers.is_some() {
+            tokio::select! {
+                () = lost.notify.notified() => {}
+                () = tokio::time::sleep(TOPOLOGY_CHECK) => {
+                    let now = pool.tracked_servers().await;
+                    if now.is_none() || now == servers {
+                        continue;
+                    }
+                    // A server joined or left: what it holds was not (or is no longer)
+                    // tracked by these connections.
+                    match entries.upgrade() {
+                        Some(entries) => entries.stop_tracking(),
+                        None => return,
+                    }
+                }
+            }
+        } else {
+            lost.notify.notified().await;
+        }
+        _current = Vec::new();
         loop {
             let Some(strong) = entries.upgrade() else {
                 return;
             };
+            servers = pool.tracked_servers().await;
             match track(&pool, &prefix, &strong, &lost).await {
-                Ok(conn) => {
-                    _current = Some(conn);
+                Ok(conns) => {
+                    _current = conns;
                     break;
                 }
                 Err(_) => tokio::time::sleep(RETRY_PAUSE).await,

@@ -11,6 +11,8 @@ mod backend;
 mod manager;
 mod routes;
 mod scan;
+#[cfg(feature = "cache")]
+mod tracking;
 
 use std::fmt;
 use std::sync::Arc;

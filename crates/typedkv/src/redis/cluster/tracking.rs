@@ -1,0 +1,90 @@
+//! What a [`CachedStore`](crate::CachedStore) needs of a cluster pool (features `cluster` and
+//! `cache`): its masters, and a connection of the cache's own to each, for client tracking.
+//! A key's invalidations come from the master serving its slot, so the cache tracks on every
+//! master, and tracks again when the set of masters changes (failover, resharding).
+
+use ::redis::aio::{AsyncPushSender, MultiplexedConnection};
+use ::redis::{ConnectionAddr, ProtocolVersion, Value};
+
+use super::RedisClusterPool;
+use crate::error::Result;
+use crate::error::Waited;
+use crate::redis::config::connection_info;
+use crate::redis::errors::{from_redis_error, unexpected};
+use crate::redis::keys::NoKey;
+use crate::redis::shared::Resend;
+
+impl RedisClusterPool {
+    /// The masters serving slots now, as `(host, port)`, sorted.
+    pub(crate) async fn masters(&self) -> Result<Vec<(String, u16)>> {
+        let table: Vec<Value> = self
+            .shared()
+            .query(&NoKey, ::redis::cmd("CLUSTER").arg("SLOTS"), Resend::Safe)
+            .await?;
+        let mut masters = Vec::new();
+        for range in table {
+            let master = match range {
+                Value::Array(items) => match items.into_iter().nth(2) {
+                    Some(Value::Array(node)) => match node.as_slice() {
+                        [host, Value::Int(port), ..] => {
+                            let host = ::redis::from_redis_value::<String>(host.clone()).ok();
+                            host.zip(u16::try_from(*port).ok())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(master) = master else {
+                let reason = "CLUSTER SLOTS answered an entry of an unknown shape";
+                return Err(unexpected(&NoKey, self.shared().limits(), reason.into()));
+            };
+            masters.push(master);
+        }
+        masters.sort_unstable();
+        masters.dedup();
+        Ok(masters)
+    }
+
+    /// A new connection of its own to the node at `host:port` (with the seeds' credentials
+    /// and TLS settings), whose server pushes (RESP3) go to `on_push`.
+    pub(crate) async fn dedicated_connection_to(
+        &self,
+        (host, port): &(String, u16),
+        on_push: impl AsyncPushSender,
+    ) -> Result<MultiplexedConnection> {
+        let settings = &self.inner.settings;
+        let seed = connection_info(&settings.urls[0], ProtocolVersion::RESP3)?;
+        let addr = match seed.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host.clone(), *port),
+        };
+        let info = seed.set_addr(addr);
+        #[cfg(feature = "tls")]
+        let info = crate::redis::tls::prepare(info, settings.tls_roots.as_deref())?;
+        let config = settings.connection_config().set_push_sender(on_push);
+        let limits = self.shared().limits();
+        let failed = |e| from_redis_error(&NoKey, e, Waited::Connection, limits);
+        ::redis::Client::open(info)
+            .map_err(failed)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)
+    }
+
+    /// An error of a command sent on a connection from
+    /// [`dedicated_connection_to`](Self::dedicated_connection_to).
+    pub(crate) fn command_failed(&self, key: &str, error: ::redis::RedisError) -> crate::Error {
+        from_redis_error(&key, error, Waited::Reply, self.shared().limits())
+    }
+}
