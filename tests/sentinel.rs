@@ -10,6 +10,11 @@
 use std::time::Duration;
 
 use typedkv::redis::RedisSentinelPool;
+
+/// Tests take turns, two at a time: each starts six servers, and more setups at once on two
+/// cores made the failover timings (and, before `TestSentinel::start` retried, the ports
+/// the harness picks) collide.
+static SETUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 use typedkv::{Error, RedisSentinelStore, Store};
 use typedkv_testkit::conformance;
 use typedkv_testkit::failover::{Load, RECOVERY_AFTER_PROMOTION};
@@ -18,6 +23,7 @@ use typedkv_testkit::{TestSentinel, error_chain};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typedkv_on_sentinel() {
+    let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
     let failed = conformance::run_all(|| sentinel.fixture()).await;
     assert!(
@@ -79,6 +85,7 @@ async fn passwords_never_appear(sentinel: &TestSentinel) {
 /// writes lost to asynchronous replication are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_recover_after_the_master_is_killed() {
+    let _turn = SETUPS.acquire().await.unwrap();
     let mut sentinel = TestSentinel::start().await;
     let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
         .response_timeout(Some(Duration::from_millis(500)))
@@ -114,6 +121,7 @@ async fn calls_recover_after_the_master_is_killed() {
 /// after the promotion, current values, and tracking (so invalidations) on the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
+    let _turn = SETUPS.acquire().await.unwrap();
     use typedkv::CachedStore;
     let mut sentinel = TestSentinel::start().await;
     let pool = || {
@@ -174,6 +182,7 @@ where
 /// that); the pool moves to the new master without a failed call or a lost write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_failover_moves_the_pool_to_the_new_master() {
+    let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
     let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
         .response_timeout(Some(Duration::from_millis(500)))
@@ -201,6 +210,7 @@ async fn a_manual_failover_moves_the_pool_to_the_new_master() {
 /// leaves it when a sentinel announces `+switch-master`, and writes land on the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
+    let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
     for port in sentinel.data_ports() {
         let _: () = redis::cmd("ACL")
@@ -271,4 +281,61 @@ async fn node(port: u16) -> redis::aio::MultiplexedConnection {
         }
     }
     panic!("cannot connect to the data node on {port}")
+}
+
+/// `read_from_replicas`: plain reads go to the replicas (their keyspace hits count them) and
+/// see writes once replicated; with both replicas killed, reads go to the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_replicas_go_to_replicas_and_fall_back_to_the_master() {
+    let _turn = SETUPS.acquire().await.unwrap();
+    let mut sentinel = TestSentinel::start().await;
+    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+        .read_from_replicas(true)
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "r").build().unwrap();
+    let master = sentinel.master_port().await;
+    let replicas: Vec<u16> = sentinel
+        .data_ports()
+        .into_iter()
+        .filter(|port| *port != master)
+        .collect();
+    let hits = |port: u16| async move {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut node(port).await)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("keyspace_hits:"))
+            .and_then(|hits| hits.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = hits(replicas[0]).await + hits(replicas[1]).await;
+    for i in 0..50u64 {
+        store.set(&i.to_string(), &i).await.unwrap();
+    }
+    eventually(|| async {
+        let mut all = true;
+        for i in 0..50u64 {
+            all &= store.get(&i.to_string()).await.unwrap() == Some(i);
+        }
+        all
+    })
+    .await;
+    let after = hits(replicas[0]).await + hits(replicas[1]).await;
+    assert!(
+        after >= before + 50,
+        "replicas served {} reads",
+        after - before
+    );
+
+    for replica in replicas {
+        sentinel.kill(replica);
+    }
+    eventually(|| async { store.get("1").await.ok() == Some(Some(1)) }).await;
+    assert_eq!(
+        store.get_many(&["1", "2"]).await.unwrap(),
+        [Some(1), Some(2)]
+    );
 }

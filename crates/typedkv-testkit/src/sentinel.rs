@@ -18,6 +18,9 @@ use crate::fixture::Fixture;
 /// The master's name, as the harness configures the sentinels.
 pub const MASTER_NAME: &str = "master0";
 
+/// How many times to start a setup that did not come up.
+const START_ATTEMPTS: usize = 3;
+
 /// How long a master may be unreachable before a sentinel considers it down.
 pub const DOWN_AFTER: Duration = Duration::from_millis(500);
 
@@ -38,38 +41,55 @@ impl TestSentinel {
     /// Starts the setup and returns once the replicas are in sync and every sentinel knows
     /// the master, both replicas and the other sentinels.
     ///
-    /// Panics (this is test code) if `redis-server` or `openssl` is missing or the setup does
-    /// not come up.
+    /// The harness picks ports that are free when it looks and starts the servers after, so
+    /// another process can take one in between; a setup that does not come up is dropped
+    /// and started again, up to [`START_ATTEMPTS`] times. Panics (this is test code) if
+    /// `redis-server` or `openssl` is missing or no attempt came up.
     pub async fn start() -> TestSentinel {
-        let setup = tokio::task::spawn_blocking(|| RedisSentinelCluster::new(1, 2, 3))
-            .await
-            .unwrap_or_else(|e| panic!("the test sentinels did not start: {e}"));
-        let setup = TestSentinel { setup };
-        for port in setup.sentinel_ports() {
-            let mut sentinel = connection(port).await;
-            // Quorum 2 of 3, as production setups have it (the harness sets 1).
+        for _ in 0..START_ATTEMPTS {
+            let started = tokio::task::spawn_blocking(|| RedisSentinelCluster::new(1, 2, 3)).await;
+            let Ok(setup) = started else {
+                continue; // the harness panicked: a replica never synced
+            };
+            let setup = TestSentinel { setup };
+            if setup.configure().await
+                && setup.everyone_knows_everyone(Duration::from_secs(20)).await
+            {
+                return setup;
+            }
+        }
+        panic!("no test Sentinel setup came up in {START_ATTEMPTS} attempts")
+    }
+
+    /// Short failure detection, a quorum of 2 of 3 as production setups have it (the harness
+    /// sets 1), and a failover timeout of 4 s (after a split vote, the next election waits
+    /// twice that), on every sentinel; `false` if a sentinel cannot be reached.
+    async fn configure(&self) -> bool {
+        for port in self.sentinel_ports() {
+            let Ok(mut sentinel) = try_connection(port).await else {
+                return false;
+            };
             for (option, value) in [
                 (
                     "down-after-milliseconds",
                     DOWN_AFTER.as_millis().to_string(),
                 ),
-                ("failover-timeout", "10000".to_string()),
+                ("failover-timeout", "4000".to_string()),
                 ("quorum", "2".to_string()),
             ] {
-                let _: () = redis::cmd("SENTINEL")
+                let set: redis::RedisResult<()> = redis::cmd("SENTINEL")
                     .arg("SET")
                     .arg(MASTER_NAME)
                     .arg(option)
                     .arg(value)
                     .query_async(&mut sentinel)
-                    .await
-                    .expect("SENTINEL SET");
+                    .await;
+                if set.is_err() {
+                    return false;
+                }
             }
         }
-        setup
-            .wait_until_everyone_knows_everyone(Duration::from_secs(20))
-            .await;
-        setup
+        true
     }
 
     /// The data servers' ports on 127.0.0.1: the master's and the replicas' (killed ones
@@ -192,14 +212,17 @@ impl TestSentinel {
         panic!("no replica of port {port} was promoted within {limit:?}")
     }
 
-    /// Waits until every sentinel knows both replicas and the two other sentinels. A
-    /// sentinel that does not know the others yet counts itself a majority and fails over
-    /// on its own: two of them promoted one replica each (two masters, writes lost).
-    async fn wait_until_everyone_knows_everyone(&self, limit: Duration) {
+    /// Waits until every sentinel knows both replicas and the two other sentinels; `false`
+    /// if that does not happen within `limit`. A sentinel that does not know the others yet
+    /// counts itself a majority and fails over on its own: two of them promoted one replica
+    /// each (two masters, writes lost).
+    async fn everyone_knows_everyone(&self, limit: Duration) -> bool {
         let started = Instant::now();
         'poll: while started.elapsed() < limit {
             for port in self.sentinel_ports() {
-                let mut sentinel = connection(port).await;
+                let Ok(mut sentinel) = try_connection(port).await else {
+                    return false;
+                };
                 for what in ["REPLICAS", "SENTINELS"] {
                     let known: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
                         .arg(what)
@@ -212,9 +235,9 @@ impl TestSentinel {
                     }
                 }
             }
-            return;
+            return true;
         }
-        panic!("the sentinels did not learn both replicas and each other within {limit:?}")
+        false
     }
 }
 
@@ -226,9 +249,10 @@ async fn connection(port: u16) -> redis::aio::MultiplexedConnection {
 }
 
 async fn try_connection(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    // Generous: a loaded test machine is slow, and only a dead server should fail this.
     let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_millis(500)));
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
     redis::Client::open(format!("redis://127.0.0.1:{port}"))?
         .get_multiplexed_async_connection_with_config(&config)
         .await

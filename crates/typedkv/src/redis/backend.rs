@@ -12,8 +12,11 @@ use crate::options::Expiry;
 /// names): every command through the pool's `Shared`, indexes atomic in one script.
 macro_rules! single_server_backend {
     ($pool:ty) => {
+        single_server_backend!($pool, reads_from = shared);
+    };
+    ($pool:ty, reads_from = $reads:ident) => {
         impl Backend for $pool {
-            forward_commands_to_shared!();
+            forward_commands_to_shared!(reads_from = $reads);
 
             fn index_support(&self) -> crate::index::ops::IndexSupport {
                 crate::index::ops::IndexSupport::Atomic
@@ -49,7 +52,7 @@ macro_rules! single_server_backend {
 
 single_server_backend!(RedisPool);
 #[cfg(feature = "sentinel")]
-single_server_backend!(super::RedisSentinelPool);
+single_server_backend!(super::RedisSentinelPool, reads_from = reads);
 
 #[cfg(test)]
 mod tests {

@@ -17,13 +17,20 @@ use crate::error::Result;
 use crate::options::{Condition, Expiry};
 use crate::redis::keys::KeyBatch;
 
-/// The [`Backend`](crate::Backend) methods that both pools send exactly as this module does,
-/// forwarded to the pool's `Shared` (from `fn shared(&self)`). Expands to items of an
+/// The [`Backend`](crate::Backend) methods that every pool sends exactly as this module does,
+/// forwarded to the pool's `Shared` (from `fn shared(&self)`; with `reads_from = f`, plain
+/// reads go to `fn f(&self)`'s, e.g. a Sentinel pool's replicas). Expands to items of an
 /// `impl Backend for ...` block, which then adds `scan_page`, `set_many`, `index_support`
 /// and `apply_indexed`. `kind` is the
 /// backend name the pool's `Shared` was built with, so errors and `kind` say the same.
 macro_rules! forward_commands_to_shared {
     () => {
+        forward_commands_to_shared!(reads_from = shared);
+    };
+    // Plain reads (`get`, `exists`, `ttl`, `get_many`) on `self.$reads()`; everything else,
+    // `get_with_ttl` included (a cache fill must not read behind an invalidation), on
+    // `self.shared()`.
+    (reads_from = $reads:ident) => {
         fn kind(&self) -> &'static str {
             self.shared().limits().backend
         }
@@ -33,7 +40,7 @@ macro_rules! forward_commands_to_shared {
         }
 
         async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            self.shared().get(key).await
+            self.$reads().get(key).await
         }
 
         async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
@@ -45,15 +52,15 @@ macro_rules! forward_commands_to_shared {
         }
 
         async fn exists(&self, key: &str) -> Result<bool> {
-            self.shared().exists(key).await
+            self.$reads().exists(key).await
         }
 
         async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-            self.shared().ttl(key).await
+            self.$reads().ttl(key).await
         }
 
         async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-            self.shared().get_many(keys).await
+            self.$reads().get_many(keys).await
         }
 
         async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {

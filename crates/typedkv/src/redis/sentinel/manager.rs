@@ -17,6 +17,9 @@ use crate::redis::lanes::Pooled;
 pub(crate) struct SentinelManager {
     /// `SentinelClient` needs `&mut` to look the master up (it caches sentinel connections).
     client: tokio::sync::Mutex<SentinelClient>,
+    /// For a manager of replica connections: the master's client, used when no replica can
+    /// be reached (reads then go to the master rather than fail).
+    fallback: Option<tokio::sync::Mutex<SentinelClient>>,
     config: AsyncConnectionConfig,
     /// Starts the `+switch-master` watcher (`watch.rs`) at the first connection: pools are
     /// built outside any runtime, connections inside one.
@@ -33,6 +36,7 @@ impl SentinelManager {
     ) -> Self {
         SentinelManager {
             client: tokio::sync::Mutex::new(client),
+            fallback: None,
             config,
             start_watcher: std::sync::Mutex::new(Some(Box::new(start_watcher))),
         }
@@ -40,13 +44,35 @@ impl SentinelManager {
 }
 
 impl SentinelManager {
-    /// A connection to the master the sentinels name now, configured by `config`.
+    /// The same manager connecting to a replica (`client` asks for one), or to the master
+    /// through `master` when no replica answers.
+    pub(crate) fn of_replicas(
+        client: SentinelClient,
+        master: SentinelClient,
+        config: AsyncConnectionConfig,
+    ) -> Self {
+        let mut manager = SentinelManager::new(client, config, || {});
+        manager.fallback = Some(tokio::sync::Mutex::new(master));
+        manager
+    }
+
+    /// A connection to the server the sentinels name now (the master, or for a replica
+    /// manager a replica), configured by `config`.
     pub(crate) async fn connect(
         &self,
         config: &AsyncConnectionConfig,
     ) -> Result<MultiplexedConnection, RedisError> {
-        let mut client = self.client.lock().await;
-        client.get_async_connection_with_config(config).await
+        let connected = {
+            let mut client = self.client.lock().await;
+            client.get_async_connection_with_config(config).await
+        };
+        match (connected, &self.fallback) {
+            (Err(_no_replica), Some(master)) => {
+                let mut master = master.lock().await;
+                master.get_async_connection_with_config(config).await
+            }
+            (connected, _) => connected,
+        }
     }
 }
 

@@ -69,6 +69,16 @@ impl RedisPoolBuilder<Sentinel> {
         self
     }
 
+    /// Send plain reads (`get`, `get_many`, `exists`, `ttl`) to a replica the sentinels name
+    /// (a random one per connection; the master when none answers), spreading load over
+    /// them. Default `false`. Replication is asynchronous: such a read can miss a write that
+    /// was just acknowledged. Writes, `update`, scans, index queries and the local cache's
+    /// reads always go to the master.
+    pub fn read_from_replicas(mut self, enabled: bool) -> Self {
+        self.settings.read_from_replicas = enabled;
+        self
+    }
+
     /// Validates the settings and creates the pool (without connecting).
     ///
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
@@ -107,8 +117,13 @@ pub struct RedisSentinelPool {
     inner: Arc<Inner>,
 }
 
+/// A pool of connections that a [`SentinelManager`] makes.
+type SentinelShared = Shared<SentinelManager, Object<SentinelManager>>;
+
 struct Inner {
-    shared: Arc<Shared<SentinelManager, Object<SentinelManager>>>,
+    shared: Arc<SentinelShared>,
+    /// With `read_from_replicas`: the lanes of plain reads, on replicas.
+    replicas: Option<Arc<SentinelShared>>,
     settings: Settings,
 }
 
@@ -149,28 +164,8 @@ impl RedisSentinelPool {
             // RESP3: the watcher receives `+switch-master` as pushes.
             sentinel_infos.push(connection_info(url, ProtocolVersion::RESP3)?);
         }
-        let failed = |e| invalid_url(&settings.urls[0], e);
-        let mut client =
-            SentinelClientBuilder::new(sentinels, &target.master, SentinelServerType::Master)
-                .map_err(failed)?
-                // RESP3, so that redis-rs tells us the moment a connection closes (see lanes.rs).
-                .set_client_to_redis_protocol(ProtocolVersion::RESP3)
-                .set_client_to_redis_db(target.db);
-        if let Some(username) = &target.username {
-            client = client.set_client_to_redis_username(username);
-        }
-        if let Some(password) = &target.password {
-            client = client.set_client_to_redis_password(password);
-        }
-        if let Some((username, password)) = sentinel_login {
-            if let Some(username) = username {
-                client = client.set_client_to_sentinel_username(username);
-            }
-            if let Some(password) = password {
-                client = client.set_client_to_sentinel_password(password);
-            }
-        }
-        let client = client.build().map_err(failed)?;
+        let client =
+            |server| sentinel_client(&settings, &sentinels, sentinel_login.clone(), server);
         let generations = Arc::new(Generations::default());
         let on_push = {
             let generations = Arc::clone(&generations);
@@ -190,8 +185,25 @@ impl RedisSentinelPool {
             }
         };
         let config = settings.connection_config().set_push_sender(on_push);
+        let replicas = match settings.read_from_replicas {
+            true => {
+                let manager = SentinelManager::of_replicas(
+                    client(SentinelServerType::Replica)?,
+                    client(SentinelServerType::Master)?,
+                    settings.connection_config(),
+                );
+                // A replica that dies or is promoted is replaced like any dead connection.
+                let generations = Arc::new(Generations::default());
+                let replace = OnBrokenConnection::Replace;
+                let shared =
+                    Shared::new(manager, &settings, "redis-sentinel", generations, replace)?;
+                Some(Arc::new(shared))
+            }
+            false => None,
+        };
+        let master = client(SentinelServerType::Master)?;
         let shared = Shared::new(
-            SentinelManager::new(client, config, start_watcher),
+            SentinelManager::new(master, config, start_watcher),
             &settings,
             "redis-sentinel",
             generations,
@@ -200,6 +212,7 @@ impl RedisSentinelPool {
         Ok(RedisSentinelPool {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
+                replicas,
                 settings,
             }),
         })
@@ -246,8 +259,13 @@ impl RedisSentinelPool {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared<SentinelManager, Object<SentinelManager>>> {
+    pub(crate) fn shared(&self) -> &Arc<SentinelShared> {
         &self.inner.shared
+    }
+
+    /// Where plain reads go: the replicas' lanes with `read_from_replicas`, else the master's.
+    pub(crate) fn reads(&self) -> &Arc<SentinelShared> {
+        self.inner.replicas.as_ref().unwrap_or(&self.inner.shared)
     }
 
     /// Opens every shared connection that is not open yet and `PING`s the master on each:
@@ -276,6 +294,39 @@ impl RedisSentinelPool {
             settings.sentinel.master
         )
     }
+}
+
+/// A client asking `sentinels` for the server of type `server` (the master, or a replica) of
+/// the master in `settings`, logging in to the sentinels with `sentinel_login` and to the
+/// server as `settings` say, speaking RESP3 so that redis-rs tells us the moment a
+/// connection closes (see lanes.rs).
+fn sentinel_client(
+    settings: &Settings,
+    sentinels: &[::redis::ConnectionAddr],
+    sentinel_login: Option<(Option<String>, Option<String>)>,
+    server: SentinelServerType,
+) -> Result<::redis::sentinel::SentinelClient> {
+    let target = &settings.sentinel;
+    let failed = |e| invalid_url(&settings.urls[0], e);
+    let mut client = SentinelClientBuilder::new(sentinels.to_vec(), &target.master, server)
+        .map_err(failed)?
+        .set_client_to_redis_protocol(ProtocolVersion::RESP3)
+        .set_client_to_redis_db(target.db);
+    if let Some(username) = &target.username {
+        client = client.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &target.password {
+        client = client.set_client_to_redis_password(password);
+    }
+    if let Some((username, password)) = sentinel_login {
+        if let Some(username) = username {
+            client = client.set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = password {
+            client = client.set_client_to_sentinel_password(password);
+        }
+    }
+    client.build().map_err(failed)
 }
 
 impl fmt::Debug for RedisSentinelPool {
