@@ -39,37 +39,29 @@ pub(crate) mod private {
     }
 }
 
-impl Trackable for crate::redis::RedisPool {}
+/// A pool of one server at a time: one tracking connection, to the server it connects to.
+macro_rules! one_server {
+    ($pool:ty) => {
+        impl Trackable for $pool {}
 
-impl private::Sealed for crate::redis::RedisPool {
-    async fn tracking_connections(
-        &self,
-        on_push: impl AsyncPushSender + Clone,
-    ) -> Result<Vec<MultiplexedConnection>> {
-        Ok(vec![self.dedicated_connection(on_push).await?])
-    }
+        impl private::Sealed for $pool {
+            async fn tracking_connections(
+                &self,
+                on_push: impl AsyncPushSender + Clone,
+            ) -> Result<Vec<MultiplexedConnection>> {
+                Ok(vec![self.dedicated_connection(on_push).await?])
+            }
 
-    fn command_failed(&self, key: &str, error: RedisError) -> Error {
-        crate::redis::RedisPool::command_failed(self, &key, error)
-    }
+            fn command_failed(&self, key: &str, error: RedisError) -> Error {
+                <$pool>::command_failed(self, &key, error)
+            }
+        }
+    };
 }
 
+one_server!(crate::redis::RedisPool);
 #[cfg(feature = "sentinel")]
-impl Trackable for crate::redis::RedisSentinelPool {}
-
-#[cfg(feature = "sentinel")]
-impl private::Sealed for crate::redis::RedisSentinelPool {
-    async fn tracking_connections(
-        &self,
-        on_push: impl AsyncPushSender + Clone,
-    ) -> Result<Vec<MultiplexedConnection>> {
-        Ok(vec![self.dedicated_connection(on_push).await?])
-    }
-
-    fn command_failed(&self, key: &str, error: RedisError) -> Error {
-        crate::redis::RedisSentinelPool::command_failed(self, &key, error)
-    }
-}
+one_server!(crate::redis::RedisSentinelPool);
 
 #[cfg(feature = "cluster")]
 impl Trackable for crate::redis::RedisClusterPool {}
