@@ -82,7 +82,8 @@ impl RedisPoolBuilder<Sentinel> {
     /// Validates the settings and creates the pool (without connecting).
     ///
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
-    /// sentinel URL, an empty master name, and the settings a standalone pool refuses.
+    /// sentinel URL, a `rediss://` one (TLS is not supported on sentinel pools yet), an
+    /// empty master name, and the settings a standalone pool refuses.
     pub fn build(self) -> Result<RedisSentinelPool> {
         RedisSentinelPool::new(self.settings)
     }
@@ -144,6 +145,13 @@ impl RedisSentinelPool {
         let target = &settings.sentinel;
         if target.master.is_empty() {
             return Err(Error::config("a sentinel pool needs the master's name"));
+        }
+        if settings.urls.iter().any(|url| url.starts_with("rediss://")) {
+            // Refused rather than half done: the master's connections would not use TLS.
+            return Err(Error::config(
+                "sentinel pools do not support TLS yet: use redis:// sentinel URLs on a \
+                 network you trust, or RedisPool / RedisClusterPool for TLS",
+            ));
         }
         let mut sentinels = Vec::with_capacity(settings.urls.len());
         let mut sentinel_infos = Vec::with_capacity(settings.urls.len());
@@ -335,5 +343,35 @@ impl fmt::Debug for RedisSentinelPool {
             .field("settings", &self.inner.settings)
             .field("status", &self.status())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_it_cannot_honour_are_refused() {
+        let refused = |builder: RedisPoolBuilder<Sentinel>| {
+            matches!(builder.build(), Err(Error::InvalidConfig { .. }))
+        };
+        assert!(refused(RedisSentinelPool::builder(
+            ["rediss://127.0.0.1:26379"],
+            "m"
+        )));
+        assert!(refused(RedisSentinelPool::builder(
+            ["redis://127.0.0.1:26379"],
+            ""
+        )));
+        assert!(refused(RedisSentinelPool::builder(
+            Vec::<String>::new(),
+            "m"
+        )));
+        assert!(refused(RedisSentinelPool::builder(["not a url"], "m")));
+        assert!(
+            RedisSentinelPool::builder(["redis://127.0.0.1:26379"], "m")
+                .build()
+                .is_ok()
+        );
     }
 }
