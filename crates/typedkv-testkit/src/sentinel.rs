@@ -43,7 +43,7 @@ impl TestSentinel {
     ///
     /// The harness picks ports that are free when it looks and starts the servers after, so
     /// another process can take one in between; a setup that does not come up is dropped
-    /// and started again, up to [`START_ATTEMPTS`] times. Panics (this is test code) if
+    /// and started again, up to three times. Panics (this is test code) if
     /// `redis-server` or `openssl` is missing or no attempt came up.
     pub async fn start() -> TestSentinel {
         for _ in 0..START_ATTEMPTS {
