@@ -11,6 +11,7 @@ mod backend;
 mod manager;
 mod routes;
 mod scan;
+mod slots;
 #[cfg(feature = "cache")]
 mod tracking;
 

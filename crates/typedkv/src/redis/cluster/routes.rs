@@ -19,6 +19,7 @@ use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAd
 use ::redis::{Arg, Cmd, ServerErrorKind, Value};
 use futures::future::join_all;
 
+use super::slots::slot_ranges;
 use crate::redis::batching::{BatchConnection, Sent};
 
 /// Slots of a Redis Cluster.
@@ -75,32 +76,12 @@ fn slot_of_command(cmd: &Cmd) -> u16 {
 /// The owner of every slot, from a `CLUSTER SLOTS` reply: node numbers in order of first
 /// appearance (`NOBODY` where no range covers a slot); `None` if the reply has another shape.
 fn owners_of(reply: &Value) -> Option<Vec<u16>> {
-    let Value::Array(ranges) = reply else {
-        return None;
-    };
     let mut owners = vec![NOBODY; SLOTS];
-    let mut nodes: HashMap<(Vec<u8>, i64), u16> = HashMap::new();
-    for range in ranges {
-        let Value::Array(parts) = range else {
-            return None;
-        };
-        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
-            (parts.first(), parts.get(1), parts.get(2))
-        else {
-            return None;
-        };
-        let host = match master.first() {
-            Some(Value::BulkString(host)) => host.clone(),
-            Some(Value::SimpleString(host)) => host.clone().into_bytes(),
-            _ => return None,
-        };
-        let Some(Value::Int(port)) = master.get(1) else {
-            return None;
-        };
+    let mut nodes: HashMap<(String, u16), u16> = HashMap::new();
+    for range in slot_ranges(reply)? {
         let next = u16::try_from(nodes.len()).ok()?;
-        let node = *nodes.entry((host, *port)).or_insert(next);
-        let (start, end) = (usize::try_from(*start).ok()?, usize::try_from(*end).ok()?);
-        for owner in owners.get_mut(start..=end)? {
+        let node = *nodes.entry(range.master).or_insert(next);
+        for owner in owners.get_mut(usize::from(range.start)..=usize::from(range.end))? {
             *owner = node;
         }
     }

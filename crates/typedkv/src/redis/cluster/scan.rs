@@ -17,6 +17,7 @@ use ::redis::Value;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
 use super::RedisClusterPool;
+use super::slots::slot_ranges;
 use crate::backend::Bytes;
 use crate::error::Result;
 use crate::redis::commands::scan_command;
@@ -64,11 +65,11 @@ impl RedisClusterPool {
     /// The master whose lowest slot comes next after `after` (the first master for `None`),
     /// named by that slot, from the cluster's current slot table.
     async fn master_after(&self, after: Option<u16>, prefix: &str) -> Result<Option<u16>> {
-        let table: Vec<Value> = self
+        let table: Value = self
             .shared()
             .query(&prefix, ::redis::cmd("CLUSTER").arg("SLOTS"), Resend::Safe)
             .await?;
-        let firsts = lowest_slot_of_each_master(table)
+        let firsts = lowest_slot_of_each_master(&table)
             .map_err(|reason| unexpected(&prefix, self.shared().limits(), reason))?;
         Ok(firsts
             .into_iter()
@@ -76,32 +77,16 @@ impl RedisClusterPool {
     }
 }
 
-/// Parses `CLUSTER SLOTS` (`[[start, end, [host, port, ...], replicas...], ...]`) into the
-/// lowest slot of each master, ascending.
-fn lowest_slot_of_each_master(table: Vec<Value>) -> std::result::Result<Vec<u16>, String> {
-    let mut lowest: HashMap<(String, i64), u16> = HashMap::new();
-    for range in table {
-        let parsed = match range {
-            Value::Array(items) => match items.as_slice() {
-                [Value::Int(start), _end, Value::Array(master), ..] => match master.as_slice() {
-                    [host, Value::Int(port), ..] => {
-                        let host = ::redis::from_redis_value::<String>(host.clone()).ok();
-                        host.zip(u16::try_from(*start).ok())
-                            .map(|(host, start)| ((host, *port), start))
-                    }
-                    _ => None,
-                },
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some((master, start)) = parsed else {
-            return Err("CLUSTER SLOTS answered an entry of an unknown shape".into());
-        };
+/// The lowest slot of each master of a `CLUSTER SLOTS` reply, ascending.
+fn lowest_slot_of_each_master(table: &Value) -> std::result::Result<Vec<u16>, String> {
+    let ranges = slot_ranges(table)
+        .ok_or_else(|| "CLUSTER SLOTS answered an entry of an unknown shape".to_owned())?;
+    let mut lowest: HashMap<(String, u16), u16> = HashMap::new();
+    for range in ranges {
         lowest
-            .entry(master)
-            .and_modify(|slot| *slot = (*slot).min(start))
-            .or_insert(start);
+            .entry(range.master)
+            .and_modify(|slot| *slot = (*slot).min(range.start))
+            .or_insert(range.start);
     }
     let mut slots: Vec<u16> = lowest.into_values().collect();
     slots.sort_unstable();
@@ -151,6 +136,7 @@ mod tests {
             range(5461, 10922, 7001),
             range(5001, 5460, 7002), // a second range of 7002, below its first
         ];
-        assert_eq!(lowest_slot_of_each_master(table), Ok(vec![0, 5001, 5461]));
+        let table = Value::Array(table);
+        assert_eq!(lowest_slot_of_each_master(&table), Ok(vec![0, 5001, 5461]));
     }
 }

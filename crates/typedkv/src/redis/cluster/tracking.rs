@@ -7,6 +7,7 @@ use ::redis::aio::{AsyncPushSender, MultiplexedConnection};
 use ::redis::{ConnectionAddr, ProtocolVersion, Value};
 
 use super::RedisClusterPool;
+use super::slots::slot_ranges;
 use crate::error::Result;
 use crate::error::Waited;
 use crate::redis::config::connection_info;
@@ -17,31 +18,15 @@ use crate::redis::shared::Resend;
 impl RedisClusterPool {
     /// The masters serving slots now, as `(host, port)`, sorted.
     pub(crate) async fn masters(&self) -> Result<Vec<(String, u16)>> {
-        let table: Vec<Value> = self
+        let table: Value = self
             .shared()
             .query(&NoKey, ::redis::cmd("CLUSTER").arg("SLOTS"), Resend::Safe)
             .await?;
-        let mut masters = Vec::new();
-        for range in table {
-            let master = match range {
-                Value::Array(items) => match items.into_iter().nth(2) {
-                    Some(Value::Array(node)) => match node.as_slice() {
-                        [host, Value::Int(port), ..] => {
-                            let host = ::redis::from_redis_value::<String>(host.clone()).ok();
-                            host.zip(u16::try_from(*port).ok())
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                },
-                _ => None,
-            };
-            let Some(master) = master else {
-                let reason = "CLUSTER SLOTS answered an entry of an unknown shape";
-                return Err(unexpected(&NoKey, self.shared().limits(), reason.into()));
-            };
-            masters.push(master);
-        }
+        let Some(ranges) = slot_ranges(&table) else {
+            let reason = "CLUSTER SLOTS answered an entry of an unknown shape";
+            return Err(unexpected(&NoKey, self.shared().limits(), reason.into()));
+        };
+        let mut masters: Vec<(String, u16)> = ranges.into_iter().map(|r| r.master).collect();
         masters.sort_unstable();
         masters.dedup();
         Ok(masters)
