@@ -53,7 +53,8 @@ macro_rules! one_server {
             }
 
             fn command_failed(&self, key: &str, error: RedisError) -> Error {
-                <$pool>::command_failed(self, &key, error)
+                self.shared()
+                    .error(&key, error, crate::error::Waited::Reply)
             }
         }
     };
@@ -87,6 +88,7 @@ impl private::Sealed for crate::redis::RedisClusterPool {
     }
 
     fn command_failed(&self, key: &str, error: RedisError) -> Error {
-        crate::redis::RedisClusterPool::command_failed(self, key, error)
+        self.shared()
+            .error(&key, error, crate::error::Waited::Reply)
     }
 }

@@ -11,7 +11,7 @@ use deadpool_redis::{Connection, Manager};
 use super::builder::{RedisPoolBuilder, Standalone};
 use super::config::{Settings, connection_info, invalid_url};
 #[cfg(feature = "cache")]
-use super::keys::{NoKey, ToKeys};
+use super::keys::NoKey;
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
 use crate::error::Result;
@@ -97,17 +97,6 @@ impl RedisPool {
         })
     }
 
-    /// An error of a command sent on a [`dedicated_connection`](Self::dedicated_connection).
-    #[cfg(feature = "cache")]
-    pub(crate) fn command_failed(
-        &self,
-        key: &dyn ToKeys,
-        error: ::redis::RedisError,
-    ) -> crate::Error {
-        let limits = self.inner.shared.limits();
-        super::errors::from_redis_error(key, error, crate::Waited::Reply, limits)
-    }
-
     /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
     /// `on_push`: for client tracking, which needs a connection that stays put.
     #[cfg(feature = "cache")]
@@ -117,9 +106,11 @@ impl RedisPool {
     ) -> Result<::redis::aio::MultiplexedConnection> {
         let settings = &self.inner.settings;
         let config = settings.connection_config().set_push_sender(on_push);
-        let limits = self.inner.shared.limits();
-        let failed =
-            |e| super::errors::from_redis_error(&NoKey, e, crate::Waited::Connection, limits);
+        let failed = |e| {
+            self.inner
+                .shared
+                .error(&NoKey, e, crate::Waited::Connection)
+        };
         ::redis::Client::open(self.inner.info.clone())
             .map_err(failed)?
             .get_multiplexed_async_connection_with_config(&config)

@@ -214,7 +214,13 @@ where
         error: RedisError,
     ) -> Error {
         self.mark_if_broken(lent, &error);
-        from_redis_error(key, error, Waited::Reply, &self.limits)
+        self.error(key, error, Waited::Reply)
+    }
+
+    /// A redis-rs error about `key`, met while waiting for `waited`, as this pool reports
+    /// it; for connections outside the lanes too (the cache's tracking connections).
+    pub(crate) fn error(&self, key: &dyn ToKeys, error: RedisError, waited: Waited) -> Error {
+        from_redis_error(key, error, waited, &self.limits)
     }
 
     /// Marks `lent`'s connection (and its older siblings) dead if `error` of its command

@@ -125,7 +125,7 @@ impl RedisClusterPool {
         self.inner.settings.redacted_urls()
     }
 
-    fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {
+    pub(crate) fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {
         &self.inner.shared
     }
 }

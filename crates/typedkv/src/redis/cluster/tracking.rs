@@ -11,7 +11,7 @@ use super::slots::slot_ranges;
 use crate::error::Result;
 use crate::error::Waited;
 use crate::redis::config::connection_info;
-use crate::redis::errors::{from_redis_error, unexpected};
+use crate::redis::errors::unexpected;
 use crate::redis::keys::NoKey;
 use crate::redis::shared::Resend;
 
@@ -58,18 +58,11 @@ impl RedisClusterPool {
         #[cfg(feature = "tls")]
         let info = crate::redis::tls::prepare(info, settings.tls_roots.as_deref())?;
         let config = settings.connection_config().set_push_sender(on_push);
-        let limits = self.shared().limits();
-        let failed = |e| from_redis_error(&NoKey, e, Waited::Connection, limits);
+        let failed = |e| self.shared().error(&NoKey, e, Waited::Connection);
         ::redis::Client::open(info)
             .map_err(failed)?
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(failed)
-    }
-
-    /// An error of a command sent on a connection from
-    /// [`dedicated_connection_to`](Self::dedicated_connection_to).
-    pub(crate) fn command_failed(&self, key: &str, error: ::redis::RedisError) -> crate::Error {
-        from_redis_error(&key, error, Waited::Reply, self.shared().limits())
     }
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ::redis::sentinel::{SentinelClientBuilder, SentinelServerType};
-use ::redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use ::redis::{ProtocolVersion, PushInfo, PushKind};
 use deadpool::managed::Object;
 
 use self::manager::SentinelManager;
@@ -157,10 +157,8 @@ impl RedisSentinelPool {
         let mut sentinel_infos = Vec::with_capacity(settings.urls.len());
         let mut sentinel_login = None;
         for url in &settings.urls {
-            let info = url
-                .as_str()
-                .into_connection_info()
-                .map_err(|e| invalid_url(url, e))?;
+            // RESP3: the watcher receives `+switch-master` as pushes.
+            let info = connection_info(url, ProtocolVersion::RESP3)?;
             let login = info.redis_settings();
             if sentinel_login.is_none() && login.password().is_some() {
                 sentinel_login = Some((
@@ -169,8 +167,7 @@ impl RedisSentinelPool {
                 ));
             }
             sentinels.push(info.addr().clone());
-            // RESP3: the watcher receives `+switch-master` as pushes.
-            sentinel_infos.push(connection_info(url, ProtocolVersion::RESP3)?);
+            sentinel_infos.push(info);
         }
         let client =
             |server| sentinel_client(&settings, &sentinels, sentinel_login.clone(), server);
@@ -226,17 +223,6 @@ impl RedisSentinelPool {
         })
     }
 
-    /// An error of a command sent on a [`dedicated_connection`](Self::dedicated_connection).
-    #[cfg(feature = "cache")]
-    pub(crate) fn command_failed(
-        &self,
-        key: &dyn super::keys::ToKeys,
-        error: ::redis::RedisError,
-    ) -> Error {
-        let limits = self.inner.shared.limits();
-        super::errors::from_redis_error(key, error, crate::Waited::Reply, limits)
-    }
-
     /// A new connection of its own to the master the sentinels name now, outside the pool,
     /// whose server pushes (RESP3) go to `on_push`: for client tracking.
     #[cfg(feature = "cache")]
@@ -252,7 +238,7 @@ impl RedisSentinelPool {
         let limits = self.inner.shared.limits();
         let failed = |e| {
             let key = &super::keys::NoKey;
-            super::errors::from_redis_error(key, e, crate::Waited::Connection, limits)
+            self.inner.shared.error(key, e, crate::Waited::Connection)
         };
         let connect = self.inner.shared.pool().manager().connect(&config);
         // Bounded like a pool's connection: the sentinels' lookup has no timeout of its own.
