@@ -115,21 +115,10 @@ async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
     set_and_await_echo(&cache, "1", &profile(1)).await;
     cache.get("1").await.unwrap();
     assert_eq!(cache.stats().entries, 1);
-    let flushes = cache.stats().flushes;
 
-    let mut raw = server.raw_connection().await;
-    let killed: u64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(killed >= 1);
     // Whether or not tracking is back already, the cache was emptied when it dropped.
-    eventually("the flush", || async { cache.stats().flushes > flushes }).await;
+    drop_cached_entries(&server, &cache).await;
+    let mut raw = server.raw_connection().await;
 
     // A write by another client while tracking may be down is never hidden by the cache.
     let other = users(&RedisPool::from_url(server.url()).unwrap());
@@ -319,12 +308,12 @@ async fn fail_safe(
     builder.build().await.unwrap()
 }
 
-/// Kills the cache's tracking connection and waits until the cache dropped its entries, so
-/// the next read has to go to Redis.
+/// Kills the cache's tracking connection (every normal client of `server`: at least one)
+/// and waits until the cache dropped its entries, so the next read has to go to Redis.
 async fn drop_cached_entries(server: &TestRedis, cache: &CachedStore<Profile>) {
     let flushes = cache.stats().flushes;
     let mut raw = server.raw_connection().await;
-    let _: u64 = redis::cmd("CLIENT")
+    let killed: u64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
         .arg("normal")
@@ -333,6 +322,7 @@ async fn drop_cached_entries(server: &TestRedis, cache: &CachedStore<Profile>) {
         .query_async(&mut raw)
         .await
         .unwrap();
+    assert!(killed >= 1);
     eventually("the flush", || async { cache.stats().flushes > flushes }).await;
 }
 
