@@ -87,7 +87,8 @@ async fn passwords_never_appear(sentinel: &TestSentinel) {
 async fn calls_recover_after_the_master_is_killed() {
     let _turn = SETUPS.acquire().await.unwrap();
     let mut sentinel = TestSentinel::start().await;
-    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+    let pool = sentinel
+        .pool_builder()
         .response_timeout(Some(Duration::from_millis(500)))
         .create_timeout(Duration::from_secs(1))
         .build()
@@ -125,7 +126,8 @@ async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
     use typedkv::CachedStore;
     let mut sentinel = TestSentinel::start().await;
     let pool = || {
-        RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+        sentinel
+            .pool_builder()
             .response_timeout(Some(Duration::from_millis(300)))
             .create_timeout(Duration::from_millis(500))
             .build()
@@ -184,7 +186,8 @@ where
 async fn a_manual_failover_moves_the_pool_to_the_new_master() {
     let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
-    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+    let pool = sentinel
+        .pool_builder()
         .response_timeout(Some(Duration::from_millis(500)))
         .build()
         .unwrap();
@@ -219,7 +222,8 @@ async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
             .await
             .unwrap();
     }
-    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+    let pool = sentinel
+        .pool_builder()
         .master_username("app")
         .master_password("app-pw")
         .build()
@@ -289,7 +293,8 @@ async fn node(port: u16) -> redis::aio::MultiplexedConnection {
 async fn reads_from_replicas_go_to_replicas_and_fall_back_to_the_master() {
     let _turn = SETUPS.acquire().await.unwrap();
     let mut sentinel = TestSentinel::start().await;
-    let pool = RedisSentinelPool::builder(sentinel.sentinel_urls(), MASTER_NAME)
+    let pool = sentinel
+        .pool_builder()
         .read_from_replicas(true)
         .build()
         .unwrap();

@@ -23,6 +23,17 @@ pub struct RedisPoolBuilder<Target = Standalone> {
     _target: PhantomData<fn() -> Target>,
 }
 
+// Written out: a derive would require `Target: Clone`, and targets are never values. A
+// clone builds more pools with the same settings (each its own connections).
+impl<Target> Clone for RedisPoolBuilder<Target> {
+    fn clone(&self) -> Self {
+        RedisPoolBuilder {
+            settings: self.settings.clone(),
+            _target: PhantomData,
+        }
+    }
+}
+
 impl<Target> RedisPoolBuilder<Target> {
     pub(crate) fn new(urls: Vec<String>) -> Self {
         RedisPoolBuilder {

@@ -35,7 +35,7 @@ pub(crate) fn prepare_cluster(
 
 /// Installs a crypto provider for TLS URLs and turns `roots` into certificates to trust;
 /// refuses roots for a URL without TLS (surely a mistake: nothing would be verified).
-fn certificates(is_tls: bool, roots: Option<&[u8]>) -> Result<Option<TlsCertificates>> {
+pub(crate) fn certificates(is_tls: bool, roots: Option<&[u8]>) -> Result<Option<TlsCertificates>> {
     if !is_tls {
         return match roots {
             Some(_) => Err(Error::config(

@@ -36,6 +36,8 @@ pub(crate) struct Target {
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: i64,
+    /// TLS to the master and replicas; `None`: as the sentinels' URLs say.
+    pub(crate) tls: Option<bool>,
 }
 
 impl fmt::Debug for Target {
@@ -45,6 +47,7 @@ impl fmt::Debug for Target {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("db", &self.db)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -69,6 +72,19 @@ impl RedisPoolBuilder<Sentinel> {
         self
     }
 
+    /// Whether to connect to the master and replicas over TLS (feature `tls`), verifying
+    /// their certificates against the system's roots or those given to
+    /// [`tls_root_certificates`](RedisPoolBuilder::tls_root_certificates), as the sentinels'
+    /// are. Default: as the sentinels, TLS when their URLs are `rediss://`. The sentinels
+    /// name the servers by the address they announce, so the certificates must be valid for
+    /// that address (an IP address unless `replica-announce-ip`/`sentinel
+    /// resolve-hostnames` say otherwise).
+    #[cfg(feature = "tls")]
+    pub fn master_tls(mut self, enabled: bool) -> Self {
+        self.settings.sentinel.tls = Some(enabled);
+        self
+    }
+
     /// Send plain reads (`get`, `get_many`, `exists`, `ttl`) to a replica the sentinels name
     /// (a random one per connection; the master when none answers), spreading load over
     /// them. Default `false`. Replication is asynchronous: such a read can miss a write that
@@ -82,8 +98,9 @@ impl RedisPoolBuilder<Sentinel> {
     /// Validates the settings and creates the pool (without connecting).
     ///
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
-    /// sentinel URL, a `rediss://` one (TLS is not supported on sentinel pools yet), an
-    /// empty master name, and the settings a standalone pool refuses.
+    /// sentinel URL, sentinel URLs mixing `redis://` and `rediss://`, an empty master name,
+    /// TLS root certificates when nothing uses TLS, and the settings a standalone pool
+    /// refuses.
     pub fn build(self) -> Result<RedisSentinelPool> {
         RedisSentinelPool::new(self.settings)
     }
@@ -94,7 +111,8 @@ impl RedisPoolBuilder<Sentinel> {
 /// share the pool.
 ///
 /// Give it the sentinels' URLs (any number: each is asked in turn; a password in them is
-/// the sentinels' own) and the master's name as the sentinels know it. Connections go to
+/// the sentinels' own; `rediss://` for TLS, feature `tls`) and the master's name as the
+/// sentinels know it. Connections go to
 /// the master the sentinels name when each connection is made; after a failover, the
 /// connections to the old master fail (it died) or are answered `READONLY` (it came back as
 /// a replica), and the pool replaces them with connections to the new master. Calls fail
@@ -146,19 +164,28 @@ impl RedisSentinelPool {
         if target.master.is_empty() {
             return Err(Error::config("a sentinel pool needs the master's name"));
         }
-        if settings.urls.iter().any(|url| url.starts_with("rediss://")) {
-            // Refused rather than half done: the master's connections would not use TLS.
+        let sentinels_tls = settings.urls[0].starts_with("rediss://");
+        if settings
+            .urls
+            .iter()
+            .any(|url| url.starts_with("rediss://") != sentinels_tls)
+        {
             return Err(Error::config(
-                "sentinel pools do not support TLS yet: use redis:// sentinel URLs on a \
-                 network you trust, or RedisPool / RedisClusterPool for TLS",
+                "the sentinel URLs mix redis:// and rediss://: use TLS for all or none",
             ));
         }
+        let data_tls = DataTls::new(&settings, sentinels_tls)?;
         let mut sentinels = Vec::with_capacity(settings.urls.len());
         let mut sentinel_infos = Vec::with_capacity(settings.urls.len());
         let mut sentinel_login = None;
         for url in &settings.urls {
             // RESP3: the watcher receives `+switch-master` as pushes.
             let info = connection_info(url, ProtocolVersion::RESP3)?;
+            #[cfg(feature = "tls")]
+            let info = match sentinels_tls {
+                true => super::tls::prepare(info, settings.tls_roots.as_deref())?,
+                false => info,
+            };
             let login = info.redis_settings();
             if sentinel_login.is_none() && login.password().is_some() {
                 sentinel_login = Some((
@@ -169,8 +196,12 @@ impl RedisSentinelPool {
             sentinels.push(info.addr().clone());
             sentinel_infos.push(info);
         }
-        let client =
-            |server| sentinel_client(&settings, &sentinels, sentinel_login.clone(), server);
+        let client = |server| {
+            let client = SentinelClientBuilder::new(sentinels.clone(), &target.master, server)
+                .map_err(|e| invalid_url(&settings.urls[0], e))?;
+            let client = data_tls.apply(client);
+            sentinel_client(&settings, client, sentinel_login.clone())
+        };
         let generations = Arc::new(Generations::default());
         let on_push = {
             let generations = Arc::clone(&generations);
@@ -290,20 +321,58 @@ impl RedisSentinelPool {
     }
 }
 
-/// A client asking `sentinels` for the server of type `server` (the master, or a replica) of
-/// the master in `settings`, logging in to the sentinels with `sentinel_login` and to the
-/// server as `settings` say, speaking RESP3 so that redis-rs tells us the moment a
-/// connection closes (see lanes.rs).
+/// TLS to the data nodes (the master and replicas), which the sentinels name by address
+/// only: redis-rs is told the mode and the roots to trust.
+struct DataTls {
+    #[cfg(feature = "tls")]
+    enabled: bool,
+    /// The roots to trust instead of the system's.
+    #[cfg(feature = "tls")]
+    roots: Option<::redis::TlsCertificates>,
+}
+
+impl DataTls {
+    /// The data nodes' TLS as `settings` ask (default: as the sentinels', `sentinels_tls`).
+    fn new(settings: &Settings, sentinels_tls: bool) -> Result<DataTls> {
+        #[cfg(feature = "tls")]
+        {
+            let enabled = settings.sentinel.tls.unwrap_or(sentinels_tls);
+            // Refuses roots when neither the sentinels nor the data nodes use TLS.
+            let roots = settings.tls_roots.as_deref();
+            let roots = super::tls::certificates(enabled || sentinels_tls, roots)?;
+            Ok(DataTls { enabled, roots })
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (settings, sentinels_tls);
+            Ok(DataTls {})
+        }
+    }
+
+    fn apply(&self, client: SentinelClientBuilder) -> SentinelClientBuilder {
+        #[cfg(feature = "tls")]
+        if self.enabled {
+            let client = client.set_client_to_redis_tls_mode(::redis::TlsMode::Secure);
+            return match &self.roots {
+                Some(roots) => client.set_client_to_redis_certificates(roots.clone()),
+                None => client,
+            };
+        }
+        client
+    }
+}
+
+/// A sentinel client (`client`, which knows the sentinels, the server type and TLS) logging
+/// in to the sentinels with `sentinel_login` and to the server as `settings` say, speaking
+/// RESP3 so that redis-rs tells us the moment a connection closes (see lanes.rs).
 fn sentinel_client(
     settings: &Settings,
-    sentinels: &[::redis::ConnectionAddr],
+    client: SentinelClientBuilder,
     sentinel_login: Option<(Option<String>, Option<String>)>,
-    server: SentinelServerType,
 ) -> Result<::redis::sentinel::SentinelClient> {
     let target = &settings.sentinel;
     let failed = |e| invalid_url(&settings.urls[0], e);
-    let mut client = SentinelClientBuilder::new(sentinels.to_vec(), &target.master, server)
-        .map_err(failed)?
+    let mut client = client
         .set_client_to_redis_protocol(ProtocolVersion::RESP3)
         .set_client_to_redis_db(target.db);
     if let Some(username) = &target.username {
@@ -341,23 +410,31 @@ mod tests {
         let refused = |builder: RedisPoolBuilder<Sentinel>| {
             matches!(builder.build(), Err(Error::InvalidConfig { .. }))
         };
-        assert!(refused(RedisSentinelPool::builder(
-            ["rediss://127.0.0.1:26379"],
-            "m"
-        )));
-        assert!(refused(RedisSentinelPool::builder(
-            ["redis://127.0.0.1:26379"],
-            ""
-        )));
-        assert!(refused(RedisSentinelPool::builder(
-            Vec::<String>::new(),
-            "m"
-        )));
-        assert!(refused(RedisSentinelPool::builder(["not a url"], "m")));
+        let builder = |urls: &[&str], master| RedisSentinelPool::builder(urls.to_vec(), master);
+        assert!(refused(builder(&["redis://127.0.0.1:26379"], "")));
+        assert!(refused(builder(&[], "m")));
+        assert!(refused(builder(&["not a url"], "m")));
+        let mixed = ["rediss://127.0.0.1:26379", "redis://127.0.0.1:26380"];
+        assert!(refused(builder(&mixed, "m")));
+        assert!(builder(&["redis://127.0.0.1:26379"], "m").build().is_ok());
+        // TLS needs the feature; without it a rediss:// URL does not parse.
+        let tls = builder(&["rediss://127.0.0.1:26379"], "m").build();
+        assert_eq!(tls.is_ok(), cfg!(feature = "tls"));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_roots_need_something_that_uses_tls() {
+        let builder = |url| RedisSentinelPool::builder([url], "m").tls_root_certificates("pem");
+        let plain = builder("redis://127.0.0.1:26379");
+        assert!(matches!(plain.build(), Err(Error::InvalidConfig { .. })));
+        // Roots for TLS to the data nodes only, or to the sentinels too.
         assert!(
-            RedisSentinelPool::builder(["redis://127.0.0.1:26379"], "m")
+            builder("redis://127.0.0.1:26379")
+                .master_tls(true)
                 .build()
                 .is_ok()
         );
+        assert!(builder("rediss://127.0.0.1:26379").build().is_ok());
     }
 }

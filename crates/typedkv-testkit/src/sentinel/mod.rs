@@ -1,5 +1,5 @@
 //! A throwaway Redis Sentinel setup on loopback: one master, two replicas, three sentinels
-//! (feature `sentinel`).
+//! (feature `sentinel`), in plain TCP or, with feature `tls`, TLS only (`tls.rs`).
 //!
 //! Built on redis-rs' own harness (`redis_test::sentinel::RedisSentinelCluster`), which
 //! starts the servers and `redis-server --sentinel` processes on free loopback ports
@@ -8,10 +8,13 @@
 //! 500), so a killed master is replaced in a second or two instead of the default 30 s, a
 //! quorum of 2, and the helpers a test needs.
 
+#[cfg(feature = "tls")]
+mod tls;
+
 use std::time::{Duration, Instant};
 
 use redis_test::sentinel::RedisSentinelCluster;
-use typedkv::redis::RedisSentinelPool;
+use typedkv::redis::{RedisPoolBuilder, RedisSentinelPool, Sentinel};
 
 use crate::fixture::Fixture;
 
@@ -27,6 +30,9 @@ pub const DOWN_AFTER: Duration = Duration::from_millis(500);
 /// A private Sentinel setup on 127.0.0.1, killed when dropped.
 pub struct TestSentinel {
     setup: RedisSentinelCluster,
+    /// For a TLS setup, the CAs' certificates.
+    #[cfg(feature = "tls")]
+    roots: Option<tls::Roots>,
 }
 
 impl std::fmt::Debug for TestSentinel {
@@ -46,13 +52,43 @@ impl TestSentinel {
     /// and started again, up to three times. Panics (this is test code) if
     /// `redis-server` or `openssl` is missing or no attempt came up.
     pub async fn start() -> TestSentinel {
+        Self::start_with(|| {
+            let setup = RedisSentinelCluster::new(1, 2, 3);
+            TestSentinel {
+                setup,
+                #[cfg(feature = "tls")]
+                roots: None,
+            }
+        })
+        .await
+    }
+
+    /// [`start`](Self::start) for a setup in which every server speaks only TLS, the
+    /// sentinels with certificates from one CA and the master and replicas from another
+    /// (feature `tls`). [`pool_builder`](Self::pool_builder) trusts both;
+    /// [`sentinels_only_ca`](Self::sentinels_only_ca) is the sentinels' alone.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls() -> TestSentinel {
+        // Err: the application (here, the test) installed a provider already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::start_with(|| {
+            let (setup, roots) = tls::spawn(2, 3);
+            TestSentinel {
+                setup,
+                roots: Some(roots),
+            }
+        })
+        .await
+    }
+
+    /// Starts setups with `spawn` until one comes up, configured and synced.
+    async fn start_with(spawn: fn() -> TestSentinel) -> TestSentinel {
         for _ in 0..START_ATTEMPTS {
-            let started = tokio::task::spawn_blocking(|| RedisSentinelCluster::new(1, 2, 3)).await;
-            let Ok(setup) = started else {
+            let Ok(setup) = tokio::task::spawn_blocking(spawn).await else {
                 continue; // the harness panicked: a replica never synced
             };
-            let setup = TestSentinel { setup };
-            if setup.configure().await
+            if setup.replicas_synced(Duration::from_secs(20)).await
+                && setup.configure().await
                 && setup.everyone_knows_everyone(Duration::from_secs(20)).await
             {
                 return setup;
@@ -61,12 +97,31 @@ impl TestSentinel {
         panic!("no test Sentinel setup came up in {START_ATTEMPTS} attempts")
     }
 
+    /// PEM of the CAs to trust for a TLS setup: both.
+    #[cfg(feature = "tls")]
+    pub fn tls_ca(&self) -> Option<&[u8]> {
+        self.roots.as_ref().map(|roots| &roots.both[..])
+    }
+
+    /// PEM of the CA of a TLS setup's sentinels alone, not of its master and replicas.
+    #[cfg(feature = "tls")]
+    pub fn sentinels_only_ca(&self) -> Option<&[u8]> {
+        self.roots.as_ref().map(|roots| &roots.sentinels_only[..])
+    }
+
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.roots.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     /// Short failure detection, a quorum of 2 of 3 as production setups have it (the harness
     /// sets 1), and a failover timeout of 4 s (after a split vote, the next election waits
     /// twice that), on every sentinel; `false` if a sentinel cannot be reached.
     async fn configure(&self) -> bool {
         for port in self.sentinel_ports() {
-            let Ok(mut sentinel) = try_connection(port).await else {
+            let Ok(mut sentinel) = self.try_connection(port).await else {
                 return false;
             };
             for (option, value) in [
@@ -110,17 +165,34 @@ impl TestSentinel {
             .collect()
     }
 
-    /// `redis://127.0.0.1:PORT` of every sentinel.
+    /// `redis://127.0.0.1:PORT` of every sentinel (`rediss://` for a TLS setup).
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinel_ports()
             .into_iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| self.url(port))
             .collect()
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://` for a TLS setup.
+    fn url(&self, port: u16) -> String {
+        let scheme = if self.is_tls() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{port}")
+    }
+
+    /// A builder of typedkv sentinel pools on this setup: the sentinels' URLs, the master's
+    /// name and, for a TLS setup, both CAs to trust.
+    pub fn pool_builder(&self) -> RedisPoolBuilder<Sentinel> {
+        let builder = RedisSentinelPool::builder(self.sentinel_urls(), MASTER_NAME);
+        #[cfg(feature = "tls")]
+        if let Some(ca) = self.tls_ca() {
+            return builder.tls_root_certificates(ca);
+        }
+        builder
     }
 
     /// A typedkv sentinel pool with default settings.
     pub fn pool(&self) -> RedisSentinelPool {
-        RedisSentinelPool::builder(self.sentinel_urls(), MASTER_NAME)
+        self.pool_builder()
             .build()
             .expect("loopback sentinel URLs are valid")
     }
@@ -128,7 +200,7 @@ impl TestSentinel {
     /// The port of the master, as the first sentinel that answers names it now.
     pub async fn master_port(&self) -> u16 {
         for port in self.sentinel_ports() {
-            let Ok(mut sentinel) = try_connection(port).await else {
+            let Ok(mut sentinel) = self.try_connection(port).await else {
                 continue;
             };
             let address: redis::RedisResult<(String, String)> = redis::cmd("SENTINEL")
@@ -147,7 +219,7 @@ impl TestSentinel {
 
     /// Deletes every key on the master (the replicas follow).
     pub async fn flush(&self) {
-        let mut master = connection(self.master_port().await).await;
+        let mut master = self.connection(self.master_port().await).await;
         let _: () = redis::cmd("FLUSHALL")
             .query_async(&mut master)
             .await
@@ -158,9 +230,10 @@ impl TestSentinel {
     /// share it one after the other. The peer is a pool connected on its own.
     pub async fn fixture(&self) -> Fixture<RedisSentinelPool> {
         self.flush().await;
-        let urls = self.sentinel_urls();
+        let builder = self.pool_builder();
         let pool = move || {
-            RedisSentinelPool::builder(urls.clone(), MASTER_NAME)
+            builder
+                .clone()
                 .build()
                 .expect("loopback sentinel URLs are valid")
         };
@@ -185,7 +258,7 @@ impl TestSentinel {
         let _: () = redis::cmd("SENTINEL")
             .arg("FAILOVER")
             .arg(MASTER_NAME)
-            .query_async(&mut connection(port).await)
+            .query_async(&mut self.connection(port).await)
             .await
             .expect("SENTINEL FAILOVER");
     }
@@ -197,7 +270,7 @@ impl TestSentinel {
         while started.elapsed() < limit {
             let now = self.master_port().await;
             if now != port
-                && let Ok(mut master) = try_connection(now).await
+                && let Ok(mut master) = self.try_connection(now).await
             {
                 let role: redis::RedisResult<redis::Value> =
                     redis::cmd("ROLE").query_async(&mut master).await;
@@ -220,7 +293,7 @@ impl TestSentinel {
         let started = Instant::now();
         'poll: while started.elapsed() < limit {
             for port in self.sentinel_ports() {
-                let Ok(mut sentinel) = try_connection(port).await else {
+                let Ok(mut sentinel) = self.try_connection(port).await else {
                     return false;
                 };
                 for what in ["REPLICAS", "SENTINELS"] {
@@ -241,19 +314,61 @@ impl TestSentinel {
     }
 }
 
-/// A plain connection to the server (or sentinel) on `port`.
-async fn connection(port: u16) -> redis::aio::MultiplexedConnection {
-    try_connection(port)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"))
-}
+impl TestSentinel {
+    /// A plain connection to the server (or sentinel) on `port`, over TLS in a TLS setup.
+    pub async fn connection(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        self.try_connection(port)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"))
+    }
 
-async fn try_connection(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-    // Generous: a loaded test machine is slow, and only a dead server should fail this.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    async fn try_connection(
+        &self,
+        port: u16,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        // Generous: a loaded test machine is slow, and only a dead server should fail this.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let url = self.url(port);
+        #[cfg(feature = "tls")]
+        let client = match self.tls_ca() {
+            Some(ca) => {
+                let roots = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                };
+                redis::Client::build_with_tls(url, roots)?
+            }
+            None => redis::Client::open(url)?,
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = redis::Client::open(url)?;
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Waits until every replica reports its link to the master up (`ROLE`); `false` if
+    /// that does not happen within `limit`.
+    async fn replicas_synced(&self, limit: Duration) -> bool {
+        let started = Instant::now();
+        let replicas = &self.data_ports()[1..];
+        'poll: while started.elapsed() < limit {
+            for port in replicas {
+                let role: redis::RedisResult<Vec<redis::Value>> =
+                    match self.try_connection(*port).await {
+                        Ok(mut replica) => redis::cmd("ROLE").query_async(&mut replica).await,
+                        Err(e) => Err(e),
+                    };
+                let connected = matches!(role.as_deref(), Ok([_, _, _, redis::Value::BulkString(state), ..]) if state == b"connected");
+                if !connected {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'poll;
+                }
+            }
+            return true;
+        }
+        false
+    }
 }
