@@ -32,6 +32,57 @@ async fn typedkv_on_sentinel() {
     );
     a_wrong_master_name_is_a_clear_error(&sentinel).await;
     passwords_never_appear(&sentinel).await;
+    // Last: it locks the testkit's own helpers out of the sentinels.
+    sentinels_that_require_a_login_get_the_one_in_their_urls(&sentinel).await;
+}
+
+/// Sentinels whose `default` user is switched off (Redis ACL) answer a pool that logs in
+/// as the user in their URLs, and refuse one that does not: `Error::Refused` with their
+/// code, not a transient error to retry.
+async fn sentinels_that_require_a_login_get_the_one_in_their_urls(sentinel: &TestSentinel) {
+    for port in sentinel.sentinel_ports() {
+        let mut conn = sentinel.connection(port).await;
+        for command in [
+            &[
+                "SETUSER",
+                "app",
+                "on",
+                ">sentinel-pw",
+                "allchannels",
+                "+@all",
+            ][..],
+            &["SETUSER", "default", "off"][..],
+        ] {
+            let _: () = redis::cmd("ACL")
+                .arg(command)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let login_urls: Vec<String> = sentinel
+        .sentinel_urls()
+        .iter()
+        .map(|url| url.replace("redis://", "redis://app:sentinel-pw@"))
+        .collect();
+    let pool = RedisSentinelPool::builder(login_urls, MASTER_NAME)
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "acl").build().unwrap();
+    store.set("1", &1).await.unwrap();
+    assert_eq!(store.get("1").await.unwrap(), Some(1));
+
+    let anonymous = sentinel
+        .pool_builder()
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(anonymous, "acl")
+        .build()
+        .unwrap();
+    let err = store.get("1").await.unwrap_err();
+    assert_eq!(err.code(), Some("NOAUTH"), "{err:?}");
+    assert!(!err.is_transient());
 }
 
 /// A master name the sentinels do not know fails the call with a connection error naming
