@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use typedkv::redis::{RedisPoolBuilder, RedisSentinelPool, Sentinel};
 use typedkv::{CachedStore, Error, RedisSentinelStore, Store};
-use typedkv_testkit::failover::Load;
-use typedkv_testkit::{TestSentinel, conformance, error_chain};
+use typedkv_testkit::{TestSentinel, conformance, error_chain, eventually};
 
 /// The suite on the master the sentinels name, over TLS to both; then certificates that
 /// must be refused.
@@ -107,39 +106,12 @@ async fn failover_replica_reads_and_the_cache_over_tls() {
     eventually(|| async { cache.get("cached").await.unwrap() == Some(2) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(2) }).await;
 
-    let load = Load::start(store.clone(), 16);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let old = sentinel.master_port().await;
-    let started = load.mark();
-    sentinel.manual_failover().await;
-    let switched_after = sentinel
-        .wait_failover_from(old, Duration::from_secs(30))
+    sentinel
+        .manual_failover_under_load(&store, "f", "TLS manual failover")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = load.stop(started, &store).await;
-    eprintln!(
-        "TLS manual failover report: switched {switched_after:?} after the command; {report}"
-    );
-    report.assert_recovered(switched_after, "f:");
 
     eventually(|| async { cache.is_tracking() }).await;
     store.set("cached", &3).await.unwrap();
     eventually(|| async { cache.get("cached").await.unwrap() == Some(3) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(3) }).await;
-}
-
-/// Polls `check` every 20 ms until it holds; panics after 10 s.
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "gave up waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -26,7 +26,8 @@ struct Outcome {
 pub struct Load {
     stop: Arc<AtomicBool>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
-    workers: Vec<JoinHandle<Vec<(String, u64)>>>,
+    /// Each task's acknowledged writes: id, value, when acknowledged.
+    workers: Vec<JoinHandle<Vec<(String, u64, Instant)>>>,
 }
 
 impl fmt::Debug for Load {
@@ -55,7 +56,7 @@ impl Load {
                         let written = store.set(&id, &i).await;
                         let wrote = started.elapsed();
                         if written.is_ok() {
-                            acknowledged.push((id.clone(), i));
+                            acknowledged.push((id.clone(), i, Instant::now()));
                         }
                         let started = Instant::now();
                         let read = store.get(&id).await.map(drop);
@@ -86,7 +87,8 @@ impl Load {
     }
 
     /// Stops the tasks and reports what happened since `killed_at`, reading every
-    /// acknowledged write back through `store`.
+    /// acknowledged write back through `store` (better not the store under test, whose
+    /// reads could go where its writes went: a store on the current master).
     pub async fn stop<S: Store<u64>>(self, killed_at: Instant, store: &S) -> Report {
         self.stop.store(true, Ordering::Relaxed);
         let mut acknowledged = Vec::new();
@@ -100,14 +102,16 @@ impl Load {
             .map(|o| o.at)
             .max();
         let mut lost = 0;
+        let mut last_lost = None;
         for chunk in acknowledged.chunks(500) {
-            let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            let ids: Vec<&str> = chunk.iter().map(|(id, ..)| id.as_str()).collect();
             let stored = store.get_many(&ids).await.unwrap();
-            lost += chunk
-                .iter()
-                .zip(stored)
-                .filter(|((_, value), stored)| *stored != Some(*value))
-                .count();
+            for ((_, value, at), stored) in chunk.iter().zip(stored) {
+                if stored != Some(*value) {
+                    lost += 1;
+                    last_lost = last_lost.max(Some(at.saturating_duration_since(killed_at)));
+                }
+            }
         }
         Report {
             calls: outcomes.len(),
@@ -119,6 +123,7 @@ impl Load {
             slowest: outcomes.iter().map(|o| o.took).max().unwrap_or_default(),
             acknowledged: acknowledged.len(),
             lost,
+            last_lost,
             failures: outcomes.into_iter().filter_map(|o| o.error).collect(),
         }
     }
@@ -141,6 +146,8 @@ pub struct Report {
     pub acknowledged: usize,
     /// Acknowledged writes not read back afterwards.
     pub lost: usize,
+    /// When the last of those was acknowledged, counted from the kill.
+    pub last_lost: Option<Duration>,
 }
 
 impl Report {
@@ -190,8 +197,8 @@ impl fmt::Display for Report {
         write!(
             f,
             "last failed call {:?} after the kill; {} calls, {} failed, {} succeeded after the \
-             last failure; slowest call {:?}; {} writes acknowledged, {} lost; errors seen: \
-             {kinds:?}",
+             last failure; slowest call {:?}; {} writes acknowledged, {} lost (the last \
+             acknowledged {:?} after the kill); errors seen: {kinds:?}",
             self.outage,
             self.calls,
             self.failures.len(),
@@ -199,6 +206,7 @@ impl fmt::Display for Report {
             self.slowest,
             self.acknowledged,
             self.lost,
+            self.last_lost,
         )
     }
 }

@@ -37,6 +37,22 @@ pub use crate::fixture::Fixture;
 pub use crate::sentinel::TestSentinel;
 pub use crate::server::TestRedis;
 
+/// Polls `check` every 20 ms until it holds. Panics (this is test code) after 10 s.
+pub async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "gave up waiting after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `error` and each of its causes, each as `Display` then `Debug`, space-separated: for
 /// asserting what an error shows anywhere in its chain (a password must never appear; a
 /// TLS failure must mention the certificate).

@@ -16,13 +16,19 @@ use std::time::{Duration, Instant};
 use redis_test::sentinel::RedisSentinelCluster;
 use typedkv::redis::{RedisPoolBuilder, RedisSentinelPool, Sentinel};
 
+use crate::failover::{Load, Report};
 use crate::fixture::Fixture;
+use typedkv::Store;
 
 /// The master's name, as the harness configures the sentinels.
 pub const MASTER_NAME: &str = "master0";
 
 /// How many times to start a setup that did not come up.
 const START_ATTEMPTS: usize = 3;
+
+/// How soon after the sentinels name a new master a pool stops writing to the old one, at
+/// most: the watcher hears the announcement at once; this is slack for a loaded machine.
+pub const MOVE_AFTER_SWITCH: Duration = Duration::from_millis(500);
 
 /// How long a master may be unreachable before a sentinel considers it down.
 pub const DOWN_AFTER: Duration = Duration::from_millis(500);
@@ -261,6 +267,59 @@ impl TestSentinel {
             .query_async(&mut self.connection(port).await)
             .await
             .expect("SENTINEL FAILOVER");
+    }
+
+    /// A manual failover while 16 tasks write and read through `store` (namespace
+    /// `namespace`): returns the load's report (printed, labelled `label`) once the new
+    /// master answers and calls have had 2 s to recover, after checking that calls failed
+    /// only until the switch and recovered ([`Report::assert_recovered`]), and that no write
+    /// acknowledged after the switch (plus [`MOVE_AFTER_SWITCH`]) was lost. Writes are read
+    /// back from the new master directly, not through `store`.
+    pub async fn manual_failover_under_load<S>(
+        &self,
+        store: &S,
+        namespace: &str,
+        label: &str,
+    ) -> Report
+    where
+        S: Store<u64> + Clone + 'static,
+    {
+        let load = Load::start(store.clone(), 16);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let old = self.master_port().await;
+        let started = load.mark();
+        self.manual_failover().await;
+        let switched_after = self.wait_failover_from(old, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let report = load
+            .stop(started, &self.master_store(namespace).await)
+            .await;
+        eprintln!("{label}: switched {switched_after:?} after the command; {report}");
+        report.assert_recovered(switched_after, &format!("{namespace}:"));
+        if let Some(last_lost) = report.last_lost {
+            assert!(
+                last_lost <= switched_after + MOVE_AFTER_SWITCH,
+                "a write acknowledged {last_lost:?} after the command was lost; the sentinels \
+                 switched after {switched_after:?}"
+            );
+        }
+        report
+    }
+
+    /// A store of `u64`s in `namespace` on the master the sentinels name now, connected to it
+    /// directly (not through a sentinel pool): to read back what a test wrote.
+    pub async fn master_store(&self, namespace: &str) -> typedkv::RedisStore<u64> {
+        let url = self.url(self.master_port().await);
+        let builder = typedkv::redis::RedisPool::builder(url);
+        #[cfg(feature = "tls")]
+        let builder = match self.tls_ca() {
+            Some(ca) => builder.tls_root_certificates(ca),
+            None => builder,
+        };
+        let pool = builder.build().expect("a loopback URL is valid");
+        typedkv::RedisStore::builder(pool, namespace)
+            .build()
+            .expect("a plain store builds")
     }
 
     /// Waits until the sentinels name a master other than `port` and that server answers

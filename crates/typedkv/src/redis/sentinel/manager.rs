@@ -1,58 +1,61 @@
-//! The deadpool manager of connections to the master that Sentinel names.
+//! The deadpool manager of connections to the master that Sentinel names (or, for plain
+//! reads with `read_from_replicas`, to a replica).
 //!
-//! Each new connection asks the sentinels (redis-rs' `SentinelClient`: every sentinel in
-//! turn, then `ROLE` on the answer to check it is a master) where the master is now, so a
+//! Each new connection asks the sentinels where the master is now (`lookup.rs`), so a
 //! connection made after a failover goes to the new master. The lanes replace their
-//! connections when one dies or is answered `READONLY` (see `shared.rs`), which is how a
-//! pool follows a failover.
+//! connections when one dies or is answered `READONLY` (see `shared.rs`), and the watcher
+//! (`watch.rs`) marks them dead when a sentinel announces a switch: that is how a pool
+//! follows a failover.
+
+use std::sync::Arc;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::sentinel::SentinelClient;
 use ::redis::{AsyncConnectionConfig, RedisError};
 use deadpool::managed::{Manager, Metrics, Object, RecycleError, RecycleResult};
 
+use super::lookup::{MasterLookup, check_master};
 use crate::redis::lanes::Pooled;
 
-/// Creates connections to the current master and health-checks returned ones.
+/// Creates connections to the current master (or a replica) and health-checks returned ones.
 pub(crate) struct SentinelManager {
-    /// `SentinelClient` needs `&mut` to look the master up (it caches sentinel connections).
-    client: tokio::sync::Mutex<SentinelClient>,
-    /// For a manager of replica connections: the master's client, used when no replica can
-    /// be reached (reads then go to the master rather than fail).
-    fallback: Option<tokio::sync::Mutex<SentinelClient>>,
+    /// Finds the master; for a replica manager, used when no replica answers (reads then go
+    /// to the master rather than fail).
+    master: Arc<MasterLookup>,
+    /// For a manager of replica connections: redis-rs' client asking the sentinels for a
+    /// replica (it needs `&mut`: it caches its sentinel connections).
+    replicas: Option<tokio::sync::Mutex<SentinelClient>>,
     config: AsyncConnectionConfig,
-    /// Starts the `+switch-master` watcher (`watch.rs`) at the first connection: pools are
-    /// built outside any runtime, connections inside one.
+    /// Starts the watcher (`watch.rs`) at the first connection: pools are built outside any
+    /// runtime, connections inside one.
     start_watcher: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl SentinelManager {
-    /// A manager connecting through `client`; `start_watcher` is run once, at the first
-    /// connection.
+    /// A manager connecting to the master `master` finds; `start_watcher` is run once, at the
+    /// first connection.
     pub(crate) fn new(
-        client: SentinelClient,
+        master: Arc<MasterLookup>,
         config: AsyncConnectionConfig,
         start_watcher: impl FnOnce() + Send + 'static,
     ) -> Self {
         SentinelManager {
-            client: tokio::sync::Mutex::new(client),
-            fallback: None,
+            master,
+            replicas: None,
             config,
             start_watcher: std::sync::Mutex::new(Some(Box::new(start_watcher))),
         }
     }
-}
 
-impl SentinelManager {
-    /// The same manager connecting to a replica (`client` asks for one), or to the master
-    /// through `master` when no replica answers.
+    /// A manager connecting to a replica (`replicas` asks for one), or to the master when
+    /// no replica answers.
     pub(crate) fn of_replicas(
-        client: SentinelClient,
-        master: SentinelClient,
+        replicas: SentinelClient,
+        master: Arc<MasterLookup>,
         config: AsyncConnectionConfig,
     ) -> Self {
-        let mut manager = SentinelManager::new(client, config, || {});
-        manager.fallback = Some(tokio::sync::Mutex::new(master));
+        let mut manager = SentinelManager::new(master, config, || {});
+        manager.replicas = Some(tokio::sync::Mutex::new(replicas));
         manager
     }
 
@@ -62,17 +65,13 @@ impl SentinelManager {
         &self,
         config: &AsyncConnectionConfig,
     ) -> Result<MultiplexedConnection, RedisError> {
-        let connected = {
-            let mut client = self.client.lock().await;
-            client.get_async_connection_with_config(config).await
-        };
-        match (connected, &self.fallback) {
-            (Err(_no_replica), Some(master)) => {
-                let mut master = master.lock().await;
-                master.get_async_connection_with_config(config).await
+        if let Some(replicas) = &self.replicas {
+            let mut replicas = replicas.lock().await;
+            if let Ok(conn) = replicas.get_async_connection_with_config(config).await {
+                return Ok(conn);
             }
-            (connected, _) => connected,
         }
+        self.master.connect(config).await
     }
 }
 
@@ -97,15 +96,16 @@ impl Manager for SentinelManager {
         conn: &mut MultiplexedConnection,
         _: &Metrics,
     ) -> RecycleResult<RedisError> {
+        if self.replicas.is_some() {
+            // Any role serves reads: a replica promoted since is still current.
+            let _: () = ::redis::cmd("PING").query_async(conn).await?;
+            return Ok(());
+        }
         // One round trip that proves the connection alive and still on the master: after a
         // failover its server may be up but a replica.
-        let role: ::redis::Value = ::redis::cmd("ROLE").query_async(conn).await?;
-        match &role {
-            ::redis::Value::Array(parts) if matches!(parts.first(), Some(::redis::Value::BulkString(r)) if r == b"master") => {
-                Ok(())
-            }
-            _ => Err(RecycleError::message("the server is no longer the master")),
-        }
+        check_master(conn)
+            .await
+            .map_err(|_| RecycleError::message("the server is no longer the master"))
     }
 }
 

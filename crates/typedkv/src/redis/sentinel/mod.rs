@@ -6,6 +6,7 @@
 //! connection dies or is answered `READONLY` (its server was demoted) is replaced by one to
 //! the master the sentinels name then.
 
+mod lookup;
 mod manager;
 mod watch;
 
@@ -17,6 +18,7 @@ use ::redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use ::redis::{ProtocolVersion, PushInfo, PushKind};
 use deadpool::managed::Object;
 
+use self::lookup::{DataNode, MasterLookup};
 use self::manager::SentinelManager;
 use super::builder::RedisPoolBuilder;
 use super::config::{Settings, connection_info, invalid_url};
@@ -112,11 +114,13 @@ impl RedisPoolBuilder<Sentinel> {
 ///
 /// Give it the sentinels' URLs (any number: each is asked in turn; a password in them is
 /// the sentinels' own; `rediss://` for TLS, feature `tls`) and the master's name as the
-/// sentinels know it. Connections go to
-/// the master the sentinels name when each connection is made; after a failover, the
-/// connections to the old master fail (it died) or are answered `READONLY` (it came back as
-/// a replica), and the pool replaces them with connections to the new master. Calls fail
-/// only until a replica is promoted, each within its timeouts. Every setting of
+/// sentinels know it. Connections go to the master the sentinels name when each connection
+/// is made; after a failover, the connections to the old master fail (it died) or are
+/// answered `READONLY` (it came back as a replica), and the pool replaces them with
+/// connections to the new master; it also moves as soon as any sentinel announces a new
+/// master. Calls fail only until a replica is promoted, each within its timeouts. A
+/// planned `SENTINEL FAILOVER` loses the writes the old master acknowledges before the
+/// sentinels announce the switch (README, "High availability"). Every setting of
 /// [`RedisPoolBuilder`] applies, plus the master's login.
 ///
 /// ```no_run
@@ -174,34 +178,28 @@ impl RedisSentinelPool {
                 "the sentinel URLs mix redis:// and rediss://: use TLS for all or none",
             ));
         }
-        let data_tls = DataTls::new(&settings, sentinels_tls)?;
-        let mut sentinels = Vec::with_capacity(settings.urls.len());
+        let node = data_node(&settings, sentinels_tls)?;
         let mut sentinel_infos = Vec::with_capacity(settings.urls.len());
-        let mut sentinel_login = None;
         for url in &settings.urls {
-            // RESP3: the watcher receives `+switch-master` as pushes.
+            // RESP3: the watcher receives the sentinels' announcements as pushes.
             let info = connection_info(url, ProtocolVersion::RESP3)?;
             #[cfg(feature = "tls")]
             let info = match sentinels_tls {
                 true => super::tls::prepare(info, settings.tls_roots.as_deref())?,
                 false => info,
             };
-            let login = info.redis_settings();
-            if sentinel_login.is_none() && login.password().is_some() {
-                sentinel_login = Some((
-                    login.username().map(str::to_owned),
-                    login.password().map(str::to_owned),
-                ));
-            }
-            sentinels.push(info.addr().clone());
             sentinel_infos.push(info);
         }
-        let client = |server| {
-            let client = SentinelClientBuilder::new(sentinels.clone(), &target.master, server)
-                .map_err(|e| invalid_url(&settings.urls[0], e))?;
-            let client = data_tls.apply(client);
-            sentinel_client(&settings, client, sentinel_login.clone())
+        let replica_client = match settings.read_from_replicas {
+            true => Some(replica_client(&settings, &sentinel_infos, &node)?),
+            false => None,
         };
+        let lookup = Arc::new(MasterLookup::new(
+            sentinel_infos.clone(),
+            target.master.clone(),
+            node,
+            settings.connection_config(),
+        ));
         let generations = Arc::new(Generations::default());
         let on_push = {
             let generations = Arc::clone(&generations);
@@ -216,16 +214,15 @@ impl RedisSentinelPool {
             let generations = Arc::downgrade(&generations);
             let config = settings.connection_config();
             let master = target.master.clone();
-            move || {
-                tokio::spawn(watch::watch(sentinel_infos, master, config, generations));
-            }
+            let lookup = Arc::downgrade(&lookup);
+            move || watch::watch_all(sentinel_infos, master, config, generations, lookup)
         };
         let config = settings.connection_config().set_push_sender(on_push);
-        let replicas = match settings.read_from_replicas {
-            true => {
+        let replicas = match replica_client {
+            Some(client) => {
                 let manager = SentinelManager::of_replicas(
-                    client(SentinelServerType::Replica)?,
-                    client(SentinelServerType::Master)?,
+                    client,
+                    Arc::clone(&lookup),
                     settings.connection_config(),
                 );
                 // A replica that dies or is promoted is replaced like any dead connection.
@@ -235,11 +232,10 @@ impl RedisSentinelPool {
                     Shared::new(manager, &settings, "redis-sentinel", generations, replace)?;
                 Some(Arc::new(shared))
             }
-            false => None,
+            None => None,
         };
-        let master = client(SentinelServerType::Master)?;
         let shared = Shared::new(
-            SentinelManager::new(master, config, start_watcher),
+            SentinelManager::new(lookup, config, start_watcher),
             &settings,
             "redis-sentinel",
             generations,
@@ -321,71 +317,78 @@ impl RedisSentinelPool {
     }
 }
 
-/// TLS to the data nodes (the master and replicas), which the sentinels name by address
-/// only: redis-rs is told the mode and the roots to trust.
-struct DataTls {
-    #[cfg(feature = "tls")]
-    enabled: bool,
-    /// The roots to trust instead of the system's.
-    #[cfg(feature = "tls")]
-    roots: Option<::redis::TlsCertificates>,
-}
-
-impl DataTls {
-    /// The data nodes' TLS as `settings` ask (default: as the sentinels', `sentinels_tls`).
-    fn new(settings: &Settings, sentinels_tls: bool) -> Result<DataTls> {
-        #[cfg(feature = "tls")]
-        {
-            let enabled = settings.sentinel.tls.unwrap_or(sentinels_tls);
-            // Refuses roots when neither the sentinels nor the data nodes use TLS.
-            let roots = settings.tls_roots.as_deref();
-            let roots = super::tls::certificates(enabled || sentinels_tls, roots)?;
-            Ok(DataTls { enabled, roots })
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            let _ = (settings, sentinels_tls);
-            Ok(DataTls {})
-        }
-    }
-
-    fn apply(&self, client: SentinelClientBuilder) -> SentinelClientBuilder {
-        #[cfg(feature = "tls")]
-        if self.enabled {
-            let client = client.set_client_to_redis_tls_mode(::redis::TlsMode::Secure);
-            return match &self.roots {
-                Some(roots) => client.set_client_to_redis_certificates(roots.clone()),
-                None => client,
-            };
-        }
-        client
-    }
-}
-
-/// A sentinel client (`client`, which knows the sentinels, the server type and TLS) logging
-/// in to the sentinels with `sentinel_login` and to the server as `settings` say, speaking
-/// RESP3 so that redis-rs tells us the moment a connection closes (see lanes.rs).
-fn sentinel_client(
-    settings: &Settings,
-    client: SentinelClientBuilder,
-    sentinel_login: Option<(Option<String>, Option<String>)>,
-) -> Result<::redis::sentinel::SentinelClient> {
+/// How to reach the data nodes (the master and replicas), which the sentinels name by
+/// address only: the master's login and database, RESP3 (so that redis-rs tells us the
+/// moment a connection closes, see lanes.rs) and, with TLS, the roots to trust. TLS
+/// follows the sentinels' scheme unless `master_tls` says otherwise.
+fn data_node(settings: &Settings, sentinels_tls: bool) -> Result<DataNode> {
     let target = &settings.sentinel;
-    let failed = |e| invalid_url(&settings.urls[0], e);
-    let mut client = client
-        .set_client_to_redis_protocol(ProtocolVersion::RESP3)
-        .set_client_to_redis_db(target.db);
+    let mut redis = ::redis::RedisConnectionInfo::default()
+        .set_db(target.db)
+        .set_protocol(ProtocolVersion::RESP3);
     if let Some(username) = &target.username {
-        client = client.set_client_to_redis_username(username);
+        redis = redis.set_username(username);
     }
     if let Some(password) = &target.password {
+        redis = redis.set_password(password);
+    }
+    #[cfg(feature = "tls")]
+    {
+        let enabled = target.tls.unwrap_or(sentinels_tls);
+        // Refuses roots when neither the sentinels nor the data nodes use TLS.
+        let roots =
+            super::tls::certificates(enabled || sentinels_tls, settings.tls_roots.as_deref())?;
+        Ok(DataNode {
+            redis,
+            tls: enabled.then_some(roots),
+        })
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = sentinels_tls;
+        Ok(DataNode { redis })
+    }
+}
+
+/// redis-rs' client asking the sentinels for a replica (`SENTINEL REPLICAS`, then `ROLE`
+/// on the one it picks), logging in to the sentinels as the first URL with a password says
+/// and to the replica as `node` says.
+fn replica_client(
+    settings: &Settings,
+    sentinels: &[::redis::ConnectionInfo],
+    node: &DataNode,
+) -> Result<::redis::sentinel::SentinelClient> {
+    let failed = |e| invalid_url(&settings.urls[0], e);
+    let addresses = sentinels.iter().map(|info| info.addr().clone());
+    let master = &settings.sentinel.master;
+    let mut client = SentinelClientBuilder::new(addresses, master, SentinelServerType::Replica)
+        .map_err(failed)?
+        .set_client_to_redis_protocol(node.redis.protocol())
+        .set_client_to_redis_db(node.redis.db());
+    if let Some(username) = node.redis.username() {
+        client = client.set_client_to_redis_username(username);
+    }
+    if let Some(password) = node.redis.password() {
         client = client.set_client_to_redis_password(password);
     }
-    if let Some((username, password)) = sentinel_login {
-        if let Some(username) = username {
+    #[cfg(feature = "tls")]
+    if let Some(roots) = &node.tls {
+        client = client.set_client_to_redis_tls_mode(::redis::TlsMode::Secure);
+        if let Some(roots) = roots {
+            client = client.set_client_to_redis_certificates(roots.clone());
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = node;
+    let login = sentinels
+        .iter()
+        .map(|info| info.redis_settings())
+        .find(|login| login.password().is_some());
+    if let Some(login) = login {
+        if let Some(username) = login.username() {
             client = client.set_client_to_sentinel_username(username);
         }
-        if let Some(password) = password {
+        if let Some(password) = login.password() {
             client = client.set_client_to_sentinel_password(password);
         }
     }

@@ -1,12 +1,15 @@
-//! Following `+switch-master`: a task subscribed on one sentinel at a time to the channel
-//! where sentinels announce a new master, which marks every lane of the pool dead when
-//! ours changes.
+//! Following the sentinels' announcements: a task per sentinel, subscribed to the channels
+//! where it announces a promoted replica (`+promoted-slave`, from the sentinel leading a
+//! failover, the moment it sees the promotion) and a new master (`+switch-master`, from
+//! every sentinel once it learns of it). When one names our master, every lane of the pool
+//! is marked dead and that sentinel is asked first for the master from then on.
 //!
 //! Without it a pool moves only when a connection fails: at once when the old master died,
 //! but an old master that is still up (a network partition, a manual `SENTINEL FAILOVER`)
 //! keeps answering, and acknowledges writes the new master will never have, until it is
-//! reconfigured as a replica and answers `READONLY`. With it, the pool moves as soon as a
-//! sentinel announces the switch.
+//! reconfigured as a replica and answers `READONLY`, seconds later. Every sentinel is
+//! watched because only the leader of a failover announces the promotion, and it announces
+//! `+switch-master` last, when the failover ends.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -14,92 +17,154 @@ use std::time::Duration;
 use ::redis::{AsyncConnectionConfig, ConnectionInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
+use super::lookup::MasterLookup;
 use crate::redis::lanes::Generations;
 
-/// Pause before trying the next sentinel after losing (or failing to open) a subscription.
+/// First pause before subscribing again after losing (or failing to open) a subscription;
+/// it doubles up to [`MAX_RETRY_PAUSE`] while the sentinel stays unreachable.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// How often an idle watcher checks whether its pool is gone.
 const POOL_CHECK: Duration = Duration::from_secs(1);
+/// The announcements that name a new master.
+const CHANNELS: [&str; 2] = ["+promoted-slave", "+switch-master"];
 
-/// Watches for a switch of `master` on `sentinels` (one at a time, in turn) for as long as
-/// `generations` (the pool's) is alive.
-pub(crate) async fn watch(
+/// Starts a watcher of each of `sentinels` for announcements about `master`, each running
+/// for as long as `generations` (the pool's) is alive.
+pub(crate) fn watch_all(
     sentinels: Vec<ConnectionInfo>,
     master: String,
     config: AsyncConnectionConfig,
     generations: Weak<Generations>,
+    lookup: Weak<MasterLookup>,
 ) {
-    for sentinel in sentinels.iter().cycle() {
-        if generations.strong_count() == 0 {
-            return;
-        }
-        let (pushes, mut received) = mpsc::unbounded_channel();
-        let config = config.clone().set_push_sender(pushes);
-        let subscribed = async {
-            let client = ::redis::Client::open(sentinel.clone())?;
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            conn.subscribe("+switch-master").await?;
-            Ok::<_, ::redis::RedisError>(conn)
+    for (index, sentinel) in sentinels.into_iter().enumerate() {
+        let watcher = Watcher {
+            index,
+            master: master.clone(),
+            generations: generations.clone(),
+            lookup: lookup.clone(),
         };
-        let Ok(_conn) = subscribed.await else {
-            tokio::time::sleep(RETRY_PAUSE).await;
-            continue;
-        };
-        loop {
-            let push = match tokio::time::timeout(POOL_CHECK, received.recv()).await {
-                Ok(Some(push)) => push,
-                Ok(None) => break,
-                Err(_idle) if generations.strong_count() == 0 => return,
-                Err(_idle) => continue,
-            };
-            match push.kind {
-                PushKind::Message if switched(&push.data, &master) => match generations.upgrade() {
-                    Some(generations) => generations.all_dead(),
-                    None => return,
-                },
-                PushKind::Disconnection => break,
-                _ => {}
-            }
-        }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        tokio::spawn(watcher.watch(sentinel, config.clone()));
     }
 }
 
-/// Whether a `+switch-master` message (`[channel, "<name> <old ip> <old port> <new ip>
-/// <new port>"]`) is about `master`.
-fn switched(data: &[Value], master: &str) -> bool {
-    let Some(Value::BulkString(payload)) = data.get(1) else {
+/// What one sentinel's watcher acts on.
+struct Watcher {
+    /// The sentinel's position in the pool's list.
+    index: usize,
+    master: String,
+    generations: Weak<Generations>,
+    lookup: Weak<MasterLookup>,
+}
+
+impl Watcher {
+    async fn watch(self, sentinel: ConnectionInfo, config: AsyncConnectionConfig) {
+        let mut pause = RETRY_PAUSE;
+        while self.generations.strong_count() > 0 {
+            let (pushes, received) = mpsc::unbounded_channel();
+            let config = config.clone().set_push_sender(pushes);
+            let subscribed = async {
+                let client = ::redis::Client::open(sentinel.clone())?;
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                conn.subscribe(&CHANNELS[..]).await?;
+                Ok::<_, ::redis::RedisError>(conn)
+            };
+            if let Ok(_conn) = subscribed.await {
+                pause = RETRY_PAUSE;
+                if !self.follow(received).await {
+                    return;
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RETRY_PAUSE);
+        }
+    }
+
+    /// Acts on the announcements in `received` until the subscription ends (`true`) or the
+    /// pool is gone (`false`).
+    async fn follow(&self, mut received: mpsc::UnboundedReceiver<::redis::PushInfo>) -> bool {
+        loop {
+            let push = match tokio::time::timeout(POOL_CHECK, received.recv()).await {
+                Ok(Some(push)) => push,
+                Ok(None) => return true,
+                Err(_idle) if self.generations.strong_count() == 0 => return false,
+                Err(_idle) => continue,
+            };
+            match push.kind {
+                PushKind::Message if names(&push.data, &self.master) => {
+                    let (Some(generations), Some(lookup)) =
+                        (self.generations.upgrade(), self.lookup.upgrade())
+                    else {
+                        return false;
+                    };
+                    lookup.prefer(self.index);
+                    generations.all_dead();
+                }
+                PushKind::Disconnection => return true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether an announcement (`[channel, payload]`) is about `master`:
+/// - `+switch-master`: `<name> <old ip> <old port> <new ip> <new port>`;
+/// - `+promoted-slave`: `slave <ip>:<port> <ip> <port> @ <name> <master ip> <master port>`.
+fn names(data: &[Value], master: &str) -> bool {
+    let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+        (data.first(), data.get(1))
+    else {
         return false;
     };
-    payload.split(|b| *b == b' ').next() == Some(master.as_bytes())
+    let mut words = payload.split(|b| *b == b' ');
+    let name = match &channel[..] {
+        b"+switch-master" => words.next(),
+        _ => words.skip_while(|word| *word != b"@").nth(1),
+    };
+    name == Some(master.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn message(channel: &str, text: &str) -> Vec<Value> {
+        vec![
+            Value::BulkString(channel.as_bytes().to_vec()),
+            Value::BulkString(text.as_bytes().to_vec()),
+        ]
+    }
+
     #[test]
-    fn only_our_masters_switch_counts() {
-        let message = |text: &str| {
-            vec![
-                Value::BulkString(b"+switch-master".to_vec()),
-                Value::BulkString(text.as_bytes().to_vec()),
-            ]
-        };
-        assert!(switched(
-            &message("mymaster 10.0.0.1 6379 10.0.0.2 6379"),
+    fn only_announcements_about_our_master_count() {
+        let switch = |text| message("+switch-master", text);
+        assert!(names(
+            &switch("mymaster 10.0.0.1 6379 10.0.0.2 6379"),
             "mymaster"
         ));
-        assert!(!switched(
-            &message("other 10.0.0.1 6379 10.0.0.2 6379"),
+        assert!(!names(
+            &switch("other 10.0.0.1 6379 10.0.0.2 6379"),
             "mymaster"
         ));
-        assert!(!switched(
-            &message("mymaster2 10.0.0.1 6379 10.0.0.2 6379"),
+        assert!(!names(
+            &switch("mymaster2 10.0.0.1 6379 10.0.0.2 6379"),
             "mymaster"
         ));
-        assert!(!switched(&[], "mymaster"));
+        assert!(!names(&[], "mymaster"));
+        let promoted = message(
+            "+promoted-slave",
+            "slave 10.0.0.2:6379 10.0.0.2 6379 @ mymaster 10.0.0.1 6379",
+        );
+        assert!(names(&promoted, "mymaster"));
+        assert!(!names(&promoted, "other"));
+        // A master named like a keyword is read by its place, which the channel says.
+        assert!(names(&switch("slave 10.0.0.1 6379 10.0.0.2 6379"), "slave"));
+        assert!(!names(
+            &switch("mymaster 10.0.0.1 6379 10.0.0.2 6379"),
+            "slave"
+        ));
     }
 }
