@@ -48,20 +48,13 @@ fn sealed(backend: &MemoryBackend) -> MemoryStore<String> {
         .unwrap()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn any_value_round_trips(value in ".{0,2000}", repeat in 1usize..20) {
         let value = value.repeat(repeat);
-        runtime().block_on(async {
+        typedkv_testkit::runtime().block_on(async {
             let store = sealed(&MemoryBackend::new());
             store.set("1", &value).await.unwrap();
             assert_eq!(store.get("1").await.unwrap(), Some(value));
@@ -70,7 +63,7 @@ proptest! {
 
     #[test]
     fn any_corruption_is_a_decode_error(value in ".{0,300}", damage in damage()) {
-        runtime().block_on(async {
+        typedkv_testkit::runtime().block_on(async {
             let backend = MemoryBackend::new();
             let store = sealed(&backend);
             store.set("good", &value.repeat(8)).await.unwrap();

@@ -96,13 +96,6 @@ async fn sentinel(url: &str, password: &str) {
     assert_hidden(password, "sentinel call error", &error_chain(&err));
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -110,7 +103,7 @@ proptest! {
     /// it by chance.
     #[test]
     fn no_output_shows_a_password(password in "[ -~]{8,32}") {
-        let runtime = runtime();
+        let runtime = typedkv_testkit::runtime();
         for url in urls(&password) {
             runtime.block_on(standalone(&url, &password));
             runtime.block_on(cluster(&url, &password));

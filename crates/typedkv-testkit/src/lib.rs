@@ -37,6 +37,15 @@ pub use crate::fixture::Fixture;
 pub use crate::sentinel::TestSentinel;
 pub use crate::server::TestRedis;
 
+/// A single-threaded Tokio runtime with I/O and timers, for property tests, whose cases
+/// are plain functions that each block on their own async body.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime starts")
+}
+
 /// Polls `check` every 20 ms until it holds. Panics (this is test code) after 10 s.
 pub async fn eventually<F, Fut>(mut check: F)
 where
