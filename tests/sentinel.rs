@@ -217,7 +217,8 @@ async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
 /// A manual failover (`SENTINEL FAILOVER`) while 16 tasks write and read: the old master
 /// stays up and takes writes until Sentinel demotes it, seconds after announcing the new
 /// one; the pool moves at the announcement, so no call fails and no write acknowledged
-/// after it is lost (those acknowledged before it are, and are counted).
+/// after it is lost (those acknowledged before it are, and are counted); a pool made after
+/// the switch goes to the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_failover_moves_the_pool_to_the_new_master() {
     let _turn = SETUPS.acquire().await.unwrap();
@@ -232,6 +233,14 @@ async fn a_manual_failover_moves_the_pool_to_the_new_master() {
     sentinel
         .manual_failover_under_load(&store, "m", "manual failover report")
         .await;
+    // A pool made now, with the old master still up and not yet demoted, writes to the new
+    // one (redis-rs' own lookup named the old master for seconds longer).
+    let fresh: RedisSentinelStore<u64> = RedisSentinelStore::builder(sentinel.pool(), "m")
+        .build()
+        .unwrap();
+    fresh.set("fresh", &1).await.unwrap();
+    let master = sentinel.master_store("m").await;
+    assert_eq!(master.get("fresh").await.unwrap(), Some(1));
 }
 
 /// A partition: the sentinels lose the master (its `default` user, theirs, is switched off
