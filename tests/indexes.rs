@@ -315,6 +315,92 @@ fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The store of the report that found repair and unique claims trusting records: equality
+/// `group`, unique `handle`, range `score`, untagged, on one server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Item {
+    group: String,
+    handle: String,
+    score: i64,
+}
+
+/// Writes around the indexes made with `redis-cli` (`SET` of another entity's bytes, `DEL`):
+/// the stale entries' unique values are free at once, `repair_indexes` removes every stale
+/// entry (seen with `ZRANGE` on the index keys), and the entities' current values are what
+/// queries answer.
+async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e3")
+        .index(typedkv::Index::equality("group", |i: &Item| {
+            [i.group.clone()]
+        }))
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
+        .build()
+        .unwrap();
+    let item = |group: &str, handle: &str, score| Item {
+        group: group.into(),
+        handle: handle.into(),
+        score,
+    };
+    items.set("raw3", &item("graw", "hraw3", 3)).await.unwrap();
+    items
+        .set("donor", &item("gdonor", "hdonor", 5))
+        .await
+        .unwrap();
+    items.set("gone", &item("ggone", "hgone", 7)).await.unwrap();
+    let port = redis.port();
+    let donor_bytes = redis.pool().get("e3:donor").await.unwrap().unwrap();
+    let mut set = Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-x",
+            "SET",
+            "e3:raw3",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut set.stdin.take().unwrap(), &donor_bytes).unwrap();
+    assert!(set.wait().unwrap().success());
+    assert_eq!(cli(port, &["DEL", "e3:gone"]), "1");
+    let zrange = |key: &str| cli(port, &["ZRANGE", key, "0", "-1"]);
+    assert!(zrange("e3#ix:group").contains("grawraw3"));
+
+    // hraw3 is free though raw3 still exists: its value no longer gives it.
+    let claimer = item("gclaim", "hraw3", 9);
+    items.set("claimer-hraw3", &claimer).await.unwrap();
+    let found = items.find_one_by("handle", b"hraw3").await.unwrap();
+    assert_eq!(found, Some(("claimer-hraw3".to_owned(), claimer)));
+    // hdonor is taken: donor holds it (raw3 gives it too, but never through the indexes).
+    assert!(matches!(
+        items.set("claimer-hdonor", &item("g", "hdonor", 1)).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+
+    let report = items.repair_indexes().await.unwrap();
+    // raw3's group and score, gone's three entries (raw3's handle went with the claim).
+    assert_eq!(report.removed, 5, "{report:?}");
+    let (groups, handles) = (zrange("e3#ix:group"), zrange("e3#ix:handle"));
+    for stale in ["grawraw3", "ggonegone"] {
+        assert!(!groups.contains(stale), "{groups}");
+    }
+    for stale in ["hgonegone", "hraw3raw3", "hdonorraw3"] {
+        assert!(!handles.contains(stale), "{handles}");
+    }
+    assert_eq!(cli(port, &["EXISTS", "e3#rec:gone"]), "0");
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
+    items
+        .set("after-repair", &item("g", "hgone", 1))
+        .await
+        .unwrap();
+}
+
 /// An entity with a 1 s TTL is found before and not after; its index keys and record leave
 /// Redis with it (seen with redis-cli), though nothing touched the store meanwhile.
 async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
@@ -438,6 +524,7 @@ async fn on_redis() {
     one_of_64_writers_wins_a_unique_value(redis.pool(), false).await;
     range_pages_hold_while_writers_run(redis.pool(), false).await;
     ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
+    writes_made_with_redis_cli_are_repaired(&redis).await;
     rebuild_of_100k_entities(&redis).await;
 }
 

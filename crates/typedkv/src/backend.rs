@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::index::Order;
-use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, Swept};
+use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
 use crate::options::{Condition, Expiry};
 use crate::version::Version;
 
@@ -133,10 +133,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// op in order: the entity's old members (named by its record) leave their indexes, the
     /// value is written or deleted, and its new members and record are written with the
     /// value's expiry. Expired members of the space's indexes may be removed on the way.
+    ///
+    /// A unique value is free when no member of another entity has it, or only members of
+    /// entities that expired or are gone (removed on the way), or of entities the batch
+    /// rewrites without it. A member of another live entity is [`Applied::Held`]: the typed
+    /// layer decides from that entity's bytes.
     fn apply_indexed(
         &self,
         space: &IndexSpace,
-        ops: Vec<IndexedOp>,
+        ops: &[IndexedOp],
     ) -> impl Future<Output = Result<Applied>> + Send {
         let _ = (space, ops);
         async { Err(no_indexes(self.kind())) }
@@ -169,28 +174,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         async { Err(no_indexes(self.kind())) }
     }
 
-    /// Looks at up to `count` members of index `index` after `after` (from the start for
-    /// `None`) and removes those that are expired or absent from their entity's record.
-    fn index_sweep(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        after: Option<Bytes>,
-        count: usize,
-    ) -> impl Future<Output = Result<Swept>> + Send {
-        let _ = (space, index, after, count);
-        async { Err(no_indexes(self.kind())) }
-    }
-
-    /// Removes those of `members` (of index `index`) that an [`index_sweep`](Self::index_sweep)
-    /// would remove: what a query found stale, cleaned on read. How many it removed.
+    /// Removes each of `stale` (members of index `index`) from the index and from its
+    /// entity's record, in one atomic step per member, if the entity still holds what the
+    /// member's [`seen`](StaleMember::seen) says (when it was absent and still is, its record
+    /// goes). How many it removed. The typed layer calls it for members a query, a repair or
+    /// a unique claim found stale by decoding the entity's value.
     fn index_forget(
         &self,
         space: &IndexSpace,
         index: usize,
-        members: &[Bytes],
+        stale: &[StaleMember],
     ) -> impl Future<Output = Result<u64>> + Send {
-        let _ = (space, index, members);
+        let _ = (space, index, stale);
         async { Err(no_indexes(self.kind())) }
     }
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use typedkv::index::ops::{Lex, member_id};
 use typedkv::{
-    Backend, Error, Index, IndexKind, Loaded, Order, RangeQuery, SetOptions, Store, StoreExt,
-    TypedStore, Update,
+    Backend, Condition, Error, Index, IndexKind, Loaded, Order, RangeQuery, SetOptions, Store,
+    StoreExt, TypedStore, Update, Write, WriteExpiry,
 };
 
 /// An entity with one field per kind of index.
@@ -589,10 +590,8 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
     );
     let repaired = users.repair_indexes().await.unwrap();
     assert!(repaired.scanned >= 3 * 298, "{repaired:?}");
-    // The query above met entity 2's email entry and cleaned it on read; the repair removes
-    // its two others (it has no tags). Entity 1's record still names its old
-    // entries (only a write through an indexed store changes it), and queries check them
-    // against its value.
+    // The queries above met the old email entries of 1 (changed) and 2 (deleted) and
+    // cleaned them on read; the repair removes 2's two others (it has no tags).
     assert_eq!(repaired.removed, 2, "{repaired:?}");
     // 100 held it and 2 is gone (0 and 297, whose handles clash, are both 0@x).
     let twos = ids_by(&users, "email", "2@x").await;
@@ -603,6 +602,132 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
     assert_eq!(again.conflicts, 1);
     assert_eq!(ids_by(&users, "email", "moved@x").await, ["1"]);
     assert_eq!(users.repair_indexes().await.unwrap().removed, 0);
+}
+
+/// Every member of every index of `store`, per index, as the backend keeps them.
+pub async fn all_members<B: Backend>(store: &TypedStore<Account, B>) -> Vec<Vec<Vec<u8>>> {
+    let space = store.index_space();
+    let mut all = Vec::new();
+    for n in 0..space.indexes.len() {
+        let range = (&Lex::Min, &Lex::Max);
+        let members = store
+            .backend()
+            .index_members(space, n, range, Order::Ascending, 100_000)
+            .await
+            .unwrap();
+        all.push(members);
+    }
+    all
+}
+
+/// Writes around the indexes, made the three ways other programs make them (a store of the
+/// same type without indexes, the raw bytes of another entity, a raw delete), leave entries
+/// that no current value gives. Unique values those entries name are free at once (a claim
+/// checks the holder's current value and cleans its stale entry), before and after a
+/// repair; a value another entity's current value gives stays taken; and `repair_indexes`
+/// removes every stale entry, and nothing else.
+pub async fn writes_around_the_indexes_are_repaired<B: Backend>(backend: B) {
+    let users = accounts(&backend, "acct");
+    let plain: TypedStore<Account, B> = TypedStore::builder(backend.clone(), "acct")
+        .hash_tag(true)
+        .build()
+        .unwrap();
+    users
+        .set("a", &account("a@x", "ha", &["t1"], 1))
+        .await
+        .unwrap();
+    users
+        .set("b", &account("b@x", "hb", &["t2"], 2))
+        .await
+        .unwrap();
+    users.set("c", &account("c@x", "hc", &[], 3)).await.unwrap();
+    users
+        .set("keep", &account("k@x", "hk", &["t1"], 4))
+        .await
+        .unwrap();
+
+    // a: through a store without indexes, new email and handle (same tag and score).
+    plain
+        .set("a", &account("a2@x", "ha2", &["t1"], 1))
+        .await
+        .unwrap();
+    // b: the raw bytes of another entity (so b now gives keep's values, clashing handle
+    // included); c: deleted raw.
+    let keep_key = users.keyspace().key("keep").unwrap();
+    let keep_bytes = backend.get(&keep_key).await.unwrap().unwrap();
+    let b_key = users.keyspace().key("b").unwrap();
+    let always = Write::new(WriteExpiry::Never, Condition::Always);
+    backend.set(&b_key, keep_bytes, always).await.unwrap();
+    let c_key = users.keyspace().key("c").unwrap();
+    assert!(backend.delete(&c_key).await.unwrap());
+
+    // Their old handles are free now, before any repair: the claims clean their entries.
+    let claim = |handle: &str| account("claim@x", handle, &[], 10);
+    users.set("claim-ha", &claim("ha")).await.unwrap();
+    users.set("claim-hb", &claim("hb")).await.unwrap();
+    assert_eq!(
+        users
+            .find_one_by("handle", b"ha")
+            .await
+            .unwrap()
+            .map(|(id, _)| id),
+        Some("claim-ha".to_owned())
+    );
+    // keep's handle is still keep's (b gives it too, but never through the indexes).
+    assert!(matches!(
+        users.set("claim-hk", &claim("hk")).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+
+    let before: usize = all_members(&users).await.iter().map(Vec::len).sum();
+    assert_eq!(before, 19);
+    let report = users.repair_indexes().await.unwrap();
+    // a's old email; b's old email, tag and score; c's email, handle and score.
+    assert_eq!((report.scanned, report.removed), (19, 7), "{report:?}");
+    assert_eq!(users.repair_indexes().await.unwrap().removed, 0);
+    let after = all_members(&users).await;
+    let sizes: Vec<usize> = after.iter().map(Vec::len).collect();
+    // email: keep and the two claims; handle: the same three; tag: keep's and a's t1;
+    // score: keep, a and the two claims.
+    assert_eq!(sizes, [3, 3, 2, 4], "{after:?}");
+    let space = users.index_space();
+    for (index, members) in space.indexes.iter().zip(&after) {
+        for member in members {
+            let id = member_id(index.kind, member).unwrap();
+            assert!(!["b", "c"].contains(&id), "{}: {member:?}", index.name);
+        }
+    }
+    // c's handle, freed by the repair, can be claimed after it.
+    users.set("claim-hc", &claim("hc")).await.unwrap();
+    assert_eq!(ids_by(&users, "tag", "t1").await, ["a", "keep"]);
+    assert_eq!(
+        ids_by(&users, "email", "claim@x").await,
+        ["claim-ha", "claim-hb", "claim-hc"]
+    );
+
+    // A rebuild indexes what was written around the indexes; an entity whose new value
+    // takes a unique value another holds is left out of every index, old entries included.
+    users
+        .set("x", &account("x@x", "hx", &["t3"], 20))
+        .await
+        .unwrap();
+    plain
+        .set("x", &account("x2@x", "hk", &["t3"], 20))
+        .await
+        .unwrap();
+    let rebuilt = users.rebuild_indexes(&mut |_| {}).await.unwrap();
+    assert_eq!(
+        rebuilt.conflicts, 2,
+        "b and x take keep's handle: {rebuilt:?}"
+    );
+    assert_eq!(ids_by(&users, "email", "a2@x").await, ["a"]);
+    users.set("claim-hx", &claim("hx")).await.unwrap();
+    for (index, members) in space.indexes.iter().zip(all_members(&users).await) {
+        for member in &members {
+            let id = member_id(index.kind, member).unwrap();
+            assert!(!["b", "x"].contains(&id), "{}: {member:?}", index.name);
+        }
+    }
 }
 
 /// An extractor that panics is an error for that write, naming key and index; nothing is

@@ -32,7 +32,7 @@ pub use self::indexes::{
     indexed_entities_expire, indexes_find_by_field, indexes_follow_every_write_path,
     migrated_values_are_indexed_on_write_back, panicking_extractors_are_errors,
     range_pages_are_ordered_and_complete, rebuild_and_repair_indexes,
-    unique_indexes_refuse_taken_values,
+    unique_indexes_refuse_taken_values, writes_around_the_indexes_are_repaired,
 };
 pub use self::keys::*;
 pub use self::load::*;
@@ -127,6 +127,7 @@ macro_rules! __conformance_list {
             indexed_entities_expire,
             range_pages_are_ordered_and_complete,
             rebuild_and_repair_indexes,
+            writes_around_the_indexes_are_repaired,
             panicking_extractors_are_errors,
             migrated_values_are_indexed_on_write_back,
             encrypted_values_round_trip_and_rotate,

@@ -7,6 +7,13 @@
 //! `index name || 0x00 || member` naming its current members, so the next write removes
 //! exactly those. A backend applies a batch of [`IndexedOp`]s as one atomic step: every
 //! guard and every unique claim is checked before anything is written.
+//!
+//! A backend cannot decode values, so it cannot tell whether an entity's current value still
+//! gives a member: a write around the indexes (another program, a store without them)
+//! changes the value and leaves record and members as they were. Where that matters the
+//! backend hands the question to the typed layer: a unique value held by another live
+//! entity comes back as [`Applied::Held`] with that entity's bytes, and the typed layer
+//! removes members it found stale with [`StaleMember`]s, each guarded by the bytes it saw.
 
 use crate::backend::{Bytes, WriteExpiry};
 use crate::version::Version;
@@ -135,8 +142,8 @@ pub enum Applied {
         /// What the entity's key holds.
         found: Option<Bytes>,
     },
-    /// Op `op` would take a value of unique index `index` that another live entity holds
-    /// (or another op of the batch takes); nothing was written.
+    /// Op `op` would take a value of unique index `index` that another op of the batch
+    /// takes for another entity; nothing was written.
     Taken {
         /// Position of the op in the batch.
         op: usize,
@@ -147,18 +154,55 @@ pub enum Applied {
         /// The value, as the index stores it.
         value: Bytes,
     },
+    /// Op `op` would take a value of unique index `index` whose member `member` belongs to
+    /// another live entity, at `holder`, which the batch does not rewrite. Whether that
+    /// entity still holds the value depends on its current value, `found`, which only the
+    /// typed layer can decode: it refuses the write if so, and otherwise removes the stale
+    /// member ([`Backend::index_forget`](crate::Backend::index_forget)) and tries again.
+    /// Nothing was written.
+    Held {
+        /// Position of the op in the batch.
+        op: usize,
+        /// Its entity's key.
+        key: String,
+        /// Position of the index in the [`IndexSpace`].
+        index: usize,
+        /// The value, as the index stores it.
+        value: Bytes,
+        /// The member that holds the value.
+        member: Bytes,
+        /// The key of the entity the member names.
+        holder: String,
+        /// That entity's current bytes.
+        found: Bytes,
+    },
 }
 
-/// What one step of an index sweep did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An index member the typed layer found stale: the value its entity held when it looked
+/// does not give it (or the entity was gone). Removed, with its entry in the entity's
+/// record, only if the entity still holds what was seen: a write since may have given it
+/// the member again.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Swept {
-    /// The last member looked at, where the next step continues; `None`: the sweep is done.
-    pub next: Option<Bytes>,
-    /// Members looked at.
-    pub scanned: u64,
-    /// Members removed: expired, or not in their entity's record.
-    pub removed: u64,
+pub struct StaleMember {
+    /// The member.
+    pub member: Bytes,
+    /// The id of the entity it names.
+    pub id: String,
+    /// The version of the bytes the entity held, `None` when it was absent (then its record
+    /// goes too).
+    pub seen: Option<Version>,
+}
+
+impl StaleMember {
+    /// A stale member of entity `id`, which held `seen` (`None`: absent).
+    pub fn new(member: Bytes, id: String, seen: Option<&[u8]>) -> Self {
+        StaleMember {
+            member,
+            id,
+            seen: seen.map(Version::of),
+        }
+    }
 }
 
 /// The id in `member` of an index of `kind`, if `member` is well formed.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Map, MemoryBackend, deadline};
 use crate::backend::{Bytes, Expected, WriteExpiry};
-use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex, Swept, member_id};
+use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember, member_id};
 use crate::index::{IndexKind, Order};
 
 /// One index: its members with their entity's expiry, and the members by expiry.
@@ -85,7 +85,7 @@ impl Map {
             .any(|op| op.value.is_none() || !op.members[i].iter().any(|m| m == member))
     }
 
-    fn apply(&mut self, space: &IndexSpace, ops: Vec<IndexedOp>, now: Instant) -> Applied {
+    fn apply(&mut self, space: &IndexSpace, ops: &[IndexedOp], now: Instant) -> Applied {
         // 1. Guards.
         for (o, op) in ops.iter().enumerate() {
             let current = self.live(&op.key, now).map(|e| e.bytes.as_slice());
@@ -138,11 +138,23 @@ impl Map {
                             continue;
                         }
                         let key = format!("{}{holder}", space.entity_prefix);
-                        if self.live(&key, now).is_none() {
+                        match self.live(&key, now).map(|e| e.bytes.clone()) {
                             // A leftover of an entity that is gone: it frees the value.
-                            self.index(&keys.members).remove(&held);
-                        } else if !Self::gives_up(&ops, &key, i, &held) {
-                            return taken();
+                            None => self.index(&keys.members).remove(&held),
+                            Some(_) if Self::gives_up(ops, &key, i, &held) => {}
+                            // Whether its value still gives the member, the typed layer
+                            // decides.
+                            Some(found) => {
+                                return Applied::Held {
+                                    op: o,
+                                    key: op.key.clone(),
+                                    index: i,
+                                    value: prefix,
+                                    member: held,
+                                    holder: key,
+                                    found,
+                                };
+                            }
                         }
                     }
                 }
@@ -159,7 +171,7 @@ impl Map {
                     self.index(&keys.members).remove(&member);
                 }
             }
-            let Some(bytes) = op.value else {
+            let Some(bytes) = op.value.clone() else {
                 existed += u64::from(self.entries.remove(&op.key).is_some_and(|e| e.alive(now)));
                 continue;
             };
@@ -169,8 +181,8 @@ impl Map {
                 WriteExpiry::Keep => kept,
             };
             let mut record = Vec::new();
-            for (keys, members) in space.indexes.iter().zip(op.members) {
-                for member in members {
+            for (keys, members) in space.indexes.iter().zip(&op.members) {
+                for member in members.iter().cloned() {
                     self.index(&keys.members).insert(member.clone(), expires_at);
                     record.push((keys.name.clone(), member));
                 }
@@ -185,30 +197,29 @@ impl Map {
 }
 
 impl Map {
-    /// Removes those of `members` of index `keys` whose entity expired or is gone, or whose
-    /// record does not name them; how many.
-    fn forget(
-        &mut self,
-        space: &IndexSpace,
-        keys: &IndexKeys,
-        members: &[Bytes],
-        now: Instant,
-    ) -> u64 {
+    /// Removes each of `stale` (of index `keys`) whose entity still holds what was seen, with
+    /// its record entry (the whole record goes with an entity that is gone); how many.
+    fn forget(&mut self, space: &IndexSpace, i: usize, stale: &[StaleMember], now: Instant) -> u64 {
+        let keys = &space.indexes[i];
         let mut removed = 0;
-        for member in members {
-            let recorded = member_id(keys.kind, member).is_some_and(|id| {
-                let key = format!("{}{id}", space.entity_prefix);
-                self.live(&key, now).is_some_and(|entry| {
-                    entry
-                        .record
-                        .iter()
-                        .any(|(name, m)| *name == keys.name && m == member)
-                })
-            });
-            if !recorded {
-                self.index(&keys.members).remove(member);
-                removed += 1;
+        for stale in stale {
+            let key = format!("{}{}", space.entity_prefix, stale.id);
+            let current = self.live(&key, now).map(|e| e.bytes.as_slice());
+            let unchanged = match &stale.seen {
+                None => current.is_none(),
+                Some(version) => Expected::Version(version).matches(current),
+            };
+            if !unchanged {
+                continue;
             }
+            // Records live in their entities' entries: an absent entity has none left.
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry
+                    .record
+                    .retain(|(name, m)| *name != keys.name || *m != stale.member);
+            }
+            self.index(&keys.members).remove(&stale.member);
+            removed += 1;
         }
         removed
     }
@@ -219,18 +230,15 @@ impl MemoryBackend {
         &self,
         space: &IndexSpace,
         index: usize,
-        members: &[Bytes],
+        stale: &[StaleMember],
     ) -> u64 {
-        let Some(keys) = space.indexes.get(index) else {
+        if index >= space.indexes.len() {
             return 0;
-        };
-        let now = Instant::now();
-        let mut map = self.lock();
-        map.index(&keys.members).purge(now);
-        map.forget(space, keys, members, now)
+        }
+        self.lock().forget(space, index, stale, Instant::now())
     }
 
-    pub(super) fn apply_indexed_now(&self, space: &IndexSpace, ops: Vec<IndexedOp>) -> Applied {
+    pub(super) fn apply_indexed_now(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Applied {
         self.lock().apply(space, ops, Instant::now())
     }
 
@@ -268,35 +276,5 @@ impl MemoryBackend {
         let index = map.index(&keys.members);
         index.purge(Instant::now());
         index.range(lo, hi).count() as u64
-    }
-
-    pub(super) fn index_sweep_now(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        after: Option<Bytes>,
-        count: usize,
-    ) -> Swept {
-        let Some(keys) = space.indexes.get(index) else {
-            return Swept::default();
-        };
-        let now = Instant::now();
-        let mut map = self.lock();
-        map.index(&keys.members).purge(now);
-        let lo = after.map_or(Lex::Min, Lex::Excl);
-        let page: Vec<Bytes> = map
-            .index(&keys.members)
-            .range(&lo, &Lex::Max)
-            .take(count.max(1))
-            .cloned()
-            .collect();
-        let removed = map.forget(space, keys, &page, now);
-        Swept {
-            next: (page.len() == count.max(1))
-                .then(|| page.last().cloned())
-                .flatten(),
-            scanned: page.len() as u64,
-            removed,
-        }
     }
 }

@@ -23,7 +23,7 @@ use crate::backend::{Backend, Bytes, Expected, Swap};
 use crate::backend::{Write, WriteExpiry, ceil_millis};
 use crate::error::Result;
 use crate::index::Order;
-use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, Swept};
+use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
 use crate::options::{Condition, Expiry};
 
 /// The in-process backend; clones share one map.
@@ -257,7 +257,7 @@ impl Backend for MemoryBackend {
         IndexSupport::Atomic
     }
 
-    async fn apply_indexed(&self, space: &IndexSpace, ops: Vec<IndexedOp>) -> Result<Applied> {
+    async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
         Ok(self.apply_indexed_now(space, ops))
     }
 
@@ -281,23 +281,13 @@ impl Backend for MemoryBackend {
         Ok(self.index_count_now(space, index, range))
     }
 
-    async fn index_sweep(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        after: Option<Bytes>,
-        count: usize,
-    ) -> Result<Swept> {
-        Ok(self.index_sweep_now(space, index, after, count))
-    }
-
     async fn index_forget(
         &self,
         space: &IndexSpace,
         index: usize,
-        members: &[Bytes],
+        stale: &[StaleMember],
     ) -> Result<u64> {
-        Ok(self.index_forget_now(space, index, members))
+        Ok(self.index_forget_now(space, index, stale))
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {

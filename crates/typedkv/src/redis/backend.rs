@@ -25,7 +25,7 @@ macro_rules! single_server_backend {
             async fn apply_indexed(
                 &self,
                 space: &crate::index::ops::IndexSpace,
-                ops: Vec<crate::index::ops::IndexedOp>,
+                ops: &[crate::index::ops::IndexedOp],
             ) -> Result<crate::index::ops::Applied> {
                 self.shared().apply_indexed(space, ops).await
             }

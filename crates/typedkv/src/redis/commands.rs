@@ -105,23 +105,13 @@ macro_rules! forward_commands_to_shared {
             self.shared().index_count(space, index, range).await
         }
 
-        async fn index_sweep(
-            &self,
-            space: &$crate::index::ops::IndexSpace,
-            index: usize,
-            after: Option<Bytes>,
-            count: usize,
-        ) -> Result<$crate::index::ops::Swept> {
-            self.shared().index_sweep(space, index, after, count).await
-        }
-
         async fn index_forget(
             &self,
             space: &$crate::index::ops::IndexSpace,
             index: usize,
-            members: &[Bytes],
+            stale: &[$crate::index::ops::StaleMember],
         ) -> Result<u64> {
-            self.shared().index_forget(space, index, members).await
+            self.shared().index_forget(space, index, stale).await
         }
     };
 }

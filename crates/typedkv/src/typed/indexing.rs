@@ -13,7 +13,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::index::members::{prefix_range, range_member, value_member, value_prefix};
 use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
-use crate::index::ops::{IndexSupport, member_id};
+use crate::index::ops::{IndexSupport, StaleMember, member_id};
 use crate::index::terms::Terms;
 use crate::index::{Index, IndexKind, IndexReport, Order, RangePage, RangeQuery};
 use crate::index::{RangeCursor, check_name};
@@ -22,6 +22,21 @@ use crate::options::Condition;
 
 /// How many members a `find_by` page, and a rebuild or repair step, reads at once.
 const PAGE: usize = 256;
+
+/// How many stale holders of unique values one write cleans before giving up with
+/// [`Error::Conflict`] (each is an entity changed around the indexes; more than a few means
+/// something keeps changing them).
+const STALE_HOLDERS: u32 = 32;
+
+/// What an index member's entity says of it, by its current value.
+enum Checked<T> {
+    /// The entity's value still gives the member.
+    Holds(String, T),
+    /// It does not, or the entity is gone: the member is stale.
+    Stale(StaleMember),
+    /// The value does not decode, so nobody can tell.
+    Undecodable(Error),
+}
 
 /// A store's indexes: as declared, and their keys.
 pub(super) struct Indexes<T> {
@@ -169,23 +184,51 @@ where
         ))
     }
 
-    /// Applies `ops`; a unique value taken is [`Error::UniqueViolation`].
-    async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
-        let applied = self
-            .inner
-            .backend
-            .apply_indexed(&self.indexes.space, ops)
-            .await?;
-        match applied {
-            Applied::Taken {
-                key, index, value, ..
-            } => Err(Error::UniqueViolation {
-                key,
-                index: self.indexes.space.indexes[index].name.clone(),
-                value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
-            }),
-            other => Ok(other),
+    /// Applies `ops`; a unique value taken is [`Error::UniqueViolation`]. A value the backend
+    /// found held by another entity is taken only if that entity's current value still gives
+    /// it: a holder changed around the indexes (another program, a store without them) loses
+    /// its stale member here, and the write is tried again.
+    async fn apply(&self, ops: &[IndexedOp]) -> Result<Applied> {
+        let space = &self.indexes.space;
+        let violation = |key: String, index: usize, value: Bytes| Error::UniqueViolation {
+            key,
+            index: space.indexes[index].name.clone(),
+            value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
+        };
+        for _ in 0..STALE_HOLDERS {
+            match self.inner.backend.apply_indexed(space, ops).await? {
+                Applied::Taken {
+                    key, index, value, ..
+                } => return Err(violation(key, index, value)),
+                Applied::Held {
+                    key,
+                    index,
+                    value,
+                    member,
+                    holder,
+                    found,
+                    ..
+                } => {
+                    let id = self.inner.keyspace.id_of(&holder).unwrap_or_default();
+                    match self.check(index, &holder, id, &member, Some(&found)) {
+                        Checked::Stale(stale) => {
+                            self.inner
+                                .backend
+                                .index_forget(space, index, &[stale])
+                                .await?;
+                        }
+                        Checked::Holds(..) => return Err(violation(key, index, value)),
+                        Checked::Undecodable(e) => return Err(e),
+                    }
+                }
+                other => return Ok(other),
+            }
         }
+        let key = ops.first().map(|op| op.key.clone()).unwrap_or_default();
+        Err(Error::Conflict {
+            key,
+            attempts: STALE_HOLDERS,
+        })
     }
 
     /// `set` of an indexed store: the write and its index entries in one step.
@@ -205,7 +248,7 @@ where
             Condition::IfPresent => Guard::Present,
         };
         let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
-        Ok(matches!(self.apply(vec![op]).await?, Applied::Done { .. }))
+        Ok(matches!(self.apply(&[op]).await?, Applied::Done { .. }))
     }
 
     /// Compare-and-swap at `key`, index entries included when the store has indexes.
@@ -230,7 +273,7 @@ where
             Expected::Version(version) => Guard::Version(version.clone()),
         };
         let op = self.op(key, guard, new, expiry)?;
-        Ok(match self.apply(vec![op]).await? {
+        Ok(match self.apply(&[op]).await? {
             Applied::Unmet { found, .. } => Swap::Changed(found),
             _ => Swap::Done,
         })
@@ -255,7 +298,7 @@ where
             .map(|key| self.op(key, Guard::Always, None, WriteExpiry::Never))
             .collect::<Result<Vec<_>>>()?;
         if !ops.is_empty()
-            && let Applied::Done { existed: n } = self.apply(ops).await?
+            && let Applied::Done { existed: n } = self.apply(&ops).await?
         {
             existed += n;
         }
@@ -279,7 +322,7 @@ where
             .into_iter()
             .map(|(key, value, bytes)| self.op(&key, Guard::Always, Some((value, bytes)), expiry))
             .collect::<Result<Vec<_>>>()?;
-        self.apply(ops).await.map(drop)
+        self.apply(&ops).await.map(drop)
     }
 
     /// The index called `name`, which must be one of `kinds`.
@@ -309,42 +352,75 @@ where
         Ok((n, index))
     }
 
-    /// The entities of `members` (of index `n`) whose current value still gives the member,
-    /// in the members' order.
-    async fn holders(&self, n: usize, members: &[Bytes]) -> Result<Vec<(String, T)>> {
+    /// Whether the value `found` at `key` (entity `id`; `None`: absent) gives `member` of
+    /// index `n`.
+    fn check(
+        &self,
+        n: usize,
+        key: &str,
+        id: &str,
+        member: &[u8],
+        found: Option<&[u8]>,
+    ) -> Checked<T> {
         let index = &self.indexes.declared[n];
-        let mut ids = Vec::with_capacity(members.len());
+        let stale = || Checked::Stale(StaleMember::new(member.to_vec(), id.to_owned(), found));
+        let Some(bytes) = found else { return stale() };
+        let value = match self.decode(key, bytes) {
+            Ok(value) => value,
+            Err(e) => return Checked::Undecodable(e),
+        };
+        // The member is the stored term (equality: after its 4-byte length), then the id.
+        let term = &member[..member.len().saturating_sub(id.len())];
+        let wanted = match index.kind() {
+            IndexKind::Range => term,
+            _ => term.get(4..).unwrap_or_default(),
+        };
+        match index.gives(key, &value, wanted, &self.indexes.terms) {
+            Ok(true) => Checked::Holds(id.to_owned(), value),
+            Ok(false) => stale(),
+            Err(e) => Checked::Undecodable(e),
+        }
+    }
+
+    /// What each of `members` (of index `n`) is, by its entity's current value: one `MGET`
+    /// for all. Members that name no valid id (no write of ours makes them) are left out.
+    async fn check_all(&self, n: usize, members: &[Bytes]) -> Result<Vec<Checked<T>>> {
+        let kind = self.indexes.declared[n].kind();
+        let mut named = Vec::with_capacity(members.len());
         for member in members {
-            if let Some(id) = member_id(index.kind(), member) {
-                ids.push((id, &member[..member.len() - id.len()], member));
+            if let Some(id) = member_id(kind, member)
+                && let Ok(key) = self.inner.keyspace.key(id)
+            {
+                named.push((key, id, member));
             }
         }
-        if ids.is_empty() {
+        if named.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.inner.keyspace.keys(ids.iter().map(|(id, _, _)| *id))?;
+        let keys: Vec<String> = named.iter().map(|(key, _, _)| key.clone()).collect();
         let found = self.inner.backend.get_many(&keys).await?;
-        let mut holders = Vec::with_capacity(ids.len());
+        Ok(named
+            .into_iter()
+            .zip(found)
+            .map(|((key, id, member), bytes)| self.check(n, &key, id, member, bytes.as_deref()))
+            .collect())
+    }
+
+    /// The entities of `members` (of index `n`) whose current value still gives the member,
+    /// in the members' order; the stale members are removed on the way.
+    async fn holders(&self, n: usize, members: &[Bytes]) -> Result<Vec<(String, T)>> {
+        let mut holders = Vec::with_capacity(members.len());
         let mut stale = Vec::new();
-        for ((key, bytes), (id, value_part, member)) in keys.iter().zip(found).zip(ids) {
-            let wanted = match index.kind() {
-                IndexKind::Range => value_part,
-                _ => value_part.get(4..).unwrap_or_default(),
-            };
-            let value = match bytes {
-                Some(bytes) => Some(self.decode(key, &bytes)?),
-                None => None, // deleted or expired since
-            };
-            match value {
-                Some(value) if index.gives(key, &value, wanted, &self.indexes.terms)? => {
-                    holders.push((id.to_owned(), value));
-                }
-                _ => stale.push(member.clone()),
+        for checked in self.check_all(n, members).await? {
+            match checked {
+                Checked::Holds(id, value) => holders.push((id, value)),
+                Checked::Stale(member) => stale.push(member),
+                Checked::Undecodable(e) => return Err(e),
             }
         }
         if !stale.is_empty() {
-            // Cleaned on read, best effort: the backend removes only members that are
-            // still stale when it looks (a concurrent write may have just recorded one).
+            // Cleaned on read, best effort: each is removed only if its entity still holds
+            // what was read.
             let space = &self.indexes.space;
             let _ = self.inner.backend.index_forget(space, n, &stale).await;
         }
@@ -466,14 +542,17 @@ where
                 ops.push(self.op(&key, guard, Some((&value, bytes)), WriteExpiry::Keep)?);
             }
             // The page in one step; if a guard or claim fails, op by op.
-            match self.apply(ops.clone()).await {
+            match self.apply(&ops).await {
                 Ok(Applied::Done { .. }) => report.indexed += ops.len() as u64,
                 Ok(_) | Err(Error::UniqueViolation { .. }) => {
                     for op in ops {
-                        match self.apply(vec![op]).await {
+                        match self.apply(std::slice::from_ref(&op)).await {
                             Ok(Applied::Done { .. }) => report.indexed += 1,
                             Ok(_) => report.skipped += 1,
-                            Err(Error::UniqueViolation { .. }) => report.conflicts += 1,
+                            Err(Error::UniqueViolation { .. }) => {
+                                report.conflicts += 1;
+                                self.leave_out(op).await?;
+                            }
                             Err(e) => return Err(e),
                         }
                     }
@@ -485,27 +564,66 @@ where
         Ok(report)
     }
 
-    /// Sweeps every index once, removing entries whose entity expired or no longer names them
-    /// (left by a crash of an older version, another program's writes, or an index dropped
-    /// and declared again), and reports how many it looked at and removed. Indexes stay
-    /// correct without it (queries check each answer against the current value, and writes
-    /// remove expired entries as they go); run it to reclaim memory after such events. Safe
-    /// while others write.
+    /// An entity whose unique value another holds, out of every index: its members and
+    /// record go, its value and TTL stay (if unchanged since read: else that write won).
+    async fn leave_out(&self, mut op: IndexedOp) -> Result<()> {
+        op.members.iter_mut().for_each(Vec::clear);
+        self.apply(std::slice::from_ref(&op)).await.map(drop)
+    }
+
+    /// Checks every entry of every index against its entity's current value and removes
+    /// those it no longer gives: entries of entities deleted, expired or changed around the
+    /// indexes (by another program, a store without them, a crash of an older version), so
+    /// that they take no memory and free the unique values they held. Reports the entries
+    /// looked at, removed, and skipped (their entity does not decode: left as they are). It
+    /// adds no entry: [`rebuild_indexes`](Self::rebuild_indexes) indexes values written
+    /// around the indexes. Indexes stay correct without it (queries and unique checks verify
+    /// each entry against the current value). Safe while others write: an entry is removed
+    /// only if its entity still holds what was read.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use typedkv::{Index, MemoryBackend, MemoryStore, Store, StoreExt};
+    /// # #[derive(Serialize, Deserialize)] struct User { email: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let backend = MemoryBackend::new();
+    /// let users = MemoryStore::<User>::builder(backend.clone(), "user")
+    ///     .index(Index::unique("email", |u: &User| [u.email.clone()]))
+    ///     .build()?;
+    /// users.set("1", &User { email: "ann@example.com".into() }).await?;
+    ///
+    /// // A store without the index changes the value around it.
+    /// let plain = MemoryStore::<User>::builder(backend, "user").build()?;
+    /// plain.set("1", &User { email: "ann@example.org".into() }).await?;
+    ///
+    /// let report = users.repair_indexes().await?;
+    /// assert_eq!(report.removed, 1); // the old email's entry
+    /// # Ok(()) }
+    /// ```
     pub async fn repair_indexes(&self) -> Result<IndexReport> {
         let mut report = IndexReport::default();
+        let space = &self.indexes.space;
         for n in 0..self.indexes.declared.len() {
-            let mut after = None;
+            let mut from = Lex::Min;
             loop {
-                let swept = self
+                let page = self
                     .inner
                     .backend
-                    .index_sweep(&self.indexes.space, n, after, PAGE)
+                    .index_members(space, n, (&from, &Lex::Max), Order::Ascending, PAGE)
                     .await?;
-                report.scanned += swept.scanned;
-                report.removed += swept.removed;
-                match swept.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+                report.scanned += page.len() as u64;
+                let mut stale = Vec::new();
+                for checked in self.check_all(n, &page).await? {
+                    match checked {
+                        Checked::Holds(..) => {}
+                        Checked::Stale(member) => stale.push(member),
+                        Checked::Undecodable(_) => report.skipped += 1,
+                    }
+                }
+                report.removed += self.inner.backend.index_forget(space, n, &stale).await?;
+                match page.last() {
+                    Some(last) if page.len() == PAGE => from = Lex::Excl(last.clone()),
+                    _ => break,
                 }
             }
         }

@@ -53,7 +53,7 @@ impl Backend for RedisClusterPool {
     async fn apply_indexed(
         &self,
         space: &crate::index::ops::IndexSpace,
-        ops: Vec<crate::index::ops::IndexedOp>,
+        ops: &[crate::index::ops::IndexedOp],
     ) -> Result<crate::index::ops::Applied> {
         self.shared().apply_indexed(space, ops).await
     }

@@ -5,9 +5,9 @@
 --   op count, then per op: guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected,
 --   action ('set' 'del'), value, expiry ('px' 'keep' 'none'), ms, then per index: member
 --   count, members.
--- Returns {1, deletes of existing keys}, {0, op, current bytes or false} when op's guard
--- failed, or {2, op, index, value prefix} when op would take a unique value another entity
--- holds; in those two cases nothing is written.
+-- Returns {1, deletes of existing keys}; {0, op, current bytes or false} when op's guard
+-- failed; {2, ...} or {3, ...} when op would take a unique value another op of the batch
+-- or another entity's member holds (see taken_claim). In those cases nothing is written.
 local a = 0
 local function arg() a = a + 1; return ARGV[a] end
 local n = tonumber(arg())
@@ -29,6 +29,54 @@ for o = 1, tonumber(arg()) do
   ops[o] = op
 end
 
+-- The first unique claim of `ops` (each {id, key, action, members[i]}) that another op of
+-- the batch makes for another id, as {2, op, index, value prefix}; or that a member of
+-- another live entity holds, which the batch does not rewrite without it, as {3, op, index,
+-- value prefix, member, that entity's key, its bytes}: whether its current value still gives
+-- the member, only the client can tell (it decodes). Members of entities that expired or
+-- are gone are removed on the way (they free the value). nil when every claim is free.
+local function taken_claim(ops, n, kinds)
+  local claimed = {}
+  for o, op in ipairs(ops) do
+    for i = 1, n do
+      if kinds[i] == 'u' and op.action == 'set' then
+        claimed[i] = claimed[i] or {}
+        for _, m in ipairs(op.members[i]) do
+          local prefix = string.sub(m, 1, #m - #op.id)
+          if claimed[i][prefix] and claimed[i][prefix] ~= op.id then return {2, o, i, prefix} end
+          claimed[i][prefix] = op.id
+          local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. prefix,
+            '(' .. prefix .. '\255')
+          for _, h in ipairs(holders) do
+            local holder = string.sub(h, #prefix + 1)
+            if holder ~= op.id then
+              local expires = redis.call('ZSCORE', KEYS[2 * i], h)
+              local key = entity_prefix .. holder
+              local cur = (not expires or tonumber(expires) > now()) and redis.call('GET', key)
+              if cur then
+                local rewritten = false
+                for _, other in ipairs(ops) do
+                  if other.id == holder then
+                    rewritten = true
+                    for _, om in ipairs(other.members[i]) do
+                      if om == h and other.action == 'set' then rewritten = false end
+                    end
+                  end
+                end
+                if not rewritten then return {3, o, i, prefix, h, key, cur} end
+              else
+                redis.call('ZREM', KEYS[2 * i - 1], h)
+                redis.call('ZREM', KEYS[2 * i], h)
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
 -- 1. Guards, before anything is written.
 for o, op in ipairs(ops) do
   if op.guard ~= 'always' then
@@ -47,11 +95,8 @@ end
 local timed = {}
 for i = 1, n do timed[i] = purge_expired(i) end
 
--- 3. Unique claims: a value is taken when another live entity holds it, or another op of
--- this batch claims it for another id.
-local taken = taken_claim(ops, n, kinds, function(_, holder)
-  return redis.call('EXISTS', entity_prefix .. holder) == 1
-end)
+-- 3. Unique claims.
+local taken = taken_claim(ops, n, kinds)
 if taken then return taken end
 
 -- 4. The writes. Only what changes is touched: members the entity keeps stay, and its

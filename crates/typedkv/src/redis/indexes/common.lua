@@ -45,50 +45,6 @@ local function entry_index(entry, by_name)
   if i then return i, string.sub(entry, z + 1) end
 end
 
--- The first unique claim of `ops` (each {id, action, members[i]}) that another entity
--- holds, as {2, op, index, value prefix}, or nil. A holder holds its member while it has
--- not expired and `holds(i, holder id, member)` says so, unless the batch rewrites that
--- holder without it; a member no longer held is removed on the way (it frees the value).
-local function taken_claim(ops, n, kinds, holds)
-  local claimed = {}
-  for o, op in ipairs(ops) do
-    for i = 1, n do
-      if kinds[i] == 'u' and op.action == 'set' then
-        claimed[i] = claimed[i] or {}
-        for _, m in ipairs(op.members[i]) do
-          local prefix = string.sub(m, 1, #m - #op.id)
-          if claimed[i][prefix] and claimed[i][prefix] ~= op.id then return {2, o, i, prefix} end
-          claimed[i][prefix] = op.id
-          local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. prefix,
-            '(' .. prefix .. '\255')
-          for _, h in ipairs(holders) do
-            local holder = string.sub(h, #prefix + 1)
-            if holder ~= op.id then
-              local expires = redis.call('ZSCORE', KEYS[2 * i], h)
-              if (not expires or tonumber(expires) > now()) and holds(i, holder, h) then
-                local rewritten = false
-                for _, other in ipairs(ops) do
-                  if other.id == holder then
-                    rewritten = true
-                    for _, om in ipairs(other.members[i]) do
-                      if om == h and other.action == 'set' then rewritten = false end
-                    end
-                  end
-                end
-                if not rewritten then return {2, o, i, prefix} end
-              else
-                redis.call('ZREM', KEYS[2 * i - 1], h)
-                redis.call('ZREM', KEYS[2 * i], h)
-              end
-            end
-          end
-        end
-      end
-    end
-  end
-  return nil
-end
-
 -- ZREM / SADD of many members, in chunks (Lua's unpack has a limit).
 local function each_chunk(list, f)
   for s = 1, #list, 1000 do f(unpack(list, s, math.min(s + 999, #list))) end

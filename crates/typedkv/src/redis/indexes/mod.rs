@@ -1,4 +1,4 @@
-//! Indexes on Redis: the three scripts behind the `index_*` [`Backend`](crate::Backend)
+//! Indexes on Redis: the scripts behind the `index_*` [`Backend`](crate::Backend)
 //! methods, once for standalone and cluster pools. Each index is two sorted sets and each
 //! entity a record set (see [`crate::index::ops`]); every write of an indexed store is one
 //! script call, so on one server (or one cluster slot) value, record and index entries
@@ -17,7 +17,7 @@ use crate::backend::{Bytes, WriteExpiry, ceil_millis};
 use crate::error::Result;
 use crate::index::IndexKind;
 use crate::index::Order;
-use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, Swept};
+use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember};
 
 /// A script with the helpers of `common.lua` in front (Redis scripts cannot import).
 macro_rules! with_common {
@@ -28,7 +28,7 @@ macro_rules! with_common {
 
 static APPLY: LazyLock<Script> = with_common!("apply.lua");
 static COUNT: LazyLock<Script> = with_common!("count.lua");
-static SWEEP: LazyLock<Script> = with_common!("sweep.lua");
+static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("forget.lua")));
 
 pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     match kind {
@@ -107,11 +107,11 @@ where
     pub(crate) async fn apply_indexed(
         &self,
         space: &IndexSpace,
-        ops: Vec<IndexedOp>,
+        ops: &[IndexedOp],
     ) -> Result<Applied> {
         let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
         let batch = KeyBatch::new(&keys);
-        let invocation = apply_invocation(space, &ops);
+        let invocation = apply_invocation(space, ops);
         let reply: Vec<Value> = self.invoke(&batch, &invocation).await?;
         let mut reply = reply.into_iter();
         let outcome = match reply.next() {
@@ -146,6 +146,33 @@ where
                             value: prefix,
                         })
                     }
+                    _ => None,
+                }
+            }
+            Some(Value::Int(3)) => {
+                let op = position(reply.next(), ops.len());
+                let index = position(reply.next(), space.indexes.len());
+                let mut bulk = || match reply.next() {
+                    Some(Value::BulkString(bytes)) => Some(bytes),
+                    _ => None,
+                };
+                match (op, index, bulk(), bulk(), bulk(), bulk()) {
+                    (
+                        Some(op),
+                        Some(index),
+                        Some(value),
+                        Some(member),
+                        Some(holder),
+                        Some(found),
+                    ) => String::from_utf8(holder).ok().map(|holder| Applied::Held {
+                        op,
+                        key: ops[op].key.clone(),
+                        index,
+                        value,
+                        member,
+                        holder,
+                        found,
+                    }),
                     _ => None,
                 }
             }
@@ -204,59 +231,31 @@ where
         self.invoke(&keys.members, &invocation).await
     }
 
-    pub(crate) async fn index_sweep(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        after: Option<Bytes>,
-        count: usize,
-    ) -> Result<Swept> {
-        self.sweep(space, index, after, count, &[]).await
-    }
-
     pub(crate) async fn index_forget(
         &self,
         space: &IndexSpace,
         index: usize,
-        members: &[Bytes],
+        stale: &[StaleMember],
     ) -> Result<u64> {
-        let swept = self
-            .sweep(space, index, None, members.len(), members)
-            .await?;
-        Ok(swept.removed)
-    }
-
-    /// `sweep.lua` over a page after `after`, or over exactly `members` when not empty.
-    async fn sweep(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        after: Option<Bytes>,
-        count: usize,
-        members: &[Bytes],
-    ) -> Result<Swept> {
         let Some(keys) = space.indexes.get(index) else {
-            return Ok(Swept::default());
+            return Ok(0);
         };
-        let record_prefix = &space.record_prefix;
-        let mut invocation = SWEEP.key(&keys.members);
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = FORGET.key(&keys.members);
         invocation
             .key(&keys.expiries)
             .arg(&keys.name)
-            .arg(kind_arg(keys.kind))
-            .arg(record_prefix)
-            .arg(after.unwrap_or_default())
-            .arg(count.max(1))
-            .arg(&space.entity_prefix);
-        for member in members {
-            invocation.arg(member.as_slice());
+            .arg(&space.entity_prefix)
+            .arg(&space.record_prefix);
+        for stale in stale {
+            let seen = stale.seen.as_ref().map_or("", |version| version.as_str());
+            invocation
+                .arg(stale.member.as_slice())
+                .arg(&stale.id)
+                .arg(seen);
         }
-        let (next, scanned, removed): (Bytes, u64, u64) =
-            self.invoke(&keys.members, &invocation).await?;
-        Ok(Swept {
-            next: Some(next).filter(|last| !last.is_empty()),
-            scanned,
-            removed,
-        })
+        self.invoke(&keys.members, &invocation).await
     }
 }
