@@ -310,6 +310,14 @@ pub enum DecodeProblem {
     /// store: another program wrote the key. Reported by scans for that key alone.
     #[error("the key's id is not UTF-8 text")]
     IdNotUtf8,
+    /// The key's id (after `namespace:`) is one this store refuses, so no call of it can
+    /// reach the key (`get` and `delete` answer [`Error::InvalidId`]): another program wrote
+    /// it. Reported by scans for that key alone; `count` counts it and `clear` removes it.
+    #[error("the key's id is one this store refuses: {reason}")]
+    InvalidId {
+        /// Why: it is empty, or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN).
+        reason: &'static str,
+    },
     /// The envelope's flags byte (format 3) has bits this version of typedkv does not know
     /// (written by a newer one), or none at all.
     #[error("unknown envelope flags {flags:#04x}")]

@@ -111,6 +111,7 @@ macro_rules! __conformance_list {
             scan_yields_every_key_once,
             scan_stays_in_its_namespace,
             scan_reports_undecodable_values_and_goes_on,
+            ids_the_store_refuses_follow_one_rule,
             delete_many_and_clear,
             set_if_version_refuses_stale_versions,
             get_or_insert_with_loads_once,

@@ -89,6 +89,57 @@ pub async fn scan_reports_undecodable_values_and_goes_on<B: Backend>(backend: B)
     ));
 }
 
+/// Keys another program wrote with ids the store refuses (empty: the bare prefix; longer
+/// than `MAX_ID_LEN`), holding valid values, follow one rule: `scan` and `scan_ids` yield an
+/// `InvalidId` decode error for each and go on, `count` counts them, `clear` removes them
+/// (also from an indexed store, whose clear deletes entities with their index entries), and
+/// `rebuild_indexes` skips them, as no id reaches them.
+pub async fn ids_the_store_refuses_follow_one_rule<B: Backend>(backend: B) {
+    let s = store::<u64, B>(&backend, "n");
+    fill(&s, 3).await;
+    let valid = backend.get("n:1").await.unwrap().unwrap();
+    let long = format!("n:{}", "x".repeat(typedkv::MAX_ID_LEN + 1));
+    for key in ["n:", long.as_str()] {
+        write_raw(&backend, key, valid.clone()).await;
+    }
+    let refused = |errors: Vec<&Error>| {
+        let mut keys: Vec<&str> = errors.iter().filter_map(|e| e.key()).collect();
+        keys.sort();
+        assert_eq!(keys, ["n:", long.as_str()]);
+        for error in errors {
+            assert!(
+                matches!(error, Error::Decode { problem: DecodeProblem::InvalidId { .. }, .. }),
+                "{error:?}"
+            );
+        }
+    };
+    let items: Vec<typedkv::Result<(String, u64)>> = s.scan().collect().await;
+    assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 3);
+    refused(items.iter().filter_map(|i| i.as_ref().err()).collect());
+    let ids: Vec<typedkv::Result<String>> = s.scan_ids().collect().await;
+    assert_eq!(ids.iter().filter(|i| i.is_ok()).count(), 3);
+    refused(ids.iter().filter_map(|i| i.as_ref().err()).collect());
+    assert_eq!(s.count().await.unwrap(), 5);
+    assert_eq!(s.clear().await.unwrap(), 5);
+    assert_eq!(s.count().await.unwrap(), 0);
+
+    // The same through an indexed store: its clear deletes entities with their entries.
+    let users = super::indexes::accounts(&backend, "acct");
+    let account = super::indexes::account("a@x", "ann", &[], 1);
+    users.set("1", &account).await.unwrap();
+    let valid = backend.get("{acct}:1").await.unwrap().unwrap();
+    let long = format!("{{acct}}:{}", "x".repeat(typedkv::MAX_ID_LEN + 1));
+    for key in ["{acct}:", long.as_str()] {
+        write_raw(&backend, key, valid.clone()).await;
+    }
+    let rebuilt = users.rebuild_indexes(&mut |_| {}).await.unwrap();
+    assert_eq!((rebuilt.scanned, rebuilt.indexed), (1, 1), "{rebuilt:?}");
+    assert_eq!(users.count().await.unwrap(), 3);
+    assert_eq!(users.clear().await.unwrap(), 3);
+    assert_eq!(users.count().await.unwrap(), 0);
+    assert_eq!(users.find_one_by("handle", b"ann").await.unwrap(), None);
+}
+
 /// `delete_many` removes exactly the given ids and counts those that existed; `clear`
 /// removes the whole namespace and nothing else.
 pub async fn delete_many_and_clear<B: Backend>(backend: B) {

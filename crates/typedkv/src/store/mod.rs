@@ -161,8 +161,10 @@ where
     /// Each id present for the whole scan is yielded exactly once (the stream remembers the
     /// ids it yielded, since Redis' `SCAN` may return a key twice: memory grows with the
     /// namespace). Keys written or deleted during the scan may or may not appear. A value
-    /// that cannot be decoded, or a key whose id is not UTF-8 (written by another program:
-    /// [`DecodeProblem::IdNotUtf8`](crate::DecodeProblem::IdNotUtf8)), is an
+    /// that cannot be decoded, or a key whose id this store refuses (written by another
+    /// program: not UTF-8, [`DecodeProblem::IdNotUtf8`](crate::DecodeProblem::IdNotUtf8);
+    /// empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN),
+    /// [`DecodeProblem::InvalidId`](crate::DecodeProblem::InvalidId)), is an
     /// [`Error::Decode`](crate::Error::Decode) item naming its key, and the stream goes on; a
     /// failed `SCAN` is an `Err` item that ends it. Keys of other Redis types (a list under
     /// the namespace) are no values of a store and are skipped.
@@ -172,10 +174,11 @@ where
     fn scan(&self) -> BoxStream<'static, Result<(String, T)>>;
 
     /// The ids of the namespace, as [`scan`](Store::scan) would yield them, without reading
-    /// the values (a key whose id is not UTF-8 is an error item, and the stream goes on).
+    /// the values (a key whose id this store refuses is an error item, and the stream goes
+    /// on).
     fn scan_ids(&self) -> BoxStream<'static, Result<String>>;
 
-    /// How many string keys the namespace holds (those whose id is not UTF-8 included), by
+    /// How many string keys the namespace holds (those whose id this store refuses included), by
     /// scanning them: exact for a namespace nobody writes to meanwhile, approximate
     /// otherwise, and as slow as a scan.
     async fn count(&self) -> Result<u64>;
@@ -184,7 +187,7 @@ where
     async fn delete_many(&self, ids: &[&str]) -> Result<u64>;
 
     /// Removes every string key of the namespace (scan + `UNLINK`, page by page), those whose
-    /// id is not UTF-8 included, and nothing else; returns how many it removed. Keys of other
+    /// id this store refuses included, and nothing else; returns how many it removed. Keys of other
     /// Redis types under the namespace (a list at `ns:x`, written by another program) are no
     /// values of a store and are left alone, as [`scan`](Store::scan) skips them. Keys
     /// written meanwhile may survive.

@@ -284,17 +284,21 @@ where
         if !self.indexed() {
             return self.inner.backend.delete_many(&keys).await;
         }
-        // Keys that are not UTF-8 hold no indexed entity of this store: plain deletes.
-        let (text, other): (Vec<_>, Vec<_>) = keys
-            .into_iter()
-            .partition(|key| std::str::from_utf8(key).is_ok());
+        // Keys whose ids this store refuses hold no indexed entity of it: plain deletes.
+        let mut entities = Vec::with_capacity(keys.len());
+        let mut other = Vec::new();
+        for key in keys {
+            match self.addressable(key.clone()) {
+                Ok(key) => entities.push(key),
+                Err(_) => other.push(key),
+            }
+        }
         let mut existed = match other.is_empty() {
             true => 0,
             false => self.inner.backend.delete_many(&other).await?,
         };
-        let ops = text
+        let ops = entities
             .iter()
-            .filter_map(|key| std::str::from_utf8(key).ok())
             .map(|key| self.op(key, Guard::Always, None, WriteExpiry::Never))
             .collect::<Result<Vec<_>>>()?;
         if !ops.is_empty()

@@ -466,7 +466,7 @@ where
             .map_ok(move |keys| {
                 let ids: Vec<Result<String>> = keys
                     .into_iter()
-                    .map(|key| Ok(store.id_from(store.utf8_key(key)?)))
+                    .map(|key| Ok(store.id_from(store.addressable(key)?)))
                     .collect();
                 stream::iter(ids)
             })

@@ -1,9 +1,12 @@
 //! Pages of a namespace's keys behind `scan`, `scan_ids`, `count` and `clear`.
 //!
 //! Keys are scanned as bytes: Redis keys are binary-safe, and another program may have
-//! written a key under the namespace whose id is not UTF-8. Such a key is an error item of
-//! `scan` and `scan_ids` for that key alone (the stream goes on), is counted by `count` and
-//! removed by `clear`, like any other key of the namespace.
+//! written a key under the namespace whose id this store would refuse: not UTF-8, empty
+//! (the key is the bare prefix), or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN). One rule
+//! for all of them: every string key under the prefix is the namespace's, so such a key is
+//! an error item of `scan` and `scan_ids` for that key alone (the stream goes on), is
+//! counted by `count` and removed by `clear`, like any other key of the namespace; passes
+//! over stored values (`rebuild_indexes`, `reencrypt`) skip it, as no id reaches it.
 
 use std::collections::HashSet;
 
@@ -24,8 +27,8 @@ const SCAN_PAGE: usize = 1000;
 
 impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// The namespace's keys, page by page, each key once (Redis may return a key twice
-    /// while it rehashes), only those with a non-empty id. The stream owns a clone of the
-    /// store, so it is `'static`.
+    /// while it rehashes), the bare prefix (an empty id) included. The stream owns a clone
+    /// of the store, so it is `'static`.
     pub(super) fn key_pages(&self) -> BoxStream<'static, Result<Vec<Bytes>>> {
         let state = Some((self.clone(), 0u64, HashSet::<Bytes>::new()));
         stream::unfold(state, move |state| async move {
@@ -40,9 +43,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
                 Ok((next, keys)) => {
                     let keys = keys
                         .into_iter()
-                        .filter(|key| {
-                            key.len() > prefix.len() && key.starts_with(prefix.as_bytes())
-                        })
+                        .filter(|key| key.starts_with(prefix.as_bytes()))
                         .filter(|key| seen.insert(key.clone()))
                         .collect();
                     let more = next != 0;
@@ -54,8 +55,9 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
         .boxed()
     }
 
-    /// The namespace's keys whose ids are text, with their stored bytes, page by page: what whole-namespace passes (`rebuild_indexes`,
-    /// `reencrypt`) work through. Keys with other ids are not this store's values: skipped.
+    /// The namespace's keys whose ids this store accepts, with their stored bytes, page by
+    /// page: what whole-namespace passes (`rebuild_indexes`, `reencrypt`) work through. Keys
+    /// with other ids are not this store's values: skipped.
     pub(super) fn stored_pages(&self) -> BoxStream<'static, Result<Vec<Stored>>> {
         let store = self.clone();
         self.key_pages()
@@ -64,7 +66,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
                 async move {
                     let keys: Vec<String> = keys?
                         .into_iter()
-                        .filter_map(|key| String::from_utf8(key).ok())
+                        .filter_map(|key| store.addressable(key).ok())
                         .collect();
                     if keys.is_empty() {
                         return Ok(Vec::new());
@@ -77,15 +79,27 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     }
 
     /// A key from [`key_pages`](Self::key_pages) as text, or the error item of a key whose
-    /// id is not UTF-8.
-    pub(super) fn utf8_key(&self, key: Bytes) -> Result<String> {
-        String::from_utf8(key).map_err(|e| Error::Decode {
-            key: key_text(e.as_bytes()).into_owned(),
+    /// id this store refuses (not UTF-8, empty, too long).
+    pub(super) fn addressable(&self, key: Bytes) -> Result<String> {
+        let refused = |key: &[u8], problem, source: Option<crate::BoxError>| Error::Decode {
+            key: key_text(key).into_owned(),
             codec: self.inner.codec.name(),
             expected_schema: self.inner.stamp.schema,
-            problem: DecodeProblem::IdNotUtf8,
-            source: Some(Box::new(e.utf8_error())),
-        })
+            problem,
+            source,
+        };
+        let key = String::from_utf8(key).map_err(|e| {
+            let source = Box::new(e.utf8_error());
+            refused(e.as_bytes(), DecodeProblem::IdNotUtf8, Some(source))
+        })?;
+        let id = &key[self.inner.keyspace.prefix().len()..];
+        match self.inner.keyspace.key(id) {
+            Ok(_) => Ok(key),
+            Err(Error::InvalidId { reason, .. }) => {
+                Err(refused(key.as_bytes(), DecodeProblem::InvalidId { reason }, None))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The id of a key from [`key_pages`](Self::key_pages) (which all start with the
@@ -105,7 +119,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
         let mut items = Vec::new();
         let mut text_keys = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.utf8_key(key) {
+            match self.addressable(key) {
                 Ok(key) => text_keys.push(key),
                 Err(e) => items.push(Err(e)),
             }
