@@ -311,7 +311,12 @@ async fn fail_safe(
 /// Kills the cache's tracking connection (every normal client of `server`: at least one)
 /// and waits until the cache dropped its entries, so the next read has to go to Redis.
 async fn drop_cached_entries(server: &TestRedis, cache: &CachedStore<Profile>) {
-    let flushes = cache.stats().flushes;
+    drop_all_cached_entries(server, &[cache]).await;
+}
+
+/// [`drop_cached_entries`] for several caches of `server` at once.
+async fn drop_all_cached_entries(server: &TestRedis, caches: &[&CachedStore<Profile>]) {
+    let flushes: Vec<u64> = caches.iter().map(|cache| cache.stats().flushes).collect();
     let mut raw = server.raw_connection().await;
     let killed: u64 = redis::cmd("CLIENT")
         .arg("KILL")
@@ -323,7 +328,13 @@ async fn drop_cached_entries(server: &TestRedis, cache: &CachedStore<Profile>) {
         .await
         .unwrap();
     assert!(killed >= 1);
-    eventually("the flush", || async { cache.stats().flushes > flushes }).await;
+    eventually("the flushes", || async {
+        caches
+            .iter()
+            .zip(&flushes)
+            .all(|(cache, before)| cache.stats().flushes > *before)
+    })
+    .await;
 }
 
 /// The server hangs (SIGSTOP): fail-safe reads answer the last value, marked stale with its
@@ -336,12 +347,13 @@ async fn fail_safe_reads_answer_the_last_value_while_the_server_hangs() {
     let bound = Duration::from_millis(1500);
     let cache = fail_safe(&server, bound, None).await;
     let soft = fail_safe(&server, bound, Some(Duration::from_millis(50))).await;
+    // Written once: a write through either would make the other forget the value.
+    cache.set("1", &profile(1)).await.unwrap();
     for cache in [&cache, &soft] {
-        cache.set("1", &profile(1)).await.unwrap();
         let read = cache.get_fail_safe("1").await.unwrap().unwrap();
         assert!(!read.is_stale());
-        drop_cached_entries(&server, cache).await;
     }
+    drop_all_cached_entries(&server, &[&cache, &soft]).await;
     let stopped_at = Instant::now();
     server.signal("-STOP");
 
@@ -415,6 +427,70 @@ async fn fail_safe_reads_survive_a_killed_server_and_never_answer_overwritten_va
         matches!(cache.get_fail_safe("kept").await, Ok(None))
     })
     .await;
+}
+
+/// Two fail-safe caches of one namespace built apart in one process, beside a plain store:
+/// a value written over (or deleted) through any store of the process, the store behind a
+/// cache included, is evicted from both caches before the write returns and never answered
+/// by either while the server hangs; a value nobody wrote over is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_reads_never_answer_what_any_store_of_the_process_wrote_over() {
+    let server = TestRedis::start().await;
+    let bound = Duration::from_secs(30);
+    let (a, b) = (
+        fail_safe(&server, bound, None).await,
+        fail_safe(&server, bound, None).await,
+    );
+    let plain = users(&server.pool());
+    for id in ["kept", "by-a", "by-plain", "by-a-store", "deleted"] {
+        a.set(id, &profile(1)).await.unwrap();
+        for cache in [&a, &b] {
+            let read = cache.get_fail_safe(id).await.unwrap().unwrap();
+            assert_eq!(*read.value, profile(1), "{id}");
+        }
+    }
+    a.set("by-a", &profile(2)).await.unwrap();
+    plain.set("by-plain", &profile(2)).await.unwrap();
+    a.store().set("by-a-store", &profile(2)).await.unwrap();
+    b.delete("deleted").await.unwrap();
+    // Evicted from both caches before the writes returned: no invalidation awaited.
+    for cache in [&a, &b] {
+        assert_eq!(cache.get("by-plain").await.unwrap(), Some(profile(2)));
+    }
+
+    // Reads must go to the (hung) server, not to the tracked entries.
+    drop_all_cached_entries(&server, &[&a, &b]).await;
+    server.signal("-STOP");
+    for cache in [&a, &b] {
+        let kept = cache.get_fail_safe("kept").await.unwrap().unwrap();
+        assert_eq!((&*kept.value, kept.is_stale()), (&profile(1), true));
+        for id in ["by-a", "by-a-store", "deleted"] {
+            match cache.get_fail_safe(id).await {
+                Err(e) => assert!(e.is_transient(), "{id}: {e:?}"),
+                Ok(read) => panic!("{id}: answered {read:?}, which this process wrote over"),
+            }
+        }
+        // Read again after its write: the new value, current when read.
+        let read = cache.get_fail_safe("by-plain").await.unwrap().unwrap();
+        assert_eq!(*read.value, profile(2));
+    }
+    server.signal("-CONT");
+}
+
+/// The caches of a process hear its writes by server and namespace: a write to the same
+/// namespace on another server (another tenant, another test) leaves the cache's entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_another_server_leave_the_cache_alone() {
+    let (server, elsewhere) = (TestRedis::start().await, TestRedis::start().await);
+    let cache = cached(&server).await;
+    set_and_await_echo(&cache, "1", &profile(1)).await;
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    users(&elsewhere.pool())
+        .set("1", &profile(2))
+        .await
+        .unwrap();
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.stats().hits, 1);
 }
 
 /// `get_or_insert_with_fail_safe`: loads and stores a missing value; while the server is

@@ -36,6 +36,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A short name for logs and errors: `"redis"`, `"memory"`.
     fn kind(&self) -> &'static str;
 
+    /// Where this backend's data lives, as text that two backends reaching the same data
+    /// share and others do not (Redis: the servers' addresses and database, never
+    /// credentials). The caches of a process hear every write its stores make to the same
+    /// location and namespace ([`CachedStore`](crate::CachedStore)). Redis pools name their
+    /// URLs' addresses: pools of one server, or one Sentinel master, built from the same
+    /// addresses share a location; two pools of one cluster built from different seeds do
+    /// not. The default, empty, is for backends no cache sits in front of.
+    fn data_location(&self) -> String {
+        String::new()
+    }
+
     /// How long one call waits for the backend's reply before failing with
     /// [`Error::Timeout`] (Redis: the pool's response timeout);
     /// `None` (the default) when calls do not wait on anything that can hang, as in process.

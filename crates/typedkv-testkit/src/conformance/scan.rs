@@ -108,7 +108,13 @@ pub async fn ids_the_store_refuses_follow_one_rule<B: Backend>(backend: B) {
         assert_eq!(keys, ["n:", long.as_str()]);
         for error in errors {
             assert!(
-                matches!(error, Error::Decode { problem: DecodeProblem::InvalidId { .. }, .. }),
+                matches!(
+                    error,
+                    Error::Decode {
+                        problem: DecodeProblem::InvalidId { .. },
+                        ..
+                    }
+                ),
                 "{error:?}"
             );
         }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use quick_cache::sync::Cache;
 
 use super::CacheStats;
+use crate::typed::write_listeners::WriteListener;
 
 /// One cached value and when Redis will expire its key (`None`: never).
 pub(crate) struct Entry<T> {
@@ -136,6 +137,14 @@ impl<T> Entries<T> {
             flushes: self.flushes.load(Ordering::Relaxed),
             entries: self.cache.len(),
         }
+    }
+}
+
+impl<T: Send + Sync> WriteListener for Entries<T> {
+    /// This process wrote `key` through some store: evicted before that write returns, so a
+    /// read after it never hits the old value, whichever store or cache it goes through.
+    fn wrote(&self, key: &str) {
+        self.evict([key.as_bytes()]);
     }
 }
 

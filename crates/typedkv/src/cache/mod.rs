@@ -13,7 +13,7 @@ pub use self::trackable::Trackable;
 pub use self::tracking::TRACKING_CLIENT_NAME;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -32,6 +32,7 @@ use crate::options::{Expiry, SetOptions};
 use crate::redis::RedisPool;
 use crate::store::Store;
 use crate::typed::TypedStore;
+use crate::typed::write_listeners::{self, WriteListener};
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 
@@ -49,7 +50,8 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// - **Invalidation**: a connection of its own subscribes to changes of every key under the
 ///   store's prefix (RESP3 `CLIENT TRACKING ON BCAST PREFIX`). A write by anyone (this
 ///   process, another one, `redis-cli`) evicts the entry as soon as Redis' notice arrives.
-///   Writes through this store evict the entry before they return.
+///   Writes by this process, through any store of the same server and namespace (this
+///   one, another `CachedStore`, a plain store), evict it before they return.
 /// - **Never silently stale**: if the tracking connection drops, the whole cache is
 ///   flushed and nothing is cached (every `get` reads Redis) until tracking is re-established
 ///   in the background. A fill that raced an invalidation is not cached.
@@ -86,8 +88,9 @@ pub struct CachedStore<T, C = Bincode, B = RedisPool> {
 struct Inner<T, C, B> {
     store: TypedStore<T, B, C>,
     entries: Arc<Entries<T>>,
-    /// The last known values, with fail-safe reads on.
-    fallback: Option<Fallback<T>>,
+    /// The last known values, with fail-safe reads on; it hears every write of the process
+    /// to the namespace (`typed/write_listeners.rs`).
+    fallback: Option<Arc<Fallback<T>>>,
     /// Re-establishes tracking after a disconnect; stopped with the store.
     maintainer: JoinHandle<()>,
 }
@@ -156,8 +159,9 @@ where
 
     /// Fail-safe reads: [`CachedStore::get_fail_safe`] answers the last value read for a
     /// key, marked stale, when Redis fails with a transient error, if that value was known
-    /// current at most `max_staleness` ago (and its key has not expired). Costs a second
-    /// table of up to [`capacity`](Self::capacity) values. Default: off.
+    /// current at most `max_staleness` ago (and its key has not expired). Never a value this
+    /// process wrote over or deleted, through any store of the same server and namespace.
+    /// Costs a second table of up to [`capacity`](Self::capacity) values. Default: off.
     pub fn fail_safe(mut self, max_staleness: Duration) -> Self {
         self.max_staleness = Some(max_staleness);
         self
@@ -191,12 +195,19 @@ where
                     "soft_timeout answers the last known value, so it needs fail_safe",
                 ));
             }
-            (Some(bound), soft) => Some(Fallback::new(self.capacity.max(1), bound, soft)),
+            (Some(bound), soft) => Some(Arc::new(Fallback::new(self.capacity.max(1), bound, soft))),
             (None, None) => None,
         };
         let pool = self.store.backend().clone();
         let prefix = self.store.keyspace().prefix().to_owned();
         let entries = Arc::new(Entries::new(self.capacity.max(1)));
+        let listen_key = write_listeners::key(&pool, &prefix);
+        let entries_listener: Weak<dyn WriteListener> = Arc::downgrade(&entries) as _;
+        write_listeners::listen(&listen_key, entries_listener);
+        if let Some(fallback) = &fallback {
+            let listener: Weak<dyn WriteListener> = Arc::downgrade(fallback) as _;
+            write_listeners::listen(&listen_key, listener);
+        }
         let lost = Arc::new(tracking::Lost::default());
         let conns = tracking::track(&pool, &prefix, &entries, &lost).await?;
         let maintainer = tokio::spawn(tracking::maintain(
@@ -338,10 +349,11 @@ where
     async fn read_through(&self, key: &str) -> Result<Option<Arc<T>>> {
         let inner = &*self.inner;
         let ticket = inner.entries.fill_ticket();
+        let fallback = inner.fallback.as_ref().map(|f| (f, f.ticket(key)));
         let asked = Instant::now();
         let Some((value, expiry)) = inner.store.get_expiring(key).await? else {
-            if let Some(fallback) = &inner.fallback {
-                fallback.forget([key]); // deleted or expired: nothing to fall back on
+            if let Some((fallback, _)) = fallback {
+                fallback.forget(key); // deleted or expired: nothing to fall back on
             }
             return Ok(None);
         };
@@ -354,8 +366,8 @@ where
             // deadline this process will see: keep the entry like a persistent one.
             Expiry::In(left) => asked.checked_add(left),
         };
-        if let Some(fallback) = &inner.fallback {
-            fallback.confirm(key, &value, asked, expires);
+        if let Some((fallback, ticket)) = fallback {
+            fallback.confirm(ticket, key, &value, asked, expires);
         }
         if let Some(ticket) = ticket {
             let cached = Arc::clone(&value);
@@ -390,25 +402,6 @@ where
     pub fn store(&self) -> &TypedStore<T, B, C> {
         &self.inner.store
     }
-
-    /// Drops the cached values of `ids` after a write through this store.
-    fn evict<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
-        let keyspace = self.inner.store.keyspace();
-        let keys: Vec<String> = ids
-            .into_iter()
-            .filter_map(|id| keyspace.key(id).ok())
-            .collect();
-        self.inner.entries.evict(keys.iter().map(String::as_bytes));
-        if let Some(fallback) = &self.inner.fallback {
-            fallback.forget(keys.iter().map(String::as_str));
-        }
-    }
-
-    /// `result` of a write to `ids`, after evicting them (also on error: it may have applied).
-    fn wrote<'a, R>(&self, ids: impl IntoIterator<Item = &'a str>, result: Result<R>) -> Result<R> {
-        self.evict(ids);
-        result
-    }
 }
 
 impl<T, C: Codec, B: Trackable> fmt::Debug for CachedStore<T, C, B> {
@@ -437,13 +430,11 @@ where
     }
 
     async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        let result = self.inner.store.set_opts(id, value, options).await;
-        self.wrote([id], result)
+        self.inner.store.set_opts(id, value, options).await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
-        let result = self.inner.store.delete(id).await;
-        self.wrote([id], result)
+        self.inner.store.delete(id).await
     }
 
     async fn exists(&self, id: &str) -> Result<bool> {
@@ -463,8 +454,7 @@ where
         id: &str,
         f: &mut (dyn FnMut(Option<T>) -> Update<T> + Send),
     ) -> Result<Option<T>> {
-        let result = self.inner.store.update(id, f).await;
-        self.wrote([id], result)
+        self.inner.store.update(id, f).await
     }
 
     async fn get_or_load(&self, id: &str, loader: Loader<T>) -> Result<T>
@@ -474,8 +464,7 @@ where
         if let Some(value) = self.get_shared(id).await? {
             return Ok(T::clone(&value));
         }
-        let result = self.inner.store.get_or_load(id, loader).await;
-        self.wrote([id], result)
+        self.inner.store.get_or_load(id, loader).await
     }
 
     async fn get_versioned(&self, id: &str) -> Result<Option<Versioned<T>>> {
@@ -488,8 +477,7 @@ where
         value: &T,
         version: &Version,
     ) -> Result<Option<Version>> {
-        let result = self.inner.store.set_if_version(id, value, version).await;
-        self.wrote([id], result)
+        self.inner.store.set_if_version(id, value, version).await
     }
 
     fn scan(&self) -> BoxStream<'static, Result<(String, T)>> {
@@ -505,8 +493,7 @@ where
     }
 
     async fn delete_many(&self, ids: &[&str]) -> Result<u64> {
-        let result = self.inner.store.delete_many(ids).await;
-        self.wrote(ids.iter().copied(), result)
+        self.inner.store.delete_many(ids).await
     }
 
     async fn clear(&self) -> Result<u64> {
@@ -519,8 +506,7 @@ where
     }
 
     async fn set_many(&self, entries: &[(&str, &T)]) -> Result<()> {
-        let result = self.inner.store.set_many(entries).await;
-        self.wrote(entries.iter().map(|(id, _)| *id), result)
+        self.inner.store.set_many(entries).await
     }
 
     // Queries read the indexes and values from Redis: an index answers from the server.

@@ -18,6 +18,10 @@ macro_rules! single_server_backend {
         impl Backend for $pool {
             forward_commands_to_shared!(reads_from = $reads);
 
+            fn data_location(&self) -> String {
+                self.location()
+            }
+
             fn index_support(&self) -> crate::index::ops::IndexSupport {
                 crate::index::ops::IndexSupport::Atomic
             }

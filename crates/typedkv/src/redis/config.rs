@@ -146,6 +146,22 @@ impl Settings {
         }
     }
 
+    /// The addresses and databases the URLs name, sorted, without credentials: where a pool
+    /// of these settings keeps its data ([`Backend::data_location`](crate::Backend::data_location)).
+    pub(crate) fn addresses(&self) -> String {
+        let mut places: Vec<String> = self
+            .urls
+            .iter()
+            .map(|url| match connection_info(url, ProtocolVersion::RESP2) {
+                Ok(info) => format!("{}/{}", info.addr(), info.redis_settings().db()),
+                Err(_) => redact_url(url),
+            })
+            .collect();
+        places.sort_unstable();
+        places.dedup();
+        places.join(",")
+    }
+
     /// The URLs with passwords replaced by `***`, comma-separated.
     pub(crate) fn redacted_urls(&self) -> String {
         let urls: Vec<String> = self.urls.iter().map(|url| redact_url(url)).collect();

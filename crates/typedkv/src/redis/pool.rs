@@ -151,6 +151,12 @@ impl RedisPool {
         self.inner.shared.record_metrics(self.redacted_url());
     }
 
+    /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)):
+    /// address and database.
+    pub(crate) fn location(&self) -> String {
+        self.inner.settings.addresses()
+    }
+
     /// The URL this pool connects to, with any password replaced by `***`.
     pub fn redacted_url(&self) -> String {
         self.inner.settings.redacted_urls()

@@ -352,6 +352,8 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         let layout = if enveloped { Layout::of::<T>() } else { None };
         Ok(TypedStore {
             inner: Arc::new(Inner {
+                #[cfg(feature = "cache")]
+                listen_key: super::write_listeners::key(&self.backend, keyspace.prefix()),
                 codec: self.codec,
                 backend: self.backend,
                 keyspace,

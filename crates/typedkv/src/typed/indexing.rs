@@ -239,16 +239,21 @@ where
         bytes: Bytes,
         write: Write,
     ) -> Result<bool> {
-        if !self.indexed() {
-            return self.inner.backend.set(key, bytes, write).await;
-        }
-        let guard = match write.condition {
-            Condition::Always => Guard::Always,
-            Condition::IfAbsent => Guard::Absent,
-            Condition::IfPresent => Guard::Present,
+        let written = match self.indexed() {
+            false => self.inner.backend.set(key, bytes, write).await,
+            true => {
+                let guard = match write.condition {
+                    Condition::Always => Guard::Always,
+                    Condition::IfAbsent => Guard::Absent,
+                    Condition::IfPresent => Guard::Present,
+                };
+                let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
+                let applied = self.apply(&[op]).await;
+                applied.map(|applied| matches!(applied, Applied::Done { .. }))
+            }
         };
-        let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
-        Ok(matches!(self.apply(&[op]).await?, Applied::Done { .. }))
+        self.wrote([key.as_bytes()]);
+        written
     }
 
     /// Compare-and-swap at `key`, index entries included when the store has indexes.
@@ -259,30 +264,56 @@ where
         new: Option<(&T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
-        if !self.indexed() {
-            let new = new.map(|(_, bytes)| bytes);
-            return self
-                .inner
-                .backend
-                .compare_and_swap(key, expected, new, expiry)
-                .await;
-        }
-        let guard = match expected {
-            Expected::Absent => Guard::Absent,
-            Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
-            Expected::Version(version) => Guard::Version(version.clone()),
+        let swapped = match self.indexed() {
+            false => {
+                let new = new.map(|(_, bytes)| bytes);
+                let backend = &self.inner.backend;
+                backend.compare_and_swap(key, expected, new, expiry).await
+            }
+            true => {
+                let guard = match expected {
+                    Expected::Absent => Guard::Absent,
+                    Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
+                    Expected::Version(version) => Guard::Version(version.clone()),
+                };
+                let op = self.op(key, guard, new, expiry)?;
+                self.apply(&[op]).await.map(|applied| match applied {
+                    Applied::Unmet { found, .. } => Swap::Changed(found),
+                    _ => Swap::Done,
+                })
+            }
         };
-        let op = self.op(key, guard, new, expiry)?;
-        Ok(match self.apply(&[op]).await? {
-            Applied::Unmet { found, .. } => Swap::Changed(found),
-            _ => Swap::Done,
-        })
+        self.wrote([key.as_bytes()]);
+        swapped
+    }
+
+    /// Whether a write of this process may have to be told to a fail-safe table.
+    fn heard(&self) -> bool {
+        #[cfg(feature = "cache")]
+        return super::write_listeners::any();
+        #[cfg(not(feature = "cache"))]
+        false
+    }
+
+    /// Tells this process' fail-safe tables of the namespace that `keys` were written (or a
+    /// write was tried): see `write_listeners.rs`.
+    pub(super) fn wrote<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        #[cfg(feature = "cache")]
+        super::write_listeners::wrote(&self.inner.listen_key, keys);
+        #[cfg(not(feature = "cache"))]
+        let _ = keys;
     }
 
     /// Deletes `keys` (as bytes, as scans find them); how many existed.
     pub(super) async fn remove(&self, keys: Vec<Bytes>) -> Result<u64> {
+        let removed = self.remove_now(&keys).await;
+        self.wrote(keys.iter().map(Vec::as_slice));
+        removed
+    }
+
+    async fn remove_now(&self, keys: &[Bytes]) -> Result<u64> {
         if !self.indexed() {
-            return self.inner.backend.delete_many(&keys).await;
+            return self.inner.backend.delete_many(keys).await;
         }
         // Keys whose ids this store refuses hold no indexed entity of it: plain deletes.
         let mut entities = Vec::with_capacity(keys.len());
@@ -290,7 +321,7 @@ where
         for key in keys {
             match self.addressable(key.clone()) {
                 Ok(key) => entities.push(key),
-                Err(_) => other.push(key),
+                Err(_) => other.push(key.clone()),
             }
         }
         let mut existed = match other.is_empty() {
@@ -315,18 +346,31 @@ where
         entries: Vec<(String, &T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<()> {
-        if !self.indexed() {
-            let entries = entries
-                .into_iter()
-                .map(|(key, _, bytes)| (key, bytes))
-                .collect();
-            return self.inner.backend.set_many(entries, expiry).await;
-        }
-        let ops = entries
-            .into_iter()
-            .map(|(key, value, bytes)| self.op(&key, Guard::Always, Some((value, bytes)), expiry))
-            .collect::<Result<Vec<_>>>()?;
-        self.apply(&ops).await.map(drop)
+        // Kept only when a fail-safe table of the process may need to hear of them.
+        let keys: Vec<String> = match self.heard() {
+            true => entries.iter().map(|(key, _, _)| key.clone()).collect(),
+            false => Vec::new(),
+        };
+        let written = match self.indexed() {
+            false => {
+                let entries = entries
+                    .into_iter()
+                    .map(|(key, _, bytes)| (key, bytes))
+                    .collect();
+                self.inner.backend.set_many(entries, expiry).await
+            }
+            true => {
+                let ops = entries
+                    .into_iter()
+                    .map(|(key, value, bytes)| {
+                        self.op(&key, Guard::Always, Some((value, bytes)), expiry)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.apply(&ops).await.map(drop)
+            }
+        };
+        self.wrote(keys.iter().map(String::as_bytes));
+        written
     }
 
     /// The index called `name`, which must be one of `kinds`.

@@ -15,6 +15,8 @@ pub(crate) mod telemetry;
 #[cfg(test)]
 mod tests;
 mod turns;
+#[cfg(feature = "cache")]
+pub(crate) mod write_listeners;
 
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;
@@ -76,6 +78,10 @@ struct Inner<B, C> {
     update_turns: UpdateTurns,
     /// `get_or_load` loads in flight, by key.
     flights: Flights,
+    /// Under which the fail-safe tables and caches of the process hear this store's writes:
+    /// the backend's data location and the key prefix (`write_listeners.rs`).
+    #[cfg(feature = "cache")]
+    listen_key: String,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
     /// What operations report beyond their span (see `telemetry.rs`).
@@ -331,7 +337,11 @@ where
             let key = self.inner.keyspace.key(id)?;
             match self.indexed() {
                 true => Ok(self.remove(vec![key.into_bytes()]).await? > 0),
-                false => self.inner.backend.delete(&key).await,
+                false => {
+                    let deleted = self.inner.backend.delete(&key).await;
+                    self.wrote([key.as_bytes()]);
+                    deleted
+                }
             }
         })
     }

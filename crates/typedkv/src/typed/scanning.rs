@@ -95,9 +95,11 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
         let id = &key[self.inner.keyspace.prefix().len()..];
         match self.inner.keyspace.key(id) {
             Ok(_) => Ok(key),
-            Err(Error::InvalidId { reason, .. }) => {
-                Err(refused(key.as_bytes(), DecodeProblem::InvalidId { reason }, None))
-            }
+            Err(Error::InvalidId { reason, .. }) => Err(refused(
+                key.as_bytes(),
+                DecodeProblem::InvalidId { reason },
+                None,
+            )),
             Err(e) => Err(e),
         }
     }

@@ -43,6 +43,10 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
 impl Backend for RedisClusterPool {
     forward_commands_to_shared!();
 
+    fn data_location(&self) -> String {
+        self.location()
+    }
+
     /// The atomic index script touches the entity's, its record's and its indexes' keys at
     /// once, which a cluster allows only within one slot (hash-tagged stores).
     fn index_support(&self) -> crate::index::ops::IndexSupport {

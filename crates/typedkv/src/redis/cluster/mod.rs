@@ -125,6 +125,12 @@ impl RedisClusterPool {
         self.inner.settings.redacted_urls()
     }
 
+    /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)): the
+    /// seeds' addresses. Pools built from other seeds of the same cluster name another place.
+    pub(crate) fn location(&self) -> String {
+        format!("cluster@{}", self.inner.settings.addresses())
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {
         &self.inner.shared
     }

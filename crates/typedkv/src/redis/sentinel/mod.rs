@@ -306,6 +306,15 @@ impl RedisSentinelPool {
         self.inner.shared.record_metrics(self.redacted_url());
     }
 
+    /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)): the
+    /// master's name and database, and the sentinels' addresses.
+    pub(crate) fn location(&self) -> String {
+        let settings = &self.inner.settings;
+        let target = &settings.sentinel;
+        let sentinels = settings.addresses();
+        format!("sentinel:{}/{}@{sentinels}", target.master, target.db)
+    }
+
     /// The sentinels' URLs with any password replaced by `***`, and the master's name.
     pub fn redacted_url(&self) -> String {
         let settings = &self.inner.settings;
