@@ -12,6 +12,7 @@ use typedkv::redis::RedisPool;
 use typedkv::{CachedStore, RedisStore, Store, StoreExt, TRACKING_CLIENT_NAME, Update};
 use typedkv_testkit::TestRedis;
 use typedkv_testkit::conformance::values::{Profile, profile};
+use typedkv_testkit::foreign_keys::set_as_another_program;
 
 /// How long an invalidation may take to arrive before a test gives up (typically < 1 ms on
 /// loopback).
@@ -66,9 +67,9 @@ async fn writes_by_other_clients_evict_cached_values() {
     assert_eq!(cache.get("1").await.unwrap(), Some(profile(1))); // hit
     assert_eq!(cache.stats().hits, 1);
 
-    // Another process (its own pool and connections) writes.
-    let other = users(&RedisPool::from_url(server.url()).unwrap());
-    other.set("1", &profile(2)).await.unwrap();
+    // Another process writes.
+    let mut other = server.raw_connection().await;
+    set_as_another_program(&mut other, "user:1", &profile(2)).await;
     let took = eventually("the other client's write", || async {
         cache.get("1").await.unwrap() == Some(profile(2))
     })
@@ -121,8 +122,7 @@ async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
     let mut raw = server.raw_connection().await;
 
     // A write by another client while tracking may be down is never hidden by the cache.
-    let other = users(&RedisPool::from_url(server.url()).unwrap());
-    other.set("1", &profile(4)).await.unwrap();
+    set_as_another_program(&mut raw, "user:1", &profile(4)).await;
     eventually("the write after the flush", || async {
         cache.get("1").await.unwrap() == Some(profile(4))
     })
@@ -140,7 +140,7 @@ async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
     cache.get("1").await.unwrap();
     cache.get("1").await.unwrap();
     assert!(cache.stats().hits > hits, "{:?}", cache.stats());
-    other.set("1", &profile(5)).await.unwrap();
+    set_as_another_program(&mut raw, "user:1", &profile(5)).await;
     eventually("invalidations after reconnecting", || async {
         cache.get("1").await.unwrap() == Some(profile(5))
     })
@@ -174,7 +174,7 @@ async fn entries_never_outlive_their_key() {
     assert_eq!(cache.get("1").await.unwrap(), None);
 }
 
-/// One task writes 1, 2, 3, ... through another client while readers hammer the cache:
+/// Another program writes 1, 2, 3, ... while readers hammer the cache:
 /// once the last write's invalidation arrived, every reader sees the last value and keeps
 /// seeing it (a fill that read an older value and raced that invalidation is not cached).
 /// The race window is narrow, so this is the end-to-end check; the unit tests of
@@ -190,15 +190,12 @@ async fn racing_fills_never_cache_an_older_value() {
     .build()
     .await
     .unwrap();
-    let writer_store: RedisStore<u64> =
-        RedisStore::builder(RedisPool::from_url(server.url()).unwrap(), "counter")
-            .build()
-            .unwrap();
-    writer_store.set("n", &0).await.unwrap();
+    let mut writer_conn = server.raw_connection().await;
+    set_as_another_program(&mut writer_conn, "counter:n", &0u64).await;
     const LAST: u64 = 2000;
     let writer = tokio::spawn(async move {
         for n in 1..=LAST {
-            writer_store.set("n", &n).await.unwrap();
+            set_as_another_program(&mut writer_conn, "counter:n", &n).await;
         }
     });
     let readers: Vec<_> = (0..4)

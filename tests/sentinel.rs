@@ -190,10 +190,10 @@ async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
         .build()
         .await
         .unwrap();
-    let other: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool(), "c").build().unwrap();
     cache.set("1", &1).await.unwrap();
     assert!(!cache.get_fail_safe("1").await.unwrap().unwrap().is_stale());
-    other.set("1", &2).await.unwrap();
+    // Another client (one this process' caches do not hear in process) writes.
+    sentinel.master_store("c").await.set("1", &2).await.unwrap();
     eventually(|| async { cache.get("1").await.unwrap() == Some(2) }).await;
 
     let victim = sentinel.master_port().await;
@@ -210,7 +210,7 @@ async fn the_cache_follows_a_failover_and_answers_stale_values_meanwhile() {
     })
     .await;
     eventually(|| async { cache.is_tracking() }).await;
-    other.set("1", &3).await.unwrap();
+    sentinel.master_store("c").await.set("1", &3).await.unwrap();
     eventually(|| async { cache.get("1").await.unwrap() == Some(3) }).await;
 }
 
@@ -251,6 +251,79 @@ async fn a_manual_failover_moves_the_pool_to_the_new_master() {
 async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
     let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
+    let store: RedisSentinelStore<u64> =
+        RedisSentinelStore::builder(app_pool(&sentinel).await, "p")
+            .build()
+            .unwrap();
+    store.set("before", &1).await.unwrap();
+
+    let (old, mut master) = partition_the_master(&sentinel).await;
+    let new = moved_to_the_new_master(&sentinel, &store, old).await;
+    // Once moved, the pool stays on the new master.
+    store.set("final", &3).await.unwrap();
+    for (port, conn, want) in [(new, &mut node(new).await, true), (old, &mut master, false)] {
+        let found: bool = redis::cmd("EXISTS")
+            .arg("p:final")
+            .query_async(conn)
+            .await
+            .unwrap();
+        assert_eq!(found, want, "p:final on {port}");
+    }
+}
+
+/// The local cache through the same partition, with readers racing the switch. The old
+/// master is never demoted, so the cache's tracking connection to it stays open and hears
+/// nothing of the new master's writes: the cache must move at the announcement, flushing
+/// what it read before or during the switch. Every value another client writes to the new
+/// master after the switch, round after round, is what the cache answers. (Another client:
+/// writes through this process' own stores evict in process, whatever the tracking does.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_a_switch_the_old_master_never_hears_of() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _turn = SETUPS.acquire().await.unwrap();
+    let sentinel = TestSentinel::start().await;
+    let pool = app_pool(&sentinel).await;
+    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "q").build().unwrap();
+    let cache = typedkv::CachedStore::builder(store.clone())
+        .build()
+        .await
+        .unwrap();
+    store.set("k", &0).await.unwrap();
+    eventually(|| async { cache.get("k").await.ok().flatten() == Some(0) }).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, stop) = (cache.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = cache.get("k").await;
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    let (old, _master) = partition_the_master(&sentinel).await;
+    moved_to_the_new_master(&sentinel, &store, old).await;
+    let other_client = sentinel.master_store("q").await;
+    for round in 1..=20 {
+        other_client.set("k", &round).await.unwrap();
+        eventually(|| async { cache.get("k").await.ok().flatten() == Some(round) }).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+    assert!(cache.is_tracking());
+}
+
+/// A pool logging in as `app`, a user made on every data node, so the sentinels' `default`
+/// user can be switched off on the master while the pool keeps being served.
+async fn app_pool(sentinel: &TestSentinel) -> RedisSentinelPool {
     for port in sentinel.data_ports() {
         let _: () = redis::cmd("ACL")
             .arg(&["SETUSER", "app", "on", ">app-pw", "~*", "+@all"][..])
@@ -258,15 +331,17 @@ async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
             .await
             .unwrap();
     }
-    let pool = sentinel
+    sentinel
         .pool_builder()
         .master_username("app")
         .master_password("app-pw")
         .build()
-        .unwrap();
-    let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "p").build().unwrap();
-    store.set("before", &1).await.unwrap();
+        .unwrap()
+}
 
+/// Cuts the master off from the sentinels (their user switched off, their links killed),
+/// not from `app`; its port and a connection to it.
+async fn partition_the_master(sentinel: &TestSentinel) -> (u16, redis::aio::MultiplexedConnection) {
     let old = sentinel.master_port().await;
     let mut master = node(old).await;
     let _: () = redis::cmd("ACL")
@@ -279,32 +354,30 @@ async fn a_pool_leaves_a_partitioned_master_at_the_switch_announcement() {
         .query_async(&mut master)
         .await
         .unwrap();
-    let new = {
-        sentinel
-            .wait_failover_from(old, Duration::from_secs(30))
-            .await;
-        sentinel.master_port().await
-    };
-    // The announcement reaches the pool's watcher within moments of the switch.
+    (old, master)
+}
+
+/// Waits for the sentinels to promote a replica of `old`, then until `store` writes to it
+/// (the announcement reaches the pool's watcher within moments of the switch); its port.
+async fn moved_to_the_new_master(
+    sentinel: &TestSentinel,
+    store: &RedisSentinelStore<u64>,
+    old: u16,
+) -> u16 {
+    sentinel
+        .wait_failover_from(old, Duration::from_secs(30))
+        .await;
+    let new = sentinel.master_port().await;
     eventually(|| async {
-        store.set("after", &2).await.is_ok()
+        store.set("moved", &1).await.is_ok()
             && redis::cmd("EXISTS")
-                .arg("p:after")
+                .arg(format!("{}:moved", store.namespace()))
                 .query_async::<bool>(&mut node(new).await)
                 .await
                 .unwrap_or(false)
     })
     .await;
-    // Once moved, the pool stays on the new master.
-    store.set("final", &3).await.unwrap();
-    for (port, conn, want) in [(new, &mut node(new).await, true), (old, &mut master, false)] {
-        let found: bool = redis::cmd("EXISTS")
-            .arg("p:final")
-            .query_async(conn)
-            .await
-            .unwrap();
-        assert_eq!(found, want, "p:final on {port}");
-    }
+    new
 }
 
 /// A connection to the data node on `port` as the `app` user, or, before it exists, as

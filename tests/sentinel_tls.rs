@@ -102,7 +102,8 @@ async fn failover_replica_reads_and_the_cache_over_tls() {
 
     cache.set("cached", &1).await.unwrap();
     assert_eq!(cache.get("cached").await.unwrap(), Some(1));
-    store.set("cached", &2).await.unwrap();
+    // Writes by another client: this process' own stores would evict in process.
+    sentinel.master_store("f").await.set("cached", &2).await.unwrap();
     eventually(|| async { cache.get("cached").await.unwrap() == Some(2) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(2) }).await;
 
@@ -111,7 +112,7 @@ async fn failover_replica_reads_and_the_cache_over_tls() {
         .await;
 
     eventually(|| async { cache.is_tracking() }).await;
-    store.set("cached", &3).await.unwrap();
+    sentinel.master_store("f").await.set("cached", &3).await.unwrap();
     eventually(|| async { cache.get("cached").await.unwrap() == Some(3) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(3) }).await;
 }

@@ -1,6 +1,7 @@
 //! Keys other programs wrote under a store's namespace, which no typedkv store could write:
 //! an id that is not UTF-8, and a key of another Redis type. Run on every Redis backend
-//! (standalone and cluster) with a raw connection to write them.
+//! (standalone and cluster) with a raw connection to write them. And writes as another
+//! program makes them, for the caches' tests.
 
 use futures::StreamExt;
 use redis::aio::ConnectionLike;
@@ -82,4 +83,22 @@ fn assert_odd_key_error(error: &Error) {
         "{error:?}"
     );
     assert_eq!(error.key(), Some(r"a:\xff\xfe"));
+}
+
+/// Writes `value` at `key` as another program would (a raw `SET` of typedkv's bincode
+/// envelope, schema version 1, no layout fingerprint): nothing in this process hears of the
+/// write, so only Redis can tell a cache of it. (Writes through any store of this process
+/// reach its caches in process: they cannot show that Redis' invalidations arrive.)
+pub async fn set_as_another_program<T, C>(conn: &mut C, key: &str, value: &T)
+where
+    T: serde::Serialize,
+    C: ConnectionLike + Send,
+{
+    let bytes = crate::conformance::enveloped(value, typedkv::DEFAULT_SCHEMA_VERSION);
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .query_async(conn)
+        .await
+        .expect("the test server takes a SET");
 }

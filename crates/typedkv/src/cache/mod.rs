@@ -209,6 +209,7 @@ where
             write_listeners::listen(&listen_key, listener);
         }
         let lost = Arc::new(tracking::Lost::default());
+        let switches = pool.switches();
         let conns = tracking::track(&pool, &prefix, &entries, &lost).await?;
         let maintainer = tokio::spawn(tracking::maintain(
             pool,
@@ -216,6 +217,7 @@ where
             Arc::downgrade(&entries),
             lost,
             conns,
+            switches,
         ));
         Ok(CachedStore {
             inner: Arc::new(Inner {

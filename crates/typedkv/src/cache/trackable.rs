@@ -34,6 +34,14 @@ pub(crate) mod private {
             std::future::ready(None)
         }
 
+        /// Counts the switches of the server to track, for pools whose server changes while
+        /// the old one stays up (a Sentinel master after a failover: its tracking connection
+        /// would stay on the old master and miss the new one's writes); `None` for the
+        /// others.
+        fn switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+            None
+        }
+
         /// An error of a command about `key` sent on such a connection.
         fn command_failed(&self, key: &str, error: RedisError) -> Error;
     }
@@ -42,6 +50,9 @@ pub(crate) mod private {
 /// A pool of one server at a time: one tracking connection, to the server it connects to.
 macro_rules! one_server {
     ($pool:ty) => {
+        one_server!($pool, switches = |_| None);
+    };
+    ($pool:ty, switches = $switches:expr) => {
         impl Trackable for $pool {}
 
         impl private::Sealed for $pool {
@@ -50,6 +61,10 @@ macro_rules! one_server {
                 on_push: impl AsyncPushSender + Clone,
             ) -> Result<Vec<MultiplexedConnection>> {
                 Ok(vec![self.dedicated_connection(on_push).await?])
+            }
+
+            fn switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+                ($switches)(self)
             }
 
             fn command_failed(&self, key: &str, error: RedisError) -> Error {
@@ -62,7 +77,10 @@ macro_rules! one_server {
 
 one_server!(crate::redis::RedisPool);
 #[cfg(feature = "sentinel")]
-one_server!(crate::redis::RedisSentinelPool);
+one_server!(
+    crate::redis::RedisSentinelPool,
+    switches = |pool: &crate::redis::RedisSentinelPool| Some(pool.switches())
+);
 
 #[cfg(feature = "cluster")]
 impl Trackable for crate::redis::RedisClusterPool {}

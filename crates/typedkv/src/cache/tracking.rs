@@ -5,6 +5,10 @@
 //!
 //! If that connection drops, invalidations may have been missed: the whole cache is flushed
 //! and nothing is cached until a new connection tracks again (a background task reconnects).
+//! The same when the server to track changes while the old one stays up: a Sentinel
+//! failover (the old master keeps the tracking connection open, and hears nothing of the
+//! new master's writes, until Sentinel demotes it seconds later, or never when it is cut off
+//! from the sentinels), or a cluster's set of masters.
 //! Broadcast mode is used because reads go through the store's shared connections, not this
 //! one (default-mode tracking only covers keys read on the tracking connection itself).
 
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{PushInfo, PushKind, Value};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::entries::Entries;
 use super::trackable::Trackable;
@@ -99,37 +103,55 @@ fn handle_push<T>(entries: &Entries<T>, lost: &Lost, generation: u64, push: Push
     }
 }
 
+/// The next announced switch of `switches`; never, without them.
+async fn next_switch(switches: &mut Option<watch::Receiver<u64>>) {
+    let announced = match switches {
+        Some(switches) => switches.changed().await.is_ok(),
+        None => false,
+    };
+    if !announced {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Keeps tracking connections open for as long as `entries` is alive: waits for one of
-/// `conns` to drop (or, on a cluster, for the set of masters to change: checked every
-/// [`TOPOLOGY_CHECK`]), then tracks again, retrying every [`RETRY_PAUSE`].
+/// `conns` to drop, for the pool to announce that its server switched (Sentinel), or, on a
+/// cluster, for the set of masters to change (checked every [`TOPOLOGY_CHECK`]), then
+/// tracks again, retrying every [`RETRY_PAUSE`]. `switches` was subscribed before `conns`
+/// were opened, so no switch between the two is missed.
 pub(crate) async fn maintain<T: Send + Sync + 'static, B: Trackable>(
     pool: B,
     prefix: String,
     entries: Weak<Entries<T>>,
     lost: Arc<Lost>,
     conns: Vec<MultiplexedConnection>,
+    mut switches: Option<watch::Receiver<u64>>,
 ) {
     let mut _current = conns;
     let mut servers = pool.tracked_servers().await;
     loop {
-        if servers.is_some() {
-            tokio::select! {
-                () = lost.notify.notified() => {}
-                () = tokio::time::sleep(TOPOLOGY_CHECK) => {
-                    let now = pool.tracked_servers().await;
-                    if now.is_none() || now == servers {
-                        continue;
-                    }
-                    // A server joined or left: what it holds was not (or is no longer)
-                    // tracked by these connections.
-                    match entries.upgrade() {
-                        Some(entries) => entries.stop_tracking(),
-                        None => return,
-                    }
+        tokio::select! {
+            () = lost.notify.notified() => {}
+            () = next_switch(&mut switches) => {
+                // Values read from the new master would not be invalidated by the old one:
+                // nothing is cached until a connection tracks the master named now.
+                match entries.upgrade() {
+                    Some(entries) => entries.stop_tracking(),
+                    None => return,
                 }
             }
-        } else {
-            lost.notify.notified().await;
+            () = tokio::time::sleep(TOPOLOGY_CHECK), if servers.is_some() => {
+                let now = pool.tracked_servers().await;
+                if now.is_none() || now == servers {
+                    continue;
+                }
+                // A server joined or left: what it holds was not (or is no longer)
+                // tracked by these connections.
+                match entries.upgrade() {
+                    Some(entries) => entries.stop_tracking(),
+                    None => return,
+                }
+            }
         }
         _current = Vec::new();
         loop {

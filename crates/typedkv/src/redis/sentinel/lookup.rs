@@ -34,6 +34,9 @@ pub(crate) struct MasterLookup {
     node: DataNode,
     /// Timeouts of the connections to the sentinels.
     config: AsyncConnectionConfig,
+    /// Counts the switches the sentinels announced (`watch.rs`), for the local cache's
+    /// tracking connection to follow them (`cache/tracking.rs`).
+    switches: tokio::sync::watch::Sender<u64>,
 }
 
 /// How to connect to a data node (the master or a replica) at an address a sentinel gave.
@@ -86,7 +89,19 @@ impl MasterLookup {
             master,
             node,
             config,
+            switches: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A sentinel announced that our master switched (after the lanes were marked dead).
+    pub(crate) fn switched(&self) {
+        self.switches.send_modify(|count| *count += 1);
+    }
+
+    /// Hears every switch announced from now on.
+    #[cfg(feature = "cache")]
+    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.switches.subscribe()
     }
 
     /// Ask sentinel `index` first from now on: it announced a switch, so it knows the new

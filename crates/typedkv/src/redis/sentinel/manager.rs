@@ -59,12 +59,33 @@ impl SentinelManager {
         manager
     }
 
+    /// The master's lookup.
+    #[cfg(feature = "cache")]
+    pub(crate) fn lookup(&self) -> &Arc<MasterLookup> {
+        &self.master
+    }
+
+    /// Starts the watcher, once (`start_watcher`).
+    fn start_watching(&self) {
+        let start = self
+            .start_watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(start) = start {
+            start();
+        }
+    }
+
     /// A connection to the server the sentinels name now (the master, or for a replica
     /// manager a replica), configured by `config`.
     pub(crate) async fn connect(
         &self,
         config: &AsyncConnectionConfig,
     ) -> Result<MultiplexedConnection, RedisError> {
+        // Also for connections outside the pool (the cache's tracking one), which must hear
+        // of switches even before the pool made a connection.
+        self.start_watching();
         if let Some(replicas) = &self.replicas {
             let mut replicas = replicas.lock().await;
             if let Ok(conn) = replicas.get_async_connection_with_config(config).await {
@@ -80,14 +101,6 @@ impl Manager for SentinelManager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        let start = self
-            .start_watcher
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(start) = start {
-            start();
-        }
         self.connect(&self.config).await
     }
 

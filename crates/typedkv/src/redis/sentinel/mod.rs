@@ -280,6 +280,12 @@ impl RedisSentinelPool {
         }
     }
 
+    /// Hears every master switch the sentinels announce from now on.
+    #[cfg(feature = "cache")]
+    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.shared.pool().manager().lookup().switches()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<SentinelShared> {
         &self.inner.shared
     }

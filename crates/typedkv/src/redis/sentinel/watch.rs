@@ -2,7 +2,8 @@
 //! where it announces a promoted replica (`+promoted-slave`, from the sentinel leading a
 //! failover, the moment it sees the promotion) and a new master (`+switch-master`, from
 //! every sentinel once it learns of it). When one names our master, every lane of the pool
-//! is marked dead and that sentinel is asked first for the master from then on.
+//! is marked dead, that sentinel is asked first for the master from then on, and the
+//! switch is counted for the local cache, whose tracking connection must move too.
 //!
 //! Without it a pool moves only when a connection fails: at once when the old master died,
 //! but an old master that is still up (a network partition, a manual `SENTINEL FAILOVER`)
@@ -102,6 +103,7 @@ impl Watcher {
                     };
                     lookup.prefer(self.index);
                     generations.all_dead();
+                    lookup.switched();
                 }
                 PushKind::Disconnection => return true,
                 _ => {}
