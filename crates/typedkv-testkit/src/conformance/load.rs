@@ -12,32 +12,36 @@ use super::store;
 const CALLERS: usize = 1000;
 
 /// Runs `CALLERS` concurrent `get_or_insert_with` of one missing key and returns their results.
-/// The loader answers `outcome` only once every caller has started and its read has had
-/// 100 ms more to miss: all callers are concurrent with the load, however loaded the machine.
-/// (A caller whose read returned after a failed load ended would rightly load again.)
+/// The loader answers `outcome` only once every call has begun (a call begins at its first
+/// poll, before it reads the key): the guarantee is that a load is shared by every call
+/// that began before it ended, whenever that call's read returns, so the count is exact on
+/// any machine, however loaded. No sleep, no schedule.
 async fn stampede<B: Backend>(
     s: &Arc<TypedStore<String, B>>,
     loads: &Arc<AtomicUsize>,
     outcome: fn() -> Result<Loaded<String>, std::io::Error>,
 ) -> Vec<typedkv::Result<String>> {
-    let started = Arc::new(AtomicUsize::new(0));
+    let begun = Arc::new(tokio::sync::Semaphore::new(0));
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (s, loads, started) = (Arc::clone(s), Arc::clone(loads), Arc::clone(&started));
+            let (s, loads, begun) = (Arc::clone(s), Arc::clone(loads), Arc::clone(&begun));
             tokio::spawn(async move {
-                started.fetch_add(1, Ordering::SeqCst);
-                s.get_or_insert_with("hot", move || async move {
+                let all_begun = Arc::clone(&begun);
+                let call = s.get_or_insert_with("hot", move || async move {
                     loads.fetch_add(1, Ordering::SeqCst);
-                    let all_started = async {
-                        while started.load(Ordering::SeqCst) < CALLERS {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(10), all_started).await;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Bounded so that a broken guarantee fails the test instead of hanging it.
+                    let all = all_begun.acquire_many(CALLERS as u32);
+                    let waited = tokio::time::timeout(Duration::from_secs(60), all).await;
+                    assert!(waited.is_ok(), "not every call began within 60 s");
                     outcome()
-                })
-                .await
+                });
+                let mut call = std::pin::pin!(call);
+                let first = futures::poll!(call.as_mut());
+                begun.add_permits(1);
+                match first {
+                    std::task::Poll::Ready(result) => result,
+                    std::task::Poll::Pending => call.await,
+                }
             })
         })
         .collect();
@@ -68,32 +72,38 @@ pub async fn get_or_insert_with_loads_once<B: Backend>(backend: B) {
     assert_eq!(again.await.unwrap(), "rendered");
 }
 
-/// Loads are shared per store, as documented: clones of one store share a load, stores
-/// built separately on one namespace each run their own.
+/// Loads are shared per store, as documented: clones of one store share a load (`join!`
+/// begins both calls before either reads, so they share it whatever the timing), stores
+/// built separately on one namespace each run their own: both loaders run at once, each
+/// waiting for the other (a barrier that would never open if the loads were shared).
 pub async fn get_or_insert_with_shares_loads_per_store<B: Backend>(backend: B) {
     let first = store::<String, B>(&backend, "page");
     let clone = first.clone();
     let separate = store::<String, B>(&backend, "page");
     let loads = Arc::new(AtomicUsize::new(0));
-    let load = |s: TypedStore<String, B>| {
+    let load = |s: TypedStore<String, B>, both: Option<Arc<tokio::sync::Barrier>>| {
         let loads = Arc::clone(&loads);
         async move {
             s.get_or_insert_with("hot", move || async move {
                 loads.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Some(both) = both {
+                    let met = tokio::time::timeout(Duration::from_secs(60), both.wait()).await;
+                    assert!(met.is_ok(), "the other store's loader never ran");
+                }
                 Ok::<_, std::io::Error>(Loaded::new("rendered".to_owned()))
             })
             .await
         }
     };
-    let (a, b) = futures::join!(load(first.clone()), load(clone));
+    let (a, b) = futures::join!(load(first.clone(), None), load(clone, None));
     assert_eq!(
         (a.unwrap(), b.unwrap()),
         ("rendered".into(), "rendered".into())
     );
     assert_eq!(loads.load(Ordering::SeqCst), 1, "clones share a load");
     first.delete("hot").await.unwrap();
-    let (a, b) = futures::join!(load(first), load(separate));
+    let both = Some(Arc::new(tokio::sync::Barrier::new(2)));
+    let (a, b) = futures::join!(load(first, both.clone()), load(separate, both));
     assert_eq!(
         (a.unwrap(), b.unwrap()),
         ("rendered".into(), "rendered".into())

@@ -128,7 +128,9 @@ where
     ///
     /// However many callers of one store (clones included) miss the same key at once, the
     /// loader runs once and they all get its value (each decodes its own copy of the stored
-    /// bytes). Loads are shared **per store**: two stores built separately on one namespace,
+    /// bytes): a load is shared by every call of the key that began (was first polled)
+    /// before the load ended, whenever that call's own read of the key returns, and by no
+    /// call that began after. Loads are shared **per store**: two stores built separately on one namespace,
     /// like two processes, each run their own loader (the last write wins); clone one store to
     /// share its loads. A loader error or panic reaches every one of them as
     /// [`Error::Load`](crate::Error::Load) and is never cached: the next call loads again. A

@@ -399,23 +399,14 @@ where
     async fn get_or_load(&self, id: &str, loader: Loader<T>) -> Result<T> {
         observed!(self, "get_or_load", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
+            let call = self.inner.flights.begin(&key);
             if let Some(bytes) = self.inner.backend.get(&key).await? {
                 return self.decode(&key, &bytes);
             }
-            let flight = {
-                let mut flights = self.inner.flights.lock();
-                match flights.get(&key) {
-                    Some(flight) => flight.clone(),
-                    None => {
-                        let flight = self.launch(key.clone(), loader);
-                        flights.insert(key.clone(), flight.clone());
-                        flight
-                    }
-                }
-            };
+            let flight = call.join_or(|| self.launch(key.clone(), loader));
             match flight.await {
                 Ok(bytes) => self.decode(&key, &bytes),
-                Err(failure) => Err(failure.into_error(key)),
+                Err(failure) => Err(failure.into_error(key.clone())),
             }
         })
     }
