@@ -1,10 +1,10 @@
 //! Extracts the Rust snippets of README.md into `$OUT_DIR/readme_snippets.rs`, so that
-//! `tests/readme.rs` compiles them: the README cannot drift from the API unnoticed.
+//! `tests/memory/readme.rs` compiles them: the README cannot drift from the API unnoticed.
 //!
 //! A snippet that starts with a macro call at item level (the testkit's `conformance_tests!`)
 //! becomes a module; every other one becomes the body of an `async fn` returning
 //! `Result<(), BoxError>`, after [`CONTEXT`]: the bindings the README's prose introduces
-//! (types come from the prelude in `tests/readme.rs`).
+//! (types come from the prelude in `tests/memory/readme.rs`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! behaviour for a fixture constructor, so every backend (and yours) runs the same checks:
 //!
 //! ```no_run
-//! // tests/memory.rs
+//! // tests/memory/main.rs
 //! typedkv_testkit::conformance_tests!(
 //!     memory,
 //!     test = [tokio::test(start_paused = true)],

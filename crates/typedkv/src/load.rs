@@ -254,7 +254,10 @@ mod tests {
         // `early` missed before the end but asks after it: the ended load.
         assert_eq!(answer(&early.join_or(|| load(b"other"))), answer(&first));
         // `late` began after the end: a load of its own.
-        assert_eq!(answer(&late.join_or(|| load(b"second"))).as_deref(), Some(&b"second"[..]));
+        assert_eq!(
+            answer(&late.join_or(|| load(b"second"))).as_deref(),
+            Some(&b"second"[..])
+        );
     }
 
     /// Slots live only while calls or a load of the key are in progress: nothing is kept
@@ -263,7 +266,7 @@ mod tests {
     fn nothing_is_kept_once_every_call_is_answered() {
         let flights = Flights::default();
         let call = flights.begin("k");
-        let _ = call.join_or(|| load(b"v"));
+        drop(call.join_or(|| load(b"v")));
         drop(call);
         assert!(flights.lock().contains_key("k"), "kept while its load runs");
         flights.ended("k");

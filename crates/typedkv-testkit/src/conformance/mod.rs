@@ -133,12 +133,8 @@ macro_rules! __conformance_list {
             migrated_values_are_indexed_on_write_back,
             encrypted_values_round_trip_and_rotate,
             adopting_encryption_on_existing_data,
-            moved_encrypted_values_fail_to_decrypt,
-            corrupted_sealed_values_are_decode_errors,
-            compressed_values_shrink_and_bombs_are_refused,
             encrypted_indexes_hold_no_values_in_clear,
             encrypted_old_schemas_are_migrated,
-            json_values_are_sealed_too,
             ]
             fixture = [
                 update_from_two_clients,
@@ -168,6 +164,10 @@ macro_rules! __typed_layer_list {
                 migration_mistakes_are_refused,
                 a_changed_type_is_detected_without_a_schema_bump,
                 encryption_keys_are_never_printed,
+                moved_encrypted_values_fail_to_decrypt,
+                corrupted_sealed_values_are_decode_errors,
+                compressed_values_shrink_and_bombs_are_refused,
+                json_values_are_sealed_too,
             ]
             fixture = []
         }

@@ -45,7 +45,9 @@ where
     /// run this, then remove the old key. Values under a key id missing from the ring, or that
     /// do not decode, are counted as skipped and left as they are.
     ///
-    /// ```
+    /// (The example needs the `encryption` feature; without it, it is not run.)
+    #[cfg_attr(feature = "encryption", doc = "```")]
+    #[cfg_attr(not(feature = "encryption"), doc = "```ignore")]
     /// # use typedkv::{EncryptionKey, Keyring, MemoryBackend, MemoryStore, Store};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
     /// let (old, new) = ([1u8; 32], [2u8; 32]); // from your secret manager

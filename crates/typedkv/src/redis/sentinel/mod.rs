@@ -440,6 +440,29 @@ mod tests {
         assert_eq!(tls.is_ok(), cfg!(feature = "tls"));
     }
 
+    /// Built without `tls` (`.ci/run` runs these tests so): plain sentinels build, replicas
+    /// included, and a `rediss://` URL is refused with a cause that says TLS.
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_the_tls_feature_rediss_urls_are_refused_and_plain_ones_build() {
+        let plain = RedisSentinelPool::builder(["redis://127.0.0.1:26379"], "m")
+            .read_from_replicas(true)
+            .build();
+        assert!(plain.is_ok(), "{plain:?}");
+        let Err(error) = RedisSentinelPool::builder(["rediss://127.0.0.1:26379"], "m").build()
+        else {
+            panic!("a rediss:// URL built without the tls feature");
+        };
+        assert!(matches!(error, Error::InvalidConfig { .. }), "{error:?}");
+        let mut chain = error.to_string();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(next) = cause {
+            chain.push_str(&format!(": {next}"));
+            cause = next.source();
+        }
+        assert!(chain.to_lowercase().contains("tls"), "{chain}");
+    }
+
     #[cfg(feature = "tls")]
     #[test]
     fn tls_roots_need_something_that_uses_tls() {

@@ -1,10 +1,7 @@
-//! Indexes under load, on memory, a real redis-server and a real 3+3 cluster: 64 tasks of
-//! random writes checked against a full scan, 64 writers racing for one unique value, TTL'd
-//! entities and their index keys leaving Redis, range pages read while writers run, and a
-//! rebuild of 100k entities. (The behaviour case by case is in the conformance suite.)
-
-// Tests report failures by panicking.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Indexes under load, for each topology's test binary: 64 tasks of random writes checked
+//! against a full scan, 64 writers racing for one unique value, range pages read while
+//! writers run, and (on Redis) TTL'd entities and their index keys leaving Redis. The
+//! behaviour case by case is in the conformance suite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Command;
@@ -15,12 +12,9 @@ use futures::TryStreamExt;
 use tokio::sync::Barrier;
 use typedkv::{Backend, Error, Order, RangeQuery, SetOptions, Store, StoreExt, TypedStore, Update};
 use typedkv_testkit::conformance::indexes::{
-    Account, account, accounts, accounts_with, ids_by, ids_in_range,
+    Account, account, accounts_with, ids_by, ids_in_range,
 };
-use typedkv_testkit::{TestCluster, TestRedis};
 
-/// How long the random writers run.
-const STRESS: Duration = Duration::from_secs(10);
 const TASKS: usize = 64;
 const IDS: u64 = 300;
 const EMAILS: [&str; 5] = ["a@x", "b@x", "c@x", "d@x", "e@x"];
@@ -99,12 +93,16 @@ async fn random_write<B: Backend>(users: &TypedStore<Account, B>, rng: &mut Rng)
     }
 }
 
-/// 64 tasks write at random for [`STRESS`]; once every TTL has run out, each index answers
+/// 64 tasks write at random for `stress`; once every TTL has run out, each index answers
 /// exactly what a full scan says, unique values have one holder, and a repair finds at most
 /// the entries of expired entities to remove.
-async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B, tagged: bool) {
+pub(crate) async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(
+    backend: B,
+    tagged: bool,
+    stress: Duration,
+) {
     let users = accounts_with(&backend, "stress", |b| b.hash_tag(tagged));
-    let deadline = Instant::now() + STRESS;
+    let deadline = Instant::now() + stress;
     let tasks: Vec<_> = (0..TASKS as u64)
         .map(|seed| {
             let users = users.clone();
@@ -126,7 +124,7 @@ async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B, t
     tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
     let scanned: BTreeMap<String, Account> = users.scan().try_collect().await.unwrap();
     eprintln!(
-        "{} writes by {TASKS} tasks in {STRESS:?}; {} entities remain",
+        "{} writes by {TASKS} tasks in {stress:?}; {} entities remain",
         writes,
         scanned.len()
     );
@@ -196,7 +194,7 @@ async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(backend: B, t
 
 /// 64 writers claim one unique value at once: exactly one wins, the others get the typed
 /// conflict; once the winner is deleted, or expires, the value can be claimed again.
-async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B, tagged: bool) {
+pub(crate) async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B, tagged: bool) {
     let users = accounts_with(&backend, "race", |b| b.hash_tag(tagged));
     for round in 0..3 {
         let gate = Arc::new(Barrier::new(TASKS));
@@ -245,7 +243,7 @@ async fn one_of_64_writers_wins_a_unique_value<B: Backend>(backend: B, tagged: b
 /// Range pages read while writers move other entities: every entity that stays put is
 /// answered exactly once, and entries come in strictly increasing (value, id) order across
 /// pages (descending: decreasing); moved entities may be seen at either place or neither.
-async fn range_pages_hold_while_writers_run<B: Backend>(backend: B, tagged: bool) {
+pub(crate) async fn range_pages_hold_while_writers_run<B: Backend>(backend: B, tagged: bool) {
     let users = accounts_with(&backend, "pages", |b| b.hash_tag(tagged));
     let stable: Vec<(String, Account)> = (0..150)
         .map(|i: i64| {
@@ -306,7 +304,7 @@ async fn range_pages_hold_while_writers_run<B: Backend>(backend: B, tagged: bool
 }
 
 /// `redis-cli` against the server on `port`.
-fn cli(port: u16, args: &[&str]) -> String {
+pub(crate) fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
@@ -315,95 +313,9 @@ fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The store of the report that found repair and unique claims trusting records: equality
-/// `group`, unique `handle`, range `score`, untagged, on one server.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Item {
-    group: String,
-    handle: String,
-    score: i64,
-}
-
-/// Writes around the indexes made with `redis-cli` (`SET` of another entity's bytes, `DEL`):
-/// the stale entries' unique values are free at once, `repair_indexes` removes every stale
-/// entry (seen with `ZRANGE` on the index keys), and the entities' current values are what
-/// queries answer.
-async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
-    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e3")
-        .index(typedkv::Index::equality("group", |i: &Item| {
-            [i.group.clone()]
-        }))
-        .index(typedkv::Index::unique("handle", |i: &Item| {
-            [i.handle.clone()]
-        }))
-        .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
-        .build()
-        .unwrap();
-    let item = |group: &str, handle: &str, score| Item {
-        group: group.into(),
-        handle: handle.into(),
-        score,
-    };
-    items.set("raw3", &item("graw", "hraw3", 3)).await.unwrap();
-    items
-        .set("donor", &item("gdonor", "hdonor", 5))
-        .await
-        .unwrap();
-    items.set("gone", &item("ggone", "hgone", 7)).await.unwrap();
-    let port = redis.port();
-    let donor_bytes = redis.pool().get("e3:donor").await.unwrap().unwrap();
-    let mut set = Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-x",
-            "SET",
-            "e3:raw3",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut set.stdin.take().unwrap(), &donor_bytes).unwrap();
-    assert!(set.wait().unwrap().success());
-    assert_eq!(cli(port, &["DEL", "e3:gone"]), "1");
-    let zrange = |key: &str| cli(port, &["ZRANGE", key, "0", "-1"]);
-    assert!(zrange("e3#ix:group").contains("grawraw3"));
-
-    // hraw3 is free though raw3 still exists: its value no longer gives it.
-    let claimer = item("gclaim", "hraw3", 9);
-    items.set("claimer-hraw3", &claimer).await.unwrap();
-    let found = items.find_one_by("handle", b"hraw3").await.unwrap();
-    assert_eq!(found, Some(("claimer-hraw3".to_owned(), claimer)));
-    // hdonor is taken: donor holds it (raw3 gives it too, but never through the indexes).
-    assert!(matches!(
-        items.set("claimer-hdonor", &item("g", "hdonor", 1)).await,
-        Err(Error::UniqueViolation { .. })
-    ));
-
-    let report = items.repair_indexes().await.unwrap();
-    // raw3's group and score, gone's three entries (raw3's handle went with the claim).
-    assert_eq!(report.removed, 5, "{report:?}");
-    let (groups, handles) = (zrange("e3#ix:group"), zrange("e3#ix:handle"));
-    for stale in ["grawraw3", "ggonegone"] {
-        assert!(!groups.contains(stale), "{groups}");
-    }
-    for stale in ["hgonegone", "hraw3raw3", "hdonorraw3"] {
-        assert!(!handles.contains(stale), "{handles}");
-    }
-    assert_eq!(cli(port, &["EXISTS", "e3#rec:gone"]), "0");
-    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
-    items
-        .set("after-repair", &item("g", "hgone", 1))
-        .await
-        .unwrap();
-}
-
 /// An entity with a 1 s TTL is found before and not after; its index keys and record leave
 /// Redis with it (seen with redis-cli), though nothing touched the store meanwhile.
-async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
+pub(crate) async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
     backend: B,
     port_of: impl Fn(&str) -> u16,
     tagged: bool,
@@ -449,93 +361,4 @@ async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend>(
     }
     assert_eq!(ids_by(&users, "email", "a@x").await, Vec::<String>::new());
     assert_eq!(users.find_one_by("handle", b"ann").await.unwrap(), None);
-}
-
-/// Builds the indexes of 100k entities written by a store without them, and says what it
-/// cost (time, and Redis memory per entity for four indexes).
-async fn rebuild_of_100k_entities(redis: &TestRedis) {
-    let backend = redis.pool();
-    let plain: TypedStore<Account, _> = TypedStore::builder(backend.clone(), "big")
-        .hash_tag(true)
-        .build()
-        .unwrap();
-    let all: Vec<(String, Account)> = (0..100_000)
-        .map(|i: i64| {
-            (
-                i.to_string(),
-                account(
-                    &format!("{}@x", i % 1000),
-                    &format!("h{i}"),
-                    &["t"],
-                    i % 5000,
-                ),
-            )
-        })
-        .collect();
-    for chunk in all.chunks(1000) {
-        let refs: Vec<(&str, &Account)> = chunk.iter().map(|(id, a)| (id.as_str(), a)).collect();
-        plain.set_many(&refs).await.unwrap();
-    }
-    let used = || {
-        cli(redis.port(), &["MEMORY", "STATS"])
-            .lines()
-            .skip_while(|l| *l != "total.allocated")
-            .nth(1)
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let before = used();
-    let users = accounts(&backend, "big");
-    let started = Instant::now();
-    let mut pages = 0;
-    let report = users.rebuild_indexes(&mut |_| pages += 1).await.unwrap();
-    let took = started.elapsed();
-    let per_entity = (used() - before) / 100_000;
-    eprintln!(
-        "rebuild of 100k entities: {took:.2?} ({:.0}/s, {pages} progress reports), {per_entity} bytes of Redis memory per entity for 4 indexes; {report:?}",
-        100_000.0 / took.as_secs_f64()
-    );
-    assert_eq!(report.indexed, 100_000);
-    assert_eq!(users.count_by("email", b"7@x").await.unwrap(), 100);
-    assert_eq!(
-        users
-            .find_one_by("handle", b"h99999")
-            .await
-            .unwrap()
-            .unwrap()
-            .0,
-        "99999"
-    );
-    assert_eq!(users.count_by("tag", b"t").await.unwrap(), 100_000);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_memory() {
-    let backend = typedkv::MemoryBackend::new();
-    indexes_agree_with_a_scan_after_random_writes(backend.clone(), false).await;
-    one_of_64_writers_wins_a_unique_value(backend.clone(), false).await;
-    range_pages_hold_while_writers_run(backend, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_redis() {
-    let redis = TestRedis::start().await;
-    indexes_agree_with_a_scan_after_random_writes(redis.pool(), false).await;
-    one_of_64_writers_wins_a_unique_value(redis.pool(), false).await;
-    range_pages_hold_while_writers_run(redis.pool(), false).await;
-    ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
-    writes_made_with_redis_cli_are_repaired(&redis).await;
-    rebuild_of_100k_entities(&redis).await;
-}
-
-/// Hash-tagged stores on the cluster: each store in one slot, the one atomic script.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster() {
-    let cluster = TestCluster::start().await;
-    indexes_agree_with_a_scan_after_random_writes(cluster.pool(), true).await;
-    one_of_64_writers_wins_a_unique_value(cluster.pool(), true).await;
-    range_pages_hold_while_writers_run(cluster.pool(), true).await;
-    // Every key of the hash-tagged store lives on the master of slot "{ttl}".
-    let master = cluster.master_of("{ttl}").await;
-    ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, true).await;
 }

@@ -2,12 +2,17 @@
 //! conformance suite, then what only a cluster has (batches and scans spanning masters, hash
 //! tags keeping a namespace on one, reads from replicas).
 //!
-//! A cluster takes seconds to start, so this binary starts one and runs everything on it,
-//! flushing it between cases; the failover test (which breaks its cluster) has a binary of
-//! its own.
+//! A cluster takes seconds to start, so the conformance test starts one and runs everything
+//! on it, flushing it between cases; the failover tests (which break their clusters,
+//! `failover.rs`) and indexes under load (`indexes.rs`) start their own.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod failover;
+#[path = "../common/index_load.rs"]
+mod index_load;
+mod indexes;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -74,8 +79,7 @@ async fn the_cache_hears_writes_on_every_master(cluster: &TestCluster) {
     assert_eq!(masters.len(), 3, "the keys span every master");
     // Each write's invalidation comes back to the cache too; one arriving during a fill
     // rightly discards it, so the hits below are counted once all 30 have arrived.
-    typedkv_testkit::eventually(|| async { cache.stats().invalidations >= ids.len() as u64 })
-        .await;
+    typedkv_testkit::eventually(|| async { cache.stats().invalidations >= ids.len() as u64 }).await;
     for id in &ids {
         assert_eq!(cache.get(id).await.unwrap(), Some(1));
     }

@@ -2,10 +2,12 @@
 //! whole conformance suite on the master the sentinels name, then a failover under load.
 //!
 //! The setup takes seconds to start, so this binary starts one per test and runs the suite
-//! on it, flushing the master between cases.
+//! on it, flushing the master between cases. The same over TLS is `tls.rs`.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod tls;
 
 use std::time::Duration;
 

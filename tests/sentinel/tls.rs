@@ -15,6 +15,7 @@ use typedkv_testkit::{TestSentinel, conformance, error_chain, eventually};
 /// must be refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typedkv_on_sentinel_over_tls() {
+    let _turn = crate::SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start_tls().await;
     assert!(
         sentinel
@@ -84,6 +85,7 @@ async fn assert_refused(builder: RedisPoolBuilder<Sentinel>, cause: &str) {
 /// invalidations before and after the switch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_replica_reads_and_the_cache_over_tls() {
+    let _turn = crate::SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start_tls().await;
     let pool = sentinel
         .pool_builder()
@@ -103,7 +105,12 @@ async fn failover_replica_reads_and_the_cache_over_tls() {
     cache.set("cached", &1).await.unwrap();
     assert_eq!(cache.get("cached").await.unwrap(), Some(1));
     // Writes by another client: this process' own stores would evict in process.
-    sentinel.master_store("f").await.set("cached", &2).await.unwrap();
+    sentinel
+        .master_store("f")
+        .await
+        .set("cached", &2)
+        .await
+        .unwrap();
     eventually(|| async { cache.get("cached").await.unwrap() == Some(2) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(2) }).await;
 
@@ -112,7 +119,12 @@ async fn failover_replica_reads_and_the_cache_over_tls() {
         .await;
 
     eventually(|| async { cache.is_tracking() }).await;
-    sentinel.master_store("f").await.set("cached", &3).await.unwrap();
+    sentinel
+        .master_store("f")
+        .await
+        .set("cached", &3)
+        .await
+        .unwrap();
     eventually(|| async { cache.get("cached").await.unwrap() == Some(3) }).await;
     eventually(|| async { from_replicas.get("cached").await.unwrap() == Some(3) }).await;
 }

@@ -1,0 +1,168 @@
+//! Indexes under load on a real redis-server (the shared load cases of
+//! `tests/common/index_load.rs`), writes around the indexes made with `redis-cli`, and a
+//! rebuild of 100k entities.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use typedkv::{Backend, Error, Store, TypedStore};
+use typedkv_testkit::TestRedis;
+use typedkv_testkit::conformance::indexes::{Account, account, accounts};
+
+use crate::index_load::*;
+
+/// The store of the report that found repair and unique claims trusting records: equality
+/// `group`, unique `handle`, range `score`, untagged, on one server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Item {
+    group: String,
+    handle: String,
+    score: i64,
+}
+
+/// Writes around the indexes made with `redis-cli` (`SET` of another entity's bytes, `DEL`):
+/// the stale entries' unique values are free at once, `repair_indexes` removes every stale
+/// entry (seen with `ZRANGE` on the index keys), and the entities' current values are what
+/// queries answer.
+async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e3")
+        .index(typedkv::Index::equality("group", |i: &Item| {
+            [i.group.clone()]
+        }))
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
+        .build()
+        .unwrap();
+    let item = |group: &str, handle: &str, score| Item {
+        group: group.into(),
+        handle: handle.into(),
+        score,
+    };
+    items.set("raw3", &item("graw", "hraw3", 3)).await.unwrap();
+    items
+        .set("donor", &item("gdonor", "hdonor", 5))
+        .await
+        .unwrap();
+    items.set("gone", &item("ggone", "hgone", 7)).await.unwrap();
+    let port = redis.port();
+    let donor_bytes = redis.pool().get("e3:donor").await.unwrap().unwrap();
+    let mut set = Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-x",
+            "SET",
+            "e3:raw3",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut set.stdin.take().unwrap(), &donor_bytes).unwrap();
+    assert!(set.wait().unwrap().success());
+    assert_eq!(cli(port, &["DEL", "e3:gone"]), "1");
+    let zrange = |key: &str| cli(port, &["ZRANGE", key, "0", "-1"]);
+    assert!(zrange("e3#ix:group").contains("grawraw3"));
+
+    // hraw3 is free though raw3 still exists: its value no longer gives it.
+    let claimer = item("gclaim", "hraw3", 9);
+    items.set("claimer-hraw3", &claimer).await.unwrap();
+    let found = items.find_one_by("handle", b"hraw3").await.unwrap();
+    assert_eq!(found, Some(("claimer-hraw3".to_owned(), claimer)));
+    // hdonor is taken: donor holds it (raw3 gives it too, but never through the indexes).
+    assert!(matches!(
+        items.set("claimer-hdonor", &item("g", "hdonor", 1)).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+
+    let report = items.repair_indexes().await.unwrap();
+    // raw3's group and score, gone's three entries (raw3's handle went with the claim).
+    assert_eq!(report.removed, 5, "{report:?}");
+    let (groups, handles) = (zrange("e3#ix:group"), zrange("e3#ix:handle"));
+    for stale in ["grawraw3", "ggonegone"] {
+        assert!(!groups.contains(stale), "{groups}");
+    }
+    for stale in ["hgonegone", "hraw3raw3", "hdonorraw3"] {
+        assert!(!handles.contains(stale), "{handles}");
+    }
+    assert_eq!(cli(port, &["EXISTS", "e3#rec:gone"]), "0");
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
+    items
+        .set("after-repair", &item("g", "hgone", 1))
+        .await
+        .unwrap();
+}
+
+/// Builds the indexes of 100k entities written by a store without them, and says what it
+/// cost (time, and Redis memory per entity for four indexes).
+async fn rebuild_of_100k_entities(redis: &TestRedis) {
+    let backend = redis.pool();
+    let plain: TypedStore<Account, _> = TypedStore::builder(backend.clone(), "big")
+        .hash_tag(true)
+        .build()
+        .unwrap();
+    let all: Vec<(String, Account)> = (0..100_000)
+        .map(|i: i64| {
+            (
+                i.to_string(),
+                account(
+                    &format!("{}@x", i % 1000),
+                    &format!("h{i}"),
+                    &["t"],
+                    i % 5000,
+                ),
+            )
+        })
+        .collect();
+    for chunk in all.chunks(1000) {
+        let refs: Vec<(&str, &Account)> = chunk.iter().map(|(id, a)| (id.as_str(), a)).collect();
+        plain.set_many(&refs).await.unwrap();
+    }
+    let used = || {
+        cli(redis.port(), &["MEMORY", "STATS"])
+            .lines()
+            .skip_while(|l| *l != "total.allocated")
+            .nth(1)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let before = used();
+    let users = accounts(&backend, "big");
+    let started = Instant::now();
+    let mut pages = 0;
+    let report = users.rebuild_indexes(&mut |_| pages += 1).await.unwrap();
+    let took = started.elapsed();
+    let per_entity = (used() - before) / 100_000;
+    eprintln!(
+        "rebuild of 100k entities: {took:.2?} ({:.0}/s, {pages} progress reports), {per_entity} bytes of Redis memory per entity for 4 indexes; {report:?}",
+        100_000.0 / took.as_secs_f64()
+    );
+    assert_eq!(report.indexed, 100_000);
+    assert_eq!(users.count_by("email", b"7@x").await.unwrap(), 100);
+    assert_eq!(
+        users
+            .find_one_by("handle", b"h99999")
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        "99999"
+    );
+    assert_eq!(users.count_by("tag", b"t").await.unwrap(), 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis() {
+    let redis = TestRedis::start().await;
+    let stress = Duration::from_secs(3);
+    indexes_agree_with_a_scan_after_random_writes(redis.pool(), false, stress).await;
+    one_of_64_writers_wins_a_unique_value(redis.pool(), false).await;
+    range_pages_hold_while_writers_run(redis.pool(), false).await;
+    ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
+    writes_made_with_redis_cli_are_repaired(&redis).await;
+    rebuild_of_100k_entities(&redis).await;
+}
