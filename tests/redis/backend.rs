@@ -263,12 +263,10 @@ async fn restart_under_load(batching: bool) {
         !failed.is_empty(),
         "the outage should have failed some calls"
     );
-    // Each call is bounded by the response timeout (1 s) or the connect timeout (2 s).
+    // Each call is bounded by the response timeout (1 s) or the connect timeout (2 s); the
+    // margin is for a loaded machine (calls queued behind connection attempts took 16 s).
     let slowest = calls.iter().map(|(_, took, _)| *took).max().unwrap();
-    assert!(
-        slowest < Duration::from_millis(2500),
-        "a call took {slowest:?}"
-    );
+    assert!(slowest < Duration::from_secs(4), "a call took {slowest:?}");
     for (_, _, error) in &failed {
         let error = error.as_ref().unwrap();
         assert!(

@@ -14,9 +14,10 @@ use typedkv_testkit::TestRedis;
 use typedkv_testkit::conformance::values::{Profile, profile};
 use typedkv_testkit::foreign_keys::set_as_another_program;
 
-/// How long an invalidation may take to arrive before a test gives up (typically < 1 ms on
-/// loopback).
-const DEADLINE: Duration = Duration::from_secs(1);
+/// How long an invalidation may take to arrive before a test gives up: typically < 1 ms on
+/// loopback; generous, since a test that waits on an event costs nothing more when it is
+/// met early, and a loaded 2-core machine can stall a thread for a while.
+const DEADLINE: Duration = Duration::from_secs(5);
 
 fn users(pool: &RedisPool) -> RedisStore<Profile> {
     RedisStore::builder(pool.clone(), "user").build().unwrap()
@@ -365,17 +366,19 @@ async fn fail_safe_reads_answer_the_last_value_while_the_server_hangs() {
     // `get` never answers stale values: it reports the error.
     assert!(cache.get("1").await.unwrap_err().is_timeout());
 
+    // `SoftTimeout`, not `Failed`: answered before the read's 200 ms response timeout
+    // ended it. (The elapsed bound only catches a hang: timers run late on a loaded machine.)
     let started = Instant::now();
     let read = soft.get_fail_safe("1").await.unwrap().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(matches!(
         read.stale.unwrap().because,
         StaleBecause::SoftTimeout(_)
     ));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(*read.value, profile(1));
 
     // Past the bound: the error.
