@@ -341,3 +341,16 @@ async fn passwords_never_appear_in_cluster_errors_or_debug(cluster: &TestCluster
     assert!(!shown.contains("s3cret-pw"), "{shown}");
     assert_eq!(err.key(), Some("user:1"));
 }
+
+/// The stampede case that once flaked on a loaded machine, 50 times on one cluster: run it
+/// beside a load (`stress-ng --cpu 2`) with
+/// `cargo test -p typedkv-tests --test cluster -- --ignored stampede`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "50 rounds of the stampede on a cluster: run on demand, under load"]
+async fn stampede_50_times() {
+    let cluster = TestCluster::start().await;
+    for _ in 0..50 {
+        let fixture = cluster.fixture().await;
+        conformance::get_or_insert_with_shares_errors_without_caching(fixture.backend()).await;
+    }
+}

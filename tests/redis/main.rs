@@ -15,7 +15,6 @@ mod indexes;
 mod interop;
 mod limits;
 mod passwords;
-mod telemetry;
 mod tls;
 
 typedkv_testkit::conformance_tests!(

@@ -2,7 +2,8 @@
 //! and size (ids only when opted in), a warning event for undecodable
 //! values, `metrics` counts and latencies per operation and outcome, and pool gauges.
 //!
-//! This binary installs a global metrics recorder, so it holds only this one test.
+//! This binary installs a process-wide metrics recorder and tracing dispatcher, so it holds
+//! only this one test.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
