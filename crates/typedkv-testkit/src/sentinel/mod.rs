@@ -341,7 +341,69 @@ impl TestSentinel {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("no replica of port {port} was promoted within {limit:?}")
+        let views = self.sentinel_views().await;
+        panic!(
+            "no replica of port {port} was promoted within {limit:?}; the sentinels say:\n{views}"
+        )
+    }
+
+    /// What each sentinel says of the master (flags, failover state) and of the replicas
+    /// (flags, link down time, age of their INFO): why a failover did not happen, for a
+    /// test's failure message.
+    async fn sentinel_views(&self) -> String {
+        const FIELDS: [&str; 7] = [
+            "name",
+            "flags",
+            "failover-state",
+            "master-link-down-time",
+            "info-refresh",
+            "role-reported",
+            "slave-priority",
+        ];
+        let mut views = String::new();
+        for port in self.sentinel_ports() {
+            views.push_str(&format!("sentinel {port}:\n"));
+            let Ok(mut sentinel) = self.try_connection(port).await else {
+                views.push_str("  unreachable\n");
+                continue;
+            };
+            for what in ["MASTER", "REPLICAS"] {
+                let reply: redis::RedisResult<redis::Value> = redis::cmd("SENTINEL")
+                    .arg(what)
+                    .arg(MASTER_NAME)
+                    .query_async(&mut sentinel)
+                    .await;
+                let nodes = match reply {
+                    Ok(redis::Value::Array(nodes)) if what == "REPLICAS" => nodes,
+                    Ok(node) => vec![node],
+                    Err(e) => {
+                        views.push_str(&format!("  {what}: {e}\n"));
+                        continue;
+                    }
+                };
+                for node in nodes {
+                    let fields = match node {
+                        redis::Value::Array(fields) => fields,
+                        redis::Value::Map(pairs) => {
+                            pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let text = |v: &redis::Value| match v {
+                        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        redis::Value::SimpleString(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    let shown: Vec<String> = fields
+                        .chunks(2)
+                        .filter(|pair| pair.len() == 2 && FIELDS.contains(&text(&pair[0]).as_str()))
+                        .map(|pair| format!("{}={}", text(&pair[0]), text(&pair[1])))
+                        .collect();
+                    views.push_str(&format!("  {}\n", shown.join(" ")));
+                }
+            }
+        }
+        views
     }
 
     /// Waits until every sentinel knows both replicas and the two other sentinels; `false`
