@@ -11,11 +11,13 @@ mod at_rest_cases;
 mod cache_cases;
 mod cases;
 mod chart;
+mod coalescer;
 mod counting_alloc;
 mod index_cases;
 mod measure;
 mod payload;
 mod peer_cases;
+mod probe;
 mod report;
 
 use std::process::ExitCode;
@@ -125,7 +127,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     }
     if args.runs("peer") {
         // Connected only now: other runs open no connections of the peers.
-        let peers = peer_cases::Peers::connect(&url, args.shared_connections).await?;
+        let peers = peer_cases::Peers::connect(&url, args.shared_connections, !shared).await?;
         for op in [peer_cases::Op::Get, peer_cases::Op::Set] {
             bench
                 .peers(&peers, op)

@@ -21,8 +21,10 @@ use typedkv_testkit::TestCluster;
 
 use crate::args::Args;
 use crate::cases::{Bench, MAX_TASKS, PREFIX, all_ids, raw_key};
+use crate::coalescer::Coalescer;
 use crate::measure::{BenchResult, Compared, median};
 use crate::payload::{BenchUser, raw_decode, raw_encode, sample};
+use crate::probe::{MAX_STEAL, Probe, Usage};
 use crate::report::Row;
 
 /// Concurrent tasks of the peer cases on one server.
@@ -184,6 +186,32 @@ where
     })
 }
 
+/// `op` by the lean coalescer (`coalescer.rs`), with hand-written keys and bincode.
+fn lean(
+    name: &'static str,
+    op: Op,
+    coalescer: Coalescer,
+    ids: Arc<Ids>,
+    value: BenchUser,
+) -> Contender {
+    contender(name, move |task, deadline| {
+        let (coalescer, ids, value) = (coalescer.clone(), Arc::clone(&ids), value.clone());
+        async move {
+            timed_until!(deadline, |i| async {
+                let key = raw_key(ids.of(task, i));
+                match op {
+                    Op::Get => {
+                        let found = coalescer.get(key).await?;
+                        raw_decode(&found.ok_or("lean get: a key is missing")?)?;
+                    }
+                    Op::Set => coalescer.set(key, raw_encode(&value)?).await?,
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
 /// The peers' connections to the bench's server: fred's client and pool, redis-rs'
 /// `ConnectionManager` (its reconnecting multiplexed connection, which typedkv's shared
 /// lanes would otherwise be replaced by), and the typed store on a pool that batches.
@@ -192,13 +220,20 @@ pub(crate) struct Peers {
     pool: Pool,
     manager: redis::aio::ConnectionManager,
     batched: RedisStore<BenchUser>,
+    lean: Coalescer,
+    probe: Probe,
 }
 
 impl Peers {
     /// Connects fred's client, a pool of [`FRED_POOL`] fred clients (fred's default
-    /// settings: commands pipelined), a `ConnectionManager` and a batching `RedisPool` (with
-    /// `shared_connections`, as the bench's own) to `url`.
-    pub(crate) async fn connect(url: &str, shared_connections: usize) -> BenchResult<Peers> {
+    /// settings: commands pipelined), a `ConnectionManager`, a batching `RedisPool` (with
+    /// `shared_connections`, as the bench's own) and the lean coalescer to `url`, and a probe
+    /// of the server (`local`: it runs on this machine).
+    pub(crate) async fn connect(
+        url: &str,
+        shared_connections: usize,
+        local: bool,
+    ) -> BenchResult<Peers> {
         let builder = Builder::from_config(Config::from_url(url)?);
         let client = builder.build()?;
         client.init().await?;
@@ -210,28 +245,45 @@ impl Peers {
             .batching(true)
             .build()?;
         batching.ping().await?;
+        let redis = redis::Client::open(url)?;
+        let lean = Coalescer::start(redis.get_multiplexed_async_connection().await?);
+        let probe = Probe::new(redis.get_multiplexed_async_connection().await?, local).await?;
         Ok(Peers {
             client,
             pool,
             manager,
             batched: RedisStore::builder(batching, PREFIX).build()?,
+            lean,
+            probe,
         })
     }
 }
 
-/// Rates (ops/s) of every contender, one per round, and every call's latency if kept.
+/// Rates (ops/s) of every contender, one per kept round, every call's latency if kept, and
+/// what the probe saw: per contender, its calls and usage summed over the kept rounds.
 struct Runs {
     rates: Vec<Vec<f64>>,
     latencies: Vec<Vec<u32>>,
+    usage: Vec<(u64, Usage)>,
+    /// Rounds dropped for steal above [`MAX_STEAL`].
+    dropped: usize,
 }
 
-/// `tasks` tasks of `run` for `duration`: ops/s; the calls' latencies go to `keep`.
+/// One measured slice of one contender.
+struct Slice {
+    rate: f64,
+    calls: u64,
+    latencies: Vec<u32>,
+    usage: Option<Usage>,
+}
+
+/// `tasks` tasks of `run` for `duration`: ops/s and calls; the calls' latencies go to `keep`.
 async fn run_tasks(
     run: &Runner,
     tasks: usize,
     duration: Duration,
     mut keep: Option<&mut Vec<u32>>,
-) -> BenchResult<f64> {
+) -> BenchResult<(f64, u64)> {
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..tasks)
@@ -245,25 +297,82 @@ async fn run_tasks(
             kept.extend_from_slice(&done.latencies);
         }
     }
-    Ok(calls as f64 / started.elapsed().as_secs_f64())
+    Ok((calls as f64 / started.elapsed().as_secs_f64(), calls))
 }
 
 /// Every contender with `tasks` tasks, in `args.rounds` rounds that rotate who goes first;
-/// each measured slice follows a discarded warm-up of a quarter slice.
-async fn interleaved(contenders: &[Contender], tasks: usize, args: &Args) -> BenchResult<Runs> {
+/// each measured slice follows a discarded warm-up of a quarter slice. With a probe, a round
+/// in which any slice saw steal above [`MAX_STEAL`] is dropped (and reported on stderr),
+/// unless every round was.
+async fn interleaved(
+    contenders: &[Contender],
+    tasks: usize,
+    args: &Args,
+    probe: Option<&Probe>,
+) -> BenchResult<Runs> {
     let slice = args.slice();
-    let mut runs = Runs {
-        rates: vec![Vec::new(); contenders.len()],
-        latencies: vec![Vec::new(); contenders.len()],
-    };
+    let mut rounds: Vec<Vec<Slice>> = Vec::new();
     for round in 0..args.rounds {
+        let mut slices: Vec<Option<Slice>> = (0..contenders.len()).map(|_| None).collect();
         for k in 0..contenders.len() {
             let c = (round + k) % contenders.len();
             let run = &contenders[c].run;
             run_tasks(run, tasks, slice / 4, None).await?;
-            let keep = (tasks == LATENCY_TASKS).then_some(&mut runs.latencies[c]);
-            runs.rates[c].push(run_tasks(run, tasks, slice, keep).await?);
+            let mut latencies = Vec::new();
+            let keep = (tasks == LATENCY_TASKS).then_some(&mut latencies);
+            let before = match probe {
+                Some(probe) => Some(probe.snapshot().await),
+                None => None,
+            };
+            let (rate, calls) = run_tasks(run, tasks, slice, keep).await?;
+            let usage = match (probe, before) {
+                (Some(probe), Some(before)) => Some(before.until(&probe.snapshot().await)),
+                _ => None,
+            };
+            slices[c] = Some(Slice {
+                rate,
+                calls,
+                latencies,
+                usage,
+            });
         }
+        rounds.push(slices.into_iter().flatten().collect());
+    }
+    let steal = |round: &[Slice]| {
+        round
+            .iter()
+            .filter_map(|s| s.usage.map(|u| u.steal))
+            .fold(0.0, f64::max)
+    };
+    let calm = rounds.iter().filter(|r| steal(r) <= MAX_STEAL).count();
+    let mut runs = Runs {
+        rates: vec![Vec::new(); contenders.len()],
+        latencies: vec![Vec::new(); contenders.len()],
+        usage: vec![(0, Usage::default()); contenders.len()],
+        dropped: 0,
+    };
+    for (index, round) in rounds.into_iter().enumerate() {
+        let stolen = steal(&round);
+        if calm > 0 && stolen > MAX_STEAL {
+            eprintln!(
+                "  {tasks} tasks, round {index}: dropped, steal {:.0}%",
+                stolen * 100.0
+            );
+            runs.dropped += 1;
+            continue;
+        }
+        for (c, slice) in round.into_iter().enumerate() {
+            runs.rates[c].push(slice.rate);
+            runs.latencies[c].extend(slice.latencies);
+            if let Some(usage) = slice.usage {
+                let (calls, sum) = &mut runs.usage[c];
+                *calls += slice.calls;
+                *sum = sum.plus(&usage);
+            }
+        }
+    }
+    if calm == 0 && probe.is_some() {
+        eprintln!("  {tasks} tasks: every round saw steal above {MAX_STEAL}; kept them all");
     }
     Ok(runs)
 }
@@ -286,17 +395,28 @@ fn leak(name: String) -> &'static str {
 /// Measures `contenders` (the first is the reference) at each of `task_counts`: a row per
 /// other contender, `"{prefix} {op} {name}"`, its rate against the reference's (the median
 /// of per-round ratios); at 64 tasks, `"p50 ..."` and `"p99 ..."` rows of every contender's
-/// latency per call against the reference's.
+/// latency per call against the reference's, and with a probe, `"cpu ..."` rows: client and
+/// server CPU per call (µs), commands per server read, and the highest steal of a kept round.
 async fn measure(
     prefix: &str,
     op: Op,
     contenders: &[Contender],
     task_counts: &[usize],
     args: &Args,
+    probe: Option<&Probe>,
 ) -> BenchResult<Vec<Row>> {
     let mut rows = Vec::new();
     for &tasks in task_counts {
-        let mut runs = interleaved(contenders, tasks, args).await?;
+        let mut runs = interleaved(contenders, tasks, args, probe).await?;
+        if runs.dropped > 0 {
+            let name = leak(format!("{prefix} {} rounds dropped for steal", op.name()));
+            rows.push(Row::typed_only_at(
+                name,
+                tasks,
+                runs.dropped as f64,
+                "rounds",
+            ));
+        }
         let reference = runs.rates[0].clone();
         for (c, contender) in contenders.iter().enumerate().skip(1) {
             let ratios = runs.rates[c]
@@ -321,9 +441,51 @@ async fn measure(
                     rows.push(Row::pair_at(leak(name), tasks, value, reference, "µs/call"));
                 }
             }
+            if probe.is_some() {
+                rows.extend(cpu_rows(prefix, op, contenders, &runs, tasks));
+            }
         }
     }
     Ok(rows)
+}
+
+/// The probe's rows of every contender, the first being the reference of the ratios.
+fn cpu_rows(prefix: &str, op: Op, contenders: &[Contender], runs: &Runs, tasks: usize) -> Vec<Row> {
+    let per_call = |c: usize, of: fn(&Usage) -> f64| {
+        let (calls, usage) = &runs.usage[c];
+        of(usage) / *calls as f64
+    };
+    let figures: [(&str, fn(&Usage) -> f64, bool, &'static str); 4] = [
+        ("client", |u| u.client_us, true, "µs/call"),
+        ("server", |u| u.server_us, true, "µs/call"),
+        (
+            "commands per read",
+            Usage::commands_per_read,
+            false,
+            "commands",
+        ),
+        ("steal", |u| u.steal * 100.0, false, "%"),
+    ];
+    let mut rows = Vec::new();
+    for (figure, of, divide, unit) in figures {
+        let value = |c: usize| {
+            if divide {
+                per_call(c, of)
+            } else {
+                of(&runs.usage[c].1)
+            }
+        };
+        let reference = value(0);
+        for (c, contender) in contenders.iter().enumerate() {
+            let name = leak(format!(
+                "cpu {prefix} {} {} {figure}",
+                op.name(),
+                contender.name
+            ));
+            rows.push(Row::pair_at(name, tasks, value(c), reference, unit));
+        }
+    }
+    rows
 }
 
 impl Bench {
@@ -367,9 +529,17 @@ impl Bench {
                 Arc::clone(&ids),
                 value.clone(),
             ),
-            fred("fred pool4", op, peers.pool.clone(), ids, value),
+            fred(
+                "fred pool4",
+                op,
+                peers.pool.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            lean("lean coalescer", op, peers.lean.clone(), ids, value),
         ];
-        measure("peer", op, &contenders, &PEER_TASKS, &self.args).await
+        let probe = Some(&peers.probe);
+        measure("peer", op, &contenders, &PEER_TASKS, &self.args, probe).await
     }
 }
 
@@ -422,7 +592,7 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
             ),
             fred("fred", op, client.clone(), Arc::clone(&ids), value.clone()),
         ];
-        rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args).await?);
+        rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args, None).await?);
     }
     let cached = typedkv::CachedStore::builder(store).build().await?;
     let ns = crate::cache_cases::hot_get_ns(&cached, &ids.0[0][0], args).await?;
