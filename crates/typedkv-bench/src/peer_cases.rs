@@ -449,40 +449,64 @@ async fn measure(
     Ok(rows)
 }
 
+/// One figure of the probe: its row label, how to read it from a [`Usage`], whether it is
+/// divided by the number of calls, and its unit.
+struct Figure {
+    label: &'static str,
+    of: fn(&Usage) -> f64,
+    per_call: bool,
+    unit: &'static str,
+}
+
+const FIGURES: [Figure; 4] = [
+    Figure {
+        label: "client",
+        of: |u| u.client_us,
+        per_call: true,
+        unit: "µs/call",
+    },
+    Figure {
+        label: "server",
+        of: |u| u.server_us,
+        per_call: true,
+        unit: "µs/call",
+    },
+    Figure {
+        label: "commands per read",
+        of: Usage::commands_per_read,
+        per_call: false,
+        unit: "commands",
+    },
+    Figure {
+        label: "steal",
+        of: |u| u.steal * 100.0,
+        per_call: false,
+        unit: "%",
+    },
+];
+
 /// The probe's rows of every contender, the first being the reference of the ratios.
 fn cpu_rows(prefix: &str, op: Op, contenders: &[Contender], runs: &Runs, tasks: usize) -> Vec<Row> {
-    let per_call = |c: usize, of: fn(&Usage) -> f64| {
-        let (calls, usage) = &runs.usage[c];
-        of(usage) / *calls as f64
-    };
-    let figures: [(&str, fn(&Usage) -> f64, bool, &'static str); 4] = [
-        ("client", |u| u.client_us, true, "µs/call"),
-        ("server", |u| u.server_us, true, "µs/call"),
-        (
-            "commands per read",
-            Usage::commands_per_read,
-            false,
-            "commands",
-        ),
-        ("steal", |u| u.steal * 100.0, false, "%"),
-    ];
     let mut rows = Vec::new();
-    for (figure, of, divide, unit) in figures {
+    for figure in &FIGURES {
         let value = |c: usize| {
-            if divide {
-                per_call(c, of)
+            let (calls, usage) = &runs.usage[c];
+            let total = (figure.of)(usage);
+            if figure.per_call {
+                total / *calls as f64
             } else {
-                of(&runs.usage[c].1)
+                total
             }
         };
         let reference = value(0);
         for (c, contender) in contenders.iter().enumerate() {
             let name = leak(format!(
-                "cpu {prefix} {} {} {figure}",
+                "cpu {prefix} {} {} {}",
                 op.name(),
-                contender.name
+                contender.name,
+                figure.label
             ));
-            rows.push(Row::pair_at(name, tasks, value(c), reference, unit));
+            rows.push(Row::pair_at(name, tasks, value(c), reference, figure.unit));
         }
     }
     rows
