@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
+use futures::{FutureExt, TryStreamExt};
 use redis::AsyncCommands;
 use typedkv::codec::{Bincode, Codec};
 use typedkv::envelope::HEADER_LEN;
@@ -98,9 +98,23 @@ async fn a_list_at_the_key_is_a_wrongtype_error() {
     assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
     assert_eq!(err.key(), Some("user:listy"));
     assert!(err.to_string().contains("user:listy"), "{err}");
-    // exists/ttl work on any type; MGET reads other types as nil (documented on get_many).
+    // exists/ttl work on any type; get_many keeps get's rule although MGET reads a list as
+    // nil, and still reads what is there and what is not around it.
     assert!(store.exists("listy").await.unwrap());
-    assert_eq!(store.get_many(&["listy"]).await.unwrap(), vec![None]);
+    store.set("here", &profile(3)).await.unwrap();
+    let err = store
+        .get_many(&["here", "listy", "absent"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
+    assert_eq!(err.key(), Some("user:listy"));
+    assert_eq!(
+        store.get_many(&["here", "absent"]).await.unwrap(),
+        vec![Some(profile(3)), None]
+    );
+    // A scan skips it: it is no value of the store.
+    let scanned: Vec<_> = store.scan().try_collect().await.unwrap();
+    assert_eq!(scanned, vec![("here".to_owned(), profile(3))]);
     // SET replaces a key of any type, as Redis does.
     store.set("listy", &profile(1)).await.unwrap();
     assert_eq!(store.get("listy").await.unwrap(), Some(profile(1)));

@@ -292,3 +292,74 @@ async fn a_hung_server_bounds_every_batched_call() {
     store.set("1", &profile(1)).await.unwrap();
     assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
 }
+
+/// A hung server (SIGSTOP) while full batches are in flight: the first 64 calls hold the
+/// slots until their timeouts free them; the 1,100 calls made meanwhile then go out as
+/// batches of 512 `GET`s (one `MGET` each) to the stopped server. Each ends with its own
+/// timeout, counted from its own start, though no call has a timer of its own: the batch
+/// task answers each at its deadline. After the server resumes, the pool works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_bounds_every_call_of_a_full_batch() {
+    const LATE: usize = 1100;
+    let server = TestRedis::start().await;
+    let store = batching_store(&server).await;
+    store.set("1", &profile(1)).await.unwrap();
+    let mut raw = server.raw_connection().await;
+    let mgets_before = mget_calls(&mut raw).await;
+
+    let timed_get = |store: Arc<RedisStore<Profile>>| async move {
+        let started = Instant::now();
+        let result = store.get("1").await;
+        (started.elapsed(), result)
+    };
+    server.signal("-STOP");
+    let first: Vec<_> = (0..64)
+        .map(|_| tokio::spawn(timed_get(Arc::clone(&store))))
+        .collect();
+    // Not a schedule the assertions rely on: each call's bound holds whenever it starts.
+    // Starting the late calls midway through the first calls' timeout makes them queue
+    // behind the held slots and go out together once those free.
+    tokio::time::sleep(RESPONSE / 2).await;
+    let late: Vec<_> = (0..LATE)
+        .map(|_| tokio::spawn(timed_get(Arc::clone(&store))))
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in first.into_iter().chain(late) {
+        outcomes.push(call.await.unwrap());
+    }
+    server.signal("-CONT");
+
+    for (waited, result) in outcomes {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout { waited: Waited::Reply, timeout, .. } if *timeout == RESPONSE),
+            "{err:?}"
+        );
+        assert_eq!(err.key(), Some("user:1"), "{err}");
+        // Margin for 1,164 tasks woken at once on two loaded cores.
+        assert!(
+            waited >= RESPONSE && waited <= RESPONSE.mul_f64(1.5),
+            "{waited:?} for {err}"
+        );
+    }
+    assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
+    // The late calls went out coalesced (the server read them when it resumed).
+    let mgets = mget_calls(&mut raw).await - mgets_before;
+    assert!(
+        (1..=8).contains(&mgets),
+        "{mgets} MGETs carried the late calls"
+    );
+}
+
+/// How many `MGET`s the server has run.
+async fn mget_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_mget:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}

@@ -8,7 +8,8 @@ use redis::aio::ConnectionLike;
 use typedkv::{Backend, DecodeProblem, Error, Store, TypedStore};
 
 /// Issue 13, point 4: beside 5 good values, `a:\xff\xfe` (a string key whose id is not
-/// UTF-8) and `a:list` (a list). `scan` and `scan_ids` yield the 5 and one decode error
+/// UTF-8) and `a:list` (a list). `get` and `get_many` of the list are `WRONGTYPE` naming
+/// it. `scan` and `scan_ids` yield the 5 and one decode error
 /// naming the odd key, and go on; `count` counts 6 string keys; `clear` removes those 6 and
 /// leaves the list, which is no value of a store.
 pub async fn scans_survive_keys_of_other_programs<B: Backend, C: ConnectionLike + Send>(
@@ -32,6 +33,21 @@ pub async fn scans_survive_keys_of_other_programs<B: Backend, C: ConnectionLike 
         .query_async(raw)
         .await
         .unwrap();
+
+    // One rule for a key of another type, though `MGET` reads it as nil: `WRONGTYPE`
+    // naming it, from `get` and `get_many` alike.
+    for err in [
+        store.get("list").await.unwrap_err(),
+        store.get_many(&["0", "list", "9"]).await.unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
+        assert_eq!(err.key(), Some("a:list"), "{err:?}");
+    }
+    assert_eq!(
+        store.get_many(&["0", "9"]).await.unwrap(),
+        [Some(0), None],
+        "misses beside a hit"
+    );
 
     let items: Vec<typedkv::Result<(String, u64)>> = store.scan().collect().await;
     let mut ids: Vec<String> = items

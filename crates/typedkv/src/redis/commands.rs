@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
 
+use super::batching::Plain;
 use super::errors::unexpected;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
@@ -190,7 +191,7 @@ where
     W: Pooled + From<Object<M>>,
 {
     pub(crate) async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Bytes>> {
-        self.single(key, on_key("GET", key), Resend::Safe).await
+        self.single(key, Plain::Get(key), Resend::Safe).await
     }
 
     pub(crate) async fn set(
@@ -199,6 +200,13 @@ where
         value: Bytes,
         write: Write,
     ) -> Result<bool> {
+        if write.condition == Condition::Always && write.expiry == WriteExpiry::Never {
+            // What `MSET` does, so a batch can carry it in one.
+            let () = self
+                .single(key, Plain::Set(key, value), Resend::Never)
+                .await?;
+            return Ok(true);
+        }
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(key).arg(value);
         match write.condition {
@@ -212,27 +220,29 @@ where
         }
         expiry_args(&mut cmd, write.expiry);
         // OK when written, nil when the NX/XX condition was not met.
-        let reply: Value = self.single(key, cmd, Resend::Never).await?;
+        let reply: Value = self.single(key, Plain::Cmd(cmd), Resend::Never).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
     pub(crate) async fn delete(self: &Arc<Self>, key: &str) -> Result<bool> {
         // UNLINK frees large values off Redis' main thread.
         let removed: u64 = self
-            .single(key, on_key("UNLINK", key), Resend::Never)
+            .single(key, Plain::Cmd(on_key("UNLINK", key)), Resend::Never)
             .await?;
         Ok(removed > 0)
     }
 
     pub(crate) async fn exists(self: &Arc<Self>, key: &str) -> Result<bool> {
         let found: u64 = self
-            .single(key, on_key("EXISTS", key), Resend::Safe)
+            .single(key, Plain::Cmd(on_key("EXISTS", key)), Resend::Safe)
             .await?;
         Ok(found > 0)
     }
 
     pub(crate) async fn ttl(self: &Arc<Self>, key: &str) -> Result<Option<Expiry>> {
-        let ms: i64 = self.single(key, on_key("PTTL", key), Resend::Safe).await?;
+        let ms: i64 = self
+            .single(key, Plain::Cmd(on_key("PTTL", key)), Resend::Safe)
+            .await?;
         Ok(expiry_of_pttl(ms))
     }
 }

@@ -97,10 +97,13 @@ where
     /// when it expires in `d`.
     async fn ttl(&self, id: &str) -> Result<Option<Expiry>>;
 
-    /// The values of `ids`, in the same order, `None` where there is none. One round trip.
+    /// The values of `ids`, in the same order, `None` where there is none. One round trip
+    /// when every id has a value; the ids without one are read again (one more round trip),
+    /// because Redis' `MGET` reads a key of another Redis type as nil where `GET` refuses it.
     ///
-    /// If any stored value cannot be decoded the whole call fails with an error naming that
-    /// key.
+    /// If any stored value cannot be decoded, or a key holds another Redis type (an
+    /// [`Error::Refused`](crate::Error::Refused) with code `WRONGTYPE`, as from
+    /// [`get`](Store::get)), the whole call fails with an error naming that key.
     async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<T>>>;
 
     /// Atomic read-modify-write of `id`: calls `f` with the current value (`None` if absent)

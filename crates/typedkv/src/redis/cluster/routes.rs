@@ -20,7 +20,7 @@ use ::redis::{Arg, Cmd, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
-use crate::redis::batching::{BatchConnection, Sent};
+use crate::redis::batching::{BatchConnection, Call, Sent};
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -135,7 +135,9 @@ fn redirected(error: &::redis::ServerError) -> bool {
 impl BatchConnection for ClusterConnection {
     type Routes = SlotOwners;
 
-    async fn send_batch(&mut self, cmds: Vec<Cmd>, routes: &SlotOwners) -> Vec<Sent> {
+    /// Every call as its own command: `MGET`/`MSET` need all keys in one slot.
+    async fn send_batch(&mut self, calls: Vec<Call>, routes: &SlotOwners) -> Vec<Sent> {
+        let cmds: Vec<Cmd> = calls.into_iter().map(Call::into_cmd).collect();
         let owners = owners(self, routes).await;
         // Commands by owner (or, for a slot nobody is known to own, by slot), in order.
         let mut parts: HashMap<u32, Vec<usize>> = HashMap::new();

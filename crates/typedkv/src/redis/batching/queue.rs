@@ -1,0 +1,332 @@
+//! The batcher of one pool: how many of its batches (or lone calls) are in flight, the
+//! channel its queued calls wait in, and the dispatcher task that drains that channel into
+//! batches whenever a slot is free.
+//!
+//! The hot path takes no lock: a lone call claims a slot with one compare-and-swap of the
+//! in-flight count; a queued call is one increment and one message on an unbounded channel.
+//! The dispatcher holds the only timer of the queue (the earliest deadline of the calls it
+//! holds), and each batch task one more (the earliest deadline of its calls): no call has a
+//! timer of its own, yet each ends by its own deadline.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::calls::{Call, Sent};
+
+/// Batches (or lone calls) in flight at once per pool. Two keep the connection busy while the
+/// client hands out one batch's replies; more only make the batches smaller (measured at
+/// 1, 2, 4, 8, 16 and 32: see BENCHMARKS.md).
+pub(super) const MAX_IN_FLIGHT: usize = 2;
+
+/// Most calls in one batch.
+pub(super) const MAX_BATCH: usize = 512;
+
+/// Most calls queued at once; beyond that, calls go out on their own, as with batching off,
+/// so memory stays bounded.
+const MAX_QUEUED: usize = 4 * MAX_BATCH;
+
+/// A call waiting for a batch, and where its caller waits for what became of it.
+pub(super) struct Queued {
+    pub(super) call: Call,
+    pub(super) reply: oneshot::Sender<Sent>,
+    /// When the caller's response timeout runs out (`None`: no timeout).
+    pub(super) deadline: Option<Instant>,
+}
+
+impl Queued {
+    /// Whether nobody waits for this call any more (its caller dropped its future).
+    pub(super) fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    /// Whether its deadline has passed at `now`.
+    pub(super) fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| deadline <= now)
+    }
+}
+
+/// The earliest deadline of `calls`.
+pub(super) fn earliest(calls: &[Queued]) -> Option<Instant> {
+    calls.iter().filter_map(|queued| queued.deadline).min()
+}
+
+/// Answers, and removes, every call of `calls` whose deadline has passed or whose caller
+/// left; returns how many were removed.
+pub(super) fn expire(calls: &mut Vec<Queued>) -> usize {
+    let now = Instant::now();
+    let before = calls.len();
+    calls.retain_mut(|queued| {
+        if queued.abandoned() {
+            return false;
+        }
+        if queued.expired(now) {
+            replace_sender(&mut queued.reply).send(Sent::TimedOut).ok();
+            return false;
+        }
+        true
+    });
+    before - calls.len()
+}
+
+/// Takes a one-shot sender out of a call that is about to be dropped.
+fn replace_sender(reply: &mut oneshot::Sender<Sent>) -> oneshot::Sender<Sent> {
+    std::mem::replace(reply, oneshot::channel().0)
+}
+
+/// The batcher of a pool (`R`: what its connection keeps to route batches, see
+/// `BatchConnection::Routes`).
+pub(crate) struct Batcher<R> {
+    /// Lone calls and batches in flight.
+    in_flight: AtomicUsize,
+    /// Calls queued and not yet sent: in the channel or held by the dispatcher.
+    queued: AtomicUsize,
+    /// Signalled when a slot frees while calls are queued.
+    slot_freed: Notify,
+    /// The dispatcher's channel; replaced if its dispatcher ended with its runtime.
+    queue: ArcSwapOption<mpsc::UnboundedSender<Queued>>,
+    /// Serializes starting a dispatcher (rare: the first queued call, or after a runtime
+    /// ended), never taken on the hot path.
+    starting: Mutex<()>,
+    pub(crate) routes: R,
+}
+
+impl<R: Default> Default for Batcher<R> {
+    fn default() -> Self {
+        Batcher {
+            in_flight: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            slot_freed: Notify::new(),
+            queue: ArcSwapOption::empty(),
+            starting: Mutex::new(()),
+            routes: R::default(),
+        }
+    }
+}
+
+/// How a dispatcher gets at its pool's batcher and sends a batch: implemented by the pool's
+/// `Shared`, which the dispatcher holds weakly (the pool's last handle ends it).
+pub(super) trait Dispatch: Send + Sync + 'static {
+    type Routes: Send + Sync + 'static;
+
+    fn batcher(&self) -> Option<&Batcher<Self::Routes>>;
+
+    /// Sends `batch` and answers its callers, holding a slot, which it frees at the end.
+    fn send(self: Arc<Self>, batch: Vec<Queued>);
+}
+
+impl<R> Batcher<R> {
+    /// Claims a slot for a lone call if one is free and nobody is queued (queued calls go
+    /// first).
+    pub(super) fn try_direct(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0 && self.claim()
+    }
+
+    /// Claims a slot if fewer than [`MAX_IN_FLIGHT`] are taken.
+    fn claim(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < MAX_IN_FLIGHT).then_some(taken + 1)
+            })
+            .is_ok()
+    }
+
+    /// Frees a slot, and wakes the dispatcher if calls wait for one.
+    pub(super) fn release(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.queued.load(Ordering::Acquire) > 0 {
+            self.slot_freed.notify_one();
+        }
+    }
+
+    /// Calls taken out of the queue for good (sent, answered or abandoned).
+    fn taken(&self, count: usize) {
+        self.queued.fetch_sub(count, Ordering::AcqRel);
+    }
+}
+
+impl<R: Send + Sync + 'static> Batcher<R> {
+    /// Queues `call` for the next batch of `pool`'s dispatcher: where its outcome will
+    /// arrive, or the call back if it must go out alone (the queue is full, or there is no
+    /// runtime to run a dispatcher on).
+    pub(super) fn enqueue<D: Dispatch<Routes = R>>(
+        &self,
+        pool: &Arc<D>,
+        call: Call,
+        deadline: Option<Instant>,
+    ) -> Result<oneshot::Receiver<Sent>, Call> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(call);
+        }
+        let (reply, outcome) = oneshot::channel();
+        let mut queued = Queued {
+            call,
+            reply,
+            deadline,
+        };
+        for _attempt in 0..2 {
+            let sender = match self.queue.load_full() {
+                Some(sender) if !sender.is_closed() => sender,
+                _ => match self.start(pool) {
+                    Some(sender) => sender,
+                    None => break,
+                },
+            };
+            match sender.send(queued) {
+                Ok(()) => return Ok(outcome),
+                // Its dispatcher ended (its runtime shut down) since the check: start another.
+                Err(mpsc::error::SendError(back)) => queued = back,
+            }
+        }
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Err(queued.call)
+    }
+
+    /// Starts a dispatcher for `pool` on the current runtime, unless another caller just
+    /// did; `None` outside a runtime.
+    fn start<D: Dispatch<Routes = R>>(
+        &self,
+        pool: &Arc<D>,
+    ) -> Option<Arc<mpsc::UnboundedSender<Queued>>> {
+        let _one_at_a_time = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = self.queue.load_full().filter(|sender| !sender.is_closed()) {
+            return Some(sender);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (sender, queue) = mpsc::unbounded_channel();
+        let sender = Arc::new(sender);
+        self.queue.store(Some(Arc::clone(&sender)));
+        runtime.spawn(dispatch(Arc::downgrade(pool), queue));
+        Some(sender)
+    }
+}
+
+/// The calls a dispatcher holds; if it ends early (its runtime shuts down), they no longer
+/// count as queued, and their callers learn that they were dropped.
+struct Held<'a, R> {
+    batcher: &'a Batcher<R>,
+    calls: Vec<Queued>,
+}
+
+impl<R> Drop for Held<'_, R> {
+    fn drop(&mut self) {
+        self.batcher.taken(self.calls.len());
+    }
+}
+
+/// The dispatcher of a pool: waits for calls, then for a free slot (answering calls whose
+/// deadline passes meanwhile), and hands up to [`MAX_BATCH`] calls at a time to a batch task.
+async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    let mut waiting: Vec<Queued> = Vec::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(first) => waiting.push(first),
+                None => return, // the pool is gone
+            }
+        }
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let Some(batcher) = pool.batcher() else {
+            return;
+        };
+        let mut held = Held {
+            batcher,
+            calls: std::mem::take(&mut waiting),
+        };
+        // Wait for a slot; calls that time out or are abandoned meanwhile leave.
+        let slot = loop {
+            let freed = batcher.slot_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if batcher.claim() {
+                break true;
+            }
+            drain(&mut queue, &mut held.calls);
+            let left = expire(&mut held.calls);
+            batcher.taken(left);
+            if held.calls.is_empty() {
+                break false;
+            }
+            match earliest(&held.calls) {
+                Some(deadline) => {
+                    tokio::select! {
+                        () = &mut freed => {}
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+                None => freed.await,
+            }
+        };
+        if !slot {
+            continue;
+        }
+        drain(&mut queue, &mut held.calls);
+        // Calls beyond one batch wait for the next slot, still counted as queued.
+        waiting = held.calls.split_off(held.calls.len().min(MAX_BATCH));
+        let batch = std::mem::take(&mut held.calls);
+        drop(held); // holds nothing now
+        batcher.taken(batch.len());
+        Arc::clone(&pool).send(batch);
+    }
+}
+
+/// Moves what the channel holds now into `calls`, up to [`MAX_BATCH`] in all.
+fn drain(queue: &mut mpsc::UnboundedReceiver<Queued>, calls: &mut Vec<Queued>) {
+    while calls.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(queued) => calls.push(queued),
+            Err(_) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_calls_claim_free_slots_and_queued_calls_go_first() {
+        let batcher = Batcher::<()>::default();
+        for _ in 0..MAX_IN_FLIGHT {
+            assert!(batcher.try_direct());
+        }
+        assert!(!batcher.try_direct(), "every slot is taken");
+        batcher.release();
+        assert!(batcher.try_direct(), "a freed slot is claimed");
+        batcher.release();
+        batcher.queued.store(1, Ordering::Release);
+        assert!(
+            !batcher.try_direct(),
+            "a queued call goes before a new lone one"
+        );
+    }
+
+    #[test]
+    fn expired_and_abandoned_calls_leave_and_the_expired_learn_why() {
+        let past = Instant::now();
+        let future = past + std::time::Duration::from_secs(60);
+        let call = |deadline| {
+            let (reply, outcome) = oneshot::channel();
+            let queued = Queued {
+                call: Call::Get("k".into()),
+                reply,
+                deadline,
+            };
+            (queued, outcome)
+        };
+        let (expired, mut expired_outcome) = call(Some(past));
+        let (abandoned, abandoned_outcome) = call(Some(future));
+        drop(abandoned_outcome);
+        let (kept, _kept_outcome) = call(None);
+        let mut calls = vec![expired, abandoned, kept];
+        assert_eq!(expire(&mut calls), 2);
+        assert_eq!(calls.len(), 1);
+        assert!(matches!(expired_outcome.try_recv(), Ok(Sent::TimedOut)));
+    }
+}
