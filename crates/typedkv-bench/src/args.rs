@@ -18,11 +18,15 @@ pub(crate) struct Args {
     pub(crate) shared_connections: usize,
     /// Run only the cases whose name starts with this.
     pub(crate) only: Option<String>,
+    /// Peer cases: run only these contenders beside the reference (hand-written redis-rs).
+    pub(crate) contenders: Option<Vec<String>>,
+    /// Peer cases: run only at these task counts.
+    pub(crate) tasks: Option<Vec<usize>>,
 }
 
 pub(crate) const USAGE: &str = "\
 usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-connections N]
-                     [--only CASE]
+                     [--only CASE] [--contenders A,B] [--tasks N,M]
 
   --secs N     seconds of measuring per case (default 3)
   --rounds N   interleaved typed/raw rounds per case, median reported (default 5)
@@ -34,6 +38,10 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                peer: typed with and without batching, redis-rs and fred side by side;
                cluster: the same on a private 3+3 cluster;
                encryption, compression: the cost of values at rest)
+  --contenders A,B
+               peer and cluster cases: only these contenders (e.g. \"typed+batching,lean
+               coalescer\") beside the reference, hand-written redis-rs (to profile one)
+  --tasks N,M  peer and cluster cases: only these task counts (of 1, 16, 64, 256)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";
@@ -47,6 +55,8 @@ impl Args {
             chart: None,
             shared_connections: typedkv::redis::DEFAULT_SHARED_CONNECTIONS,
             only: None,
+            contenders: None,
+            tasks: None,
         };
         while let Some(word) = words.next() {
             let mut value = |name: &str| words.next().ok_or(format!("{name} needs a value"));
@@ -74,6 +84,20 @@ impl Args {
                         .map_err(|e| format!("--shared-connections: {e}"))?;
                 }
                 "--only" => args.only = Some(value("--only")?),
+                "--contenders" => {
+                    let names = value("--contenders")?;
+                    args.contenders = Some(names.split(',').map(|n| n.trim().to_owned()).collect());
+                }
+                "--tasks" => {
+                    let counts = value("--tasks")?
+                        .split(',')
+                        .map(|n| n.trim().parse().map_err(|e| format!("--tasks: {e}")))
+                        .collect::<Result<Vec<usize>, String>>()?;
+                    if counts.contains(&0) {
+                        return Err("--tasks: task counts start at 1".into());
+                    }
+                    args.tasks = Some(counts);
+                }
                 "--json" => args.json = true,
                 "--chart" => args.chart = Some(PathBuf::from(value("--chart")?)),
                 "--help" | "-h" => return Err(String::new()),
@@ -88,6 +112,22 @@ impl Args {
         self.only
             .as_ref()
             .is_none_or(|only| case.starts_with(only.as_str()))
+    }
+
+    /// Whether the peer contender `name` is to run (the reference, the first, always runs).
+    pub(crate) fn runs_contender(&self, index: usize, name: &str) -> bool {
+        index == 0
+            || self
+                .contenders
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+
+    /// Whether the peer cases run at `tasks` concurrent tasks.
+    pub(crate) fn runs_at(&self, tasks: usize) -> bool {
+        self.tasks
+            .as_ref()
+            .is_none_or(|counts| counts.contains(&tasks))
     }
 
     /// Length of one side of one round.

@@ -245,49 +245,53 @@ async fn prefill(bench: &Bench) -> BenchResult<()> {
     Ok(())
 }
 
-/// Issue 16's targets, from the peer rows: typed `get`/`set` against hand-written redis-rs
-/// at 1, 64 and 256 tasks, against the best fred configuration at 64, on the cluster at 64,
-/// and p99 latency at 64.
+/// The batching targets, from the peer rows, for the default store (`typed`) and the store
+/// with batching on (`typed+batching`): `get`/`set` against hand-written redis-rs at 1, 16,
+/// 64 and 256 tasks, against the lean coalescer and the best fred configuration at 64, p99
+/// latency and client CPU per call at 64, and against redis-rs' cluster connection at 64.
 fn peer_targets<'a>(find: &dyn Fn(&str, usize) -> Option<&'a Row>, targets: &mut Vec<Target>) {
+    let ratio = |case: String, tasks| find(&case, tasks).and_then(Row::ratio);
+    let mut push = |name: String, value: Option<f64>, limit: f64, at_least: bool| {
+        if let Some(value) = value.filter(|v| v.is_finite()) {
+            targets.push(Target {
+                name,
+                value,
+                limit,
+                at_least,
+            });
+        }
+    };
     for op in ["get", "set"] {
-        let typed = format!("peer {op} typed");
-        for (tasks, limit) in [(1, 0.95), (64, 2.0), (256, 2.5)] {
-            if let Some(ratio) = find(&typed, tasks).and_then(Row::ratio) {
-                targets.push(Target {
-                    name: format!("{op} typed/redis-rs at {tasks} tasks"),
-                    value: ratio,
-                    limit,
-                    at_least: true,
-                });
+        for contender in ["typed", "typed+batching"] {
+            let typed = format!("peer {op} {contender}");
+            for (tasks, limit) in [(1, 0.95), (16, 0.95), (64, 1.4), (256, 1.5)] {
+                let name = format!("{op} {contender}/redis-rs at {tasks} tasks");
+                push(name, ratio(typed.clone(), tasks), limit, true);
             }
-        }
-        let fred = ["fred", "fred pool4"]
-            .iter()
-            .filter_map(|f| find(&format!("peer {op} {f}"), 64).and_then(Row::ratio))
-            .fold(f64::NAN, f64::max);
-        if let Some(ratio) = find(&typed, 64).and_then(Row::ratio) {
-            targets.push(Target {
-                name: format!("{op} typed/best fred at 64 tasks"),
-                value: ratio / fred,
-                limit: 1.5,
-                at_least: true,
-            });
-        }
-        if let Some(ratio) = find(&format!("cluster {op} typed"), 64).and_then(Row::ratio) {
-            targets.push(Target {
-                name: format!("{op} typed/redis-rs on the cluster at 64 tasks"),
-                value: ratio,
-                limit: 1.5,
-                at_least: true,
-            });
-        }
-        if let Some(ratio) = find(&format!("p99 peer {op} typed"), 64).and_then(Row::ratio) {
-            targets.push(Target {
-                name: format!("{op} p99 latency typed/redis-rs at 64 tasks"),
-                value: ratio,
-                limit: 1.0,
-                at_least: false,
-            });
+            let at_64 = ratio(typed.clone(), 64);
+            let lean = ratio(format!("peer {op} lean coalescer"), 64);
+            let name = format!("{op} {contender}/lean coalescer at 64 tasks");
+            push(name, at_64.zip(lean).map(|(t, l)| t / l), 1.0, true);
+            let fred = ["fred", "fred pool4"]
+                .iter()
+                .filter_map(|f| ratio(format!("peer {op} {f}"), 64))
+                .fold(f64::NAN, f64::max);
+            let name = format!("{op} {contender}/best fred at 64 tasks");
+            push(name, at_64.map(|t| t / fred), 1.3, true);
+            let name = format!("{op} {contender} p99 latency/redis-rs at 64 tasks");
+            push(name, ratio(format!("p99 {typed}"), 64), 1.0, false);
+            let client =
+                |of: &str| find(&format!("cpu peer {op} {of} client"), 64).map(|r| r.typed);
+            let name = format!("{op} {contender} client CPU/lean coalescer's at 64 tasks");
+            let cpu = client(contender).zip(client("lean coalescer"));
+            push(name, cpu.map(|(t, l)| t / l), 1.0, false);
+            let name = format!("{op} {contender}/redis-rs on the cluster at 64 tasks");
+            push(
+                name,
+                ratio(format!("cluster {op} {contender}"), 64),
+                1.3,
+                true,
+            );
         }
     }
 }

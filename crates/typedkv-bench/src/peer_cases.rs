@@ -305,7 +305,7 @@ async fn run_tasks(
 /// in which any slice saw steal above [`MAX_STEAL`] is dropped (and reported on stderr),
 /// unless every round was.
 async fn interleaved(
-    contenders: &[Contender],
+    contenders: &[&Contender],
     tasks: usize,
     args: &Args,
     probe: Option<&Probe>,
@@ -405,9 +405,15 @@ async fn measure(
     args: &Args,
     probe: Option<&Probe>,
 ) -> BenchResult<Vec<Row>> {
+    let contenders: Vec<&Contender> = contenders
+        .iter()
+        .enumerate()
+        .filter(|(c, contender)| args.runs_contender(*c, contender.name))
+        .map(|(_, contender)| contender)
+        .collect();
     let mut rows = Vec::new();
-    for &tasks in task_counts {
-        let mut runs = interleaved(contenders, tasks, args, probe).await?;
+    for &tasks in task_counts.iter().filter(|&&tasks| args.runs_at(tasks)) {
+        let mut runs = interleaved(&contenders, tasks, args, probe).await?;
         if runs.dropped > 0 {
             let name = leak(format!("{prefix} {} rounds dropped for steal", op.name()));
             rows.push(Row::typed_only_at(
@@ -442,7 +448,7 @@ async fn measure(
                 }
             }
             if probe.is_some() {
-                rows.extend(cpu_rows(prefix, op, contenders, &runs, tasks));
+                rows.extend(cpu_rows(prefix, op, &contenders, &runs, tasks));
             }
         }
     }
@@ -486,7 +492,13 @@ const FIGURES: [Figure; 4] = [
 ];
 
 /// The probe's rows of every contender, the first being the reference of the ratios.
-fn cpu_rows(prefix: &str, op: Op, contenders: &[Contender], runs: &Runs, tasks: usize) -> Vec<Row> {
+fn cpu_rows(
+    prefix: &str,
+    op: Op,
+    contenders: &[&Contender],
+    runs: &Runs,
+    tasks: usize,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     for figure in &FIGURES {
         let value = |c: usize| {
