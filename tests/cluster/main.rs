@@ -39,7 +39,9 @@ async fn typedkv_on_a_cluster() {
         "conformance cases failed on the cluster with batching: {failed:?}"
     );
     cluster.flush().await;
-    batched_calls_each_get_their_own_answer(&cluster).await;
+    batched_calls_each_get_their_own_answer(&cluster, false).await;
+    cluster.flush().await;
+    batched_calls_each_get_their_own_answer(&cluster, true).await;
 
     cluster.flush().await;
     batches_and_scans_span_every_master(&cluster).await;
@@ -108,31 +110,49 @@ async fn the_cache_hears_writes_on_every_master(cluster: &TestCluster) {
     }
 }
 
-/// With batching, 1,000 concurrent `get`s over every master, a quarter of them on keys
-/// holding lists, and `if_absent` claims racing for 20 keys: each call gets its own answer
-/// (`WRONGTYPE` naming its key where a batch-wide `MGET` would read nil), exactly one claim
-/// per key wins, and the batches went to every master.
-async fn batched_calls_each_get_their_own_answer(cluster: &TestCluster) {
+/// With batching, 1,000 concurrent `get`s, a quarter of them on keys holding lists, and
+/// `if_absent` claims racing for 20 keys: each call gets its own answer (`WRONGTYPE` naming
+/// its key where a batch-wide `MGET` would read nil), exactly one claim per key wins. Spread
+/// by hash, the batches went to every master; hash-tagged, the keys share one slot and the
+/// batches went out as `MGET`s to its master.
+async fn batched_calls_each_get_their_own_answer(cluster: &TestCluster, hash_tag: bool) {
     const KEYS: usize = 1000;
     let pool = RedisClusterPool::builder(cluster.seeds())
         .batching(true)
         .build()
         .unwrap();
-    let numbers = std::sync::Arc::new(store(&pool, "n", false));
+    let numbers = std::sync::Arc::new(store(&pool, "n", hash_tag));
+    let key = |i: usize| match hash_tag {
+        true => format!("{{n}}:{i}"),
+        false => format!("n:{i}"),
+    };
     let mut raw = cluster.raw_connection().await;
     for i in 0..KEYS {
         match i % 4 {
             0 => {
-                let _: i64 = raw.rpush(format!("n:{i}"), "x").await.unwrap();
+                let _: i64 = raw.rpush(key(i), "x").await.unwrap();
             }
             1 => {}
             _ => numbers.set(&i.to_string(), &(i as u64)).await.unwrap(),
         }
     }
+    let tag_master = cluster.master_of(&key(0)).await;
+    let mut tag_master = redis::Client::open(format!("redis://127.0.0.1:{tag_master}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mgets_before = typedkv_testkit::command_calls(&mut tag_master, "mget").await;
+    // Every caller is ready before any calls: 1,000 calls at once on two slots in flight.
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(KEYS));
     let calls: Vec<_> = (0..KEYS)
         .map(|i| {
             let numbers = std::sync::Arc::clone(&numbers);
-            tokio::spawn(async move { (i, numbers.get(&i.to_string()).await) })
+            let ready = std::sync::Arc::clone(&ready);
+            tokio::spawn(async move {
+                ready.wait().await;
+                (i, numbers.get(&i.to_string()).await)
+            })
         })
         .collect();
     for call in calls {
@@ -140,19 +160,23 @@ async fn batched_calls_each_get_their_own_answer(cluster: &TestCluster) {
         match (i % 4, answer) {
             (0, Err(err)) => {
                 assert_eq!(err.code(), Some("WRONGTYPE"), "{i}: {err:?}");
-                assert_eq!(err.key(), Some(format!("n:{i}").as_str()));
+                assert_eq!(err.key(), Some(key(i).as_str()));
             }
             (1, Ok(None)) => {}
             (_, Ok(Some(found))) if i % 4 > 1 => assert_eq!(found, i as u64),
             (_, answer) => panic!("key {i}: {answer:?}"),
         }
     }
-    assert_eq!(
-        masters_of(cluster, (0..100).map(|i| format!("n:{i}")))
-            .await
-            .len(),
-        3
-    );
+    let masters = masters_of(cluster, (0..100).map(key)).await.len();
+    let mgets = typedkv_testkit::command_calls(&mut tag_master, "mget").await - mgets_before;
+    if hash_tag {
+        assert_eq!(masters, 1);
+        // Only two calls can be in flight when 1,000 start: the others queued and went
+        // out coalesced, one `MGET` per batch.
+        assert!(mgets >= 1, "no MGET carried {KEYS} gets in one slot");
+    } else {
+        assert_eq!(masters, 3);
+    }
     let claims: Vec<_> = (0..400u64)
         .map(|n| {
             let numbers = std::sync::Arc::clone(&numbers);

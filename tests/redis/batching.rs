@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use typedkv::redis::RedisPool;
 use typedkv::{Error, Expiry, RedisStore, SetOptions, Store, Waited};
-use typedkv_testkit::TestRedis;
 use typedkv_testkit::conformance::values::{Profile, profile};
+use typedkv_testkit::{TestRedis, command_calls};
 
 typedkv_testkit::conformance_tests!(
     redis_batching,
@@ -305,7 +305,7 @@ async fn a_hung_server_bounds_every_call_of_a_full_batch() {
     let store = batching_store(&server).await;
     store.set("1", &profile(1)).await.unwrap();
     let mut raw = server.raw_connection().await;
-    let mgets_before = mget_calls(&mut raw).await;
+    let mgets_before = command_calls(&mut raw, "mget").await;
 
     let timed_get = |store: Arc<RedisStore<Profile>>| async move {
         let started = Instant::now();
@@ -344,22 +344,9 @@ async fn a_hung_server_bounds_every_call_of_a_full_batch() {
     }
     assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
     // The late calls went out coalesced (the server read them when it resumed).
-    let mgets = mget_calls(&mut raw).await - mgets_before;
+    let mgets = command_calls(&mut raw, "mget").await - mgets_before;
     assert!(
         (1..=8).contains(&mgets),
         "{mgets} MGETs carried the late calls"
     );
-}
-
-/// How many `MGET`s the server has run.
-async fn mget_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(raw)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_mget:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
 }

@@ -62,6 +62,22 @@ where
     }
 }
 
+/// How many times the server behind `conn` has run `command` (lower case, as `INFO
+/// commandstats` names it): to prove what a client sent, e.g. that calls were coalesced into
+/// `MGET`s. Panics (this is test code) if the server cannot be asked.
+pub async fn command_calls(conn: &mut impl redis::aio::ConnectionLike, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count of calls"))
+}
+
 /// `error` and each of its causes, each as `Display` then `Debug`, space-separated: for
 /// asserting what an error shows anywhere in its chain (a password must never appear; a
 /// TLS failure must mention the certificate).

@@ -1,10 +1,10 @@
-//! What a batch carries and what each call gets back, and how one server's connection sends
-//! a batch: its `GET`s as one `MGET`, its plain `SET`s as one `MSET`, everything else as
-//! commands of the same pipeline.
+//! What a batch carries and what each call gets back, how the calls of a batch are coalesced
+//! (a [`Group`]: its `GET`s as one `MGET`, its plain `SET`s as one `MSET`, everything else as
+//! commands of the same pipeline), and how one server's connection sends a batch.
 
 use std::future::Future;
 
-use ::redis::{Cmd, RedisError, Value};
+use ::redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
 
 use crate::backend::Bytes;
 
@@ -53,6 +53,15 @@ impl Call {
             Call::Get(key) => get_cmd(&key),
             Call::Set(key, value) => set_cmd(&key, &value),
             Call::Cmd(cmd) => cmd,
+        }
+    }
+
+    /// The command to send alone, keeping the call.
+    pub(crate) fn to_cmd(&self) -> Cmd {
+        match self {
+            Call::Get(key) => get_cmd(key),
+            Call::Set(key, value) => set_cmd(key, value),
+            Call::Cmd(cmd) => cmd.clone(),
         }
     }
 }
@@ -109,81 +118,161 @@ pub(crate) trait BatchConnection {
     ) -> impl Future<Output = Vec<Sent>> + Send;
 }
 
-/// One server: one pipeline of one `MGET` for the batch's `GET`s, one `MSET` for its plain
-/// `SET`s and the other commands as they are. Every call of a batch was made while the others
-/// were in flight, so any order among them is one the callers could have seen.
+/// One server: the whole batch is one [`Group`], sent as one pipeline. Every call of a batch
+/// was made while the others were in flight, so any order among them is one the callers
+/// could have seen.
 impl BatchConnection for ::redis::aio::MultiplexedConnection {
     type Routes = ();
 
     async fn send_batch(&mut self, calls: Vec<Call>, (): &()) -> Vec<Sent> {
-        let mut mget = ::redis::cmd("MGET");
-        let mut mset = ::redis::cmd("MSET");
-        let (mut gets, mut sets) = (0, 0);
+        let mut pipe = ::redis::pipe();
+        let group = Group::add(&calls, (0..calls.len()).collect(), &mut pipe);
+        let mut sent = unanswered(calls.len());
+        let replies = self.send_packed_commands(&pipe, 0, pipe.len()).await;
+        group.answer(&calls, replies, &mut sent);
+        if let Some(check) = TypeCheck::of(&calls, &sent) {
+            let types = self.send_packed_commands(&check.pipe, 0, check.len()).await;
+            check.apply(&calls, types, &mut sent);
+        }
+        answered(sent)
+    }
+}
+
+/// What each call of a batch got, while it is being filled in.
+pub(crate) fn unanswered(calls: usize) -> Vec<Option<Sent>> {
+    (0..calls).map(|_| None).collect()
+}
+
+/// What each call got; a call left unanswered (a defect) learns so.
+pub(crate) fn answered(sent: Vec<Option<Sent>>) -> Vec<Sent> {
+    sent.into_iter()
+        .map(|sent| sent.unwrap_or_else(|| Sent::Garbled("a reply of a batch was lost".into())))
+        .collect()
+}
+
+/// The commands that carry some calls of a batch (the whole batch on one server; the calls
+/// of one slot on a cluster, where a multi-key command needs one slot): their `GET`s as one
+/// `MGET`, their plain `SET`s as one `MSET`, the others as they are. A lone `GET` or `SET`
+/// goes as itself: it answers for itself, and a lone `GET` needs no type check.
+pub(crate) struct Group {
+    /// The calls, as positions in the batch, in order.
+    members: Vec<usize>,
+    gets: usize,
+    sets: usize,
+}
+
+impl Group {
+    /// Appends the commands for the calls `members` of `calls` to `pipe`.
+    pub(crate) fn add(calls: &[Call], members: Vec<usize>, pipe: &mut Pipeline) -> Group {
+        let mut get_keys = Vec::new();
+        let mut set_pairs = Vec::new();
         let mut others = Vec::new();
-        for call in &calls {
-            match call {
-                Call::Get(key) => {
-                    mget.arg(key);
-                    gets += 1;
-                }
-                Call::Set(key, value) => {
-                    mset.arg(key).arg(value);
-                    sets += 1;
-                }
+        for &n in &members {
+            match &calls[n] {
+                Call::Get(key) => get_keys.push(key.as_str()),
+                Call::Set(key, value) => set_pairs.push((key.as_str(), value)),
                 Call::Cmd(cmd) => others.push(cmd),
             }
         }
-        let mut pipe = ::redis::pipe();
-        if gets > 0 {
-            pipe.add_command(mget);
+        match get_keys.as_slice() {
+            [] => {}
+            [key] => {
+                pipe.add_command(get_cmd(key));
+            }
+            keys => {
+                pipe.cmd("MGET").arg(keys);
+            }
         }
-        if sets > 0 {
-            pipe.add_command(mset);
+        match set_pairs.as_slice() {
+            [] => {}
+            [(key, value)] => {
+                pipe.add_command(set_cmd(key, value));
+            }
+            pairs => {
+                let mset = pipe.cmd("MSET");
+                for (key, value) in pairs {
+                    mset.arg(*key).arg(&value[..]);
+                }
+            }
         }
         for cmd in others {
             pipe.add_command(cmd.clone());
         }
-        let count = pipe.len();
-        let replies = match self.send_packed_commands(&pipe, 0, count).await {
-            Ok(replies) if replies.len() == count => replies,
+        Group {
+            members,
+            gets: get_keys.len(),
+            sets: set_pairs.len(),
+        }
+    }
+
+    /// How many commands (and replies) the group has in its pipeline.
+    pub(crate) fn commands(&self) -> usize {
+        let others = self.members.len() - self.gets - self.sets;
+        usize::from(self.gets > 0) + usize::from(self.sets > 0) + others
+    }
+
+    /// Answers the group's calls from the reply to a pipeline holding only this group.
+    pub(crate) fn answer(
+        &self,
+        calls: &[Call],
+        replies: RedisResult<Vec<Value>>,
+        sent: &mut [Option<Sent>],
+    ) {
+        match replies {
+            Ok(replies) if replies.len() == self.commands() => {
+                self.spread(calls, &mut replies.into_iter(), sent);
+            }
             Ok(replies) => {
-                let reason = format!("a batch of {count} commands got {} replies", replies.len());
-                return calls
-                    .iter()
-                    .map(|_| Sent::Garbled(reason.clone()))
-                    .collect();
+                let reason = format!(
+                    "a batch of {} commands got {} replies",
+                    self.commands(),
+                    replies.len()
+                );
+                self.fail_with(sent, |_| Sent::Garbled(reason.clone()));
             }
-            Err(error) => {
-                return calls
-                    .into_iter()
-                    .map(|call| Sent::Failed(error.clone(), call.into_cmd()))
-                    .collect();
+            Err(error) => self.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd())),
+        }
+    }
+
+    /// Answers every call of the group with what `outcome` gives for its position.
+    pub(crate) fn fail_with(&self, sent: &mut [Option<Sent>], outcome: impl Fn(usize) -> Sent) {
+        for &n in &self.members {
+            sent[n] = Some(outcome(n));
+        }
+    }
+
+    /// Hands each call its reply, taking the group's replies from `replies` in order.
+    pub(crate) fn spread(
+        &self,
+        calls: &[Call],
+        replies: &mut impl Iterator<Item = Value>,
+        sent: &mut [Option<Sent>],
+    ) {
+        let mut values = match (self.gets > 0).then(|| replies.next()).flatten() {
+            Some(Value::Array(values)) if self.gets > 1 && values.len() == self.gets => {
+                Spread::Each(values.into_iter())
             }
-        };
-        let mut replies = replies.into_iter();
-        let mut values = match (gets > 0).then(|| replies.next()).flatten() {
-            Some(Value::Array(values)) if values.len() == gets => Spread::Each(values.into_iter()),
             Some(Value::ServerError(error)) => Spread::All(Value::ServerError(error)),
-            Some(other) => Spread::Garbled(format!("MGET of {gets} keys answered {other:?}")),
+            Some(value) if self.gets == 1 => Spread::All(value),
+            Some(other) => {
+                Spread::Garbled(format!("MGET of {} keys answered {other:?}", self.gets))
+            }
             None => Spread::Each(Vec::new().into_iter()),
         };
-        let mut written = match (sets > 0).then(|| replies.next()).flatten() {
+        let mut written = match (self.sets > 0).then(|| replies.next()).flatten() {
             Some(reply) => Spread::All(reply),
             None => Spread::Each(Vec::new().into_iter()),
         };
-        let mut sent: Vec<Sent> = calls
-            .iter()
-            .map(|call| match call {
+        for &n in &self.members {
+            sent[n] = Some(match &calls[n] {
                 Call::Get(_) => values.next(),
                 Call::Set(..) => written.next(),
                 Call::Cmd(_) => replies
                     .next()
                     .map(Sent::Reply)
                     .unwrap_or_else(|| Sent::Garbled("a reply of a batch was lost".into())),
-            })
-            .collect();
-        tell_wrong_types(self, &calls, &mut sent).await;
-        sent
+            });
+        }
     }
 }
 
@@ -191,7 +280,8 @@ impl BatchConnection for ::redis::aio::MultiplexedConnection {
 enum Spread {
     /// One value per call.
     Each(std::vec::IntoIter<Value>),
-    /// The same reply for every call (`MSET`'s `OK`, or an error of the whole command).
+    /// The same reply for every call (`MSET`'s `OK`, a lone command's reply, or an error of
+    /// the whole command).
     All(Value),
     /// A reply the command cannot have.
     Garbled(String),
@@ -211,45 +301,54 @@ impl Spread {
 }
 
 /// The one rule for a key of another Redis type, on the coalesced path: `GET` refuses it
-/// with `WRONGTYPE`, `MGET` answers nil, so a nil of the `MGET` is checked with `TYPE`.
-/// Turns the nil replies of `GET` calls whose key holds another type into
-/// [`Sent::WrongType`]; if `TYPE` cannot be asked, those calls learn why.
-async fn tell_wrong_types(
-    conn: &mut ::redis::aio::MultiplexedConnection,
-    calls: &[Call],
-    sent: &mut [Sent],
-) {
-    let nils: Vec<usize> = calls
-        .iter()
-        .zip(sent.iter())
-        .enumerate()
-        .filter(|(_, (call, sent))| {
-            matches!(call, Call::Get(_)) && matches!(sent, Sent::Reply(Value::Nil))
-        })
-        .map(|(n, _)| n)
-        .collect();
-    if nils.is_empty() {
-        return;
-    }
-    let mut pipe = ::redis::pipe();
-    for &n in &nils {
-        if let Call::Get(key) = &calls[n] {
-            pipe.cmd("TYPE").arg(key);
-        }
-    }
-    let types = conn.send_packed_commands(&pipe, 0, nils.len()).await;
-    match types {
-        Ok(types) => {
-            for (n, kind) in nils.into_iter().zip(types) {
-                if let Some(kind) = other_type(&kind) {
-                    sent[n] = Sent::WrongType(kind);
-                }
+/// with `WRONGTYPE`, `MGET` answers nil, so each nil answer to a `GET` call is checked with
+/// `TYPE` (a lone `GET` was refused by the server already, and `TYPE` of a missing key says
+/// `none`).
+pub(crate) struct TypeCheck {
+    /// The `GET` calls answered nil, as positions in the batch.
+    nils: Vec<usize>,
+    /// One `TYPE` per call of `nils`, in order.
+    pub(crate) pipe: Pipeline,
+}
+
+impl TypeCheck {
+    /// The check the answers `sent` (so far) need, if any `GET` read nil.
+    pub(crate) fn of(calls: &[Call], sent: &[Option<Sent>]) -> Option<TypeCheck> {
+        let mut pipe = ::redis::pipe();
+        let mut nils = Vec::new();
+        for (n, (call, sent)) in calls.iter().zip(sent).enumerate() {
+            if let (Call::Get(key), Some(Sent::Reply(Value::Nil))) = (call, sent) {
+                pipe.cmd("TYPE").arg(key);
+                nils.push(n);
             }
         }
-        Err(error) => {
-            for n in nils {
-                if let Call::Get(key) = &calls[n] {
-                    sent[n] = Sent::Failed(error.clone(), get_cmd(key));
+        (!nils.is_empty()).then_some(TypeCheck { nils, pipe })
+    }
+
+    /// How many `TYPE`s the check sends.
+    pub(crate) fn len(&self) -> usize {
+        self.nils.len()
+    }
+
+    /// Turns each nil whose key holds another type into [`Sent::WrongType`]; if `TYPE`
+    /// could not be asked, those calls learn why.
+    pub(crate) fn apply(
+        self,
+        calls: &[Call],
+        types: RedisResult<Vec<Value>>,
+        sent: &mut [Option<Sent>],
+    ) {
+        match types {
+            Ok(types) => {
+                for (n, kind) in self.nils.into_iter().zip(types) {
+                    if let Some(kind) = other_type(&kind) {
+                        sent[n] = Some(Sent::WrongType(kind));
+                    }
+                }
+            }
+            Err(error) => {
+                for n in self.nils {
+                    sent[n] = Some(Sent::Failed(error.clone(), calls[n].to_cmd()));
                 }
             }
         }
@@ -265,4 +364,97 @@ fn other_type(reply: &Value) -> Option<String> {
         _ => return None,
     };
     (name != "string" && name != "none").then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// The commands a group's pipeline holds, as text.
+    fn commands(pipe: &Pipeline) -> Vec<String> {
+        pipe.cmd_iter()
+            .map(|cmd| {
+                let args: Vec<String> = cmd
+                    .args_iter()
+                    .map(|arg| match arg {
+                        ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into(),
+                        _ => "<cursor>".into(),
+                    })
+                    .collect();
+                args.join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gets_share_one_mget_and_sets_one_mset_and_each_call_gets_its_own_reply() {
+        let mut unlink = ::redis::cmd("UNLINK");
+        unlink.arg("c");
+        let calls = vec![
+            Call::Get("a".into()),
+            Call::Set("x".into(), b"1".to_vec()),
+            Call::Cmd(unlink),
+            Call::Get("b".into()),
+            Call::Set("y".into(), b"2".to_vec()),
+        ];
+        let mut pipe = ::redis::pipe();
+        let group = Group::add(&calls, (0..calls.len()).collect(), &mut pipe);
+        assert_eq!(commands(&pipe), ["MGET a b", "MSET x 1 y 2", "UNLINK c"]);
+        assert_eq!(group.commands(), 3);
+        let replies = vec![
+            Value::Array(vec![bulk("A"), Value::Nil]),
+            Value::Okay,
+            Value::Int(1),
+        ];
+        let mut sent = unanswered(calls.len());
+        group.answer(&calls, Ok(replies), &mut sent);
+        let sent = answered(sent);
+        assert!(matches!(&sent[0], Sent::Reply(value) if *value == bulk("A")));
+        assert!(matches!(&sent[1], Sent::Reply(Value::Okay)));
+        assert!(matches!(&sent[2], Sent::Reply(Value::Int(1))));
+        assert!(matches!(&sent[3], Sent::Reply(Value::Nil)));
+        assert!(matches!(&sent[4], Sent::Reply(Value::Okay)));
+        let check = TypeCheck::of(&calls, &sent.into_iter().map(Some).collect::<Vec<_>>());
+        assert_eq!(
+            check.map(|check| commands(&check.pipe)).unwrap(),
+            ["TYPE b"]
+        );
+    }
+
+    #[test]
+    fn a_lone_get_or_set_goes_as_itself_and_answers_for_itself() {
+        let calls = vec![Call::Set("x".into(), b"1".to_vec()), Call::Get("a".into())];
+        let mut pipe = ::redis::pipe();
+        let group = Group::add(&calls, vec![0, 1], &mut pipe);
+        assert_eq!(commands(&pipe), ["GET a", "SET x 1"]);
+        let refused = ::redis::parse_redis_value(b"-WRONGTYPE not a string\r\n").unwrap();
+        assert!(matches!(refused, Value::ServerError(_)));
+        let mut sent = unanswered(calls.len());
+        group.answer(&calls, Ok(vec![refused.clone(), Value::Okay]), &mut sent);
+        assert!(matches!(&sent[0], Some(Sent::Reply(Value::Okay))));
+        assert!(matches!(&sent[1], Some(Sent::Reply(value)) if *value == refused));
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_shape_garbles_the_group_and_a_lost_pipeline_fails_it() {
+        let calls = vec![Call::Get("a".into()), Call::Get("b".into())];
+        let mut pipe = ::redis::pipe();
+        let group = Group::add(&calls, vec![0, 1], &mut pipe);
+        let mut sent = unanswered(2);
+        group.answer(&calls, Ok(vec![Value::Array(vec![Value::Nil])]), &mut sent);
+        assert!(
+            sent.iter()
+                .all(|sent| matches!(sent, Some(Sent::Garbled(_))))
+        );
+        let lost = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        group.answer(&calls, Err(lost), &mut sent);
+        assert!(
+            sent.iter()
+                .all(|sent| matches!(sent, Some(Sent::Failed(..))))
+        );
+    }
 }

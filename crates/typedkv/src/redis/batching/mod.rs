@@ -10,9 +10,11 @@
 //!   it. Batches are never sent by a caller, so a caller whose future is dropped never
 //!   strands the others; a queued call whose caller left is left out of its batch.
 //! - **One command per kind**: on one server a batch is one pipeline holding one `MGET` for
-//!   its `GET`s and one `MSET` for its plain `SET`s (no condition, no expiry), and the other
+//!   its `GET`s and one `MSET` for its plain `SET`s (no condition, no expiry; a lone one goes
+//!   as `GET`/`SET`), and the other
 //!   commands as they are (`calls.rs`); on a cluster, one pipeline per master
-//!   (`cluster/routes.rs`). Redis reads, parses and answers a whole batch at once, and the
+//!   holding that for each slot (`cluster/routes.rs`): a hash-tagged store's batch is one
+//!   `MGET`. Redis reads, parses and answers a whole batch at once, and the
 //!   client parses one reply array instead of one reply per call.
 //! - **Each call keeps its own outcome**: its own reply or error (a `GET` of a key holding
 //!   another Redis type is `WRONGTYPE`, as alone: a nil of the `MGET` is checked with
@@ -31,6 +33,8 @@ use deadpool::managed::{Manager, Object};
 use tokio::sync::oneshot;
 
 pub(crate) use calls::{BatchConnection, Call, Plain, Sent};
+#[cfg(feature = "cluster")]
+pub(crate) use calls::{Group, TypeCheck, answered, unanswered};
 pub(crate) use queue::Batcher;
 use queue::{Dispatch, Queued, expire};
 

@@ -1,15 +1,18 @@
-//! Batches on a cluster: one pipeline per master.
+//! Batches on a cluster: one pipeline per master, one `MGET`/`MSET` per slot in it.
 //!
 //! redis-rs sends a `Pipeline` on a cluster connection to one slot only, and concurrent
 //! commands are for keys all over the slots, so a batch is split by the node that owns each
 //! command's slot, as `CLUSTER SLOTS` last said (redis-rs keeps its own slot map private).
-//! Each part goes out with `route_pipeline`, routed by its first command's slot, so redis-rs'
-//! map and retries choose the node. A command answered `MOVED`, `ASK`, `TRYAGAIN` or
-//! `CLUSTERDOWN` was not carried out: its caller sends it again alone (which follows the
-//! redirect), and the owners are learned again (at most every 100 ms). A wrong or missing map
-//! costs speed only (a part per slot, or redirected commands), never an answer.
+//! Each part goes out with `route_pipeline`, routed by one of its slots, so redis-rs' map and
+//! retries choose the node. Inside a part, the calls of each slot are coalesced as on one
+//! server (`batching/calls.rs`: one `MGET`, one `MSET`, a `TYPE` check of the `MGET`'s nils
+//! on the same node). A command answered `MOVED`, `ASK`, `TRYAGAIN` (an `MGET` of a slot
+//! being migrated) or `CLUSTERDOWN` was not carried out: each of its calls is sent again
+//! alone by its caller (which follows the redirect), and the owners are learned again (at
+//! most every 100 ms). A wrong or missing map costs speed only (a part per slot, or
+//! redirected commands), never an answer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,7 +23,7 @@ use ::redis::{Arg, Cmd, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
-use crate::redis::batching::{BatchConnection, Call, Sent};
+use crate::redis::batching::{BatchConnection, Call, Group, Sent, TypeCheck, answered, unanswered};
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -135,13 +138,15 @@ fn redirected(error: &::redis::ServerError) -> bool {
 impl BatchConnection for ClusterConnection {
     type Routes = SlotOwners;
 
-    /// Every call as its own command: `MGET`/`MSET` need all keys in one slot.
+    /// One pipeline per master, holding one [`Group`] per slot: `MGET`/`MSET` need all
+    /// their keys in one slot. Keys spread by hash are mostly alone in their slot (a plain
+    /// `GET`/`SET`); a hash-tagged store's keys share one, so its batch is one `MGET`.
     async fn send_batch(&mut self, calls: Vec<Call>, routes: &SlotOwners) -> Vec<Sent> {
-        let cmds: Vec<Cmd> = calls.into_iter().map(Call::into_cmd).collect();
         let owners = owners(self, routes).await;
-        // Commands by owner (or, for a slot nobody is known to own, by slot), in order.
-        let mut parts: HashMap<u32, Vec<usize>> = HashMap::new();
-        let slots: Vec<u16> = cmds.iter().map(slot_of_command).collect();
+        let slots: Vec<u16> = calls.iter().map(slot_of_call).collect();
+        // Calls by owner (or, for a slot nobody is known to own, by slot), then by slot, in
+        // order.
+        let mut parts: HashMap<u32, BTreeMap<u16, Vec<usize>>> = HashMap::new();
         for (n, &slot) in slots.iter().enumerate() {
             let owner = owners
                 .as_ref()
@@ -151,61 +156,86 @@ impl BatchConnection for ClusterConnection {
                 Some(&owner) => u32::from(owner),
                 None => SLOTS as u32 + u32::from(slot),
             };
-            parts.entry(part).or_default().push(n);
+            parts
+                .entry(part)
+                .or_default()
+                .entry(slot)
+                .or_default()
+                .push(n);
         }
-        let mut cmds: Vec<Option<Cmd>> = cmds.into_iter().map(Some).collect();
-        let sends = parts.into_values().map(|members| {
+        let calls = &calls;
+        let sends = parts.into_values().map(|by_slot| {
             let mut pipe = ::redis::pipe();
-            for &n in &members {
-                if let Some(cmd) = cmds[n].take() {
-                    pipe.add_command(cmd);
-                }
-            }
-            let route = Route::new(slots[members[0]], SlotAddr::Master);
+            let first_slot = by_slot.keys().next().copied().unwrap_or_default();
+            let groups: Vec<Group> = by_slot
+                .into_values()
+                .map(|members| Group::add(calls, members, &mut pipe))
+                .collect();
             let mut conn = self.clone();
             async move {
-                let count = members.len();
-                let routing = SingleNodeRoutingInfo::SpecificNode(route);
-                // A clone: the commands go back to their callers if they must be sent alone.
-                let result = conn.route_pipeline(pipe.clone(), 0, count, routing).await;
-                (members, pipe, result)
+                let route = || {
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(first_slot, SlotAddr::Master))
+                };
+                let mut sent = unanswered(calls.len());
+                let count = pipe.len();
+                match conn.route_pipeline(pipe, 0, count, route()).await {
+                    Ok(replies) if replies.len() == count => {
+                        let mut replies = replies.into_iter();
+                        for group in &groups {
+                            group.spread(calls, &mut replies, &mut sent);
+                        }
+                    }
+                    Ok(replies) => {
+                        let reason =
+                            format!("a batch of {count} commands got {} replies", replies.len());
+                        for group in &groups {
+                            group.fail_with(&mut sent, |_| Sent::Garbled(reason.clone()));
+                        }
+                    }
+                    Err(error) => {
+                        for group in &groups {
+                            group.fail_with(&mut sent, |n| {
+                                Sent::Failed(error.clone(), calls[n].to_cmd())
+                            });
+                        }
+                    }
+                }
+                for (n, outcome) in sent.iter_mut().enumerate() {
+                    if let Some(Sent::Reply(Value::ServerError(error))) = outcome
+                        && redirected(error)
+                    {
+                        routes.stale.store(true, Ordering::Relaxed);
+                        *outcome = Some(Sent::Alone(calls[n].to_cmd()));
+                    }
+                }
+                // The `TYPE`s go where the `MGET`s went; one answered with a redirect names
+                // no other type, so its call keeps its nil (its slot was moving).
+                if let Some(mut check) = TypeCheck::of(calls, &sent) {
+                    let len = check.len();
+                    let pipe = std::mem::take(&mut check.pipe);
+                    let types = conn.route_pipeline(pipe, 0, len, route()).await;
+                    check.apply(calls, types, &mut sent);
+                }
+                sent
             }
         });
-        let mut sent: Vec<Option<Sent>> = (0..slots.len()).map(|_| None).collect();
-        for (members, pipe, result) in join_all(sends).await {
-            let count = members.len();
-            let commands = pipe.cmd_iter();
-            match result {
-                Ok(replies) if replies.len() == count => {
-                    for ((n, reply), cmd) in members.into_iter().zip(replies).zip(commands) {
-                        sent[n] = Some(match reply {
-                            Value::ServerError(error) if redirected(&error) => {
-                                routes.stale.store(true, Ordering::Relaxed);
-                                Sent::Alone(cmd.clone())
-                            }
-                            reply => Sent::Reply(reply),
-                        });
-                    }
-                }
-                Ok(replies) => {
-                    let reason =
-                        format!("a batch of {count} commands got {} replies", replies.len());
-                    for n in members {
-                        sent[n] = Some(Sent::Garbled(reason.clone()));
-                    }
-                }
-                Err(error) => {
-                    for (n, cmd) in members.into_iter().zip(commands) {
-                        sent[n] = Some(Sent::Failed(error.clone(), cmd.clone()));
-                    }
+        let mut sent = unanswered(calls.len());
+        for part in join_all(sends).await {
+            for (n, outcome) in part.into_iter().enumerate() {
+                if outcome.is_some() {
+                    sent[n] = outcome;
                 }
             }
         }
-        sent.into_iter()
-            .map(|sent| {
-                sent.unwrap_or_else(|| Sent::Garbled("a command of a batch was lost".into()))
-            })
-            .collect()
+        answered(sent)
+    }
+}
+
+/// The slot of a call's key.
+fn slot_of_call(call: &Call) -> u16 {
+    match call {
+        Call::Get(key) | Call::Set(key, _) => slot_of(key.as_bytes()),
+        Call::Cmd(cmd) => slot_of_command(cmd),
     }
 }
 
