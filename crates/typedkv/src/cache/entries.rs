@@ -106,16 +106,23 @@ impl<T> Entries<T> {
     /// Drops everything (Redis dropped its tracking table, or the store was cleared).
     pub(crate) fn flush(&self) {
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cache.clear();
-        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.drop_all();
     }
 
     /// Invalidations stopped arriving: drops everything and caches nothing until
     /// [`Entries::start_tracking`].
     pub(crate) fn stop_tracking(&self) {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.drop_all();
+        // Last, so whoever sees tracking off (a hit takes no lock) finds the entries gone.
         self.tracking.store(false, Ordering::SeqCst);
-        self.flush();
+    }
+
+    /// [`Entries::flush`]'s work; the caller holds `turn`.
+    fn drop_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.clear();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Invalidations are being received (again): caching may start.
@@ -191,6 +198,36 @@ mod tests {
         let ticket = entries.fill_ticket().unwrap();
         entries.insert(ticket, "k".into(), Arc::new(2), None);
         assert_eq!(entries.get("k").as_deref(), Some(&2));
+    }
+
+    /// A reader that sees tracking off never finds an entry cached before: the fail-safe
+    /// read answers entries as current, so one left over would be answered as fresh after
+    /// invalidations stopped. Checked while another thread stops and restarts tracking.
+    #[test]
+    fn entries_are_gone_once_tracking_is_seen_off() {
+        let entries = Arc::new(tracking());
+        let rounds = 2_000;
+        let stopper = {
+            let entries = Arc::clone(&entries);
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    entries.start_tracking();
+                    let ticket = entries.fill_ticket().unwrap();
+                    entries.insert(ticket, "k".into(), Arc::new(round), None);
+                    entries.stop_tracking();
+                }
+            })
+        };
+        while !stopper.is_finished() {
+            if !entries.is_tracking() {
+                let flushes = entries.stats().flushes;
+                let found = entries.get("k");
+                // Unless a later round started and stopped meanwhile (it flushes again).
+                let same_stop = !entries.is_tracking() && entries.stats().flushes == flushes;
+                assert!(found.is_none() || !same_stop, "{found:?}");
+            }
+        }
+        stopper.join().unwrap();
     }
 
     #[test]
