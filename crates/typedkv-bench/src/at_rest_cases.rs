@@ -12,8 +12,15 @@ use crate::measure::{BenchResult, median};
 use crate::payload::{BenchUser, sample};
 use crate::report::Row;
 
-/// Calls timed per sample.
+/// Calls timed per sample at the default `--secs` and longer; a shorter `--secs` (a smoke
+/// run, an unoptimized build) times proportionally fewer.
 const CALLS: u32 = 2_000;
+
+/// [`CALLS`] scaled to `--secs` (3 s is the default).
+fn calls(args: &Args) -> u32 {
+    let share = (args.per_case.as_secs_f64() / 3.0).min(1.0);
+    ((f64::from(CALLS) * share) as u32).max(20)
+}
 
 /// The 16 KiB JSON-like document of the compression case: records with repeated field names
 /// and similar values, as API payloads and cached query results are.
@@ -39,15 +46,16 @@ async fn set_get_ns<T>(
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    let calls = calls(args);
     let once = |store: &MemoryStore<T>| {
         let store = store.clone();
         async move {
             let started = Instant::now();
-            for _ in 0..CALLS {
+            for _ in 0..calls {
                 store.set("k", value).await?;
                 std::hint::black_box(store.get("k").await?);
             }
-            Ok::<_, typedkv::Error>(started.elapsed().as_nanos() as f64 / f64::from(CALLS))
+            Ok::<_, typedkv::Error>(started.elapsed().as_nanos() as f64 / f64::from(calls))
         }
     };
     let (mut with, mut without) = (Vec::new(), Vec::new());
