@@ -26,6 +26,11 @@ pub const MASTER_NAME: &str = "master0";
 /// How many times to start a setup that did not come up.
 const START_ATTEMPTS: usize = 3;
 
+/// One setup starts at a time in a test process: six servers syncing and sentinels finding
+/// each other, several setups at once on a loaded 2-core machine, missed the bounds below.
+/// Only the start is serialized; the setups then run side by side.
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// How soon after the sentinels name a new master a pool stops writing to the old one, at
 /// most: the watcher hears the announcement at once; this is slack for a loaded machine.
 pub const MOVE_AFTER_SWITCH: Duration = Duration::from_millis(500);
@@ -89,16 +94,23 @@ impl TestSentinel {
 
     /// Starts setups with `spawn` until one comes up, configured and synced.
     async fn start_with(spawn: fn() -> TestSentinel) -> TestSentinel {
-        for _ in 0..START_ATTEMPTS {
+        // Never closed, so acquiring fails only if it were: then start unserialized.
+        let _turn = STARTING.acquire().await.ok();
+        for attempt in 1..=START_ATTEMPTS {
             let Ok(setup) = tokio::task::spawn_blocking(spawn).await else {
-                continue; // the harness panicked: a replica never synced
+                eprintln!("sentinel setup, attempt {attempt}: a replica never synced");
+                continue;
             };
-            if setup.replicas_synced(Duration::from_secs(20)).await
-                && setup.configure().await
-                && setup.everyone_knows_everyone(Duration::from_secs(20)).await
-            {
+            let failed = if !setup.replicas_synced(Duration::from_secs(20)).await {
+                "replicas not synced in 20 s"
+            } else if !setup.configure().await {
+                "a sentinel refused its settings"
+            } else if !setup.everyone_knows_everyone(Duration::from_secs(20)).await {
+                "sentinels did not find each other in 20 s"
+            } else {
                 return setup;
-            }
+            };
+            eprintln!("sentinel setup, attempt {attempt}: {failed}");
         }
         panic!("no test Sentinel setup came up in {START_ATTEMPTS} attempts")
     }
