@@ -160,7 +160,9 @@ async fn entries_never_outlive_their_key() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let ttl = Duration::from_millis(300);
+    // Long enough that the write, its echo and two reads fit inside it on a loaded machine
+    // (with 300 ms, the entry had expired before the second read in 1 of 5 loaded runs).
+    let ttl = Duration::from_secs(2);
     let store = RedisStore::builder(server.pool(), "session")
         .ttl(ttl)
         .build()
