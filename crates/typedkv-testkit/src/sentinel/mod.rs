@@ -27,8 +27,8 @@ pub const MASTER_NAME: &str = "master0";
 const START_ATTEMPTS: usize = 3;
 
 /// One setup starts at a time in a test process: six servers syncing and sentinels finding
-/// each other, several setups at once on a loaded 2-core machine, missed the bounds below.
-/// Only the start is serialized; the setups then run side by side.
+/// each other is the heaviest moment of a setup, so starts do not pile up on a loaded
+/// machine. Only the start is serialized; the setups then run side by side.
 static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// How soon after the sentinels name a new master a pool stops writing to the old one, at
