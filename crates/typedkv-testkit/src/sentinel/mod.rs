@@ -102,11 +102,11 @@ impl TestSentinel {
                 continue;
             };
             let failed = if !setup.replicas_synced(Duration::from_secs(20)).await {
-                "replicas not synced in 20 s"
-            } else if !setup.configure().await {
-                "a sentinel refused its settings"
+                "replicas not synced in 20 s".to_string()
+            } else if let Err(e) = setup.configure(Duration::from_secs(20)).await {
+                format!("settings not taken in 20 s: {e}")
             } else if !setup.everyone_knows_everyone(Duration::from_secs(20)).await {
-                "sentinels did not find each other in 20 s"
+                "sentinels did not find each other in 20 s".to_string()
             } else {
                 return setup;
             };
@@ -136,33 +136,48 @@ impl TestSentinel {
 
     /// Short failure detection, a quorum of 2 of 3 as production setups have it (the harness
     /// sets 1), and a failover timeout of 4 s (after a split vote, the next election waits
-    /// twice that), on every sentinel; `false` if a sentinel cannot be reached.
-    async fn configure(&self) -> bool {
+    /// twice that), on every sentinel. A sentinel that cannot be reached or refuses is asked
+    /// again until `limit` has passed (the harness does not wait for the sentinels to
+    /// listen, and on a loaded machine one may still be starting); then the last error.
+    async fn configure(&self, limit: Duration) -> Result<(), String> {
+        let started = Instant::now();
         for port in self.sentinel_ports() {
-            let Ok(mut sentinel) = self.try_connection(port).await else {
-                return false;
-            };
-            for (option, value) in [
-                (
-                    "down-after-milliseconds",
-                    DOWN_AFTER.as_millis().to_string(),
-                ),
-                ("failover-timeout", "4000".to_string()),
-                ("quorum", "2".to_string()),
-            ] {
-                let set: redis::RedisResult<()> = redis::cmd("SENTINEL")
-                    .arg("SET")
-                    .arg(MASTER_NAME)
-                    .arg(option)
-                    .arg(value)
-                    .query_async(&mut sentinel)
-                    .await;
-                if set.is_err() {
-                    return false;
+            loop {
+                match self.configure_one(port).await {
+                    Ok(()) => break,
+                    Err(e) if started.elapsed() >= limit => {
+                        return Err(format!("sentinel 127.0.0.1:{port}: {e}"));
+                    }
+                    Err(e) => {
+                        eprintln!("sentinel 127.0.0.1:{port} not configured yet: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             }
         }
-        true
+        Ok(())
+    }
+
+    /// [`configure`](Self::configure) for the sentinel on `port`, once.
+    async fn configure_one(&self, port: u16) -> redis::RedisResult<()> {
+        let mut sentinel = self.try_connection(port).await?;
+        for (option, value) in [
+            (
+                "down-after-milliseconds",
+                DOWN_AFTER.as_millis().to_string(),
+            ),
+            ("failover-timeout", "4000".to_string()),
+            ("quorum", "2".to_string()),
+        ] {
+            redis::cmd("SENTINEL")
+                .arg("SET")
+                .arg(MASTER_NAME)
+                .arg(option)
+                .arg(value)
+                .query_async::<()>(&mut sentinel)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The data servers' ports on 127.0.0.1: the master's and the replicas' (killed ones
@@ -427,7 +442,8 @@ impl TestSentinel {
         'poll: while started.elapsed() < limit {
             for port in self.sentinel_ports() {
                 let Ok(mut sentinel) = self.try_connection(port).await else {
-                    return false;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'poll;
                 };
                 for what in ["REPLICAS", "SENTINELS"] {
                     let known: redis::RedisResult<Vec<redis::Value>> = redis::cmd("SENTINEL")
