@@ -1,5 +1,5 @@
-//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), on
-//! unless `RedisPoolBuilder::batching(false)`: while [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT)
+//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), off
+//! unless `RedisPoolBuilder::batching(true)`: while [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT)
 //! commands or batches of the pool are in flight, the calls that arrive meanwhile queue, and
 //! go out together when a slot frees.
 //!
