@@ -98,9 +98,10 @@ impl<T> Entries<T> {
         }
     }
 
-    /// Counts one invalidation message from Redis.
+    /// Counts one invalidation message from Redis, once applied: a reader of the count
+    /// (acquire) then sees its evictions done, so a fill it starts after is not voided by it.
     pub(crate) fn note_invalidation(&self) {
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.invalidations.fetch_add(1, Ordering::Release);
     }
 
     /// Drops everything (Redis dropped its tracking table, or the store was cleared).
@@ -122,7 +123,7 @@ impl<T> Entries<T> {
     fn drop_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.clear();
-        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushes.fetch_add(1, Ordering::Release);
     }
 
     /// Invalidations are being received (again): caching may start.
@@ -140,8 +141,8 @@ impl<T> Entries<T> {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            invalidations: self.invalidations.load(Ordering::Relaxed),
-            flushes: self.flushes.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Acquire),
+            flushes: self.flushes.load(Ordering::Acquire),
             entries: self.cache.len(),
         }
     }

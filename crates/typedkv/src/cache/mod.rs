@@ -117,7 +117,7 @@ pub struct CacheStats {
     pub hits: u64,
     /// `get`s that went to Redis.
     pub misses: u64,
-    /// Invalidation messages received from Redis.
+    /// Invalidation messages received from Redis, counted once their entries are dropped.
     pub invalidations: u64,
     /// Times the whole cache was dropped (tracking lost, Redis flushed, `clear`).
     pub flushes: u64,

@@ -82,7 +82,6 @@ pub(crate) async fn track<T: Send + Sync + 'static, B: Trackable>(
 fn handle_push<T>(entries: &Entries<T>, lost: &Lost, generation: u64, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
-            entries.note_invalidation();
             // `invalidate [key, ...]`, or `invalidate nil` when Redis dropped its tracking
             // table (e.g. FLUSHALL): then everything may have changed.
             match push.data.first() {
@@ -94,6 +93,8 @@ fn handle_push<T>(entries: &Entries<T>, lost: &Lost, generation: u64, push: Push
                 }
                 _ => entries.flush(),
             }
+            // Counted once applied: whoever sees the count sees its evictions done.
+            entries.note_invalidation();
         }
         PushKind::Disconnection if lost.generation.load(Ordering::SeqCst) == generation => {
             entries.stop_tracking();
@@ -167,5 +168,52 @@ pub(crate) async fn maintain<T: Send + Sync + 'static, B: Trackable>(
                 Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalidate(key: &str) -> PushInfo {
+        PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Array(vec![Value::BulkString(
+                key.as_bytes().to_vec(),
+            )])],
+        }
+    }
+
+    /// Whoever sees an invalidation counted sees its evictions done: a test (or a user)
+    /// that waits for the count and then reads is never answered, nor has its fill voided
+    /// by, an invalidation already counted. Round `r` caches `r` and then invalidates it,
+    /// so after `c` counted invalidations no value below `c` may be found.
+    #[test]
+    fn an_invalidation_is_counted_once_its_entries_are_gone() {
+        let entries = Arc::new(Entries::<u64>::new(100));
+        entries.start_tracking();
+        let lost = Lost::default();
+        let rounds = 100_000;
+        let writer = {
+            let entries = Arc::clone(&entries);
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    if let Some(ticket) = entries.fill_ticket() {
+                        entries.insert(ticket, "k".into(), Arc::new(round), None);
+                    }
+                    handle_push(&entries, &lost, 0, invalidate("k"));
+                }
+            })
+        };
+        while !writer.is_finished() {
+            let counted = entries.stats().invalidations;
+            if let Some(found) = entries.get("k") {
+                assert!(
+                    *found >= counted,
+                    "{found} found after {counted} invalidations"
+                );
+            }
+        }
+        writer.join().unwrap();
     }
 }
