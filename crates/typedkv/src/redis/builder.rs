@@ -94,18 +94,20 @@ impl<Target> RedisPoolBuilder<Target> {
 
     /// Batch concurrent commands. Default `false`: measure before switching it on.
     ///
-    /// While commands of the pool are in flight, plain single-key commands (`get`, `set`,
-    /// `delete`, `exists`, `ttl`) that arrive meanwhile queue and go out together as one
-    /// pipeline when one completes; a lone call goes out at once. Each call still gets its
+    /// Up to 16 concurrent plain single-key commands (`get`, `set`, `delete`, `exists`,
+    /// `ttl`) go out alone, as without batching. Beyond that, the calls that arrive queue and
+    /// go out together as one pipeline (one `MGET` for the `get`s) when a batch completes,
+    /// until the queue is empty and no batch is in flight. Each call still gets its
     /// own reply or error, and its own response timeout counted from its start. On a cluster,
     /// a batch is one pipeline per master (commands whose slot moved meanwhile are sent again
     /// alone); with `read_from_replicas`, a cluster pool does not batch.
     ///
-    /// Queued calls wait for a command in flight, so batching pays only where the cost of
+    /// Queued calls wait for a batch in flight, so batching pays only where the cost of
     /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
-    /// On the 2-core VM of BENCHMARKS.md it gained up to 1.26x in some runs and lost up to
-    /// 0.72x (at 16 tasks) in others. Compare `typed` with `typed+batching` in
-    /// `typedkv-bench --only peer` (and `--only cluster`) on your own machine.
+    /// On the 2-core VM of BENCHMARKS.md, against hand-written redis-rs: 0.93-1.11x at 16
+    /// tasks (calls go alone there), 0.90-1.01x at 64, 1.03-1.17x at 256. Compare `typed`
+    /// with `typed+batching` in `typedkv-bench --only peer` (and `--only cluster`) on your
+    /// own machine.
     ///
     /// ```
     /// use typedkv::redis::RedisPool;

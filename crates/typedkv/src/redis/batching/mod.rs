@@ -1,10 +1,12 @@
 //! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), off
-//! unless `RedisPoolBuilder::batching(true)`: while [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT)
-//! commands or batches of the pool are in flight, the calls that arrive meanwhile queue, and
-//! go out together when a slot frees.
+//! unless `RedisPoolBuilder::batching(true)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
+//! concurrent calls go out alone; beyond that, the calls that arrive queue and go out
+//! together, at most [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT) batches at a time, until the
+//! queue is empty and no batch is in flight.
 //!
-//! - **A lone call goes out at once** on its caller's task: with a slot free and nobody
-//!   queued it claims the slot (one compare-and-swap) and sends its command, with no hand-off.
+//! - **A lone call goes out at once** on its caller's task: with nobody queued, no batch in
+//!   flight and a lone slot free, it claims the slot (one compare-and-swap) and sends its
+//!   command, with no hand-off.
 //! - **A queued call costs one message** on the pool's channel (`queue.rs`); a dispatcher
 //!   task drains the channel into a batch whenever a slot frees, and a task per batch sends
 //!   it. Batches are never sent by a caller, so a caller whose future is dropped never
@@ -47,12 +49,21 @@ use crate::error::{Error, Result, Waited};
 /// The batcher of a pool whose connections are `W`.
 pub(crate) type BatcherOf<W> = Batcher<<<W as Pooled>::Conn as BatchConnection>::Routes>;
 
-/// A slot held by a lone call or a batch task: freed when dropped, however they end.
+/// A batch task's slot: freed when dropped, however the task ends.
 struct Slot<'a, R>(&'a Batcher<R>);
 
 impl<R> Drop for Slot<'_, R> {
     fn drop(&mut self) {
         self.0.release();
+    }
+}
+
+/// A lone call's slot: freed when dropped, however the call ends (or is cancelled).
+struct DirectSlot<'a, R>(&'a Batcher<R>);
+
+impl<R> Drop for DirectSlot<'_, R> {
+    fn drop(&mut self) {
+        self.0.release_direct();
     }
 }
 
@@ -96,7 +107,7 @@ where
             return self.query(&key, &plain.cmd(), resend).await;
         };
         if batcher.try_direct() {
-            let _slot = Slot(batcher);
+            let _slot = DirectSlot(batcher);
             return self.query(&key, &plain.cmd(), resend).await;
         }
         let deadline = self

@@ -17,10 +17,17 @@ use tokio::time::Instant;
 
 use super::calls::{Call, Sent};
 
-/// Batches (or lone calls) in flight at once per pool. Two keep the connection busy while the
-/// client hands out one batch's replies; more only make the batches smaller (measured at
-/// 1, 2, 4, 8, 16 and 32: see BENCHMARKS.md).
+/// Batches in flight at once per pool. Two keep the connection busy while the client hands
+/// out one batch's replies; more only make the batches smaller (measured at 1, 2, 4, 8, 16
+/// and 32: see BENCHMARKS.md).
 pub(super) const MAX_IN_FLIGHT: usize = 2;
+
+/// Lone calls in flight at once per pool while no batch is. Up to this many concurrent
+/// callers, calls go out alone, pipelined on the shared connection as without batching:
+/// at 16 tasks, queueing them behind two slots halved throughput (0.50-0.65x redis-rs,
+/// against 0.93-1.11x alone; BENCHMARKS.md). Beyond it, the next call queues and batching
+/// takes over until the queue is empty and no batch is in flight.
+pub(super) const MAX_DIRECT: usize = 16;
 
 /// Most calls in one batch.
 pub(super) const MAX_BATCH: usize = 512;
@@ -80,8 +87,10 @@ fn replace_sender(reply: &mut oneshot::Sender<Sent>) -> oneshot::Sender<Sent> {
 /// The batcher of a pool (`R`: what its connection keeps to route batches, see
 /// `BatchConnection::Routes`).
 pub(crate) struct Batcher<R> {
-    /// Lone calls and batches in flight.
+    /// Batches in flight.
     in_flight: AtomicUsize,
+    /// Lone calls in flight.
+    direct: AtomicUsize,
     /// Calls queued and not yet sent: in the channel or held by the dispatcher.
     queued: AtomicUsize,
     /// Signalled when a slot frees while calls are queued.
@@ -98,6 +107,7 @@ impl<R: Default> Default for Batcher<R> {
     fn default() -> Self {
         Batcher {
             in_flight: AtomicUsize::new(0),
+            direct: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             slot_freed: Notify::new(),
             queue: ArcSwapOption::empty(),
@@ -119,13 +129,26 @@ pub(super) trait Dispatch: Send + Sync + 'static {
 }
 
 impl<R> Batcher<R> {
-    /// Claims a slot for a lone call if one is free and nobody is queued (queued calls go
-    /// first).
+    /// Claims a slot for a lone call: while nobody is queued (queued calls go first), no
+    /// batch is in flight (once batching has started, it carries the load) and fewer than
+    /// [`MAX_DIRECT`] lone calls are.
     pub(super) fn try_direct(&self) -> bool {
-        self.queued.load(Ordering::Acquire) == 0 && self.claim()
+        self.queued.load(Ordering::Acquire) == 0
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .direct
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                    (taken < MAX_DIRECT).then_some(taken + 1)
+                })
+                .is_ok()
     }
 
-    /// Claims a slot if fewer than [`MAX_IN_FLIGHT`] are taken.
+    /// Frees a lone call's slot.
+    pub(super) fn release_direct(&self) {
+        self.direct.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Claims a batch's slot if fewer than [`MAX_IN_FLIGHT`] are taken.
     fn claim(&self) -> bool {
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
@@ -134,7 +157,7 @@ impl<R> Batcher<R> {
             .is_ok()
     }
 
-    /// Frees a slot, and wakes the dispatcher if calls wait for one.
+    /// Frees a batch's slot, and wakes the dispatcher if calls wait for one.
     pub(super) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.queued.load(Ordering::Acquire) > 0 {
@@ -291,15 +314,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lone_calls_claim_free_slots_and_queued_calls_go_first() {
+    fn lone_calls_go_alone_until_batching_starts_and_queued_calls_go_first() {
         let batcher = Batcher::<()>::default();
-        for _ in 0..MAX_IN_FLIGHT {
+        for _ in 0..MAX_DIRECT {
             assert!(batcher.try_direct());
         }
-        assert!(!batcher.try_direct(), "every slot is taken");
+        assert!(!batcher.try_direct(), "every lone slot is taken");
+        batcher.release_direct();
+        assert!(batcher.try_direct(), "a freed lone slot is claimed");
+        batcher.release_direct();
+        assert!(batcher.claim(), "batches have slots of their own");
+        assert!(!batcher.try_direct(), "a batch in flight carries new calls");
         batcher.release();
-        assert!(batcher.try_direct(), "a freed slot is claimed");
-        batcher.release();
+        assert!(batcher.try_direct());
+        batcher.release_direct();
         batcher.queued.store(1, Ordering::Release);
         assert!(
             !batcher.try_direct(),
