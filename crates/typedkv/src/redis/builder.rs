@@ -104,8 +104,8 @@ impl<Target> RedisPoolBuilder<Target> {
     ///
     /// Queued calls wait for a batch in flight, so batching pays only where the cost of
     /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
-    /// On the 2-core VM of BENCHMARKS.md, against hand-written redis-rs: 0.93-1.11x at 16
-    /// tasks (calls go alone there), 0.90-1.01x at 64, 1.03-1.17x at 256. Compare `typed`
+    /// On the 2-core VM of BENCHMARKS.md, against hand-written redis-rs: 0.88-1.01x at 16
+    /// tasks (calls go alone there), 0.96-1.14x at 64, 1.02-1.29x at 256. Compare `typed`
     /// with `typed+batching` in `typedkv-bench --only peer` (and `--only cluster`) on your
     /// own machine.
     ///

@@ -1,18 +1,21 @@
-//! The batcher of one pool: how many of its batches (or lone calls) are in flight, the
+//! The batcher of one pool: how many of its batches and lone calls are in flight, the
 //! channel its queued calls wait in, and the dispatcher task that drains that channel into
-//! batches whenever a slot is free.
+//! batches whenever a batch slot is free, and sends and polls those batches itself.
 //!
 //! The hot path takes no lock: a lone call claims a slot with one compare-and-swap of the
-//! in-flight count; a queued call is one increment and one message on an unbounded channel.
+//! lone count; a queued call is one increment and one message on an unbounded channel.
 //! The dispatcher holds the only timer of the queue (the earliest deadline of the calls it
-//! holds), and each batch task one more (the earliest deadline of its calls): no call has a
+//! holds), and each batch one more (the earliest deadline of its calls): no call has a
 //! timer of its own, yet each ends by its own deadline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::{Notify, mpsc, oneshot};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::calls::{Call, Sent};
@@ -93,8 +96,6 @@ pub(crate) struct Batcher<R> {
     direct: AtomicUsize,
     /// Calls queued and not yet sent: in the channel or held by the dispatcher.
     queued: AtomicUsize,
-    /// Signalled when a slot frees while calls are queued.
-    slot_freed: Notify,
     /// The dispatcher's channel; replaced if its dispatcher ended with its runtime.
     queue: ArcSwapOption<mpsc::UnboundedSender<Queued>>,
     /// Serializes starting a dispatcher (rare: the first queued call, or after a runtime
@@ -109,7 +110,6 @@ impl<R: Default> Default for Batcher<R> {
             in_flight: AtomicUsize::new(0),
             direct: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
-            slot_freed: Notify::new(),
             queue: ArcSwapOption::empty(),
             starting: Mutex::new(()),
             routes: R::default(),
@@ -124,8 +124,9 @@ pub(super) trait Dispatch: Send + Sync + 'static {
 
     fn batcher(&self) -> Option<&Batcher<Self::Routes>>;
 
-    /// Sends `batch` and answers its callers, holding a slot, which it frees at the end.
-    fn send(self: Arc<Self>, batch: Vec<Queued>);
+    /// Sends `batch` and answers its callers, holding a slot, which it frees at the end;
+    /// the dispatcher polls it.
+    fn send(self: Arc<Self>, batch: Vec<Queued>) -> BoxFuture<'static, ()>;
 }
 
 impl<R> Batcher<R> {
@@ -157,12 +158,9 @@ impl<R> Batcher<R> {
             .is_ok()
     }
 
-    /// Frees a batch's slot, and wakes the dispatcher if calls wait for one.
+    /// Frees a batch's slot (the dispatcher, which polls every batch, sees it end).
     pub(super) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if self.queued.load(Ordering::Acquire) > 0 {
-            self.slot_freed.notify_one();
-        }
     }
 
     /// Calls taken out of the queue for good (sent, answered or abandoned).
@@ -242,14 +240,25 @@ impl<R> Drop for Held<'_, R> {
 }
 
 /// The dispatcher of a pool: waits for calls, then for a free slot (answering calls whose
-/// deadline passes meanwhile), and hands up to [`MAX_BATCH`] calls at a time to a batch task.
+/// deadline passes meanwhile), and sends up to [`MAX_BATCH`] calls at a time as a batch.
+/// It polls its batches itself, beside the queue: no task per batch, and since every batch
+/// in flight is here, one ending is what frees a slot.
 async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut waiting: Vec<Queued> = Vec::new();
+    let mut batches = FuturesUnordered::new();
     loop {
         if waiting.is_empty() {
-            match queue.recv().await {
-                Some(first) => waiting.push(first),
-                None => return, // the pool is gone
+            tokio::select! {
+                biased;
+                Some(()) = batches.next(), if !batches.is_empty() => continue,
+                first = queue.recv() => match first {
+                    Some(first) => waiting.push(first),
+                    None => {
+                        // The pool is gone: finish what is in flight.
+                        while batches.next().await.is_some() {}
+                        return;
+                    }
+                },
             }
         }
         let Some(pool) = pool.upgrade() else {
@@ -264,9 +273,6 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
         };
         // Wait for a slot; calls that time out or are abandoned meanwhile leave.
         let slot = loop {
-            let freed = batcher.slot_freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
             if batcher.claim() {
                 break true;
             }
@@ -276,14 +282,15 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
             if held.calls.is_empty() {
                 break false;
             }
-            match earliest(&held.calls) {
-                Some(deadline) => {
-                    tokio::select! {
-                        () = &mut freed => {}
-                        () = tokio::time::sleep_until(deadline) => {}
+            let deadline = earliest(&held.calls);
+            tokio::select! {
+                Some(()) = batches.next(), if !batches.is_empty() => {}
+                () = async {
+                    match deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
                     }
-                }
-                None => freed.await,
+                } => {}
             }
         };
         if !slot {
@@ -295,7 +302,7 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
         let batch = std::mem::take(&mut held.calls);
         drop(held); // holds nothing now
         batcher.taken(batch.len());
-        Arc::clone(&pool).send(batch);
+        batches.push(Arc::clone(&pool).send(batch));
     }
 }
 
