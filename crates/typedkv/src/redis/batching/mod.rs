@@ -51,24 +51,6 @@ use crate::error::{Error, Result, Waited};
 /// The batcher of a pool whose connections are `W`.
 pub(crate) type BatcherOf<W> = Batcher<<<W as Pooled>::Conn as BatchConnection>::Routes>;
 
-/// A batch's slot: freed when dropped, however the batch ends.
-struct Slot<'a, R>(&'a Batcher<R>);
-
-impl<R> Drop for Slot<'_, R> {
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
-/// A lone call's slot: freed when dropped, however the call ends (or is cancelled).
-struct DirectSlot<'a, R>(&'a Batcher<R>);
-
-impl<R> Drop for DirectSlot<'_, R> {
-    fn drop(&mut self) {
-        self.0.release_direct();
-    }
-}
-
 impl<M, W> Dispatch for Shared<M, W>
 where
     M: Manager<Error = RedisError> + 'static,
@@ -85,7 +67,7 @@ where
             let Some(batcher) = Shared::batcher(&self) else {
                 return;
             };
-            let _slot = Slot(batcher);
+            let _slot = batcher.batch_slot();
             self.send_batch(batch, &batcher.routes).await;
         })
     }
@@ -107,8 +89,7 @@ where
         let Some(batcher) = self.batcher() else {
             return self.query(&key, &plain.cmd(), resend).await;
         };
-        if batcher.try_direct() {
-            let _slot = DirectSlot(batcher);
+        if let Some(_slot) = batcher.try_direct() {
             return self.query(&key, &plain.cmd(), resend).await;
         }
         let deadline = self

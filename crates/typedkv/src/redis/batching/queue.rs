@@ -129,27 +129,35 @@ pub(super) trait Dispatch: Send + Sync + 'static {
     fn send(self: Arc<Self>, batch: Vec<Queued>) -> BoxFuture<'static, ()>;
 }
 
+/// A claimed slot, a lone call's or a batch's: freed when dropped, however its holder ends
+/// (or is cancelled).
+pub(super) struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl<R> Batcher<R> {
     /// Claims a slot for a lone call: while nobody is queued (queued calls go first), no
     /// batch is in flight (once batching has started, it carries the load) and fewer than
     /// [`MAX_DIRECT`] lone calls are.
-    pub(super) fn try_direct(&self) -> bool {
-        self.queued.load(Ordering::Acquire) == 0
+    pub(super) fn try_direct(&self) -> Option<Slot<'_>> {
+        let free = self.queued.load(Ordering::Acquire) == 0
             && self.in_flight.load(Ordering::Acquire) == 0
             && self
                 .direct
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
                     (taken < MAX_DIRECT).then_some(taken + 1)
                 })
-                .is_ok()
+                .is_ok();
+        // Built only when claimed: dropping an unclaimed one would free a slot it never held.
+        free.then(|| Slot(&self.direct))
     }
 
-    /// Frees a lone call's slot.
-    pub(super) fn release_direct(&self) {
-        self.direct.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Claims a batch's slot if fewer than [`MAX_IN_FLIGHT`] are taken.
+    /// Claims a batch's slot if fewer than [`MAX_IN_FLIGHT`] are taken; the batch holds it
+    /// as [`batch_slot`](Self::batch_slot).
     fn claim(&self) -> bool {
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
@@ -158,9 +166,10 @@ impl<R> Batcher<R> {
             .is_ok()
     }
 
-    /// Frees a batch's slot (the dispatcher, which polls every batch, sees it end).
-    pub(super) fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// The slot the dispatcher claimed for a batch, held by the batch until it ends (the
+    /// dispatcher, which polls every batch, sees it end).
+    pub(super) fn batch_slot(&self) -> Slot<'_> {
+        Slot(&self.in_flight)
     }
 
     /// Calls taken out of the queue for good (sent, answered or abandoned).
@@ -323,21 +332,27 @@ mod tests {
     #[test]
     fn lone_calls_go_alone_until_batching_starts_and_queued_calls_go_first() {
         let batcher = Batcher::<()>::default();
-        for _ in 0..MAX_DIRECT {
-            assert!(batcher.try_direct());
-        }
-        assert!(!batcher.try_direct(), "every lone slot is taken");
-        batcher.release_direct();
-        assert!(batcher.try_direct(), "a freed lone slot is claimed");
-        batcher.release_direct();
+        let mut lone: Vec<Slot<'_>> = (0..MAX_DIRECT)
+            .map(|_| batcher.try_direct().expect("a free lone slot"))
+            .collect();
+        assert!(batcher.try_direct().is_none(), "every lone slot is taken");
+        lone.pop();
+        assert!(
+            batcher.try_direct().is_some(),
+            "a freed lone slot is claimed"
+        );
+        drop(lone);
         assert!(batcher.claim(), "batches have slots of their own");
-        assert!(!batcher.try_direct(), "a batch in flight carries new calls");
-        batcher.release();
-        assert!(batcher.try_direct());
-        batcher.release_direct();
+        let batch = batcher.batch_slot();
+        assert!(
+            batcher.try_direct().is_none(),
+            "a batch in flight carries new calls"
+        );
+        drop(batch);
+        assert!(batcher.try_direct().is_some());
         batcher.queued.store(1, Ordering::Release);
         assert!(
-            !batcher.try_direct(),
+            batcher.try_direct().is_none(),
             "a queued call goes before a new lone one"
         );
     }
