@@ -87,4 +87,31 @@ mod tests {
         }
         Ok(())
     }
+
+    /// A store's calls box their futures (the `Store` trait is object-safe), so each call
+    /// allocates one. Up to 1,032 bytes glibc serves it from a per-thread cache; beyond, it
+    /// locks an arena, which the tasks on other threads freeing theirs contend for. At 1.8
+    /// KiB (an `async fn` storing the operation future twice) a batched `get` spent 1.3 µs
+    /// more client CPU per call than the bench's lean coalescer.
+    #[test]
+    fn store_futures_fit_the_allocators_per_thread_cache() -> Result<()> {
+        use crate::Store;
+        let pool = RedisPool::from_url("redis://127.0.0.1:1")?;
+        let store = crate::RedisStore::<String>::builder(pool, "p").build()?;
+        let value = String::new();
+        let sizes = [
+            ("get", std::mem::size_of_val(&*store.get("k"))),
+            ("set", std::mem::size_of_val(&*store.set("k", &value))),
+            (
+                "set_opts",
+                std::mem::size_of_val(&*store.set_opts("k", &value, crate::SetOptions::new())),
+            ),
+            ("delete", std::mem::size_of_val(&*store.delete("k"))),
+            ("exists", std::mem::size_of_val(&*store.exists("k"))),
+        ];
+        for (call, size) in sizes {
+            assert!(size <= 1024, "{call} future is {size} bytes");
+        }
+        Ok(())
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
+use futures::FutureExt;
 
 use super::batching::Plain;
 use super::errors::unexpected;
@@ -40,20 +41,27 @@ macro_rules! forward_commands_to_shared {
             self.shared().limits().response
         }
 
-        async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            self.$reads().get(key).await
+        // The hot commands hand back `Shared`'s future itself: an `async fn` wrapper would
+        // store its arguments once more in a future that every call allocates.
+        fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+            self.$reads().get(key)
         }
 
-        async fn set(&self, key: &str, value: Bytes, write: Write) -> Result<bool> {
-            self.shared().set(key, value, write).await
+        fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            write: Write,
+        ) -> impl Future<Output = Result<bool>> + Send {
+            self.shared().set(key, value, write)
         }
 
-        async fn delete(&self, key: &str) -> Result<bool> {
-            self.shared().delete(key).await
+        fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+            self.shared().delete(key)
         }
 
-        async fn exists(&self, key: &str) -> Result<bool> {
-            self.$reads().exists(key).await
+        fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+            self.$reads().exists(key)
         }
 
         async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
@@ -190,53 +198,53 @@ where
     M: Manager<Error = RedisError> + 'static,
     W: Pooled + From<Object<M>>,
 {
-    pub(crate) async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Bytes>> {
-        self.single(key, Plain::Get(key), Resend::Safe).await
+    // `get`, `set`, `delete` and `exists` hand back `single`'s future (mapped) rather than
+    // wrap it in an `async fn`, which would store the arguments again in every call's future.
+    pub(crate) fn get(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        self.single(key, Plain::Get(key), Resend::Safe)
     }
 
-    pub(crate) async fn set(
+    pub(crate) fn set(
         self: &Arc<Self>,
         key: &str,
         value: Bytes,
         write: Write,
-    ) -> Result<bool> {
-        if write.condition == Condition::Always && write.expiry == WriteExpiry::Never {
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let plain = if write.condition == Condition::Always && write.expiry == WriteExpiry::Never {
             // What `MSET` does, so a batch can carry it in one.
-            let () = self
-                .single(key, Plain::Set(key, value), Resend::Never)
-                .await?;
-            return Ok(true);
-        }
-        let mut cmd = ::redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        match write.condition {
-            Condition::Always => {}
-            Condition::IfAbsent => {
-                cmd.arg("NX");
+            Plain::Set(key, value)
+        } else {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(key).arg(value);
+            match write.condition {
+                Condition::Always => {}
+                Condition::IfAbsent => {
+                    cmd.arg("NX");
+                }
+                Condition::IfPresent => {
+                    cmd.arg("XX");
+                }
             }
-            Condition::IfPresent => {
-                cmd.arg("XX");
-            }
-        }
-        expiry_args(&mut cmd, write.expiry);
+            expiry_args(&mut cmd, write.expiry);
+            Plain::Cmd(cmd)
+        };
         // OK when written, nil when the NX/XX condition was not met.
-        let reply: Value = self.single(key, Plain::Cmd(cmd), Resend::Never).await?;
-        Ok(!matches!(reply, Value::Nil))
+        self.single(key, plain, Resend::Never)
+            .map(|reply: Result<Value>| Ok(!matches!(reply?, Value::Nil)))
     }
 
-    pub(crate) async fn delete(self: &Arc<Self>, key: &str) -> Result<bool> {
+    pub(crate) fn delete(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
         // UNLINK frees large values off Redis' main thread.
-        let removed: u64 = self
-            .single(key, Plain::Cmd(on_key("UNLINK", key)), Resend::Never)
-            .await?;
-        Ok(removed > 0)
+        self.single(key, Plain::Cmd(on_key("UNLINK", key)), Resend::Never)
+            .map(|removed: Result<u64>| Ok(removed? > 0))
     }
 
-    pub(crate) async fn exists(self: &Arc<Self>, key: &str) -> Result<bool> {
-        let found: u64 = self
-            .single(key, Plain::Cmd(on_key("EXISTS", key)), Resend::Safe)
-            .await?;
-        Ok(found > 0)
+    pub(crate) fn exists(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        self.single(key, Plain::Cmd(on_key("EXISTS", key)), Resend::Safe)
+            .map(|found: Result<u64>| Ok(found? > 0))
     }
 
     pub(crate) async fn ttl(self: &Arc<Self>, key: &str) -> Result<Option<Expiry>> {

@@ -255,10 +255,14 @@ where
             Ok(reply) => Ok(reply),
             Err(e) if resend == Resend::Safe && self.replaces(&e) => {
                 lent.mark_dead(&self.generations);
-                let mut fresh = self.lend_lane(lent.lane, key).await?;
-                cmd.query_async(&mut fresh.conn)
-                    .await
-                    .map_err(|e| self.failed(key, &fresh, e))
+                // Boxed: rare, and inlined it would enlarge every command's future.
+                Box::pin(async {
+                    let mut fresh = self.lend_lane(lent.lane, key).await?;
+                    cmd.query_async(&mut fresh.conn)
+                        .await
+                        .map_err(|e| self.failed(key, &fresh, e))
+                })
+                .await
             }
             Err(e) => Err(self.failed(key, &lent, e)),
         }

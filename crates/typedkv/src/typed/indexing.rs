@@ -3,6 +3,7 @@
 //! answer only entities whose current value still gives the member (so nothing written
 //! around the indexes, and no expired entity, is ever answered).
 
+use futures::future::{Either, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -231,17 +232,22 @@ where
         })
     }
 
-    /// `set` of an indexed store: the write and its index entries in one step.
-    pub(super) async fn write(
-        &self,
-        key: &str,
-        value: &T,
+    /// `set` of a store: a plain `SET`, or with indexes the write and its index entries in
+    /// one step.
+    ///
+    /// Not an `async fn`: the plain path hands back the backend's future itself (a wrapper
+    /// would store the arguments again in a future that every `set` allocates), and the
+    /// index path's larger future is boxed.
+    pub(super) fn write<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a T,
         bytes: Bytes,
         write: Write,
-    ) -> Result<bool> {
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         let written = match self.indexed() {
-            false => self.inner.backend.set(key, bytes, write).await,
-            true => {
+            false => Either::Left(self.inner.backend.set(key, bytes, write)),
+            true => Either::Right(Box::pin(async move {
                 let guard = match write.condition {
                     Condition::Always => Guard::Always,
                     Condition::IfAbsent => Guard::Absent,
@@ -250,10 +256,9 @@ where
                 let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
                 let applied = self.apply(&[op]).await;
                 applied.map(|applied| matches!(applied, Applied::Done { .. }))
-            }
+            })),
         };
-        self.wrote([key.as_bytes()]);
-        written
+        written.inspect(move |_| self.wrote([key.as_bytes()]))
     }
 
     /// Compare-and-swap at `key`, index entries included when the store has indexes.
@@ -277,10 +282,13 @@ where
                     Expected::Version(version) => Guard::Version(version.clone()),
                 };
                 let op = self.op(key, guard, new, expiry)?;
-                self.apply(&[op]).await.map(|applied| match applied {
-                    Applied::Unmet { found, .. } => Swap::Changed(found),
-                    _ => Swap::Done,
-                })
+                // Boxed, as in `write`.
+                Box::pin(self.apply(&[op]))
+                    .await
+                    .map(|applied| match applied {
+                        Applied::Unmet { found, .. } => Swap::Changed(found),
+                        _ => Swap::Done,
+                    })
             }
         };
         self.wrote([key.as_bytes()]);

@@ -298,6 +298,20 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         })
     }
 
+    /// `set_opts`, for `set` too (both report as `typedkv.set_opts`).
+    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        observed!(self, "set_opts", Some(id), |span| async {
+            let key = self.inner.keyspace.key(id)?;
+            let write = Write::new(self.expiry(options.ttl)?, options.condition);
+            let bytes = self.encode(&key, value)?;
+            span.record("bytes", bytes.len());
+            self.write(&key, value, bytes, write).await
+        })
+    }
+
     fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
         Ok(match policy {
             TtlPolicy::StoreDefault => match self.inner.default_ttl {
@@ -340,21 +354,24 @@ where
         })
     }
 
+    // Not the trait's default, which would box `set_opts`' future inside `set`'s: one
+    // allocation per `set`, not two.
+    async fn set(&self, id: &str, value: &T) -> Result<()> {
+        self.set_with(id, value, SetOptions::new())
+            .await
+            .map(|_| ())
+    }
+
     async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        observed!(self, "set_opts", Some(id), |span| async {
-            let key = self.inner.keyspace.key(id)?;
-            let write = Write::new(self.expiry(options.ttl)?, options.condition);
-            let bytes = self.encode(&key, value)?;
-            span.record("bytes", bytes.len());
-            self.write(&key, value, bytes, write).await
-        })
+        self.set_with(id, value, options).await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
         observed!(self, "delete", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
             match self.indexed() {
-                true => Ok(self.remove(vec![key.into_bytes()]).await? > 0),
+                // Boxed, as `write` boxes the index path.
+                true => Ok(Box::pin(self.remove(vec![key.into_bytes()])).await? > 0),
                 false => {
                     let deleted = self.inner.backend.delete(&key).await;
                     self.wrote([key.as_bytes()]);

@@ -17,11 +17,10 @@
 //! check and nothing else; with metrics on it also reads the clock twice, and still
 //! allocates nothing on success (the metric keys are statics). Measured in BENCHMARKS.md.
 
-use std::future::Future;
 use std::time::Instant;
 
 use metrics::{Key, Level, Metadata};
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use crate::error::{Error, Result};
 
@@ -60,7 +59,7 @@ macro_rules! op_metrics {
 pub(crate) use op_metrics;
 
 /// Runs `$body` (an async block) as operation `$op` of `$store`, observed: in a span named
-/// `typedkv.$op`, bound to `$span` for the body to record on, with [`observe`]'s reporting.
+/// `typedkv.$op`, bound to `$span` for the body to record on, with [`finish`]'s reporting.
 /// `$id` is the id the operation concerns, if one.
 macro_rules! observed {
     ($store:expr, $op:literal, $id:expr, |$span:ident| $body:expr) => {{
@@ -79,30 +78,41 @@ macro_rules! observed {
                 $span.record("id", id);
             }
         }
-        $crate::typed::telemetry::observe(
+        // Awaited here, not passed to an `async fn`: an async fn's argument is stored twice
+        // in its future (once as the argument, once as the awaited value), which made every
+        // `get`'s boxed future 1.8 KiB, past the allocator's per-thread cache.
+        let started = $crate::typed::telemetry::started(store.inner.telemetry);
+        let result = tracing::Instrument::instrument($body, $span.clone()).await;
+        $crate::typed::telemetry::finish(
             $crate::typed::telemetry::op_metrics!($op),
-            $span.clone(),
+            &$span,
             store.inner.telemetry,
-            $body,
-        )
-        .await
+            started,
+            &result,
+        );
+        result
     }};
 }
 pub(crate) use observed;
 
-/// Runs `operation` inside `span`, then records its outcome on the span and in metrics.
-pub(crate) async fn observe<R>(
+/// When an operation starts, if its duration is recorded: the clock is read only for
+/// metrics (two reads were most of the cost of telemetry that nobody collects, measured with
+/// the benchmark's memory_get case).
+pub(crate) fn started(telemetry: Telemetry) -> Option<Instant> {
+    telemetry.metrics.then(Instant::now)
+}
+
+/// Records the outcome of an operation that ran inside `span` since `started`, on the span
+/// and in metrics.
+pub(crate) fn finish<R>(
     keys: &'static OpKeys,
-    span: Span,
+    span: &Span,
     telemetry: Telemetry,
-    operation: impl Future<Output = Result<R>>,
-) -> Result<R> {
-    // Read the clock only for metrics: two reads were most of the cost of telemetry that
-    // nobody collects (measured with the benchmark's memory_get case).
-    let started = telemetry.metrics.then(Instant::now);
-    let result = operation.instrument(span.clone()).await;
+    started: Option<Instant>,
+    result: &Result<R>,
+) {
     if !span.is_disabled() {
-        let outcome = match &result {
+        let outcome = match result {
             Ok(_) => "ok",
             Err(error) => error.kind(),
         };
@@ -112,10 +122,10 @@ pub(crate) async fn observe<R>(
             codec,
             key,
             ..
-        }) = &result
+        }) = result
         {
             let key = telemetry.trace_ids.then_some(key.as_str());
-            tracing::warn!(parent: &span, ?problem, codec, key, "stored value cannot be decoded");
+            tracing::warn!(parent: span, ?problem, codec, key, "stored value cannot be decoded");
         }
     }
     if let Some(started) = started {
@@ -127,10 +137,9 @@ pub(crate) async fn observe<R>(
                 .register_histogram(&keys.seconds, &METADATA)
                 .record(started.elapsed().as_secs_f64());
         });
-        if let Err(error) = &result {
+        if let Err(error) = result {
             metrics::counter!("typedkv_operation_errors_total", "op" => keys.op, "kind" => error.kind())
                 .increment(1);
         }
     }
-    result
 }

@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 use ::redis::{FromRedisValue, RedisError, Value};
 use deadpool::managed::{Manager, Object};
+use std::future::Future;
+
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
@@ -80,26 +82,38 @@ where
 {
     /// Sends a plain single-key call about `key`, in a batch with others if commands are in
     /// flight and this pool batches; the reply, or the error, is this call's own.
-    pub(crate) async fn single<R: FromRedisValue>(
+    ///
+    /// The route is chosen when the future is made, not in it: the future then holds the
+    /// chosen path's state only, once (an `async fn` would also keep its arguments), and
+    /// every call allocates it.
+    pub(crate) fn single<R: FromRedisValue + Send>(
         self: &Arc<Self>,
         key: &str,
         plain: Plain<'_>,
         resend: Resend,
-    ) -> Result<R> {
-        let Some(batcher) = self.batcher() else {
-            return self.query(&key, &plain.cmd(), resend).await;
+    ) -> impl Future<Output = Result<R>> + Send {
+        let route = match self.batcher() {
+            None => Route::Alone(None, plain.cmd()),
+            Some(batcher) => match batcher.try_direct() {
+                Some(slot) => Route::Alone(Some(slot), plain.cmd()),
+                None => {
+                    let deadline = self
+                        .limits()
+                        .response
+                        .map(|limit| tokio::time::Instant::now() + limit);
+                    match batcher.enqueue(self, plain.call(), deadline) {
+                        Ok(outcome) => Route::Queued(outcome),
+                        Err(call) => Route::Alone(None, call.into_cmd()),
+                    }
+                }
+            },
         };
-        if let Some(_slot) = batcher.try_direct() {
-            return self.query(&key, &plain.cmd(), resend).await;
-        }
-        let deadline = self
-            .limits()
-            .response
-            .map(|limit| tokio::time::Instant::now() + limit);
-        match batcher.enqueue(self, plain.call(), deadline) {
-            // Boxed: the wait is large and most calls at low concurrency never queue.
-            Ok(outcome) => Box::pin(self.await_batched(key, outcome, resend)).await,
-            Err(call) => self.query(&key, &call.into_cmd(), resend).await,
+        async move {
+            match route {
+                Route::Alone(_slot, cmd) => self.query(&key, &cmd, resend).await,
+                // Boxed: the wait is large and most calls at low concurrency never queue.
+                Route::Queued(outcome) => Box::pin(self.await_batched(key, outcome, resend)).await,
+            }
         }
     }
 
@@ -209,6 +223,14 @@ where
             }
         }
     }
+}
+
+/// How a plain call goes out.
+enum Route<'a> {
+    /// Alone, holding a lone call's slot if it claimed one.
+    Alone(Option<queue::Slot<'a>>, ::redis::Cmd),
+    /// In a batch: where its outcome arrives.
+    Queued(oneshot::Receiver<Sent>),
 }
 
 /// A key holding another Redis type than a string, reported as `GET` would: `WRONGTYPE`.
