@@ -111,8 +111,7 @@ where
         async move {
             match route {
                 Route::Alone(_slot, cmd) => self.query(&key, &cmd, resend).await,
-                // Boxed: the wait is large and most calls at low concurrency never queue.
-                Route::Queued(outcome) => Box::pin(self.await_batched(key, outcome, resend)).await,
+                Route::Queued(outcome) => self.await_batched(key, outcome, resend).await,
             }
         }
     }
@@ -132,10 +131,12 @@ where
             Ok(Sent::Reply(value)) => {
                 R::from_redis_value(value).map_err(|e| failed(RedisError::from(e)))
             }
-            Ok(Sent::Alone(cmd)) => self.query(&key, &cmd, resend).await,
+            // Sending alone is boxed, here and below: rare, and inlined it would make every
+            // queued call's future five times larger.
+            Ok(Sent::Alone(cmd)) => Box::pin(self.query(&key, &cmd, resend)).await,
             // As `query` does for a command of its own (the batch marked the connection dead).
             Ok(Sent::Failed(error, cmd)) if resend == Resend::Safe && self.replaces(&error) => {
-                self.query(&key, &cmd, resend).await
+                Box::pin(self.query(&key, &cmd, resend)).await
             }
             Ok(Sent::Failed(error, _)) => Err(failed(error)),
             Ok(Sent::Garbled(reason)) => Err(unexpected(&key, limits, reason)),
