@@ -91,8 +91,8 @@ mod tests {
     /// A store's calls box their futures (the `Store` trait is object-safe), so each call
     /// allocates one. Up to 1,032 bytes glibc serves it from a per-thread cache; beyond, it
     /// locks an arena, which the tasks on other threads freeing theirs contend for. At 1.8
-    /// KiB (an `async fn` storing the operation future twice) a batched `get` spent 1.3 µs
-    /// more client CPU per call than the bench's lean coalescer.
+    /// KiB (an `async fn` storing the operation future twice) batched calls spent 1.2-1.3x
+    /// the client CPU of the bench's lean coalescer; under 1 KiB, 0.7-1.0x (BENCHMARKS.md).
     #[test]
     fn store_futures_fit_the_allocators_per_thread_cache() -> Result<()> {
         use crate::Store;

@@ -299,7 +299,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     }
 
     /// `set_opts`, for `set` too (both report as `typedkv.set_opts`).
-    async fn set_with(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>
+    async fn set_observed(&self, id: &str, value: &T, options: SetOptions) -> Result<bool>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
@@ -357,13 +357,13 @@ where
     // Not the trait's default, which would box `set_opts`' future inside `set`'s: one
     // allocation per `set`, not two.
     async fn set(&self, id: &str, value: &T) -> Result<()> {
-        self.set_with(id, value, SetOptions::new())
+        self.set_observed(id, value, SetOptions::new())
             .await
             .map(|_| ())
     }
 
     async fn set_opts(&self, id: &str, value: &T, options: SetOptions) -> Result<bool> {
-        self.set_with(id, value, options).await
+        self.set_observed(id, value, options).await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {

@@ -33,8 +33,6 @@ use std::sync::Arc;
 
 use ::redis::{FromRedisValue, RedisError, Value};
 use deadpool::managed::{Manager, Object};
-use std::future::Future;
-
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
