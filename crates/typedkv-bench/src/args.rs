@@ -35,11 +35,12 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
   --shared-connections N
                shared connections of the typed store's pool (default: the pool's default)
   --only CASE  run only the cases whose name starts with CASE (e.g. get_many, codec, get@,
-               peer: typed with and without batching, redis-rs and fred side by side;
+               peer: typed (batching on, the default) and typed unbatched, redis-rs
+               and fred side by side;
                cluster: the same on a private 3+3 cluster;
                encryption, compression: the cost of values at rest)
   --contenders A,B
-               peer and cluster cases: only these contenders (e.g. \"typed+batching,lean
+               peer and cluster cases: only these contenders (e.g. \"typed,lean
                coalescer\") beside the reference, hand-written redis-rs (to profile one)
   --tasks N,M  peer and cluster cases: only these task counts (of 1, 16, 64, 256)
 

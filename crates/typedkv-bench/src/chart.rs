@@ -15,7 +15,7 @@ const PEERS: [(&str, RGBColor); 6] = [
     ("redis-rs", RAW),
     ("redis-rs manager", RGBColor(0x8c, 0x56, 0x4b)),
     ("typed", TYPED),
-    ("typed+batching", RGBColor(0x2c, 0xa0, 0x2c)),
+    ("typed unbatched", RGBColor(0x2c, 0xa0, 0x2c)),
     ("fred", RGBColor(0xd6, 0x27, 0x28)),
     ("fred pool4", RGBColor(0x94, 0x67, 0xbd)),
 ];

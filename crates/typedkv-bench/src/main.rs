@@ -245,8 +245,8 @@ async fn prefill(bench: &Bench) -> BenchResult<()> {
     Ok(())
 }
 
-/// The batching targets, from the peer rows, for the default store (`typed`) and the store
-/// with batching on (`typed+batching`): `get`/`set` against hand-written redis-rs at 1, 16,
+/// The batching targets, from the peer rows, for the default store (`typed`, which batches):
+/// `get`/`set` against hand-written redis-rs at 1, 16,
 /// 64 and 256 tasks, against the lean coalescer and the best fred configuration at 64, p99
 /// latency and client CPU per call at 64, and against redis-rs' cluster connection at 64.
 fn peer_targets<'a>(find: &dyn Fn(&str, usize) -> Option<&'a Row>, targets: &mut Vec<Target>) {
@@ -262,7 +262,7 @@ fn peer_targets<'a>(find: &dyn Fn(&str, usize) -> Option<&'a Row>, targets: &mut
         }
     };
     for op in ["get", "set"] {
-        for contender in ["typed", "typed+batching"] {
+        for contender in ["typed"] {
             let typed = format!("peer {op} {contender}");
             for (tasks, limit) in [(1, 0.95), (16, 0.95), (64, 1.4), (256, 1.5)] {
                 let name = format!("{op} {contender}/redis-rs at {tasks} tasks");

@@ -1,6 +1,6 @@
 //! typedkv beside its peers, in the same interleaved rounds: `get` and `set` at 1, 16, 64
-//! and 256 tasks by hand-written redis-rs (the reference), the typed store with and without
-//! batching, redis-rs' `ConnectionManager`, fred's client and fred's pool of 4; each one's latency per call (p50, p99) at
+//! and 256 tasks by hand-written redis-rs (the reference), the typed store as built by
+//! default (`typed`: batching on) and with batching off (`typed unbatched`), redis-rs' `ConnectionManager`, fred's client and fred's pool of 4; each one's latency per call (p50, p99) at
 //! 64 tasks; and on a private 3+3 cluster, redis-rs' cluster connection, the typed cluster
 //! store and fred's clustered client.
 //!
@@ -214,19 +214,19 @@ fn lean(
 
 /// The peers' connections to the bench's server: fred's client and pool, redis-rs'
 /// `ConnectionManager` (its reconnecting multiplexed connection, which typedkv's shared
-/// lanes would otherwise be replaced by), and the typed store on a pool that batches.
+/// lanes would otherwise be replaced by), and the typed store on a pool that does not batch.
 pub(crate) struct Peers {
     client: Client,
     pool: Pool,
     manager: redis::aio::ConnectionManager,
-    batched: RedisStore<BenchUser>,
+    unbatched: RedisStore<BenchUser>,
     lean: Coalescer,
     probe: Probe,
 }
 
 impl Peers {
     /// Connects fred's client, a pool of [`FRED_POOL`] fred clients (fred's default
-    /// settings: commands pipelined), a `ConnectionManager`, a batching `RedisPool` (with
+    /// settings: commands pipelined), a `ConnectionManager`, a `RedisPool` without batching (with
     /// `shared_connections`, as the bench's own) and the lean coalescer to `url`, and a probe
     /// of the server (`local`: it runs on this machine).
     pub(crate) async fn connect(
@@ -240,11 +240,11 @@ impl Peers {
         let pool = builder.build_pool(FRED_POOL)?;
         pool.init().await?;
         let manager = redis::aio::ConnectionManager::new(redis::Client::open(url)?).await?;
-        let batching = RedisPool::builder(url)
+        let unbatching = RedisPool::builder(url)
             .shared_connections(shared_connections)
-            .batching(true)
+            .batching(false)
             .build()?;
-        batching.ping().await?;
+        unbatching.ping().await?;
         let redis = redis::Client::open(url)?;
         let lean = Coalescer::start(redis.get_multiplexed_async_connection().await?);
         let probe = Probe::new(redis.get_multiplexed_async_connection().await?, local).await?;
@@ -252,7 +252,7 @@ impl Peers {
             client,
             pool,
             manager,
-            batched: RedisStore::builder(batching, PREFIX).build()?,
+            unbatched: RedisStore::builder(unbatching, PREFIX).build()?,
             lean,
             probe,
         })
@@ -552,9 +552,9 @@ impl Bench {
                 value.clone(),
             ),
             typed(
-                "typed+batching",
+                "typed unbatched",
                 op,
-                peers.batched.clone(),
+                peers.unbatched.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
@@ -580,7 +580,8 @@ impl Bench {
 }
 
 /// The peer cases on a private 3+3 cluster (rows `cluster {op} {contender}`): redis-rs'
-/// cluster connection (the reference), the typed cluster store with and without batching,
+/// cluster connection (the reference), the typed cluster store with batching (the default)
+/// and without,
 /// fred's clustered client.
 pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
     let cluster = TestCluster::start().await;
@@ -589,12 +590,12 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
     let pool = RedisClusterPool::from_urls(seeds.clone())?;
     pool.ping().await?;
     let store: RedisClusterStore<BenchUser> = RedisClusterStore::builder(pool, PREFIX).build()?;
-    let batching = RedisClusterPool::builder(seeds.clone())
-        .batching(true)
+    let unbatching = RedisClusterPool::builder(seeds.clone())
+        .batching(false)
         .build()?;
-    batching.ping().await?;
-    let batched: RedisClusterStore<BenchUser> =
-        RedisClusterStore::builder(batching, PREFIX).build()?;
+    unbatching.ping().await?;
+    let unbatched: RedisClusterStore<BenchUser> =
+        RedisClusterStore::builder(unbatching, PREFIX).build()?;
     let ports = cluster.ports();
     let url = format!("redis://127.0.0.1:{}?node=127.0.0.1:{}", ports[0], ports[1]);
     let config = Config::from_url_clustered(&url)?;
@@ -620,9 +621,9 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
             redis_rs("redis-rs", op, raw.clone(), Arc::clone(&ids), value.clone()),
             typed("typed", op, store.clone(), Arc::clone(&ids), value.clone()),
             typed(
-                "typed+batching",
+                "typed unbatched",
                 op,
-                batched.clone(),
+                unbatched.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),

@@ -102,7 +102,8 @@ impl TestCluster {
     }
 
     /// A fixture on this cluster, flushed first: the cluster outlives the fixture, so cases
-    /// share it one after the other. The peer is a pool connected on its own.
+    /// share it one after the other. The peer is a pool connected on its own. Its pools do
+    /// not batch (see [`fixture_batching`](Self::fixture_batching)).
     pub async fn fixture(&self) -> Fixture<RedisClusterPool> {
         self.fixture_batching(false).await
     }

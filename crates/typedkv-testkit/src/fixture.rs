@@ -70,12 +70,13 @@ pub async fn memory() -> Fixture<MemoryBackend> {
 }
 
 /// A [`RedisPool`](typedkv::redis::RedisPool) on a private redis-server that lives as long
-/// as the fixture.
+/// as the fixture, with [batching](typedkv::redis::RedisPoolBuilder::batching) switched off:
+/// every command goes out alone.
 pub async fn redis() -> Fixture<typedkv::redis::RedisPool> {
     redis_pools(false).await
 }
 
-/// Like [`redis()`], with [batching](typedkv::redis::RedisPoolBuilder::batching) switched on.
+/// Like [`redis()`], with batching on, as pools are built by default.
 pub async fn redis_batching() -> Fixture<typedkv::redis::RedisPool> {
     redis_pools(true).await
 }

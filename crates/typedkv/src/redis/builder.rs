@@ -92,27 +92,27 @@ impl<Target> RedisPoolBuilder<Target> {
         self
     }
 
-    /// Batch concurrent commands. Default `false`: measure before switching it on.
+    /// Batch concurrent commands. Default `true`; `false` sends every command alone.
     ///
     /// Up to 16 concurrent plain single-key commands (`get`, `set`, `delete`, `exists`,
     /// `ttl`) go out alone, as without batching. Beyond that, the calls that arrive queue and
-    /// go out together as one pipeline (one `MGET` for the `get`s) when a batch completes,
-    /// until the queue is empty and no batch is in flight. Each call still gets its
-    /// own reply or error, and its own response timeout counted from its start. On a cluster,
-    /// a batch is one pipeline per master (commands whose slot moved meanwhile are sent again
-    /// alone); with `read_from_replicas`, a cluster pool does not batch.
+    /// go out together as one pipeline (one `MGET` for the `get`s, one `MSET` for the plain
+    /// `set`s) when a batch completes, until the queue is empty and no batch is in flight.
+    /// Each call still gets its own reply or error, and its own response timeout counted from
+    /// its start. On a cluster, a batch is one pipeline per master (commands whose slot moved
+    /// meanwhile are sent again alone); with `read_from_replicas`, a cluster pool does not
+    /// batch.
     ///
-    /// Queued calls wait for a batch in flight, so batching pays only where the cost of
-    /// each command (client and server CPU) limits throughput, not round trips and wake-ups.
-    /// On the 2-core VM of BENCHMARKS.md, against hand-written redis-rs: 0.88-1.01x at 16
-    /// tasks (calls go alone there), 0.96-1.14x at 64, 1.02-1.29x at 256. Compare `typed`
-    /// with `typed+batching` in `typedkv-bench --only peer` (and `--only cluster`) on your
-    /// own machine.
+    /// Batching pays where many calls wait at once: on the 2-core VM of BENCHMARKS.md, against
+    /// hand-written redis-rs, 1.1-1.2x for `get` and 1.4x for `set` at 64 tasks, 1.5-1.9x at
+    /// 256, and level with batching off at 1 and 16 tasks (calls go alone there). Compare
+    /// `typed` with `typed unbatched` in `typedkv-bench --only peer` (and `--only cluster`)
+    /// on your own machine.
     ///
     /// ```
     /// use typedkv::redis::RedisPool;
     ///
-    /// let pool = RedisPool::builder("redis://127.0.0.1:6379").batching(true).build()?;
+    /// let pool = RedisPool::builder("redis://127.0.0.1:6379").batching(false).build()?;
     /// # Ok::<(), typedkv::Error>(())
     /// ```
     pub fn batching(mut self, enabled: bool) -> Self {

@@ -63,7 +63,7 @@ impl Settings {
             create_timeout: DEFAULT_CREATE_TIMEOUT,
             recycle_timeout: DEFAULT_RECYCLE_TIMEOUT,
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
-            batching: false,
+            batching: true,
             #[cfg(feature = "tls")]
             tls_roots: None,
             #[cfg(feature = "sentinel")]

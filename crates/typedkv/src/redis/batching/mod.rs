@@ -1,5 +1,5 @@
-//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), off
-//! unless `RedisPoolBuilder::batching(true)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
+//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), on
+//! unless `RedisPoolBuilder::batching(false)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
 //! concurrent calls go out alone; beyond that, the calls that arrive queue and go out
 //! together, at most [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT) batches at a time, until the
 //! queue is empty and no batch is in flight.
