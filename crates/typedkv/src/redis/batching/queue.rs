@@ -199,10 +199,17 @@ impl<R: Send + Sync + 'static> Batcher<R> {
             deadline,
         };
         for _attempt in 0..2 {
-            let sender = match self.queue.load_full() {
+            // A guard, not a clone of the `Arc`: a clone would be two atomic updates of one
+            // count that every caller on every thread shares.
+            let current = self.queue.load();
+            let started;
+            let sender = match &*current {
                 Some(sender) if !sender.is_closed() => sender,
                 _ => match self.start(pool) {
-                    Some(sender) => sender,
+                    Some(sender) => {
+                        started = sender;
+                        &started
+                    }
                     None => break,
                 },
             };
