@@ -125,10 +125,14 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.get(tasks).await?);
         }
     }
-    if args.runs("peer") {
+    let peer_ops: Vec<_> = [peer_cases::Op::Get, peer_cases::Op::Set]
+        .into_iter()
+        .filter(|op| args.runs(op.case()))
+        .collect();
+    if !peer_ops.is_empty() {
         // Connected only now: other runs open no connections of the peers.
         let peers = peer_cases::Peers::connect(&url, args.shared_connections, !shared).await?;
-        for op in [peer_cases::Op::Get, peer_cases::Op::Set] {
+        for op in peer_ops {
             bench
                 .peers(&peers, op)
                 .await?

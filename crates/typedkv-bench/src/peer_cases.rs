@@ -50,6 +50,14 @@ impl Op {
             Op::Set => "set",
         }
     }
+
+    /// The name `--only` selects it by: `peer get`, `peer set` (`peer` runs both).
+    pub(crate) fn case(self) -> &'static str {
+        match self {
+            Op::Get => "peer get",
+            Op::Set => "peer set",
+        }
+    }
 }
 
 /// One task's run: how many calls it made, and how long each took (ns, saturating).
