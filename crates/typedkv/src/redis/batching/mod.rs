@@ -24,7 +24,8 @@
 //!   `TYPE`), and its own deadline: no call has a timer of its own, but the dispatcher and
 //!   each batch sleep until the earliest deadline of the calls they hold and answer
 //!   those whose time is up.
-//! - Memory is bounded: beyond a few thousand queued calls, further calls go out alone.
+//! - The queue needs no bound of its own: each queued call belongs to a caller waiting for
+//!   it, as a call sent alone waits in the connection's queue.
 
 mod calls;
 mod queue;
@@ -165,10 +166,10 @@ where
         if batch.is_empty() {
             return;
         }
-        let deadlines: Vec<_> = batch.iter().map(|queued| queued.deadline).collect();
-        let (calls, mut waiting): (Vec<Call>, Vec<Option<oneshot::Sender<Sent>>>) = batch
+        // Who waits for each call (until answered) and until when.
+        let (calls, mut waiting): (Vec<Call>, Vec<_>) = batch
             .into_iter()
-            .map(|queued| (queued.call, Some(queued.reply)))
+            .map(|queued| (queued.call, (Some(queued.reply), queued.deadline)))
             .unzip();
         let send = async {
             match self.lend(&NoKey).await {
@@ -190,7 +191,6 @@ where
         loop {
             let next = waiting
                 .iter()
-                .zip(&deadlines)
                 .filter(|(reply, _)| reply.is_some())
                 .filter_map(|(_, deadline)| *deadline)
                 .min();
@@ -202,7 +202,7 @@ where
             };
             tokio::select! {
                 sent = &mut send => {
-                    for (reply, sent) in waiting.into_iter().zip(sent) {
+                    for ((reply, _), sent) in waiting.into_iter().zip(sent) {
                         if let Some(reply) = reply {
                             reply.send(sent).ok();
                         }
@@ -211,7 +211,7 @@ where
                 }
                 () = timer => {
                     let now = tokio::time::Instant::now();
-                    for (reply, deadline) in waiting.iter_mut().zip(&deadlines) {
+                    for (reply, deadline) in &mut waiting {
                         if deadline.is_some_and(|deadline| deadline <= now)
                             && let Some(reply) = reply.take()
                         {
