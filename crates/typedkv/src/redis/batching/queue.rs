@@ -255,11 +255,14 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
             return;
         };
         // Wait for a slot; calls that time out or are abandoned meanwhile leave.
-        while !batcher.claim() {
+        let claimed = loop {
+            if batcher.claim() {
+                break true;
+            }
             drain(&mut queue, &mut waiting);
             expire(&mut waiting);
             if waiting.is_empty() {
-                break;
+                break false;
             }
             let deadline = earliest(&waiting);
             tokio::select! {
@@ -271,8 +274,8 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
                     }
                 } => {}
             }
-        }
-        if waiting.is_empty() {
+        };
+        if !claimed {
             continue;
         }
         drain(&mut queue, &mut waiting);
