@@ -127,7 +127,8 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     }
     let peer_ops: Vec<_> = [peer_cases::Op::Get, peer_cases::Op::Set]
         .into_iter()
-        .filter(|op| args.runs(op.case()))
+        // `--only "peer get"` runs one operation, `--only peer` both.
+        .filter(|op| args.runs(&format!("peer {}", op.name())))
         .collect();
     if !peer_ops.is_empty() {
         // Connected only now: other runs open no connections of the peers.

@@ -44,18 +44,11 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn name(self) -> &'static str {
+    /// Its name in the rows, and in `--only "peer get"` / `"peer set"`.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::Get => "get",
             Op::Set => "set",
-        }
-    }
-
-    /// The name `--only` selects it by: `peer get`, `peer set` (`peer` runs both).
-    pub(crate) fn case(self) -> &'static str {
-        match self {
-            Op::Get => "peer get",
-            Op::Set => "peer set",
         }
     }
 }
