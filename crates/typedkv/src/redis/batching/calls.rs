@@ -205,6 +205,12 @@ impl Group {
         }
     }
 
+    /// Its calls, as positions in the batch.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        self.members.iter().copied()
+    }
+
     /// How many commands (and replies) the group has in its pipeline.
     pub(crate) fn commands(&self) -> usize {
         let others = self.members.len() - self.gets - self.sets;
@@ -314,10 +320,20 @@ pub(crate) struct TypeCheck {
 impl TypeCheck {
     /// The check the answers `sent` (so far) need, if any `GET` read nil.
     pub(crate) fn of(calls: &[Call], sent: &[Option<Sent>]) -> Option<TypeCheck> {
+        Self::of_some(calls, 0..calls.len(), sent)
+    }
+
+    /// The check the answers `sent` (so far) to the calls `members` need, if any of those
+    /// `GET`s read nil.
+    pub(crate) fn of_some(
+        calls: &[Call],
+        members: impl Iterator<Item = usize>,
+        sent: &[Option<Sent>],
+    ) -> Option<TypeCheck> {
         let mut pipe = ::redis::pipe();
         let mut nils = Vec::new();
-        for (n, (call, sent)) in calls.iter().zip(sent).enumerate() {
-            if let (Call::Get(key), Some(Sent::Reply(Value::Nil))) = (call, sent) {
+        for n in members {
+            if let (Call::Get(key), Some(Sent::Reply(Value::Nil))) = (&calls[n], &sent[n]) {
                 pipe.cmd("TYPE").arg(key);
                 nils.push(n);
             }

@@ -12,14 +12,14 @@
 //! most every 100 ms). A wrong or missing map costs speed only (a part per slot, or
 //! redirected commands), never an answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use ::redis::{Arg, Cmd, ServerErrorKind, Value};
+use ::redis::{Arg, Cmd, Pipeline, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
@@ -143,91 +143,138 @@ impl BatchConnection for ClusterConnection {
     /// `GET`/`SET`); a hash-tagged store's keys share one, so its batch is one `MGET`.
     async fn send_batch(&mut self, calls: Vec<Call>, routes: &SlotOwners) -> Vec<Sent> {
         let owners = owners(self, routes).await;
-        let slots: Vec<u16> = calls.iter().map(slot_of_call).collect();
-        // Calls by owner (or, for a slot nobody is known to own, by slot), then by slot, in
-        // order.
-        let mut parts: HashMap<u32, BTreeMap<u16, Vec<usize>>> = HashMap::new();
-        for (n, &slot) in slots.iter().enumerate() {
-            let owner = owners
-                .as_ref()
-                .and_then(|owners| owners.get(usize::from(slot)))
-                .filter(|&&owner| owner != NOBODY);
-            let part = match owner {
-                Some(&owner) => u32::from(owner),
-                None => SLOTS as u32 + u32::from(slot),
-            };
-            parts
-                .entry(part)
-                .or_default()
-                .entry(slot)
-                .or_default()
-                .push(n);
-        }
-        let calls = &calls;
-        let sends = parts.into_values().map(|by_slot| {
-            let mut pipe = ::redis::pipe();
-            let first_slot = by_slot.keys().next().copied().unwrap_or_default();
-            let groups: Vec<Group> = by_slot
-                .into_values()
-                .map(|members| Group::add(calls, members, &mut pipe))
-                .collect();
-            let mut conn = self.clone();
-            async move {
-                let route = || {
-                    SingleNodeRoutingInfo::SpecificNode(Route::new(first_slot, SlotAddr::Master))
+        // Each call's part (its slot's owner or, for a slot nobody is known to own, the slot
+        // itself), its slot and its position: sorted, the calls of a part, and of each slot
+        // in it, are runs in call order. One sort, not a map of maps: keys spread by hash
+        // are mostly alone in their slot, and a map entry per call cost more than the call.
+        let mut order: Vec<(u32, u16, usize)> = calls
+            .iter()
+            .enumerate()
+            .map(|(n, call)| {
+                let slot = slot_of_call(call);
+                let owner = owners
+                    .as_ref()
+                    .and_then(|owners| owners.get(usize::from(slot)))
+                    .filter(|&&owner| owner != NOBODY);
+                let part = match owner {
+                    Some(&owner) => u32::from(owner),
+                    None => SLOTS as u32 + u32::from(slot),
                 };
-                let mut sent = unanswered(calls.len());
-                let count = pipe.len();
-                match conn.route_pipeline(pipe, 0, count, route()).await {
-                    Ok(replies) if replies.len() == count => {
-                        let mut replies = replies.into_iter();
-                        for group in &groups {
-                            group.spread(calls, &mut replies, &mut sent);
-                        }
-                    }
-                    Ok(replies) => {
-                        let reason =
-                            format!("a batch of {count} commands got {} replies", replies.len());
-                        for group in &groups {
-                            group.fail_with(&mut sent, |_| Sent::Garbled(reason.clone()));
-                        }
-                    }
-                    Err(error) => {
-                        for group in &groups {
-                            group.fail_with(&mut sent, |n| {
-                                Sent::Failed(error.clone(), calls[n].to_cmd())
-                            });
-                        }
-                    }
+                (part, slot, n)
+            })
+            .collect();
+        order.sort_unstable();
+        let mut parts: Vec<Part> = order
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|part| {
+                let mut pipe = ::redis::pipe();
+                let groups = part
+                    .chunk_by(|a, b| a.1 == b.1)
+                    .map(|slot| {
+                        let members = slot.iter().map(|&(_, _, n)| n).collect();
+                        Group::add(&calls, members, &mut pipe)
+                    })
+                    .collect();
+                Part {
+                    slot: part[0].1,
+                    pipe,
+                    groups,
                 }
-                for (n, outcome) in sent.iter_mut().enumerate() {
-                    if let Some(Sent::Reply(Value::ServerError(error))) = outcome
-                        && redirected(error)
-                    {
-                        routes.stale.store(true, Ordering::Relaxed);
-                        *outcome = Some(Sent::Alone(calls[n].to_cmd()));
-                    }
-                }
-                // The `TYPE`s go where the `MGET`s went; one answered with a redirect names
-                // no other type, so its call keeps its nil (its slot was moving).
-                if let Some(mut check) = TypeCheck::of(calls, &sent) {
-                    let len = check.len();
-                    let pipe = std::mem::take(&mut check.pipe);
-                    let types = conn.route_pipeline(pipe, 0, len, route()).await;
-                    check.apply(calls, types, &mut sent);
-                }
-                sent
-            }
-        });
+            })
+            .collect();
+        // The parts go out together; their replies are then handed out one part after the
+        // other, into one list for the whole batch.
+        let replies = join_all(parts.iter_mut().map(|part| {
+            let mut conn = self.clone();
+            let pipe = std::mem::take(&mut part.pipe);
+            let count = pipe.len();
+            let route = part.route();
+            async move { (count, conn.route_pipeline(pipe, 0, count, route).await) }
+        }))
+        .await;
         let mut sent = unanswered(calls.len());
-        for part in join_all(sends).await {
-            for (n, outcome) in part.into_iter().enumerate() {
-                if outcome.is_some() {
-                    sent[n] = outcome;
+        for (part, (count, replies)) in parts.iter().zip(replies) {
+            part.answer(&calls, count, replies, &mut sent);
+        }
+        for (n, outcome) in sent.iter_mut().enumerate() {
+            if let Some(Sent::Reply(Value::ServerError(error))) = outcome
+                && redirected(error)
+            {
+                routes.stale.store(true, Ordering::Relaxed);
+                *outcome = Some(Sent::Alone(calls[n].to_cmd()));
+            }
+        }
+        // The `TYPE`s go where the `MGET`s went; one answered with a redirect names no other
+        // type, so its call keeps its nil (its slot was moving). Rare: only a batch whose
+        // `MGET`s found nothing somewhere asks.
+        let checks: Vec<_> = parts
+            .iter()
+            .filter_map(|part| Some((part, TypeCheck::of_some(&calls, part.members(), &sent)?)))
+            .collect();
+        if !checks.is_empty() {
+            let checked = join_all(checks.into_iter().map(|(part, mut check)| {
+                let mut conn = self.clone();
+                let pipe = std::mem::take(&mut check.pipe);
+                let route = part.route();
+                async move {
+                    let types = conn.route_pipeline(pipe, 0, check.len(), route).await;
+                    (check, types)
                 }
+            }))
+            .await;
+            for (check, types) in checked {
+                check.apply(&calls, types, &mut sent);
             }
         }
         answered(sent)
+    }
+}
+
+/// The calls of a batch that go to one master: one pipeline, one [`Group`] per slot.
+struct Part {
+    /// One of its slots, which routes the pipeline.
+    slot: u16,
+    pipe: Pipeline,
+    groups: Vec<Group>,
+}
+
+impl Part {
+    fn route(&self) -> SingleNodeRoutingInfo {
+        SingleNodeRoutingInfo::SpecificNode(Route::new(self.slot, SlotAddr::Master))
+    }
+
+    /// Its calls, as positions in the batch.
+    fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        self.groups.iter().flat_map(Group::members)
+    }
+
+    /// Answers its calls from the reply to its pipeline of `count` commands.
+    fn answer(
+        &self,
+        calls: &[Call],
+        count: usize,
+        replies: ::redis::RedisResult<Vec<Value>>,
+        sent: &mut [Option<Sent>],
+    ) {
+        match replies {
+            Ok(replies) if replies.len() == count => {
+                let mut replies = replies.into_iter();
+                for group in &self.groups {
+                    group.spread(calls, &mut replies, sent);
+                }
+            }
+            Ok(replies) => {
+                let reason = format!("a batch of {count} commands got {} replies", replies.len());
+                for group in &self.groups {
+                    group.fail_with(sent, |_| Sent::Garbled(reason.clone()));
+                }
+            }
+            Err(error) => {
+                for group in &self.groups {
+                    group.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd()));
+                }
+            }
+        }
     }
 }
 
