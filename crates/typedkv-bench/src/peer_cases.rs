@@ -16,7 +16,7 @@ use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Pool};
 use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use typedkv::redis::{RedisClusterPool, RedisPool};
-use typedkv::{RedisClusterStore, RedisStore, Store};
+use typedkv::{Backend, Condition, RedisClusterStore, RedisStore, Store, Write, WriteExpiry};
 use typedkv_testkit::TestCluster;
 
 use crate::args::Args;
@@ -160,6 +160,37 @@ where
     })
 }
 
+/// `op` by a typed pool's byte-level calls (`Backend::get`/`set`, batching on as by default)
+/// with hand-written keys and bincode as redis-rs': the batching path without the typed
+/// layer (envelope, telemetry, the boxed `Store` future), to tell their costs apart.
+fn backend(
+    name: &'static str,
+    op: Op,
+    pool: RedisPool,
+    ids: Arc<Ids>,
+    value: BenchUser,
+) -> Contender {
+    contender(name, move |task, deadline| {
+        let (pool, ids, value) = (pool.clone(), Arc::clone(&ids), value.clone());
+        async move {
+            timed_until!(deadline, |i| async {
+                let key = raw_key(ids.of(task, i));
+                match op {
+                    Op::Get => {
+                        let found = pool.get(&key).await?;
+                        raw_decode(&found.ok_or("typed backend get: a key is missing")?)?;
+                    }
+                    Op::Set => {
+                        let plain = Write::new(WriteExpiry::Never, Condition::Always);
+                        pool.set(&key, raw_encode(&value)?, plain).await?;
+                    }
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
 /// `op` by fred (a client or a pool), with hand-written keys and bincode as redis-rs'.
 fn fred<F>(name: &'static str, op: Op, fred: F, ids: Arc<Ids>, value: BenchUser) -> Contender
 where
@@ -221,6 +252,8 @@ pub(crate) struct Peers {
     pool: Pool,
     manager: redis::aio::ConnectionManager,
     unbatched: RedisStore<BenchUser>,
+    /// A pool that batches (the default), for its byte-level calls.
+    batching: RedisPool,
     lean: Coalescer,
     probe: Probe,
 }
@@ -246,6 +279,10 @@ impl Peers {
             .batching(false)
             .build()?;
         unbatching.ping().await?;
+        let batching = RedisPool::builder(url)
+            .shared_connections(shared_connections)
+            .build()?;
+        batching.ping().await?;
         let redis = redis::Client::open(url)?;
         let lean = Coalescer::start(redis.get_multiplexed_async_connection().await?);
         let probe = Probe::new(redis.get_multiplexed_async_connection().await?, local).await?;
@@ -254,6 +291,7 @@ impl Peers {
             pool,
             manager,
             unbatched: RedisStore::builder(unbatching, PREFIX).build()?,
+            batching,
             lean,
             probe,
         })
@@ -570,6 +608,13 @@ impl Bench {
                 "fred pool4",
                 op,
                 peers.pool.clone(),
+                Arc::clone(&ids),
+                value.clone(),
+            ),
+            backend(
+                "typed backend",
+                op,
+                peers.batching.clone(),
                 Arc::clone(&ids),
                 value.clone(),
             ),
