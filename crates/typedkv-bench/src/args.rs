@@ -35,8 +35,9 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
   --shared-connections N
                shared connections of the typed store's pool (default: the pool's default)
   --only CASE  run only the cases whose name starts with CASE (e.g. get_many, codec, get@,
-               peer: typed (batching on, the default) and typed unbatched, redis-rs
-               and fred side by side (peer get, peer set: one operation);
+               peer: typed (batching on, the default), typed unbatched, typed backend
+               (the pool's byte-level calls), redis-rs, fred and the lean coalescer
+               side by side (peer get, peer set: one operation);
                cluster: the same on a private 3+3 cluster;
                encryption, compression: the cost of values at rest)
   --contenders A,B
