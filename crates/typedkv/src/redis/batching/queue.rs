@@ -278,6 +278,16 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
         let Some(batcher) = pool.batcher() else {
             return;
         };
+        // With no batch in flight, the dispatcher was woken by the first call queued, often
+        // one of many callers the last batch's replies just woke. Letting them run first
+        // makes one batch of them, not a batch of one or two and then one of the rest (more
+        // than one batch in three at 64 tasks held fewer than HOLD_BATCH calls; with the
+        // yield, `get` and `set` ran 5-9% faster at 64 tasks, `get` also at 256). A lone call
+        // only queues while batching is held on, so this costs one yield when the load drops.
+        drain(&mut queue, &mut waiting);
+        if batches.is_empty() && waiting.len() < HOLD_BATCH {
+            tokio::task::yield_now().await;
+        }
         // Wait for a slot; calls that time out or are abandoned meanwhile leave.
         let claimed = loop {
             if batcher.claim() {
