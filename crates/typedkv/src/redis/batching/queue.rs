@@ -42,7 +42,10 @@ pub(super) const MAX_BATCH: usize = 512;
 /// lone ones, so the load is one that batching carries better. Without it, each gap between
 /// one batch's replies and the next batch let the callers it woke go alone: 5% of calls at
 /// 64 tasks, each costing the client about three times a queued one, and the server a
-/// command of its own in the middle of the batches.
+/// command of its own in the middle of the batches. With it, 2% still do: a third of the
+/// batches at 64 tasks are small (most go out beside another, with the callers that came
+/// while it was sent) and release the hold; keeping it through a small batch beside another
+/// measured no faster.
 pub(super) const HOLD_BATCH: usize = MAX_DIRECT / MAX_IN_FLIGHT;
 
 /// A call waiting for a batch, and where its caller waits for what became of it.
@@ -279,10 +282,9 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
             return;
         };
         // With no batch in flight, the dispatcher was woken by the first call queued, often
-        // one of many callers the last batch's replies just woke. Letting them run first
-        // makes one batch of them, not a batch of one or two and then one of the rest (more
-        // than one batch in three at 64 tasks held fewer than HOLD_BATCH calls; with the
-        // yield, `get` and `set` ran 5-9% faster at 64 tasks, `get` also at 256). A lone call
+        // one of many callers the last batch's replies just woke: one yield lets them queue
+        // first and go in this batch. In interleaved A/B runs it made `get` 5-12% faster at
+        // 64 tasks and `set` 4-8%; at 256 tasks the change was within the spread. A lone call
         // only queues while batching is held on, so this costs one yield when the load drops.
         drain(&mut queue, &mut waiting);
         if batches.is_empty() && waiting.len() < HOLD_BATCH {

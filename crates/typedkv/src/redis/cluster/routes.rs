@@ -146,7 +146,7 @@ impl BatchConnection for ClusterConnection {
         // Each call's part (its slot's owner or, for a slot nobody is known to own, the slot
         // itself), its slot and its position: sorted, the calls of a part, and of each slot
         // in it, are runs in call order. One sort, not a map of maps: keys spread by hash
-        // are mostly alone in their slot, and a map entry per call cost more than the call.
+        // are mostly alone in their slot, which cost a map entry and a list per call.
         let mut order: Vec<(u32, u16, usize)> = calls
             .iter()
             .enumerate()
