@@ -162,46 +162,38 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// Appends the commands for the calls `members` of `calls` to `pipe`.
+    /// Appends the commands for the calls `members` of `calls` to `pipe`, written straight
+    /// into it: on a cluster a group is mostly one call, and lists of its keys would be
+    /// allocations per call.
     pub(crate) fn add(calls: &[Call], members: Vec<usize>, pipe: &mut Pipeline) -> Group {
-        let mut get_keys = Vec::new();
-        let mut set_pairs = Vec::new();
-        let mut others = Vec::new();
-        for &n in &members {
-            match &calls[n] {
-                Call::Get(key) => get_keys.push(key.as_str()),
-                Call::Set(key, value) => set_pairs.push((key.as_str(), value)),
-                Call::Cmd(cmd) => others.push(cmd),
-            }
-        }
-        match get_keys.as_slice() {
-            [] => {}
-            [key] => {
-                pipe.add_command(get_cmd(key));
-            }
-            keys => {
-                pipe.cmd("MGET").arg(keys);
-            }
-        }
-        match set_pairs.as_slice() {
-            [] => {}
-            [(key, value)] => {
-                pipe.add_command(set_cmd(key, value));
-            }
-            pairs => {
-                let mset = pipe.cmd("MSET");
-                for (key, value) in pairs {
-                    mset.arg(*key).arg(&value[..]);
+        let ours = || members.iter().map(|&n| &calls[n]);
+        let gets = ours().filter(|call| matches!(call, Call::Get(_))).count();
+        let sets = ours().filter(|call| matches!(call, Call::Set(..))).count();
+        if gets > 0 {
+            let get = pipe.cmd(if gets == 1 { "GET" } else { "MGET" });
+            for call in ours() {
+                if let Call::Get(key) = call {
+                    get.arg(key.as_str());
                 }
             }
         }
-        for cmd in others {
-            pipe.add_command(cmd.clone());
+        if sets > 0 {
+            let set = pipe.cmd(if sets == 1 { "SET" } else { "MSET" });
+            for call in ours() {
+                if let Call::Set(key, value) = call {
+                    set.arg(key.as_str()).arg(&value[..]);
+                }
+            }
+        }
+        for call in ours() {
+            if let Call::Cmd(cmd) = call {
+                pipe.add_command(cmd.clone());
+            }
         }
         Group {
             members,
-            gets: get_keys.len(),
-            sets: set_pairs.len(),
+            gets,
+            sets,
         }
     }
 
