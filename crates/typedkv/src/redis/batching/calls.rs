@@ -129,7 +129,7 @@ impl BatchConnection for ::redis::aio::MultiplexedConnection {
         let group = Group::add(&calls, (0..calls.len()).collect(), &mut pipe);
         let mut sent = unanswered(calls.len());
         let replies = self.send_packed_commands(&pipe, 0, pipe.len()).await;
-        group.answer(&calls, replies, &mut sent);
+        answer(&[group], &calls, replies, &mut sent);
         if let Some(check) = TypeCheck::of(&calls, &sent) {
             let types = self.send_packed_commands(&check.pipe, 0, check.len()).await;
             check.apply(&calls, types, &mut sent);
@@ -209,38 +209,15 @@ impl Group {
         usize::from(self.gets > 0) + usize::from(self.sets > 0) + others
     }
 
-    /// Answers the group's calls from the reply to a pipeline holding only this group.
-    pub(crate) fn answer(
-        &self,
-        calls: &[Call],
-        replies: RedisResult<Vec<Value>>,
-        sent: &mut [Option<Sent>],
-    ) {
-        match replies {
-            Ok(replies) if replies.len() == self.commands() => {
-                self.spread(calls, &mut replies.into_iter(), sent);
-            }
-            Ok(replies) => {
-                let reason = format!(
-                    "a batch of {} commands got {} replies",
-                    self.commands(),
-                    replies.len()
-                );
-                self.fail_with(sent, |_| Sent::Garbled(reason.clone()));
-            }
-            Err(error) => self.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd())),
-        }
-    }
-
     /// Answers every call of the group with what `outcome` gives for its position.
-    pub(crate) fn fail_with(&self, sent: &mut [Option<Sent>], outcome: impl Fn(usize) -> Sent) {
+    fn fail_with(&self, sent: &mut [Option<Sent>], outcome: impl Fn(usize) -> Sent) {
         for &n in &self.members {
             sent[n] = Some(outcome(n));
         }
     }
 
     /// Hands each call its reply, taking the group's replies from `replies` in order.
-    pub(crate) fn spread(
+    fn spread(
         &self,
         calls: &[Call],
         replies: &mut impl Iterator<Item = Value>,
@@ -270,6 +247,39 @@ impl Group {
                     .map(Sent::Reply)
                     .unwrap_or_else(|| Sent::Garbled("a reply of a batch was lost".into())),
             });
+        }
+    }
+}
+
+/// Answers the calls of `groups` from the reply to a pipeline holding those groups, in
+/// order: one server's batch (one group), or a cluster master's part (a group per slot).
+pub(crate) fn answer(
+    groups: &[Group],
+    calls: &[Call],
+    replies: RedisResult<Vec<Value>>,
+    sent: &mut [Option<Sent>],
+) {
+    let commands: usize = groups.iter().map(Group::commands).sum();
+    match replies {
+        Ok(replies) if replies.len() == commands => {
+            let mut replies = replies.into_iter();
+            for group in groups {
+                group.spread(calls, &mut replies, sent);
+            }
+        }
+        Ok(replies) => {
+            let reason = format!(
+                "a batch of {commands} commands got {} replies",
+                replies.len()
+            );
+            for group in groups {
+                group.fail_with(sent, |_| Sent::Garbled(reason.clone()));
+            }
+        }
+        Err(error) => {
+            for group in groups {
+                group.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd()));
+            }
         }
     }
 }
@@ -419,7 +429,7 @@ mod tests {
             Value::Int(1),
         ];
         let mut sent = unanswered(calls.len());
-        group.answer(&calls, Ok(replies), &mut sent);
+        answer(std::slice::from_ref(&group), &calls, Ok(replies), &mut sent);
         let sent = answered(sent);
         assert!(matches!(&sent[0], Sent::Reply(value) if *value == bulk("A")));
         assert!(matches!(&sent[1], Sent::Reply(Value::Okay)));
@@ -442,7 +452,12 @@ mod tests {
         let refused = ::redis::parse_redis_value(b"-WRONGTYPE not a string\r\n").unwrap();
         assert!(matches!(refused, Value::ServerError(_)));
         let mut sent = unanswered(calls.len());
-        group.answer(&calls, Ok(vec![refused.clone(), Value::Okay]), &mut sent);
+        answer(
+            std::slice::from_ref(&group),
+            &calls,
+            Ok(vec![refused.clone(), Value::Okay]),
+            &mut sent,
+        );
         assert!(matches!(&sent[0], Some(Sent::Reply(Value::Okay))));
         assert!(matches!(&sent[1], Some(Sent::Reply(value)) if *value == refused));
     }
@@ -453,13 +468,18 @@ mod tests {
         let mut pipe = ::redis::pipe();
         let group = Group::add(&calls, vec![0, 1], &mut pipe);
         let mut sent = unanswered(2);
-        group.answer(&calls, Ok(vec![Value::Array(vec![Value::Nil])]), &mut sent);
+        answer(
+            std::slice::from_ref(&group),
+            &calls,
+            Ok(vec![Value::Array(vec![Value::Nil])]),
+            &mut sent,
+        );
         assert!(
             sent.iter()
                 .all(|sent| matches!(sent, Some(Sent::Garbled(_))))
         );
         let lost = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        group.answer(&calls, Err(lost), &mut sent);
+        answer(std::slice::from_ref(&group), &calls, Err(lost), &mut sent);
         assert!(
             sent.iter()
                 .all(|sent| matches!(sent, Some(Sent::Failed(..))))

@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use calls::{BatchConnection, Call, Plain, Sent};
 #[cfg(feature = "cluster")]
-pub(crate) use calls::{Group, TypeCheck, answered, unanswered};
+pub(crate) use calls::{Group, TypeCheck, answer, answered, unanswered};
 pub(crate) use queue::Batcher;
 use queue::{Dispatch, Queued, expire};
 

@@ -23,7 +23,9 @@ use ::redis::{Arg, Cmd, Pipeline, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
-use crate::redis::batching::{BatchConnection, Call, Group, Sent, TypeCheck, answered, unanswered};
+use crate::redis::batching::{
+    BatchConnection, Call, Group, Sent, TypeCheck, answer, answered, unanswered,
+};
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -189,12 +191,12 @@ impl BatchConnection for ClusterConnection {
             let pipe = std::mem::take(&mut part.pipe);
             let count = pipe.len();
             let route = part.route();
-            async move { (count, conn.route_pipeline(pipe, 0, count, route).await) }
+            async move { conn.route_pipeline(pipe, 0, count, route).await }
         }))
         .await;
         let mut sent = unanswered(calls.len());
-        for (part, (count, replies)) in parts.iter().zip(replies) {
-            part.answer(&calls, count, replies, &mut sent);
+        for (part, replies) in parts.iter().zip(replies) {
+            answer(&part.groups, &calls, replies, &mut sent);
         }
         for (n, outcome) in sent.iter_mut().enumerate() {
             if let Some(Sent::Reply(Value::ServerError(error))) = outcome
@@ -246,35 +248,6 @@ impl Part {
     /// Its calls, as positions in the batch.
     fn members(&self) -> impl Iterator<Item = usize> + '_ {
         self.groups.iter().flat_map(Group::members)
-    }
-
-    /// Answers its calls from the reply to its pipeline of `count` commands.
-    fn answer(
-        &self,
-        calls: &[Call],
-        count: usize,
-        replies: ::redis::RedisResult<Vec<Value>>,
-        sent: &mut [Option<Sent>],
-    ) {
-        match replies {
-            Ok(replies) if replies.len() == count => {
-                let mut replies = replies.into_iter();
-                for group in &self.groups {
-                    group.spread(calls, &mut replies, sent);
-                }
-            }
-            Ok(replies) => {
-                let reason = format!("a batch of {count} commands got {} replies", replies.len());
-                for group in &self.groups {
-                    group.fail_with(sent, |_| Sent::Garbled(reason.clone()));
-                }
-            }
-            Err(error) => {
-                for group in &self.groups {
-                    group.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd()));
-                }
-            }
-        }
     }
 }
 
