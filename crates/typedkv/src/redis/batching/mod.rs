@@ -41,7 +41,7 @@ pub(crate) use calls::{BatchConnection, Call, Plain, Sent};
 #[cfg(feature = "cluster")]
 pub(crate) use calls::{Group, TypeCheck, answer, answered, unanswered};
 pub(crate) use queue::Batcher;
-use queue::{Dispatch, Queued, expire};
+use queue::{Dispatch, Queued, expire, sleep_until};
 
 use super::errors::{from_redis_error, unexpected};
 use super::keys::{NoKey, ToKeys};
@@ -194,12 +194,6 @@ where
                 .filter(|(reply, _)| reply.is_some())
                 .filter_map(|(_, deadline)| *deadline)
                 .min();
-            let timer = async {
-                match next {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 sent = &mut send => {
                     for ((reply, _), sent) in waiting.into_iter().zip(sent) {
@@ -209,7 +203,7 @@ where
                     }
                     return;
                 }
-                () = timer => {
+                () = sleep_until(next) => {
                     let now = tokio::time::Instant::now();
                     for (reply, deadline) in &mut waiting {
                         if deadline.is_some_and(|deadline| deadline <= now)

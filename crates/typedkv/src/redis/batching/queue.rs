@@ -303,12 +303,7 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
             let deadline = earliest(&waiting);
             tokio::select! {
                 Some(()) = batches.next(), if !batches.is_empty() => {}
-                () = async {
-                    match deadline {
-                        Some(deadline) => tokio::time::sleep_until(deadline).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
+                () = sleep_until(deadline) => {}
             }
         };
         if !claimed {
@@ -324,6 +319,14 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
         }
         batcher.sending(batch.len());
         batches.push(Arc::clone(&pool).send(batch));
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (calls without a response timeout).
+pub(super) async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
