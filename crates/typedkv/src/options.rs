@@ -119,17 +119,36 @@ impl Expiry {
 /// is sent (for no expiry, use [`SetOptions::no_expiry`]).
 pub const MAX_TTL: Duration = Duration::from_millis(1 << 62);
 
+/// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
+pub(crate) fn ceil_millis(d: Duration) -> u64 {
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
 /// `ttl`, if a store accepts it: more than zero and at most [`MAX_TTL`] (after rounding up
 /// to whole milliseconds). Every TTL a store is given goes through here.
 pub(crate) fn check_ttl(ttl: Duration) -> crate::Result<Duration> {
     if ttl.is_zero() {
         return Err(crate::Error::config("a TTL must be greater than zero"));
     }
-    if crate::backend::ceil_millis(ttl) > crate::backend::ceil_millis(MAX_TTL) {
+    if ceil_millis(ttl) > ceil_millis(MAX_TTL) {
         return Err(crate::Error::config(format!(
             "a TTL must be at most MAX_TTL ({} ms), not {ttl:?}; use no expiry instead",
-            crate::backend::ceil_millis(MAX_TTL)
+            ceil_millis(MAX_TTL)
         )));
     }
     Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+    }
 }

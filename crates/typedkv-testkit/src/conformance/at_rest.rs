@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use typedkv::backend::Lex;
 use typedkv::envelope::{FLAG_LZ4, FORMAT_SEALED, HEADER_LEN, Header, Seal, Stamp};
-use typedkv::index::ops::Lex;
 use typedkv::{
     Backend, Compression, DecodeProblem, EncryptionKey, Error, Index, Keyring, Loaded, Order,
     SetOptions, Store, StoreExt, TypedStore, Update,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use typedkv::index::ops::{Lex, member_id};
+use typedkv::backend::{Lex, member_id};
 use typedkv::{
     Backend, Condition, Error, Index, IndexKind, Loaded, Order, RangeQuery, SetOptions, Store,
     StoreExt, TypedStore, Update, Write, WriteExpiry,
@@ -180,7 +180,7 @@ pub async fn indexes_find_by_field<B: Backend>(backend: B) {
         .index(Index::equality("e", |a: &Account| [a.email.clone()]))
         .build();
     match backend.index_support() {
-        typedkv::index::ops::IndexSupport::SameSlot => {
+        typedkv::backend::IndexSupport::SameSlot => {
             assert!(matches!(untagged, Err(Error::InvalidIndex { .. })))
         }
         _ => assert!(untagged.is_ok()),

@@ -4,8 +4,6 @@
 //! a cache, needs no C library, and halves the JSON-like values it is meant for (measured in
 //! BENCHMARKS.md, "Values at rest").
 
-use crate::error::DecodeProblem;
-
 /// Compression of values at rest: payloads of at least [`Compression::threshold`] bytes are
 /// stored as LZ4 blocks when that makes them smaller; others stay as they are. Every value
 /// says in its header whether it is compressed, so a store reads both kinds, and turning
@@ -54,20 +52,5 @@ impl Compression {
         let len = u32::try_from(payload.len()).ok()?;
         let compressed = lz4_flex::block::compress(payload);
         (compressed.len() < payload.len()).then_some((compressed, len))
-    }
-}
-
-/// Decompresses an LZ4 block that claims to be `len` bytes long, allocating at most `limit`
-/// bytes: a longer claim is refused before anything is allocated, and a block that does not
-/// decompress to exactly its claim is an error.
-pub(crate) fn decompress(block: &[u8], len: u32, limit: usize) -> Result<Vec<u8>, DecodeProblem> {
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    if len > limit {
-        return Err(DecodeProblem::TooLarge { len, limit });
-    }
-    let mut out = vec![0u8; len];
-    match lz4_flex::block::decompress_into(block, &mut out) {
-        Ok(written) if written == len => Ok(out),
-        _ => Err(DecodeProblem::InvalidCompression),
     }
 }

@@ -27,7 +27,6 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{Encrypted, NONCE_LEN, TAG_LEN};
 use crate::error::{BoxError, DecodeProblem, Error, Result};
-use crate::index::terms::Terms;
 
 /// Length of the random salt at the start of a stored nonce field; the rest is the counter.
 const SALT_LEN: usize = NONCE_LEN - 8;
@@ -202,10 +201,10 @@ impl Keyring {
         self.accept_unencrypted
     }
 
-    /// How the indexes of a store encrypting with this keyring store their values, if it
-    /// has an index key.
-    pub(crate) fn index_terms(&self) -> Option<Terms> {
-        self.index_key.as_ref().map(|key| Terms::keyed(&key.0[..]))
+    /// The key under which the indexes of a store encrypting with this keyring hash their
+    /// values (`index/terms.rs`), if it has one.
+    pub(crate) fn index_key(&self) -> Option<&[u8]> {
+        self.index_key.as_ref().map(|key| &key.0[..])
     }
 
     /// The current key and a nonce never used before: this keyring's salt and the next

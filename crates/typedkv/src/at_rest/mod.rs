@@ -22,7 +22,11 @@ pub use self::compression::Compression;
 #[cfg(feature = "encryption")]
 pub use self::keyring::{EncryptionKey, Keyring};
 
-use crate::envelope::Header;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::Codec;
+use crate::envelope::{self, Header, Stamp};
 use crate::error::{BoxError, DecodeProblem};
 
 /// The stored value a payload belongs to; authenticated with it when encrypted.
@@ -107,11 +111,7 @@ impl AtRest {
     /// The encoded payload of a stored value whose header is `header` (`header_bytes` long)
     /// and whose payload after it is `body`: decrypted and decompressed as its header says.
     /// Decompression allocates at most `limit` bytes.
-    #[cfg_attr(
-        not(all(feature = "compression", feature = "encryption")),
-        allow(unused_variables, unused_mut)
-    )]
-    pub(crate) fn open<'b>(
+    fn open<'b>(
         &self,
         header: &Header,
         header_bytes: &[u8],
@@ -119,45 +119,67 @@ impl AtRest {
         limit: usize,
         context: Context<'_>,
     ) -> Result<Cow<'b, [u8]>, DecodeProblem> {
-        let mut payload = Cow::Borrowed(body);
-        match &header.seal.encrypted {
+        let payload = match &header.seal.encrypted {
             #[cfg(feature = "encryption")]
             Some(how) => {
                 let keyring = self
                     .keyring
                     .as_deref()
-                    .ok_or(DecodeProblem::NoKeyring { key_id: how.key_id })?;
+                    .ok_or_else(|| envelope::no_keyring(how))?;
                 let aad = associated_data(header_bytes, context);
-                payload = Cow::Owned(keyring.decrypt(how, &aad, body)?);
+                Cow::Owned(keyring.decrypt(how, &aad, body)?)
             }
             #[cfg(not(feature = "encryption"))]
-            Some(_) => {
-                return Err(DecodeProblem::FeatureMissing {
-                    feature: "encryption",
-                });
+            Some(how) => {
+                let _ = (header_bytes, context);
+                return Err(envelope::no_keyring(how));
             }
             None if self.requires_encryption() => return Err(DecodeProblem::NotEncrypted),
-            None => {}
+            None => Cow::Borrowed(body),
+        };
+        envelope::decompressed(header, payload, limit)
+    }
+
+    /// `value` encoded with `codec` behind a header stamped `stamp`, then compressed and
+    /// encrypted as this store says, for the value at `context`. `size_hint` is the expected
+    /// length (see [`envelope::encode`]).
+    pub(crate) fn encode<C: Codec, T: Serialize + ?Sized>(
+        &self,
+        codec: &C,
+        stamp: Stamp,
+        context: Context<'_>,
+        value: &T,
+        size_hint: usize,
+    ) -> Result<Vec<u8>, BoxError> {
+        if self.is_plain() {
+            return envelope::encode(codec, stamp, value, size_hint);
         }
-        if let Some(len) = header.seal.compressed {
-            #[cfg(feature = "compression")]
-            {
-                payload = Cow::Owned(compression::decompress(&payload, len, limit)?);
-            }
-            #[cfg(not(feature = "compression"))]
-            {
-                let _ = len;
-                return Err(DecodeProblem::FeatureMissing {
-                    feature: "compression",
-                });
-            }
-        }
-        Ok(payload)
+        let mut payload = Vec::with_capacity(size_hint.max(16));
+        codec.encode(value, &mut payload)?;
+        let header = Header::new(codec.envelope_id().unwrap_or(0), stamp);
+        self.seal(header, payload, context)
+    }
+
+    /// [`envelope::decode`] of the value at `context` for a store whose values at rest are as
+    /// this says: what was compressed or encrypted is opened.
+    pub(crate) fn decode<C: Codec, T: DeserializeOwned>(
+        &self,
+        codec: &C,
+        stamp: Stamp,
+        context: Context<'_>,
+        bytes: &[u8],
+    ) -> Result<T, (DecodeProblem, Option<BoxError>)> {
+        let limit = codec.decode_limit();
+        envelope::decode_with(
+            codec,
+            stamp,
+            bytes,
+            self.requires_encryption(),
+            |header, header_bytes, body| self.open(header, header_bytes, body, limit, context),
+        )
     }
 }
 
-/// What an encrypted value is bound to: its header, then `namespace:id` (namespaces never
-/// hold `:`, so the pair reads back one way only).
 #[cfg(feature = "encryption")]
 fn associated_data(header_bytes: &[u8], context: Context<'_>) -> Vec<u8> {
     let mut aad =

@@ -45,7 +45,6 @@ pub use self::header::{
     Encrypted, FLAG_ENCRYPTED, FLAG_LZ4, FORMAT, FORMAT_SEALED, FORMAT_V1, HEADER_LEN,
     HEADER_LEN_V1, Header, MAGIC, NONCE_LEN, Seal, Stamp, TAG_LEN,
 };
-use crate::at_rest::{AtRest, Context};
 use crate::codec::Codec;
 use crate::error::{BoxError, DecodeProblem};
 
@@ -68,24 +67,6 @@ pub fn encode<C: Codec, T: Serialize + ?Sized>(
     Ok(out)
 }
 
-/// [`encode`], then compressed and encrypted as `at_rest` says, for the value at `context`.
-pub(crate) fn encode_at_rest<C: Codec, T: Serialize + ?Sized>(
-    codec: &C,
-    stamp: Stamp,
-    at_rest: &AtRest,
-    context: Context<'_>,
-    value: &T,
-    size_hint: usize,
-) -> Result<Vec<u8>, BoxError> {
-    if at_rest.is_plain() {
-        return encode(codec, stamp, value, size_hint);
-    }
-    let mut payload = Vec::with_capacity(size_hint.max(16));
-    codec.encode(value, &mut payload)?;
-    let header = Header::new(codec.envelope_id().unwrap_or(0), stamp);
-    at_rest.seal(header, payload, context)
-}
-
 /// Decodes stored bytes written by [`encode`] with the same codec and stamp.
 ///
 /// Never panics and never decodes a payload the header says is of another codec, schema
@@ -97,23 +78,23 @@ pub fn decode<C: Codec, T: DeserializeOwned>(
     stamp: Stamp,
     bytes: &[u8],
 ) -> Result<T, (DecodeProblem, Option<BoxError>)> {
-    let nowhere = Context {
-        namespace: "",
-        id: "",
-    };
-    decode_at_rest(codec, stamp, &AtRest::default(), nowhere, bytes)
+    let limit = codec.decode_limit();
+    decode_with(codec, stamp, bytes, false, |header, _, body| {
+        unsealed(header, Cow::Borrowed(body), limit)
+    })
 }
 
-/// [`decode`] for a store whose values at rest are as `at_rest` says, of the value at
-/// `context`.
-pub(crate) fn decode_at_rest<C: Codec, T: DeserializeOwned>(
+/// [`decode`] for a store that seals values: `open` undoes what was done to the payload of a
+/// value with a header (given the header, its bytes and the body; see `at_rest`), and with
+/// `requires_encryption` a value without one is refused.
+pub(crate) fn decode_with<'b, C: Codec, T: DeserializeOwned>(
     codec: &C,
     stamp: Stamp,
-    at_rest: &AtRest,
-    context: Context<'_>,
-    bytes: &[u8],
+    bytes: &'b [u8],
+    requires_encryption: bool,
+    open: impl FnOnce(&Header, &'b [u8], &'b [u8]) -> Result<Cow<'b, [u8]>, DecodeProblem>,
 ) -> Result<T, (DecodeProblem, Option<BoxError>)> {
-    let payload = payload(codec, stamp, at_rest, context, bytes).map_err(|p| (p, None))?;
+    let payload = payload(codec, stamp, bytes, requires_encryption, open).map_err(|p| (p, None))?;
     if payload.len() > codec.decode_limit() {
         return Err((
             DecodeProblem::TooLarge {
@@ -133,17 +114,15 @@ pub(crate) fn decode_at_rest<C: Codec, T: DeserializeOwned>(
 fn payload<'b, C: Codec>(
     codec: &C,
     stamp: Stamp,
-    at_rest: &AtRest,
-    context: Context<'_>,
     bytes: &'b [u8],
+    requires_encryption: bool,
+    open: impl FnOnce(&Header, &'b [u8], &'b [u8]) -> Result<Cow<'b, [u8]>, DecodeProblem>,
 ) -> Result<Cow<'b, [u8]>, DecodeProblem> {
     let parsed = Header::parse(bytes);
     let expected = match (codec.envelope_id(), &parsed) {
         (Some(id), _) => id,
         // A plain codec's value without a header is its payload as it is.
-        (None, Err(_)) if at_rest.requires_encryption() => {
-            return Err(DecodeProblem::NotEncrypted);
-        }
+        (None, Err(_)) if requires_encryption => return Err(DecodeProblem::NotEncrypted),
         (None, Err(_)) => return Ok(Cow::Borrowed(bytes)),
         // A plain codec's value behind a header: sealed (format 3, codec 0), or a binary
         // codec's value, reported as such rather than as "invalid JSON".
@@ -157,7 +136,7 @@ fn payload<'b, C: Codec>(
         });
     }
     let header_bytes = &bytes[..bytes.len() - body.len()];
-    let payload = at_rest.open(&header, header_bytes, body, codec.decode_limit(), context)?;
+    let payload = open(&header, header_bytes, body)?;
     if header.stamp.schema != stamp.schema {
         return Err(DecodeProblem::SchemaMismatch {
             found: header.stamp.schema,
@@ -170,6 +149,68 @@ fn payload<'b, C: Codec>(
         return Err(DecodeProblem::LayoutMismatch { found, expected });
     }
     Ok(payload)
+}
+
+/// What a reader without a keyring makes of a value's body: an encrypted one is refused,
+/// naming its key; a compressed one is decompressed.
+pub(crate) fn unsealed<'b>(
+    header: &Header,
+    body: Cow<'b, [u8]>,
+    limit: usize,
+) -> Result<Cow<'b, [u8]>, DecodeProblem> {
+    match &header.seal.encrypted {
+        Some(how) => Err(no_keyring(how)),
+        None => decompressed(header, body, limit),
+    }
+}
+
+/// Why an encrypted value cannot be read without a keyring, or by a build without the
+/// `encryption` feature.
+pub(crate) fn no_keyring(how: &Encrypted) -> DecodeProblem {
+    #[cfg(feature = "encryption")]
+    {
+        DecodeProblem::NoKeyring { key_id: how.key_id }
+    }
+    #[cfg(not(feature = "encryption"))]
+    {
+        let _ = how;
+        DecodeProblem::FeatureMissing {
+            feature: "encryption",
+        }
+    }
+}
+
+/// `payload` (decrypted, if it was encrypted), decompressed if its header says it was
+/// compressed: an LZ4 block that claims its length in the header, of which at most `limit`
+/// bytes are allocated (a longer claim is refused before anything is), and that must
+/// decompress to exactly its claim.
+pub(crate) fn decompressed<'b>(
+    header: &Header,
+    payload: Cow<'b, [u8]>,
+    limit: usize,
+) -> Result<Cow<'b, [u8]>, DecodeProblem> {
+    let Some(len) = header.seal.compressed else {
+        return Ok(payload);
+    };
+    #[cfg(feature = "compression")]
+    {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > limit {
+            return Err(DecodeProblem::TooLarge { len, limit });
+        }
+        let mut out = vec![0u8; len];
+        match lz4_flex::block::decompress_into(&payload, &mut out) {
+            Ok(written) if written == len => Ok(Cow::Owned(out)),
+            _ => Err(DecodeProblem::InvalidCompression),
+        }
+    }
+    #[cfg(not(feature = "compression"))]
+    {
+        let _ = (len, payload, limit);
+        Err(DecodeProblem::FeatureMissing {
+            feature: "compression",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 //!
 //! An [`Index`] names a field of `T` and how to read it; the store keeps one sorted set per
 //! index (plain Redis commands and Lua, no modules) and changes it together with the value on
-//! every write path. `members.rs` is the byte layout of index entries, `ops.rs` what the typed
-//! layer asks of a [`Backend`](crate::Backend) (one atomic step per write batch), `query.rs`
-//! the range queries and their pages. DESIGN.md ("Indexes") has the layout and guarantees.
+//! every write path. `query.rs` holds the range queries and their pages, `terms.rs` what an
+//! index stores for a value; the byte layout of index entries and what the typed layer asks
+//! of a [`Backend`](crate::Backend) (one atomic step per write batch) are part of the
+//! [backend contract](crate::backend#indexes). DESIGN.md ("Indexes") has the layout and guarantees.
 
-pub(crate) mod members;
-pub mod ops;
 mod query;
 pub(crate) mod terms;
 
@@ -15,26 +14,14 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-pub use self::query::{DEFAULT_RANGE_LIMIT, Order, RangeCursor, RangeKey, RangePage, RangeQuery};
+pub use self::query::{DEFAULT_RANGE_LIMIT, RangeCursor, RangeKey, RangePage, RangeQuery};
+pub use crate::backend::{IndexKind, Order};
 
 use self::terms::Terms;
 use crate::error::{Error, Result};
 
 /// Longest accepted index name, in bytes.
 pub const MAX_INDEX_NAME_LEN: usize = 64;
-
-/// What an index answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum IndexKind {
-    /// Every entity holding a value: [`Store::find_by`](crate::Store::find_by).
-    Equality,
-    /// At most one entity per value: a write that would take a value another live entity
-    /// holds fails with [`Error::UniqueViolation`] and writes nothing.
-    Unique,
-    /// Ordered by a number or time: [`Store::find_range`](crate::Store::find_range).
-    Range,
-}
 
 /// An extractor, type-erased: hands each index value of a `T` to the visitor, so that a
 /// query's check of an answer allocates nothing of its own.

@@ -3,7 +3,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::members::Lex;
+use crate::backend::{Lex, Order};
 
 /// A value a range index orders by: numbers and times, as 8 bytes whose byte order is the
 /// value's order.
@@ -67,16 +67,6 @@ impl RangeKey for SystemTime {
         };
         since.sortable()
     }
-}
-
-/// The direction of a range query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    /// Lowest value first (ties by id).
-    #[default]
-    Ascending,
-    /// Highest value first (ties by id, reversed).
-    Descending,
 }
 
 /// Where the previous page of a range query ended; pass it to [`RangeQuery::after`] for the

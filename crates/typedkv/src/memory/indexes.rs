@@ -8,8 +8,8 @@ use std::ops::Bound;
 use tokio::time::Instant;
 
 use super::{Map, MemoryBackend, deadline};
+use crate::backend::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember, member_id};
 use crate::backend::{Bytes, Expected, WriteExpiry};
-use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember, member_id};
 use crate::index::{IndexKind, Order};
 
 /// One index: its members with their entity's expiry, and the members by expiry.
@@ -127,7 +127,7 @@ impl Map {
                     {
                         return taken();
                     }
-                    let (lo, hi) = crate::index::members::prefix_range(&prefix);
+                    let (lo, hi) = crate::backend::prefix_range(&prefix);
                     let holders: Vec<Bytes> =
                         self.index(&keys.members).range(&lo, &hi).cloned().collect();
                     for held in holders {

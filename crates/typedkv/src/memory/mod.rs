@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::backend::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
 use crate::backend::{Backend, Bytes, Expected, Swap};
-use crate::backend::{Write, WriteExpiry, ceil_millis};
+use crate::backend::{Write, WriteExpiry};
 use crate::error::Result;
 use crate::index::Order;
-use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
+use crate::options::ceil_millis;
 use crate::options::{Condition, Expiry};
 
 /// The in-process backend; clones share one map.

@@ -1,63 +1,135 @@
-//! [`RedisPool`] (and, with the `sentinel` feature, `RedisSentinelPool`) as a [`Backend`]:
-//! every command as `commands.rs` sends it.
+//! [`RedisPool`] as a [`Backend`]: every command as `commands.rs` sends it on the pool's
+//! [`Shared`](super::shared::Shared) core, indexes atomic in one script.
+//!
+//! The hot commands (`get`, `set`, `delete`, `exists`) hand back the core's future itself:
+//! an `async fn` wrapper would store its arguments once more in a future that every call
+//! allocates.
+
+use std::time::Duration;
 
 use super::RedisPool;
-use super::commands::forward_commands_to_shared;
-use crate::backend::{Backend, Bytes, Expected, Swap};
-use crate::backend::{Write, WriteExpiry};
+use crate::backend::{
+    Applied, Backend, Bytes, Expected, IndexSpace, IndexSupport, IndexedOp, Lex, Order,
+    StaleMember, Swap, Write, WriteExpiry,
+};
 use crate::error::Result;
 use crate::options::Expiry;
 
-/// `impl Backend` for a pool of one server at a time (standalone, or the master Sentinel
-/// names): every command through the pool's `Shared`, indexes atomic in one script.
-macro_rules! single_server_backend {
-    ($pool:ty) => {
-        single_server_backend!($pool, reads_from = shared);
-    };
-    ($pool:ty, reads_from = $reads:ident) => {
-        impl Backend for $pool {
-            forward_commands_to_shared!(reads_from = $reads);
+impl Backend for RedisPool {
+    /// `"redis"`, as every error of this pool names its backend.
+    fn kind(&self) -> &'static str {
+        self.shared().limits().backend
+    }
 
-            fn data_location(&self) -> String {
-                self.location()
-            }
+    fn data_location(&self) -> String {
+        self.location()
+    }
 
-            fn index_support(&self) -> crate::index::ops::IndexSupport {
-                crate::index::ops::IndexSupport::Atomic
-            }
+    fn response_timeout(&self) -> Option<Duration> {
+        self.shared().limits().response
+    }
 
-            async fn apply_indexed(
-                &self,
-                space: &crate::index::ops::IndexSpace,
-                ops: &[crate::index::ops::IndexedOp],
-            ) -> Result<crate::index::ops::Applied> {
-                self.shared().apply_indexed(space, ops).await
-            }
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        self.shared().get(key)
+    }
 
-            async fn scan_page(
-                &self,
-                prefix: &str,
-                cursor: u64,
-                count: usize,
-            ) -> Result<(u64, Vec<Bytes>)> {
-                self.shared().scan_page(prefix, cursor, count).await
-            }
+    fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        write: Write,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().set(key, value, write)
+    }
 
-            async fn set_many(
-                &self,
-                entries: Vec<(String, Bytes)>,
-                expiry: WriteExpiry,
-            ) -> Result<()> {
-                self.shared().set_many(entries, expiry).await
-            }
-        }
-    };
+    fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().delete(key)
+    }
+
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().exists(key)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        self.shared().ttl(key).await
+    }
+
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
+        self.shared().get_with_ttl(key).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.shared().get_many(keys).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected<'_>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        self.shared()
+            .compare_and_swap(key, expected, new, expiry)
+            .await
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<Bytes>)> {
+        self.shared().scan_page(prefix, cursor, count).await
+    }
+
+    async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
+        self.shared().delete_many(keys).await
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
+        self.shared().set_many(entries, expiry).await
+    }
+
+    fn index_support(&self) -> IndexSupport {
+        IndexSupport::Atomic
+    }
+
+    async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
+        self.shared().apply_indexed(space, ops).await
+    }
+
+    async fn index_members(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        self.shared()
+            .index_members(space, index, range, order, limit)
+            .await
+    }
+
+    async fn index_count(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+    ) -> Result<u64> {
+        self.shared().index_count(space, index, range).await
+    }
+
+    async fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        stale: &[StaleMember],
+    ) -> Result<u64> {
+        self.shared().index_forget(space, index, stale).await
+    }
 }
-
-single_server_backend!(RedisPool);
-#[cfg(feature = "sentinel")]
-single_server_backend!(super::RedisSentinelPool, reads_from = reads);
-
 #[cfg(test)]
 mod tests {
     use super::*;

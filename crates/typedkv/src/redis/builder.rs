@@ -5,9 +5,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::RedisPool;
 use super::config::Settings;
-use crate::error::Result;
 
 /// Target of a [`RedisPoolBuilder`] that builds a [`RedisPool`] (one standalone server).
 #[derive(Debug)]
@@ -128,16 +126,5 @@ impl<Target> RedisPoolBuilder<Target> {
     pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.settings.tls_roots = Some(pem.into());
         self
-    }
-}
-
-impl RedisPoolBuilder<Standalone> {
-    /// Validates the settings and creates the pool (without connecting).
-    ///
-    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
-    /// URL, zero timeouts, zero shared connections or a pool smaller than its shared
-    /// connections.
-    pub fn build(self) -> Result<RedisPool> {
-        RedisPool::new(self.settings)
     }
 }

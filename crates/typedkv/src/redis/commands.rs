@@ -11,120 +11,17 @@ use futures::FutureExt;
 
 use super::batching::Plain;
 use super::errors::unexpected;
+use super::indexes;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
-use crate::backend::{Bytes, Expected, Swap};
-use crate::backend::{Write, WriteExpiry, ceil_millis};
+use crate::backend::{
+    Applied, Bytes, Expected, IndexSpace, IndexedOp, Lex, Order, StaleMember, Swap, Write,
+    WriteExpiry,
+};
 use crate::error::Result;
+use crate::options::ceil_millis;
 use crate::options::{Condition, Expiry};
 use crate::redis::keys::KeyBatch;
-
-/// The [`Backend`](crate::Backend) methods that every pool sends exactly as this module does,
-/// forwarded to the pool's `Shared` (from `fn shared(&self)`; with `reads_from = f`, plain
-/// reads go to `fn f(&self)`'s, e.g. a Sentinel pool's replicas). Expands to items of an
-/// `impl Backend for ...` block, which then adds `scan_page`, `set_many`, `index_support`
-/// and `apply_indexed`. `kind` is the
-/// backend name the pool's `Shared` was built with, so errors and `kind` say the same.
-macro_rules! forward_commands_to_shared {
-    () => {
-        forward_commands_to_shared!(reads_from = shared);
-    };
-    // Plain reads (`get`, `exists`, `ttl`, `get_many`) on `self.$reads()`; everything else,
-    // `get_with_ttl` included (a cache fill must not read behind an invalidation), on
-    // `self.shared()`.
-    (reads_from = $reads:ident) => {
-        fn kind(&self) -> &'static str {
-            self.shared().limits().backend
-        }
-
-        fn response_timeout(&self) -> Option<std::time::Duration> {
-            self.shared().limits().response
-        }
-
-        // The hot commands hand back `Shared`'s future itself: an `async fn` wrapper would
-        // store its arguments once more in a future that every call allocates.
-        fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-            self.$reads().get(key)
-        }
-
-        fn set(
-            &self,
-            key: &str,
-            value: Bytes,
-            write: Write,
-        ) -> impl Future<Output = Result<bool>> + Send {
-            self.shared().set(key, value, write)
-        }
-
-        fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
-            self.shared().delete(key)
-        }
-
-        fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
-            self.$reads().exists(key)
-        }
-
-        async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
-            self.$reads().ttl(key).await
-        }
-
-        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-            self.$reads().get_many(keys).await
-        }
-
-        async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
-            self.shared().get_with_ttl(key).await
-        }
-
-        async fn compare_and_swap(
-            &self,
-            key: &str,
-            expected: Expected<'_>,
-            new: Option<Bytes>,
-            expiry: WriteExpiry,
-        ) -> Result<Swap> {
-            self.shared()
-                .compare_and_swap(key, expected, new, expiry)
-                .await
-        }
-
-        async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
-            self.shared().delete_many(keys).await
-        }
-
-        async fn index_members(
-            &self,
-            space: &$crate::index::ops::IndexSpace,
-            index: usize,
-            range: (&$crate::index::ops::Lex, &$crate::index::ops::Lex),
-            order: $crate::index::Order,
-            limit: usize,
-        ) -> Result<Vec<Bytes>> {
-            self.shared()
-                .index_members(space, index, range, order, limit)
-                .await
-        }
-
-        async fn index_count(
-            &self,
-            space: &$crate::index::ops::IndexSpace,
-            index: usize,
-            range: (&$crate::index::ops::Lex, &$crate::index::ops::Lex),
-        ) -> Result<u64> {
-            self.shared().index_count(space, index, range).await
-        }
-
-        async fn index_forget(
-            &self,
-            space: &$crate::index::ops::IndexSpace,
-            index: usize,
-            stale: &[$crate::index::ops::StaleMember],
-        ) -> Result<u64> {
-            self.shared().index_forget(space, index, stale).await
-        }
-    };
-}
-pub(crate) use forward_commands_to_shared;
 
 /// Compare-and-swap of one key, in Lua so that the comparison and the write are one atomic
 /// step on the server (WATCH would need a connection of its own; cluster nodes run a
@@ -191,8 +88,9 @@ fn on_key(command: &str, key: &str) -> Cmd {
     cmd
 }
 
-/// The plain single-key commands: batched with others in flight where the pool batches
-/// (`batching.rs`), hence on the pool's `Arc`.
+/// What a pool's core sends for each [`Backend`](crate::Backend) method. The plain
+/// single-key commands come first: batched with others in flight where the pool batches
+/// (`batching/`), hence on the pool's `Arc`.
 impl<M, W> Shared<M, W>
 where
     M: Manager<Error = RedisError> + 'static,
@@ -253,14 +151,9 @@ where
             .await?;
         Ok(expiry_of_pttl(ms))
     }
-}
 
-/// Everything else goes out on its own.
-impl<M, W> Shared<M, W>
-where
-    M: Manager<Error = RedisError>,
-    W: Pooled + From<Object<M>>,
-{
+    // Everything else goes out on its own.
+
     /// `GET` and `PTTL` in one pipeline (one round trip; both on the key's slot).
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
         let mut pipe = ::redis::pipe();
@@ -347,6 +240,73 @@ where
                     .await
             }
         }
+    }
+
+    // The index commands (`indexes/`: the scripts, their arguments and their replies).
+    pub(crate) async fn apply_indexed(
+        &self,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+    ) -> Result<Applied> {
+        let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
+        let batch = KeyBatch::new(&keys);
+        let reply: Vec<Value> = self
+            .invoke(&batch, &indexes::apply_invocation(space, ops))
+            .await?;
+        indexes::applied(reply, space, ops).ok_or_else(|| {
+            unexpected(
+                &batch,
+                self.limits(),
+                "the indexed-write script answered something else".to_owned(),
+            )
+        })
+    }
+
+    pub(crate) async fn index_members(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        let Some(keys) = space.indexes.get(index) else {
+            return Ok(Vec::new());
+        };
+        let cmd = indexes::members_cmd(keys, range, order, limit);
+        self.query(&keys.members, &cmd, Resend::Safe).await
+    }
+
+    pub(crate) async fn index_count(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+    ) -> Result<u64> {
+        let Some(keys) = space.indexes.get(index) else {
+            return Ok(0);
+        };
+        self.invoke(&keys.members, &indexes::count_invocation(keys, range))
+            .await
+    }
+
+    pub(crate) async fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        stale: &[StaleMember],
+    ) -> Result<u64> {
+        let Some(keys) = space.indexes.get(index) else {
+            return Ok(0);
+        };
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        self.invoke(
+            &keys.members,
+            &indexes::forget_invocation(space, keys, stale),
+        )
+        .await
     }
 }
 

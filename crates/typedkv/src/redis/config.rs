@@ -41,14 +41,40 @@ pub(crate) struct Settings {
     pub(crate) create_timeout: Duration,
     pub(crate) recycle_timeout: Duration,
     pub(crate) response_timeout: Option<Duration>,
-    /// Batch concurrent plain commands (see `batching.rs`).
+    /// Batch concurrent plain commands (see `batching/`).
     pub(crate) batching: bool,
     /// PEM root certificates to trust for `rediss://` instead of the system's.
     #[cfg(feature = "tls")]
     pub(crate) tls_roots: Option<Vec<u8>>,
     /// Sentinel only: the master to ask the sentinels (`urls`) for, and how to log in to it.
     #[cfg(feature = "sentinel")]
-    pub(crate) sentinel: super::sentinel::Target,
+    pub(crate) sentinel: SentinelTarget,
+}
+
+/// The master a sentinel pool asks for, and how to log in to it (the sentinels' own login is
+/// in their URLs).
+#[cfg(feature = "sentinel")]
+#[derive(Clone, Default)]
+pub(crate) struct SentinelTarget {
+    pub(crate) master: String,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) db: i64,
+    /// TLS to the master and replicas; `None`: as the sentinels' URLs say.
+    pub(crate) tls: Option<bool>,
+}
+
+#[cfg(feature = "sentinel")]
+impl fmt::Debug for SentinelTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelTarget")
+            .field("master", &self.master)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Settings {

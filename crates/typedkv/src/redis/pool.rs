@@ -16,6 +16,17 @@ use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
 use crate::error::Result;
 
+impl RedisPoolBuilder<Standalone> {
+    /// Validates the settings and creates the pool (without connecting).
+    ///
+    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unparsable
+    /// URL, zero timeouts, zero shared connections or a pool smaller than its shared
+    /// connections.
+    pub fn build(self) -> Result<RedisPool> {
+        RedisPool::new(self.settings)
+    }
+}
+
 /// A pool of Redis connections (standalone server), and the [`Backend`](crate::Backend) of
 /// [`RedisStore`](crate::RedisStore). Clones share the pool.
 ///

@@ -331,12 +331,14 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         let mut terms = Terms::default();
         #[cfg(feature = "encryption")]
         if let (Some(index), Some(keyring)) = (self.indexes.first(), &self.at_rest.keyring) {
-            terms = keyring.index_terms().ok_or_else(|| Error::InvalidIndex {
-                index: index.name().to_owned(),
-                reason: "an encrypted store's indexes need Keyring::with_index_key: their \
+            terms = Terms::keyed(keyring.index_key().ok_or_else(|| {
+                Error::InvalidIndex {
+                    index: index.name().to_owned(),
+                    reason: "an encrypted store's indexes need Keyring::with_index_key: their \
                          entries hold keyed hashes of the values, not the values"
-                    .to_owned(),
-            })?;
+                        .to_owned(),
+                }
+            })?);
         }
         let indexes = match self.indexes.is_empty() {
             true => Indexes::none(),

@@ -9,12 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TypedStore;
+use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
 use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
+use crate::backend::{IndexSupport, StaleMember, member_id};
+use crate::backend::{prefix_range, range_member, value_member, value_prefix};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::index::members::{prefix_range, range_member, value_member, value_prefix};
-use crate::index::ops::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
-use crate::index::ops::{IndexSupport, StaleMember, member_id};
 use crate::index::terms::Terms;
 use crate::index::{Index, IndexKind, IndexReport, Order, RangePage, RangeQuery};
 use crate::index::{RangeCursor, check_name};

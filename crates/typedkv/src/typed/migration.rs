@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::at_rest::{AtRest, Context};
 use crate::codec::Codec;
-use crate::envelope::{self, Stamp};
+use crate::envelope::Stamp;
 use crate::error::{BoxError, DecodeProblem};
 use crate::layout::Layout;
 
@@ -61,7 +61,9 @@ impl<T, C: Codec> Migrations<T, C> {
         self.from
             .retain(|old| (old.schema, old.layout) != (schema, stamp.layout));
         let decode = move |codec: &C, at_rest: &AtRest, context: Context<'_>, bytes: &[u8]| {
-            envelope::decode_at_rest::<C, Old>(codec, stamp, at_rest, context, bytes).map(&convert)
+            at_rest
+                .decode::<C, Old>(codec, stamp, context, bytes)
+                .map(&convert)
         };
         self.from.push(Conversion {
             schema,

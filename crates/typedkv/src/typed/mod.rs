@@ -139,19 +139,14 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         let inner = &*self.inner;
         let hint = inner.size_hint.load(Ordering::Relaxed);
         let context = self.context(key);
-        let bytes = envelope::encode_at_rest(
-            &inner.codec,
-            inner.stamp,
-            &inner.at_rest,
-            context,
-            value,
-            hint,
-        )
-        .map_err(|source| Error::Encode {
-            key: key.to_owned(),
-            codec: inner.codec.name(),
-            source,
-        })?;
+        let bytes = inner
+            .at_rest
+            .encode(&inner.codec, inner.stamp, context, value, hint)
+            .map_err(|source| Error::Encode {
+                key: key.to_owned(),
+                codec: inner.codec.name(),
+                source,
+            })?;
         inner.size_hint.store(bytes.len(), Ordering::Relaxed);
         Ok(bytes)
     }
@@ -162,8 +157,9 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
     {
         let inner = &*self.inner;
         let context = self.context(key);
-        let mut decoded =
-            envelope::decode_at_rest(&inner.codec, inner.stamp, &inner.at_rest, context, bytes);
+        let mut decoded = inner
+            .at_rest
+            .decode(&inner.codec, inner.stamp, context, bytes);
         if let Err((DecodeProblem::SchemaMismatch { found, .. }, _)) = decoded
             && let Some(converted) =
                 self.migrations

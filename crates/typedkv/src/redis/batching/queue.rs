@@ -49,11 +49,11 @@ pub(super) const MAX_BATCH: usize = 512;
 pub(super) const HOLD_BATCH: usize = MAX_DIRECT / MAX_IN_FLIGHT;
 
 /// A call waiting for a batch, and where its caller waits for what became of it.
-pub(super) struct Queued {
-    pub(super) call: Call,
-    pub(super) reply: oneshot::Sender<Sent>,
+pub(crate) struct Queued {
+    pub(crate) call: Call,
+    pub(crate) reply: oneshot::Sender<Sent>,
     /// When the caller's response timeout runs out (`None`: no timeout).
-    pub(super) deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl Queued {
@@ -75,7 +75,7 @@ pub(super) fn earliest(calls: &[Queued]) -> Option<Instant> {
 
 /// Answers, and removes, every call of `calls` whose deadline has passed or whose caller
 /// left.
-pub(super) fn expire(calls: &mut Vec<Queued>) {
+pub(crate) fn expire(calls: &mut Vec<Queued>) {
     let now = Instant::now();
     calls.retain_mut(|queued| {
         if queued.abandoned() {
@@ -127,7 +127,7 @@ impl<R: Default> Default for Batcher<R> {
 
 /// How a dispatcher gets at its pool's batcher and sends a batch: implemented by the pool's
 /// `Shared`, which the dispatcher holds weakly (the pool's last handle ends it).
-pub(super) trait Dispatch: Send + Sync + 'static {
+pub(crate) trait Dispatch: Send + Sync + 'static {
     type Routes: Send + Sync + 'static;
 
     fn batcher(&self) -> Option<&Batcher<Self::Routes>>;
@@ -139,7 +139,7 @@ pub(super) trait Dispatch: Send + Sync + 'static {
 
 /// A claimed slot, a lone call's or a batch's: freed when dropped, however its holder ends
 /// (or is cancelled).
-pub(super) struct Slot<'a>(&'a AtomicUsize);
+pub(crate) struct Slot<'a>(&'a AtomicUsize);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
@@ -154,7 +154,7 @@ impl<R> Batcher<R> {
     ///
     /// A call queued an instant ago may still wait for the dispatcher to claim its batch's
     /// slot; a lone call made meanwhile can overtake it, as concurrent calls may anyway.
-    pub(super) fn try_direct(&self) -> Option<Slot<'_>> {
+    pub(crate) fn try_direct(&self) -> Option<Slot<'_>> {
         let free = !self.held.load(Ordering::Relaxed)
             && self.in_flight.load(Ordering::Acquire) == 0
             && self
@@ -189,7 +189,7 @@ impl<R> Batcher<R> {
 
     /// The slot the dispatcher claimed for a batch, held by the batch until it ends (the
     /// dispatcher, which polls every batch, sees it end).
-    pub(super) fn batch_slot(&self) -> Slot<'_> {
+    pub(crate) fn batch_slot(&self) -> Slot<'_> {
         Slot(&self.in_flight)
     }
 }
@@ -202,7 +202,7 @@ impl<R: Send + Sync + 'static> Batcher<R> {
     /// The queue needs no bound of its own: each queued call is held by a caller waiting for
     /// it, which leaves by its deadline (or when its future is dropped), as a call sent
     /// alone would wait in the connection's queue.
-    pub(super) fn enqueue<D: Dispatch<Routes = R>>(
+    pub(crate) fn enqueue<D: Dispatch<Routes = R>>(
         &self,
         pool: &Arc<D>,
         call: Call,
@@ -323,7 +323,7 @@ async fn dispatch<D: Dispatch>(pool: Weak<D>, mut queue: mpsc::UnboundedReceiver
 }
 
 /// Sleeps until `deadline`, or forever without one (calls without a response timeout).
-pub(super) async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

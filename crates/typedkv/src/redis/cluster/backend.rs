@@ -6,6 +6,7 @@
 //! reassembling replies in order (counts summed): each slot's part is atomic, the batch is not.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use ::redis::cluster_routing::{RoutingInfo, Slot};
 use ::redis::{Cmd, FromRedisValue, RedisError};
@@ -14,11 +15,13 @@ use futures::future::try_join_all;
 
 use super::RedisClusterPool;
 use super::manager::ClusterManager;
-use crate::backend::{Backend, Bytes, Expected, Swap};
-use crate::backend::{Write, WriteExpiry};
+use crate::backend::{
+    Applied, Backend, Bytes, Expected, IndexSpace, IndexSupport, IndexedOp, Lex, Order,
+    StaleMember, Swap, Write, WriteExpiry,
+};
 use crate::error::Result;
 use crate::options::Expiry;
-use crate::redis::commands::{forward_commands_to_shared, set_each};
+use crate::redis::commands::set_each;
 use crate::redis::keys::{KeyBatch, ToKeys};
 use crate::redis::shared::Shared;
 
@@ -41,27 +44,65 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
 }
 
 impl Backend for RedisClusterPool {
-    forward_commands_to_shared!();
+    /// `"redis-cluster"`, as every error of this pool names its backend.
+    fn kind(&self) -> &'static str {
+        self.shared().limits().backend
+    }
 
     fn data_location(&self) -> String {
         self.location()
     }
 
-    /// The atomic index script touches the entity's, its record's and its indexes' keys at
-    /// once, which a cluster allows only within one slot (hash-tagged stores).
-    fn index_support(&self) -> crate::index::ops::IndexSupport {
-        crate::index::ops::IndexSupport::SameSlot
+    fn response_timeout(&self) -> Option<Duration> {
+        self.shared().limits().response
     }
 
-    /// The one atomic script, as on a single server (indexed stores are hash-tagged here).
-    async fn apply_indexed(
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        self.shared().get(key)
+    }
+
+    fn set(
         &self,
-        space: &crate::index::ops::IndexSpace,
-        ops: &[crate::index::ops::IndexedOp],
-    ) -> Result<crate::index::ops::Applied> {
-        self.shared().apply_indexed(space, ops).await
+        key: &str,
+        value: Bytes,
+        write: Write,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().set(key, value, write)
     }
 
+    fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().delete(key)
+    }
+
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        self.shared().exists(key)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Expiry>> {
+        self.shared().ttl(key).await
+    }
+
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Expiry)>> {
+        self.shared().get_with_ttl(key).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.shared().get_many(keys).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected<'_>,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
+    ) -> Result<Swap> {
+        self.shared()
+            .compare_and_swap(key, expected, new, expiry)
+            .await
+    }
+
+    /// Every master in turn (`scan.rs`).
     async fn scan_page(
         &self,
         prefix: &str,
@@ -69,6 +110,10 @@ impl Backend for RedisClusterPool {
         count: usize,
     ) -> Result<(u64, Vec<Bytes>)> {
         self.scan_master_page(prefix, cursor, count).await
+    }
+
+    async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
+        self.shared().delete_many(keys).await
     }
 
     /// Atomic per slot: `MSET` (split per slot by redis-rs) without a TTL, one `MULTI`/`EXEC`
@@ -92,5 +137,47 @@ impl Backend for RedisClusterPool {
                 .await
         });
         try_join_all(writes).await.map(drop)
+    }
+
+    /// The atomic index script touches the entity's, its record's and its indexes' keys at
+    /// once, which a cluster allows only within one slot (hash-tagged stores).
+    fn index_support(&self) -> IndexSupport {
+        IndexSupport::SameSlot
+    }
+
+    /// The one atomic script, as on a single server (indexed stores are hash-tagged here).
+    async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
+        self.shared().apply_indexed(space, ops).await
+    }
+
+    async fn index_members(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        self.shared()
+            .index_members(space, index, range, order, limit)
+            .await
+    }
+
+    async fn index_count(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        range: (&Lex, &Lex),
+    ) -> Result<u64> {
+        self.shared().index_count(space, index, range).await
+    }
+
+    async fn index_forget(
+        &self,
+        space: &IndexSpace,
+        index: usize,
+        stale: &[StaleMember],
+    ) -> Result<u64> {
+        self.shared().index_forget(space, index, stale).await
     }
 }

@@ -1,34 +1,39 @@
-//! Indexes on Redis: the scripts behind the `index_*` [`Backend`](crate::Backend)
-//! methods, once for standalone and cluster pools. Each index is two sorted sets and each
-//! entity a record set (see [`crate::index::ops`]); every write of an indexed store is one
-//! script call, so on one server (or one cluster slot) value, record and index entries
-//! change together or not at all.
+//! Indexes on Redis: what the index commands are (the scripts, their arguments, and what
+//! their replies mean); `commands.rs` sends them on a pool's core, once for standalone,
+//! Sentinel and cluster pools. Each index is two sorted sets and each entity a record set
+//! (see [the layout](crate::backend#indexes)); every write of an indexed store is one script
+//! call, so on one server (or one cluster slot) value, record and index entries change
+//! together or not at all.
 
 use std::sync::LazyLock;
 
-use ::redis::{RedisError, Script, ScriptInvocation, Value};
-use deadpool::managed::{Manager, Object};
+use ::redis::{Cmd, Script, ScriptInvocation, Value};
 
-use super::errors::unexpected;
-use super::keys::KeyBatch;
-use super::lanes::Pooled;
-use super::shared::{Resend, Shared};
-use crate::backend::{Bytes, WriteExpiry, ceil_millis};
-use crate::error::Result;
+use crate::backend::WriteExpiry;
+use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex, StaleMember};
 use crate::index::IndexKind;
 use crate::index::Order;
-use crate::index::ops::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember};
+use crate::options::ceil_millis;
 
-/// A script with the helpers of `common.lua` in front (Redis scripts cannot import).
-macro_rules! with_common {
-    ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("common.lua"), include_str!($file))))
-    };
+/// `body` with the helpers of `common.lua` in front (Redis scripts cannot import).
+fn with_common(body: &str) -> Script {
+    Script::new(&[include_str!("common.lua"), body].concat())
 }
 
-static APPLY: LazyLock<Script> = with_common!("apply.lua");
-static COUNT: LazyLock<Script> = with_common!("count.lua");
+static APPLY: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("apply.lua")));
+static COUNT: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("count.lua")));
 static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("forget.lua")));
+
+/// A bound of a lexicographic range as `ZRANGEBYLEX` and `ZLEXCOUNT` take it: `-`, `+`,
+/// `[member` or `(member`.
+fn lex_arg(bound: &Lex) -> Vec<u8> {
+    match bound {
+        Lex::Min => b"-".to_vec(),
+        Lex::Max => b"+".to_vec(),
+        Lex::Incl(member) => [b"[".as_slice(), member].concat(),
+        Lex::Excl(member) => [b"(".as_slice(), member].concat(),
+    }
+}
 
 pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     match kind {
@@ -39,7 +44,7 @@ pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
 }
 
 /// The script's arguments for `ops`: index keys, then each op's entity and record key.
-fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> ScriptInvocation<'a> {
+pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> ScriptInvocation<'a> {
     let mut invocation = APPLY.prepare_invoke();
     for index in &space.indexes {
         invocation.key(&index.members).key(&index.expiries);
@@ -99,72 +104,52 @@ fn position(value: Option<Value>, len: usize) -> Option<usize> {
     .map(|n| n - 1)
 }
 
-impl<M, W> Shared<M, W>
-where
-    M: Manager<Error = RedisError>,
-    W: Pooled + From<Object<M>>,
-{
-    pub(crate) async fn apply_indexed(
-        &self,
-        space: &IndexSpace,
-        ops: &[IndexedOp],
-    ) -> Result<Applied> {
-        let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
-        let batch = KeyBatch::new(&keys);
-        let invocation = apply_invocation(space, ops);
-        let reply: Vec<Value> = self.invoke(&batch, &invocation).await?;
-        let mut reply = reply.into_iter();
-        let outcome = match reply.next() {
-            Some(Value::Int(1)) => match reply.next() {
-                Some(Value::Int(existed)) => u64::try_from(existed)
-                    .ok()
-                    .map(|existed| Applied::Done { existed }),
+/// What the indexed-write script's `reply` to `ops` says (`None`: a reply it cannot give).
+pub(super) fn applied(reply: Vec<Value>, space: &IndexSpace, ops: &[IndexedOp]) -> Option<Applied> {
+    let mut reply = reply.into_iter();
+    match reply.next() {
+        Some(Value::Int(1)) => match reply.next() {
+            Some(Value::Int(existed)) => u64::try_from(existed)
+                .ok()
+                .map(|existed| Applied::Done { existed }),
+            _ => None,
+        },
+        Some(Value::Int(0)) => position(reply.next(), ops.len()).and_then(|op| {
+            match reply.next() {
+                Some(Value::BulkString(found)) => Some(Applied::Unmet {
+                    op,
+                    found: Some(found),
+                }),
+                // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
+                None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
+                    Some(Applied::Unmet { op, found: None })
+                }
                 _ => None,
-            },
-            Some(Value::Int(0)) => position(reply.next(), ops.len()).and_then(|op| {
-                match reply.next() {
-                    Some(Value::BulkString(found)) => Some(Applied::Unmet {
-                        op,
-                        found: Some(found),
-                    }),
-                    // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
-                    None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
-                        Some(Applied::Unmet { op, found: None })
-                    }
-                    _ => None,
-                }
-            }),
-            Some(Value::Int(2)) => {
-                let op = position(reply.next(), ops.len());
-                let index = position(reply.next(), space.indexes.len());
-                match (op, index, reply.next()) {
-                    (Some(op), Some(index), Some(Value::BulkString(prefix))) => {
-                        Some(Applied::Taken {
-                            op,
-                            key: ops[op].key.clone(),
-                            index,
-                            value: prefix,
-                        })
-                    }
-                    _ => None,
-                }
             }
-            Some(Value::Int(3)) => {
-                let op = position(reply.next(), ops.len());
-                let index = position(reply.next(), space.indexes.len());
-                let mut bulk = || match reply.next() {
-                    Some(Value::BulkString(bytes)) => Some(bytes),
-                    _ => None,
-                };
-                match (op, index, bulk(), bulk(), bulk(), bulk()) {
-                    (
-                        Some(op),
-                        Some(index),
-                        Some(value),
-                        Some(member),
-                        Some(holder),
-                        Some(found),
-                    ) => String::from_utf8(holder).ok().map(|holder| Applied::Held {
+        }),
+        Some(Value::Int(2)) => {
+            let op = position(reply.next(), ops.len());
+            let index = position(reply.next(), space.indexes.len());
+            match (op, index, reply.next()) {
+                (Some(op), Some(index), Some(Value::BulkString(prefix))) => Some(Applied::Taken {
+                    op,
+                    key: ops[op].key.clone(),
+                    index,
+                    value: prefix,
+                }),
+                _ => None,
+            }
+        }
+        Some(Value::Int(3)) => {
+            let op = position(reply.next(), ops.len());
+            let index = position(reply.next(), space.indexes.len());
+            let mut bulk = || match reply.next() {
+                Some(Value::BulkString(bytes)) => Some(bytes),
+                _ => None,
+            };
+            match (op, index, bulk(), bulk(), bulk(), bulk()) {
+                (Some(op), Some(index), Some(value), Some(member), Some(holder), Some(found)) => {
+                    String::from_utf8(holder).ok().map(|holder| Applied::Held {
                         op,
                         key: ops[op].key.clone(),
                         index,
@@ -172,90 +157,71 @@ where
                         member,
                         holder,
                         found,
-                    }),
-                    _ => None,
+                    })
                 }
+                _ => None,
             }
-            _ => None,
-        };
-        outcome.ok_or_else(|| {
-            unexpected(
-                &batch,
-                self.limits(),
-                "the indexed-write script answered something else".to_owned(),
-            )
-        })
-    }
-
-    pub(crate) async fn index_members(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        (lo, hi): (&Lex, &Lex),
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<Bytes>> {
-        let Some(keys) = space.indexes.get(index) else {
-            return Ok(Vec::new());
-        };
-        let mut cmd = match order {
-            Order::Ascending => {
-                let mut cmd = ::redis::cmd("ZRANGEBYLEX");
-                cmd.arg(&keys.members).arg(lo.to_arg()).arg(hi.to_arg());
-                cmd
-            }
-            Order::Descending => {
-                let mut cmd = ::redis::cmd("ZREVRANGEBYLEX");
-                cmd.arg(&keys.members).arg(hi.to_arg()).arg(lo.to_arg());
-                cmd
-            }
-        };
-        cmd.arg("LIMIT").arg(0).arg(limit);
-        self.query(&keys.members, &cmd, Resend::Safe).await
-    }
-
-    pub(crate) async fn index_count(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        (lo, hi): (&Lex, &Lex),
-    ) -> Result<u64> {
-        let Some(keys) = space.indexes.get(index) else {
-            return Ok(0);
-        };
-        let mut invocation = COUNT.key(&keys.members);
-        invocation
-            .key(&keys.expiries)
-            .arg(lo.to_arg())
-            .arg(hi.to_arg());
-        self.invoke(&keys.members, &invocation).await
-    }
-
-    pub(crate) async fn index_forget(
-        &self,
-        space: &IndexSpace,
-        index: usize,
-        stale: &[StaleMember],
-    ) -> Result<u64> {
-        let Some(keys) = space.indexes.get(index) else {
-            return Ok(0);
-        };
-        if stale.is_empty() {
-            return Ok(0);
         }
-        let mut invocation = FORGET.key(&keys.members);
-        invocation
-            .key(&keys.expiries)
-            .arg(&keys.name)
-            .arg(&space.entity_prefix)
-            .arg(&space.record_prefix);
-        for stale in stale {
-            let seen = stale.seen.as_ref().map_or("", |version| version.as_str());
-            invocation
-                .arg(stale.member.as_slice())
-                .arg(&stale.id)
-                .arg(seen);
-        }
-        self.invoke(&keys.members, &invocation).await
+        _ => None,
     }
+}
+
+/// `ZRANGEBYLEX` (or `ZREVRANGEBYLEX`) of the index `keys` between `lo` and `hi`, at most
+/// `limit` members.
+pub(super) fn members_cmd(
+    keys: &IndexKeys,
+    (lo, hi): (&Lex, &Lex),
+    order: Order,
+    limit: usize,
+) -> Cmd {
+    let mut cmd = match order {
+        Order::Ascending => {
+            let mut cmd = ::redis::cmd("ZRANGEBYLEX");
+            cmd.arg(&keys.members).arg(lex_arg(lo)).arg(lex_arg(hi));
+            cmd
+        }
+        Order::Descending => {
+            let mut cmd = ::redis::cmd("ZREVRANGEBYLEX");
+            cmd.arg(&keys.members).arg(lex_arg(hi)).arg(lex_arg(lo));
+            cmd
+        }
+    };
+    cmd.arg("LIMIT").arg(0).arg(limit);
+    cmd
+}
+
+/// The script counting the live members of the index `keys` between `lo` and `hi`.
+pub(super) fn count_invocation<'a>(
+    keys: &IndexKeys,
+    (lo, hi): (&Lex, &Lex),
+) -> ScriptInvocation<'a> {
+    let mut invocation = COUNT.key(&keys.members);
+    invocation
+        .key(&keys.expiries)
+        .arg(lex_arg(lo))
+        .arg(lex_arg(hi));
+    invocation
+}
+
+/// The script removing the `stale` members of the index `keys` of `space`, each only if its
+/// entity still holds what was seen.
+pub(super) fn forget_invocation<'a>(
+    space: &IndexSpace,
+    keys: &IndexKeys,
+    stale: &[StaleMember],
+) -> ScriptInvocation<'a> {
+    let mut invocation = FORGET.key(&keys.members);
+    invocation
+        .key(&keys.expiries)
+        .arg(&keys.name)
+        .arg(&space.entity_prefix)
+        .arg(&space.record_prefix);
+    for stale in stale {
+        let seen = stale.seen.as_ref().map_or("", |version| version.as_str());
+        invocation
+            .arg(stale.member.as_slice())
+            .arg(&stale.id)
+            .arg(seen);
+    }
+    invocation
 }

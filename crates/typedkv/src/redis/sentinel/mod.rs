@@ -6,6 +6,7 @@
 //! connection dies or is answered `READONLY` (its server was demoted) is replaced by one to
 //! the master the sentinels name then.
 
+mod backend;
 mod lookup;
 mod manager;
 mod watch;
@@ -29,30 +30,6 @@ use crate::error::{Error, Result};
 /// Target of a [`RedisPoolBuilder`] that builds a [`RedisSentinelPool`].
 #[derive(Debug)]
 pub enum Sentinel {}
-
-/// The master a sentinel pool asks for, and how to log in to it (the sentinels' own login is
-/// in their URLs).
-#[derive(Clone, Default)]
-pub(crate) struct Target {
-    pub(crate) master: String,
-    pub(crate) username: Option<String>,
-    pub(crate) password: Option<String>,
-    pub(crate) db: i64,
-    /// TLS to the master and replicas; `None`: as the sentinels' URLs say.
-    pub(crate) tls: Option<bool>,
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Target")
-            .field("master", &self.master)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("db", &self.db)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
 
 impl RedisPoolBuilder<Sentinel> {
     /// The user the pool logs in to the master (and, after a failover, the new master) as

@@ -1,24 +1,31 @@
-//! What the typed layer asks of a [`Backend`](crate::Backend) that keeps indexes: keys and
-//! bytes only, like the rest of the backend contract.
-//!
-//! Each index is two sorted sets: its members (all scored 0, ordered by bytes, see
-//! `members.rs`) and their expiry times (scored by the Unix millisecond their entity expires,
-//! for members of entities with a TTL). Each indexed entity has a record, a set of
-//! `index name || 0x00 || member` naming its current members, so the next write removes
-//! exactly those. A backend applies a batch of [`IndexedOp`]s as one atomic step: every
-//! guard and every unique claim is checked before anything is written.
-//!
-//! A backend cannot decode values, so it cannot tell whether an entity's current value still
-//! gives a member: a write around the indexes (another program, a store without them)
-//! changes the value and leaves record and members as they were. Where that matters the
-//! backend hands the question to the typed layer: a unique value held by another live
-//! entity comes back as [`Applied::Held`] with that entity's bytes, and the typed layer
-//! removes members it found stale with [`StaleMember`]s, each guarded by the bytes it saw.
+//! The index operations of a [`Backend`](crate::Backend) that keeps indexes: keys and bytes
+//! only, like the rest of the backend contract (see [the contract's docs](crate::backend#indexes)).
 
-use crate::backend::{Bytes, WriteExpiry};
+use super::{Bytes, WriteExpiry};
 use crate::version::Version;
 
-use super::IndexKind;
+/// What an index answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Every entity holding a value: [`Store::find_by`](crate::Store::find_by).
+    Equality,
+    /// At most one entity per value: a write that would take a value another live entity
+    /// holds fails with [`Error::UniqueViolation`](crate::Error::UniqueViolation) and writes nothing.
+    Unique,
+    /// Ordered by a number or time: [`Store::find_range`](crate::Store::find_range).
+    Range,
+}
+
+/// The direction of a range query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Lowest value first (ties by id).
+    #[default]
+    Ascending,
+    /// Highest value first (ties by id, reversed).
+    Descending,
+}
 
 /// How a backend keeps indexes; from [`Backend::index_support`](crate::Backend::index_support).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,5 +220,3 @@ pub fn member_id(kind: IndexKind, member: &[u8]) -> Option<&str> {
     };
     super::members::id_of(member, value_len)
 }
-
-pub use super::members::Lex;

@@ -26,16 +26,6 @@ pub enum Lex {
 }
 
 impl Lex {
-    /// The bound as a `ZRANGEBYLEX` argument.
-    pub fn to_arg(&self) -> Vec<u8> {
-        match self {
-            Lex::Min => b"-".to_vec(),
-            Lex::Max => b"+".to_vec(),
-            Lex::Incl(m) => [b"[".as_slice(), m].concat(),
-            Lex::Excl(m) => [b"(".as_slice(), m].concat(),
-        }
-    }
-
     /// The bound as a `std` range bound over member bytes.
     pub fn as_bound(&self) -> Bound<&[u8]> {
         match self {

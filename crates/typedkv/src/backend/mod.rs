@@ -1,4 +1,4 @@
-//! The byte-level storage trait every backend implements once.
+//! The byte-level contract every backend implements once.
 //!
 //! Backends know keys and bytes, nothing of types, codecs or namespaces: the typed layer
 //! ([`TypedStore`](crate::TypedStore)) builds keys, encodes values and resolves TTL policy, then
@@ -8,22 +8,51 @@
 //! The trait uses `async fn` returning `Send` futures (static dispatch, no boxing per call);
 //! object safety is provided one layer up by [`Store`](crate::Store).
 //!
-//! This module is the whole byte-level contract: the trait, what a write asks for
-//! ([`Write`], [`WriteExpiry`]), compare-and-swap ([`Expected`], [`Swap`]), and the
-//! millisecond rounding every backend applies to TTLs. One capability is optional:
-//! [`Backend::get_with_ttl`] has a correct default (two calls) that a backend overrides when
-//! it can read both at once. Errors are [`Error`]'s transport variants, naming
-//! the backend ([`Backend::kind`]) and the keys.
+//! This folder is the whole contract, and imports nothing above it:
+//! - `mod.rs`: the [`Backend`] trait;
+//! - `writes.rs`: what a write asks for ([`Write`], [`WriteExpiry`]) and compare-and-swap
+//!   ([`Expected`], [`Swap`]);
+//! - `indexes.rs`: the index operations of a backend that keeps indexes ([`IndexedOp`],
+//!   [`Applied`], ...), and `members.rs`: the byte layout of index entries and the ranges
+//!   over them ([`Lex`]).
+//!
+//! ## Indexes
+//!
+//! Each index is two sorted sets: its members (all scored 0, ordered by bytes, see
+//! `members.rs`) and their expiry times (scored by the Unix millisecond their entity expires,
+//! for members of entities with a TTL). Each indexed entity has a record, a set of
+//! `index name || 0x00 || member` naming its current members, so the next write removes
+//! exactly those. A backend applies a batch of [`IndexedOp`]s as one atomic step: every
+//! guard and every unique claim is checked before anything is written.
+//!
+//! A backend cannot decode values, so it cannot tell whether an entity's current value still
+//! gives a member: a write around the indexes (another program, a store without them)
+//! changes the value and leaves record and members as they were. Where that matters the
+//! backend hands the question to the typed layer: a unique value held by another live
+//! entity comes back as [`Applied::Held`] with that entity's bytes, and the typed layer
+//! removes members it found stale with [`StaleMember`]s, each guarded by the bytes it saw.
+//!
+//! ## Optional capabilities
+//!
+//! One capability is optional: [`Backend::get_with_ttl`] has a correct default (two calls)
+//! that a backend overrides when it can read both at once. Errors are [`Error`]'s transport
+//! variants, naming the backend ([`Backend::kind`]) and the keys.
+
+mod indexes;
+mod members;
+mod writes;
 
 use std::future::Future;
 
-use std::time::Duration;
-
+pub use self::indexes::{
+    Applied, Guard, IndexKeys, IndexKind, IndexSpace, IndexSupport, IndexedOp, Order, StaleMember,
+    member_id,
+};
+pub use self::members::Lex;
+pub(crate) use self::members::{prefix_range, range_member, value_member, value_prefix};
+pub use self::writes::{Expected, Swap, Write, WriteExpiry};
 use crate::error::{Error, Result};
-use crate::index::Order;
-use crate::index::ops::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
-use crate::options::{Condition, Expiry};
-use crate::version::Version;
+use crate::options::Expiry;
 
 /// Bytes of one stored value.
 pub type Bytes = Vec<u8>;
@@ -132,7 +161,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Whether and how this backend keeps indexes (see [`crate::index::ops`]). The default,
+    /// Whether and how this backend keeps indexes (see [the layout](crate::backend#indexes)). The default,
     /// [`IndexSupport::None`], makes a store with indexes fail to build, and the `index_*`
     /// methods below are then never called.
     fn index_support(&self) -> IndexSupport {
@@ -206,85 +235,5 @@ fn no_indexes(backend: &str) -> Error {
     Error::InvalidIndex {
         index: String::new(),
         reason: format!("the {backend} backend keeps no indexes"),
-    }
-}
-
-/// The expiry a backend applies to a write, after the store resolved its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteExpiry {
-    /// No expiry (clears an existing one).
-    Never,
-    /// Expire this long after the write. Never zero.
-    After(Duration),
-    /// Keep the key's current TTL.
-    Keep,
-}
-
-/// A backend-level write: expiry and condition, resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Write {
-    /// Expiry to apply.
-    pub expiry: WriteExpiry,
-    /// Condition of the write.
-    pub condition: Condition,
-}
-
-impl Write {
-    /// A write with this expiry and condition.
-    pub const fn new(expiry: WriteExpiry, condition: Condition) -> Self {
-        Write { expiry, condition }
-    }
-}
-
-/// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).
-pub(crate) fn ceil_millis(d: Duration) -> u64 {
-    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
-    u64::try_from(ms).unwrap_or(u64::MAX)
-}
-
-/// The outcome of [`Backend::compare_and_swap`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Swap {
-    /// The value was as expected and has been replaced (or deleted).
-    Done,
-    /// The value was not as expected; this is what was found (`None`: absent).
-    Changed(Option<Bytes>),
-}
-
-/// What [`Backend::compare_and_swap`] requires of the current value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected<'a> {
-    /// The key must be absent.
-    Absent,
-    /// The key must hold exactly these bytes.
-    Bytes(&'a [u8]),
-    /// The key must hold bytes with this [`Version`] (SHA-1 digest).
-    Version(&'a Version),
-}
-
-impl Expected<'_> {
-    /// Whether `current` (the bytes at the key, if any) is as expected.
-    pub fn matches(&self, current: Option<&[u8]>) -> bool {
-        match (self, current) {
-            (Expected::Absent, None) => true,
-            (Expected::Bytes(want), Some(have)) => want == &have,
-            (Expected::Version(want), Some(have)) => **want == Version::of(have),
-            _ => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_rounds_up_to_whole_milliseconds() {
-        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
-        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
-        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
-        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
     }
 }
