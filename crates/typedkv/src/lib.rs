@@ -49,8 +49,6 @@
 
 mod at_rest;
 pub mod backend;
-#[cfg(feature = "cache")]
-mod cache;
 pub mod codec;
 pub mod envelope;
 mod error;
@@ -75,12 +73,6 @@ pub use crate::at_rest::Compression;
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use crate::at_rest::{EncryptionKey, Keyring};
 pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use crate::cache::{
-    CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, Served, Stale,
-    StaleBecause, TRACKING_CLIENT_NAME, Trackable,
-};
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};
 pub use crate::index::{
@@ -91,6 +83,12 @@ pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;
 pub use crate::options::{Condition, Expiry, MAX_TTL, SetOptions, TtlPolicy};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use crate::redis::cache::{
+    CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, Served, Stale,
+    StaleBecause, TRACKING_CLIENT_NAME, Trackable,
+};
 pub use crate::store::{Store, StoreExt};
 pub use crate::typed::{DEFAULT_SCHEMA_VERSION, ReencryptReport, StoreBuilder, TypedStore};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};

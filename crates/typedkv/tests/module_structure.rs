@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["index", "update", "load"],
     &["store"],
     &["typed"],
-    &["cache", "memory", "redis"],
+    &["memory", "redis"],
 ];
 
 /// A module path below the crate root, e.g. `["redis", "batching", "queue"]`.
@@ -510,7 +510,10 @@ fn the_checks_find_a_cycle_and_follow_reexports() {
     };
     let mut edges = Edges::new();
     for (from, to) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")] {
-        edges.insert((module("redis"), from.into(), to.into()), vec![used.clone()]);
+        edges.insert(
+            (module("redis"), from.into(), to.into()),
+            vec![used.clone()],
+        );
     }
     let found = cycles(&edges);
     assert_eq!(found.len(), 1, "{found:?}");
@@ -531,7 +534,11 @@ fn the_checks_find_a_cycle_and_follow_reexports() {
         module("redis::pool")
     );
     assert_eq!(
-        module_of(&module("redis::builder::RedisPoolBuilder"), &known, &reexports),
+        module_of(
+            &module("redis::builder::RedisPoolBuilder"),
+            &known,
+            &reexports
+        ),
         module("redis::builder")
     );
 }

@@ -9,8 +9,10 @@
 mod backend;
 mod batching;
 mod builder;
+#[cfg(feature = "cache")]
+pub(crate) mod cache;
 #[cfg(feature = "cluster")]
-mod cluster;
+pub(crate) mod cluster;
 mod commands;
 mod config;
 mod errors;

@@ -10,8 +10,6 @@ use deadpool_redis::{Connection, Manager};
 
 use super::builder::{RedisPoolBuilder, Standalone};
 use super::config::{Settings, connection_info, invalid_url};
-#[cfg(feature = "cache")]
-use super::keys::NoKey;
 use super::lanes::Generations;
 use super::shared::{OnBrokenConnection, Shared};
 use crate::error::Result;
@@ -108,25 +106,16 @@ impl RedisPool {
         })
     }
 
-    /// A new connection of its own, outside the pool, whose server pushes (RESP3) go to
-    /// `on_push`: for client tracking, which needs a connection that stays put.
+    /// Its settings, and the server's address and login as a connection takes them: for
+    /// connections of its own (the cache's tracking connections).
     #[cfg(feature = "cache")]
-    pub(crate) async fn dedicated_connection(
-        &self,
-        on_push: impl ::redis::aio::AsyncPushSender,
-    ) -> Result<::redis::aio::MultiplexedConnection> {
-        let settings = &self.inner.settings;
-        let config = settings.connection_config().set_push_sender(on_push);
-        let failed = |e| {
-            self.inner
-                .shared
-                .error(&NoKey, e, crate::Waited::Connection)
-        };
-        ::redis::Client::open(self.inner.info.clone())
-            .map_err(failed)?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(failed)
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    #[cfg(feature = "cache")]
+    pub(crate) fn connection_info(&self) -> &::redis::ConnectionInfo {
+        &self.inner.info
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<Manager, Connection>> {

@@ -3,7 +3,6 @@
 //! answer only entities whose current value still gives the member (so nothing written
 //! around the indexes, and no expired entity, is ever answered).
 
-use futures::future::{Either, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -232,97 +231,46 @@ where
         })
     }
 
-    /// `set` of a store: a plain `SET`, or with indexes the write and its index entries in
-    /// one step.
-    ///
-    /// Not an `async fn`: the plain path hands back the backend's future itself (a wrapper
-    /// would store the arguments again in a future that every `set` allocates), and the
-    /// index path's larger future is boxed.
-    pub(super) fn write<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a T,
+    /// `set` of an indexed store: the write and its index entries in one step.
+    pub(super) async fn write_indexed(
+        &self,
+        key: &str,
+        value: &T,
         bytes: Bytes,
         write: Write,
-    ) -> impl Future<Output = Result<bool>> + Send + 'a {
-        let written = match self.indexed() {
-            false => Either::Left(self.inner.backend.set(key, bytes, write)),
-            true => Either::Right(Box::pin(async move {
-                let guard = match write.condition {
-                    Condition::Always => Guard::Always,
-                    Condition::IfAbsent => Guard::Absent,
-                    Condition::IfPresent => Guard::Present,
-                };
-                let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
-                let applied = self.apply(&[op]).await;
-                applied.map(|applied| matches!(applied, Applied::Done { .. }))
-            })),
+    ) -> Result<bool> {
+        let guard = match write.condition {
+            Condition::Always => Guard::Always,
+            Condition::IfAbsent => Guard::Absent,
+            Condition::IfPresent => Guard::Present,
         };
-        written.inspect(move |_| self.wrote([key.as_bytes()]))
+        let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
+        let applied = self.apply(&[op]).await;
+        applied.map(|applied| matches!(applied, Applied::Done { .. }))
     }
 
-    /// Compare-and-swap at `key`, index entries included when the store has indexes.
-    pub(super) async fn swap(
+    /// Compare-and-swap at `key` of an indexed store, index entries included.
+    pub(super) async fn swap_indexed(
         &self,
         key: &str,
         expected: Expected<'_>,
         new: Option<(&T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
-        let swapped = match self.indexed() {
-            false => {
-                let new = new.map(|(_, bytes)| bytes);
-                let backend = &self.inner.backend;
-                backend.compare_and_swap(key, expected, new, expiry).await
-            }
-            true => {
-                let guard = match expected {
-                    Expected::Absent => Guard::Absent,
-                    Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
-                    Expected::Version(version) => Guard::Version(version.clone()),
-                };
-                let op = self.op(key, guard, new, expiry)?;
-                // Boxed, as in `write`.
-                Box::pin(self.apply(&[op]))
-                    .await
-                    .map(|applied| match applied {
-                        Applied::Unmet { found, .. } => Swap::Changed(found),
-                        _ => Swap::Done,
-                    })
-            }
+        let guard = match expected {
+            Expected::Absent => Guard::Absent,
+            Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
+            Expected::Version(version) => Guard::Version(version.clone()),
         };
-        self.wrote([key.as_bytes()]);
-        swapped
+        let op = self.op(key, guard, new, expiry)?;
+        self.apply(&[op]).await.map(|applied| match applied {
+            Applied::Unmet { found, .. } => Swap::Changed(found),
+            _ => Swap::Done,
+        })
     }
 
-    /// Whether a write of this process may have to be told to a fail-safe table.
-    fn heard(&self) -> bool {
-        #[cfg(feature = "cache")]
-        return super::write_listeners::any();
-        #[cfg(not(feature = "cache"))]
-        false
-    }
-
-    /// Tells this process' fail-safe tables of the namespace that `keys` were written (or a
-    /// write was tried): see `write_listeners.rs`.
-    pub(super) fn wrote<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
-        #[cfg(feature = "cache")]
-        super::write_listeners::wrote(&self.inner.listen_key, keys);
-        #[cfg(not(feature = "cache"))]
-        let _ = keys;
-    }
-
-    /// Deletes `keys` (as bytes, as scans find them); how many existed.
-    pub(super) async fn remove(&self, keys: Vec<Bytes>) -> Result<u64> {
-        let removed = self.remove_now(&keys).await;
-        self.wrote(keys.iter().map(Vec::as_slice));
-        removed
-    }
-
-    async fn remove_now(&self, keys: &[Bytes]) -> Result<u64> {
-        if !self.indexed() {
-            return self.inner.backend.delete_many(keys).await;
-        }
+    /// Deletes `keys` of an indexed store with their index entries; how many existed.
+    pub(super) async fn remove_indexed(&self, keys: &[Bytes]) -> Result<u64> {
         // Keys whose ids this store refuses hold no indexed entity of it: plain deletes.
         let mut entities = Vec::with_capacity(keys.len());
         let mut other = Vec::new();
@@ -349,36 +297,16 @@ where
     }
 
     /// `set_many` of an indexed store: every entity and its entries in one step.
-    pub(super) async fn write_many(
+    pub(super) async fn write_many_indexed(
         &self,
         entries: Vec<(String, &T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<()> {
-        // Kept only when a fail-safe table of the process may need to hear of them.
-        let keys: Vec<String> = match self.heard() {
-            true => entries.iter().map(|(key, _, _)| key.clone()).collect(),
-            false => Vec::new(),
-        };
-        let written = match self.indexed() {
-            false => {
-                let entries = entries
-                    .into_iter()
-                    .map(|(key, _, bytes)| (key, bytes))
-                    .collect();
-                self.inner.backend.set_many(entries, expiry).await
-            }
-            true => {
-                let ops = entries
-                    .into_iter()
-                    .map(|(key, value, bytes)| {
-                        self.op(&key, Guard::Always, Some((value, bytes)), expiry)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                self.apply(&ops).await.map(drop)
-            }
-        };
-        self.wrote(keys.iter().map(String::as_bytes));
-        written
+        let ops = entries
+            .into_iter()
+            .map(|(key, value, bytes)| self.op(&key, Guard::Always, Some((value, bytes)), expiry))
+            .collect::<Result<Vec<_>>>()?;
+        self.apply(&ops).await.map(drop)
     }
 
     /// The index called `name`, which must be one of `kinds`.

@@ -17,6 +17,7 @@ mod tests;
 mod turns;
 #[cfg(feature = "cache")]
 pub(crate) mod write_listeners;
+mod writes;
 
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;

@@ -12,8 +12,6 @@ mod manager;
 mod routes;
 mod scan;
 mod slots;
-#[cfg(feature = "cache")]
-mod tracking;
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +19,8 @@ use std::sync::Arc;
 use deadpool::managed::Object;
 
 use self::manager::ClusterManager;
+#[cfg(feature = "cache")]
+pub(crate) use self::slots::slot_ranges;
 use super::builder::RedisPoolBuilder;
 use super::config::Settings;
 use super::lanes::Generations;
@@ -129,6 +129,12 @@ impl RedisClusterPool {
     /// seeds' addresses. Pools built from other seeds of the same cluster name another place.
     pub(crate) fn location(&self) -> String {
         format!("cluster@{}", self.inner.settings.addresses())
+    }
+
+    /// Its settings: for connections of its own (the cache's tracking connections).
+    #[cfg(feature = "cache")]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {

@@ -5,16 +5,16 @@
 use ::redis::Value;
 
 /// One range of slots and the master serving it.
-pub(super) struct SlotRange {
+pub(crate) struct SlotRange {
     pub(super) start: u16,
     pub(super) end: u16,
     /// `(host, port)`.
-    pub(super) master: (String, u16),
+    pub(crate) master: (String, u16),
 }
 
 /// The ranges of a `CLUSTER SLOTS` reply (`[[start, end, [host, port, ...], replicas...],
 /// ...]`); `None` if the reply or any entry has another shape.
-pub(super) fn slot_ranges(reply: &Value) -> Option<Vec<SlotRange>> {
+pub(crate) fn slot_ranges(reply: &Value) -> Option<Vec<SlotRange>> {
     let Value::Array(ranges) = reply else {
         return None;
     };

@@ -227,40 +227,10 @@ impl RedisSentinelPool {
         })
     }
 
-    /// A new connection of its own to the master the sentinels name now, outside the pool,
-    /// whose server pushes (RESP3) go to `on_push`: for client tracking.
+    /// Its settings: for connections of its own (the cache's tracking connections).
     #[cfg(feature = "cache")]
-    pub(crate) async fn dedicated_connection(
-        &self,
-        on_push: impl ::redis::aio::AsyncPushSender,
-    ) -> Result<::redis::aio::MultiplexedConnection> {
-        let config = self
-            .inner
-            .settings
-            .connection_config()
-            .set_push_sender(on_push);
-        let limits = self.inner.shared.limits();
-        let failed = |e| {
-            let key = &super::keys::NoKey;
-            self.inner.shared.error(key, e, crate::Waited::Connection)
-        };
-        let connect = self.inner.shared.pool().manager().connect(&config);
-        // Bounded like a pool's connection: the sentinels' lookup has no timeout of its own.
-        match tokio::time::timeout(limits.create, connect).await {
-            Ok(connected) => connected.map_err(failed),
-            Err(_elapsed) => Err(Error::Timeout {
-                backend: limits.backend,
-                keys: crate::Keys::none(),
-                timeout: limits.create,
-                waited: crate::Waited::Connection,
-            }),
-        }
-    }
-
-    /// Hears every master switch the sentinels announce from now on.
-    #[cfg(feature = "cache")]
-    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.shared.pool().manager().lookup().switches()
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     pub(crate) fn shared(&self) -> &Arc<SentinelShared> {
