@@ -366,15 +366,7 @@ where
     async fn delete(&self, id: &str) -> Result<bool> {
         observed!(self, "delete", Some(id), |span| async {
             let key = self.inner.keyspace.key(id)?;
-            match self.indexed() {
-                // Boxed, as `write` boxes the index path.
-                true => Ok(Box::pin(self.remove(vec![key.into_bytes()])).await? > 0),
-                false => {
-                    let deleted = self.inner.backend.delete(&key).await;
-                    self.wrote([key.as_bytes()]);
-                    deleted
-                }
-            }
+            self.remove_one(key).await
         })
     }
 

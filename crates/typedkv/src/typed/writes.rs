@@ -1,4 +1,5 @@
-//! The write path of every store: `set`, compare-and-swap, deletes and `set_many`. Each is
+//! The write path of every store: `set`, compare-and-swap, `delete`, deletes of many keys
+//! and `set_many`. Each is
 //! one backend call, or, for a store with indexes, the write and its index entries in one
 //! step (`indexing.rs`); either way, this process' fail-safe tables hear of it
 //! (`write_listeners.rs`).
@@ -56,6 +57,19 @@ where
         };
         self.wrote([key.as_bytes()]);
         swapped
+    }
+
+    /// `delete` of `key`: whether it existed.
+    pub(super) async fn remove_one(&self, key: String) -> Result<bool> {
+        match self.indexed() {
+            // Boxed, as `write` boxes the index path.
+            true => Ok(Box::pin(self.remove(vec![key.into_bytes()])).await? > 0),
+            false => {
+                let deleted = self.inner.backend.delete(&key).await;
+                self.wrote([key.as_bytes()]);
+                deleted
+            }
+        }
     }
 
     /// Deletes `keys` (as bytes, as scans find them); how many existed.
