@@ -313,6 +313,10 @@ async fn the_cache_follows_a_switch_the_old_master_never_hears_of() {
     let (old, _master) = partition_the_master(&sentinel).await;
     moved_to_the_new_master(&sentinel, &store, old).await;
     let other_client = sentinel.master_store("q").await;
+    // Tracking drops with the switch and resumes on the new master: wait for that event,
+    // so the rounds below check invalidations from the new master, not reads that go
+    // through while nothing is cached.
+    eventually(|| async { cache.is_tracking() }).await;
     for round in 1..=20 {
         other_client.set("k", &round).await.unwrap();
         eventually(|| async { cache.get("k").await.ok().flatten() == Some(round) }).await;
