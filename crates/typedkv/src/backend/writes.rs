@@ -36,7 +36,7 @@ impl Write {
     }
 }
 
-/// The outcome of [`Backend::compare_and_swap`].
+/// The outcome of [`Backend::compare_and_swap`](super::Backend::compare_and_swap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Swap {
     /// The value was as expected and has been replaced (or deleted).
@@ -45,7 +45,7 @@ pub enum Swap {
     Changed(Option<Bytes>),
 }
 
-/// What [`Backend::compare_and_swap`] requires of the current value.
+/// What [`Backend::compare_and_swap`](super::Backend::compare_and_swap) requires of the current value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected<'a> {
     /// The key must be absent.

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use super::config::Settings;
 
-/// Target of a [`RedisPoolBuilder`] that builds a [`RedisPool`] (one standalone server).
+/// Target of a [`RedisPoolBuilder`] that builds a [`RedisPool`](super::RedisPool) (one standalone server).
 #[derive(Debug)]
 pub enum Standalone {}
 
-/// Configures a pool; from [`RedisPool::builder`] (target [`Standalone`]) or, with the
+/// Configures a pool; from [`RedisPool::builder`](super::RedisPool::builder) (target [`Standalone`]) or, with the
 /// `cluster` feature, `RedisClusterPool::builder` (target `Cluster`). Every setting has a
 /// documented default (the `DEFAULT_*` constants of this module).
 #[must_use = "a builder does nothing until .build()"]
