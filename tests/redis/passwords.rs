@@ -87,7 +87,7 @@ async fn sentinel(url: &str, password: &str) {
     assert_hidden(
         password,
         "sentinel pool",
-        &format!("{pool:?} {}", pool.redacted_url()),
+        &format!("{pool:?} {}", pool.redacted_urls()),
     );
     let store: RedisSentinelStore<String> =
         RedisSentinelStore::builder(pool, "user").build().unwrap();

@@ -126,7 +126,7 @@ async fn passwords_never_appear(sentinel: &TestSentinel) {
         .create_timeout(Duration::from_secs(1));
     let mut shown = format!("{builder:?}");
     let pool = builder.build().unwrap();
-    shown.push_str(&format!("{pool:?} {}", pool.redacted_url()));
+    shown.push_str(&format!("{pool:?} {}", pool.redacted_urls()));
     let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "p").build().unwrap();
     shown.push_str(&error_chain(&store.get("1").await.unwrap_err()));
     for secret in ["sentinel-s3cret", "master-s3cret"] {

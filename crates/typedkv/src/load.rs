@@ -52,7 +52,7 @@ impl<T> Loaded<T> {
     pub fn forever(value: T) -> Self {
         Loaded {
             value,
-            cache: Some(TtlPolicy::Persist),
+            cache: Some(TtlPolicy::Never),
         }
     }
 

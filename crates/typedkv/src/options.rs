@@ -14,7 +14,7 @@ pub enum TtlPolicy {
     /// Keep the key's current TTL (no expiry if the key is new or had none).
     Keep,
     /// Never expire, even if the store has a default TTL.
-    Persist,
+    Never,
 }
 
 /// When a write happens. Part of [`SetOptions`].
@@ -72,8 +72,8 @@ impl SetOptions {
     }
 
     /// Never expire, whatever the store default.
-    pub const fn no_expiry(mut self) -> Self {
-        self.ttl = TtlPolicy::Persist;
+    pub const fn never_expire(mut self) -> Self {
+        self.ttl = TtlPolicy::Never;
         self
     }
 
@@ -116,7 +116,7 @@ impl Expiry {
 /// overflows a signed 64-bit integer, so the largest `PX` it takes is `i64::MAX` minus the
 /// current time; 2^62 stays inside that for the next 146 million years. A longer TTL is
 /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) on every backend, before anything
-/// is sent (for no expiry, use [`SetOptions::no_expiry`]).
+/// is sent (for no expiry, use [`SetOptions::never_expire`]).
 pub const MAX_TTL: Duration = Duration::from_millis(1 << 62);
 
 /// `d` in whole milliseconds, rounded up (Redis' `PX` precision; never 0 for a non-zero `d`).

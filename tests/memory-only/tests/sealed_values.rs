@@ -14,17 +14,10 @@ use typedkv::{
 /// A format-3 value as a build with the features writes it: its header (through the
 /// envelope's own writer), then a payload.
 fn sealed(compressed: bool, encrypted: bool) -> Vec<u8> {
-    let header = Header {
-        codec: BINCODE,
-        stamp: Stamp::new(1),
-        seal: Seal {
-            compressed: compressed.then_some(64),
-            encrypted: encrypted.then_some(Encrypted {
-                key_id: 1,
-                nonce: [7; NONCE_LEN],
-            }),
-        },
-    };
+    let header = Header::new(BINCODE, Stamp::new(1)).with_seal(Seal::new(
+        compressed.then_some(64),
+        encrypted.then_some(Encrypted::new(1, [7; NONCE_LEN])),
+    ));
     let mut bytes = Vec::new();
     header.write(&mut bytes);
     bytes.extend_from_slice(&[0x5a; 40 + TAG_LEN]);

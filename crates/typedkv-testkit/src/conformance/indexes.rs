@@ -441,7 +441,7 @@ pub async fn indexed_entities_expire<B: Backend>(backend: B) {
         .set_opts(
             "2",
             &account("a@x", "bob", &["t"], 2),
-            SetOptions::new().no_expiry(),
+            SetOptions::new().never_expire(),
         )
         .await
         .unwrap();

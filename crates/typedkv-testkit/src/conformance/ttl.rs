@@ -79,7 +79,7 @@ pub async fn default_ttl_expires_values<B: Backend>(backend: B) {
     }
 }
 
-/// An explicit TTL overrides the default; `no_expiry` overrides it to "never"; without a
+/// An explicit TTL overrides the default; `never_expire` overrides it to "never"; without a
 /// default, plain `set` clears an existing TTL (as Redis `SET` does).
 pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
     let with_default: TypedStore<u32, B> = TypedStore::builder(backend.clone(), "d")
@@ -93,7 +93,7 @@ pub async fn explicit_ttl_and_no_expiry<B: Backend>(backend: B) {
         .unwrap();
     let answered = Instant::now();
     with_default
-        .set_opts("never", &2, SetOptions::new().no_expiry())
+        .set_opts("never", &2, SetOptions::new().never_expire())
         .await
         .unwrap();
     expires_within(with_default.ttl("short").await.unwrap(), SHORT, written);
@@ -137,7 +137,7 @@ pub async fn keep_ttl<B: Backend>(backend: B) {
     let left = remaining(s.ttl("a").await.unwrap());
     assert!(left <= MINUTE && left > MINUTE / 2, "{left:?}");
 
-    s.set_opts("b", &1, SetOptions::new().no_expiry())
+    s.set_opts("b", &1, SetOptions::new().never_expire())
         .await
         .unwrap();
     s.set_opts("b", &2, SetOptions::new().keep_ttl())

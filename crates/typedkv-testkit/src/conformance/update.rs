@@ -96,7 +96,7 @@ pub async fn update_keeps_ttl<B: Backend>(backend: B) {
         Some(Expiry::In(left)) => assert!(left <= Duration::from_secs(60), "{left:?}"),
         other => panic!("TTL lost: {other:?}"),
     }
-    s.set_opts("forever", &1, SetOptions::new().no_expiry())
+    s.set_opts("forever", &1, SetOptions::new().never_expire())
         .await
         .unwrap();
     s.update_with("forever", |n| Update::Set(n.unwrap_or(0) + 1))

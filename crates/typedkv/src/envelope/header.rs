@@ -4,30 +4,41 @@ use crate::error::DecodeProblem;
 use crate::layout::Layout;
 
 /// First bytes of every enveloped value.
+#[doc(hidden)]
 pub const MAGIC: [u8; 3] = [0xC1, b'T', b'K'];
 /// The envelope layout of plain values (neither compressed nor encrypted).
+#[doc(hidden)]
 pub const FORMAT: u8 = 2;
 /// Length of a format-2 header.
+#[doc(hidden)]
 pub const HEADER_LEN: usize = 17;
 /// The first envelope layout, still read: no layout fingerprint.
+#[doc(hidden)]
 pub const FORMAT_V1: u8 = 1;
 /// Length of a format-1 header.
+#[doc(hidden)]
 pub const HEADER_LEN_V1: usize = 9;
 /// The envelope layout of compressed or encrypted values: format 2, then a flags byte and
 /// what the flags need.
+#[doc(hidden)]
 pub const FORMAT_SEALED: u8 = 3;
 /// Flag: the payload is an LZ4 block; its length before compression follows the flags.
+#[doc(hidden)]
 pub const FLAG_LZ4: u8 = 0b01;
 /// Flag: the payload is encrypted with AES-256-GCM; key id and nonce field follow.
+#[doc(hidden)]
 pub const FLAG_ENCRYPTED: u8 = 0b10;
 /// Length of an encrypted value's nonce field: the writer's 16-byte salt (its subkey), then
 /// its 8-byte counter (the GCM nonce).
+#[doc(hidden)]
 pub const NONCE_LEN: usize = 24;
 /// Length of the authentication tag after an encrypted payload.
+#[doc(hidden)]
 pub const TAG_LEN: usize = 16;
 
 /// What a store writes into the header of every value, and requires of every value it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stamp {
     /// The store's schema version.
     pub schema: u32,
@@ -54,6 +65,7 @@ impl Stamp {
 
 /// What was done to a payload at rest (format 3); nothing, in formats 1 and 2.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Seal {
     /// LZ4-compressed: the payload's length before compression (after decryption).
     pub compressed: Option<u32>,
@@ -62,6 +74,14 @@ pub struct Seal {
 }
 
 impl Seal {
+    /// A seal saying the payload was compressed (from `compressed` bytes) and/or encrypted.
+    pub const fn new(compressed: Option<u32>, encrypted: Option<Encrypted>) -> Self {
+        Seal {
+            compressed,
+            encrypted,
+        }
+    }
+
     /// Whether nothing was done (the value is written in format 2).
     pub fn is_plain(&self) -> bool {
         self.compressed.is_none() && self.encrypted.is_none()
@@ -70,6 +90,7 @@ impl Seal {
 
 /// How an encrypted value was encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Encrypted {
     /// The id of the key in the writer's keyring.
     pub key_id: u32,
@@ -77,8 +98,17 @@ pub struct Encrypted {
     pub nonce: [u8; NONCE_LEN],
 }
 
-/// What a stored header says.
+impl Encrypted {
+    /// Encrypted under the key `key_id` with `nonce`.
+    pub const fn new(key_id: u32, nonce: [u8; NONCE_LEN]) -> Self {
+        Encrypted { key_id, nonce }
+    }
+}
+
+/// What a stored header says. Later formats may add fields (`#[non_exhaustive]`): build one
+/// with [`Header::new`] and [`Header::with_seal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Header {
     /// Codec id (`0`: a plain codec's payload, enveloped only because it is sealed).
     pub codec: u8,
@@ -95,11 +125,14 @@ impl Header {
         Header {
             codec,
             stamp,
-            seal: Seal {
-                compressed: None,
-                encrypted: None,
-            },
+            seal: Seal::new(None, None),
         }
+    }
+
+    /// The same header for a payload sealed as `seal` says (format 3 when it is not plain).
+    pub const fn with_seal(mut self, seal: Seal) -> Self {
+        self.seal = seal;
+        self
     }
 
     /// Reads the header at the start of `bytes` (format 1, 2 or 3); returns it and the

@@ -17,7 +17,7 @@
 //!
 //! | size | content |
 //! |---|---|
-//! | 1 | flags: bit 0 ([`FLAG_LZ4`]) compressed, bit 1 ([`FLAG_ENCRYPTED`]) encrypted; other bits are refused |
+//! | 1 | flags: bit 0 (`FLAG_LZ4`) compressed, bit 1 (`FLAG_ENCRYPTED`) encrypted; other bits are refused |
 //! | 4 | if compressed: the payload's length before compression, u32 little endian |
 //! | 4 | if encrypted: the key id, u32 little endian |
 //! | 24 | if encrypted: the writer's subkey salt (16 bytes) and nonce counter (8, little endian) |
@@ -51,8 +51,12 @@ use crate::error::{BoxError, DecodeProblem};
 /// Encodes `value` with `codec`, behind a header stamped `stamp` when the codec has an
 /// envelope id.
 ///
+/// Hidden from the docs: for typedkv's testkit and benchmark, which write values as a store
+/// would without one. Stores encode their values themselves.
+///
 /// `size_hint` is the expected total length (e.g. the last value's); reserving it up front
 /// avoids regrowing the buffer during encoding.
+#[doc(hidden)]
 pub fn encode<C: Codec, T: Serialize + ?Sized>(
     codec: &C,
     stamp: Stamp,
@@ -73,6 +77,7 @@ pub fn encode<C: Codec, T: Serialize + ?Sized>(
 /// version or layout. A value without a layout fingerprint, or a stamp without one, is
 /// checked by schema version only. Compressed values are decompressed (with the
 /// `compression` feature); an encrypted one is `NoKeyring` here: the stores read those.
+#[doc(hidden)]
 pub fn decode<C: Codec, T: DeserializeOwned>(
     codec: &C,
     stamp: Stamp,

@@ -317,7 +317,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             },
             TtlPolicy::Expire(ttl) => WriteExpiry::After(check_ttl(ttl)?),
             TtlPolicy::Keep => WriteExpiry::Keep,
-            TtlPolicy::Persist => WriteExpiry::Never,
+            TtlPolicy::Never => WriteExpiry::Never,
         })
     }
 }

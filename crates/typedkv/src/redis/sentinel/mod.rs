@@ -256,7 +256,7 @@ impl RedisSentinelPool {
     /// Publishes the pool's occupancy through the `metrics` facade, as
     /// [`RedisPool::record_metrics`](super::RedisPool::record_metrics) does.
     pub fn record_metrics(&self) {
-        self.inner.shared.record_metrics(self.redacted_url());
+        self.inner.shared.record_metrics(self.redacted_urls());
     }
 
     /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)): the
@@ -269,7 +269,7 @@ impl RedisSentinelPool {
     }
 
     /// The sentinels' URLs with any password replaced by `***`, and the master's name.
-    pub fn redacted_url(&self) -> String {
+    pub fn redacted_urls(&self) -> String {
         let settings = &self.inner.settings;
         format!(
             "{} master {}",
