@@ -14,6 +14,50 @@ use std::time::Duration;
 /// A boxed error from a lower layer (redis-rs, deadpool, a codec).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The cause an [`Error`] keeps as its [`source`](std::error::Error::source): an error from a
+/// lower layer, shared, so that an `Error` is cheap to clone (a load's failure reaches every
+/// caller that awaited it). Made with `.into()` from any error, a [`BoxError`] or a message;
+/// it derefs to the error itself (for `downcast_ref`), which is also what
+/// [`Error::source`](std::error::Error::source) returns.
+///
+/// ```
+/// use typedkv::{Error, Keys};
+///
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let error = Error::Connection { backend: "mine", keys: Keys::one("k"), source: refused.into() };
+/// let cause = std::error::Error::source(&error).and_then(|c| c.downcast_ref::<std::io::Error>());
+/// assert_eq!(cause.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+/// assert_eq!(error.clone().to_string(), error.to_string());
+/// ```
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl<E: Into<BoxError>> From<E> for ErrorSource {
+    fn from(error: E) -> Self {
+        ErrorSource(Arc::from(error.into()))
+    }
+}
+
+impl std::ops::Deref for ErrorSource {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -38,7 +82,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert_eq!(err.key(), Some("user:42"));
 /// assert_eq!(err.to_string(), "gave up after 1s waiting for a reply from my-backend (key user:42)");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The namespace given to a store builder is not usable as a key prefix.
@@ -66,7 +110,7 @@ pub enum Error {
         reason: String,
         /// The underlying error, if a lower layer reported one.
         #[source]
-        source: Option<BoxError>,
+        source: Option<ErrorSource>,
     },
 
     /// No connection to the backend could be made, or the connection broke during the
@@ -79,7 +123,7 @@ pub enum Error {
         keys: Keys,
         /// The backend's error (for Redis: redis-rs' I/O or protocol error).
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 
     /// The backend's connection pool had no connection to give within its wait timeout (all
@@ -92,7 +136,7 @@ pub enum Error {
         keys: Keys,
         /// The pool's error.
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 
     /// The operation gave up waiting: for a reply, for a new connection, or for its turn
@@ -124,7 +168,7 @@ pub enum Error {
         code: String,
         /// The backend's full error.
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 
     /// The backend answered something that is not a reply this command can have (a bug or
@@ -157,7 +201,7 @@ pub enum Error {
         key: String,
         /// The loader's error (shared by every caller of the load).
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 
     /// The value could not be serialized by the store's codec.
@@ -169,7 +213,7 @@ pub enum Error {
         codec: &'static str,
         /// The codec's error.
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 
     /// The bytes stored at the key are not a value this store can read: another codec, another
@@ -188,7 +232,7 @@ pub enum Error {
         problem: DecodeProblem,
         /// The codec's own error, when the header was fine but the payload was not.
         #[source]
-        source: Option<BoxError>,
+        source: Option<ErrorSource>,
     },
     /// A write would give an entity a value of a unique index that another live entity
     /// holds. Nothing was written.
@@ -548,143 +592,10 @@ impl Error {
         }
     }
 
-    /// The same error for one more caller of a shared operation (a load awaited by several
-    /// callers): the same variant and fields, its cause shared rather than copied.
-    pub(crate) fn replicate(shared: &Arc<Error>) -> Error {
-        let cause = || -> BoxError { Box::new(SharedCause(Arc::clone(shared))) };
-        match &**shared {
-            Error::InvalidNamespace { namespace, reason } => Error::InvalidNamespace {
-                namespace: namespace.clone(),
-                reason,
-            },
-            Error::InvalidId { namespace, reason } => Error::InvalidId {
-                namespace: namespace.clone(),
-                reason,
-            },
-            Error::InvalidConfig { reason, source } => Error::InvalidConfig {
-                reason: reason.clone(),
-                source: source.as_ref().map(|_| cause()),
-            },
-            Error::Connection { backend, keys, .. } => Error::Connection {
-                backend,
-                keys: keys.clone(),
-                source: cause(),
-            },
-            Error::Pool { backend, keys, .. } => Error::Pool {
-                backend,
-                keys: keys.clone(),
-                source: cause(),
-            },
-            Error::Timeout {
-                backend,
-                keys,
-                timeout,
-                waited,
-            } => Error::Timeout {
-                backend,
-                keys: keys.clone(),
-                timeout: *timeout,
-                waited: *waited,
-            },
-            Error::Refused {
-                backend,
-                keys,
-                code,
-                ..
-            } => Error::Refused {
-                backend,
-                keys: keys.clone(),
-                code: code.clone(),
-                source: cause(),
-            },
-            Error::Protocol {
-                backend,
-                keys,
-                reason,
-            } => Error::Protocol {
-                backend,
-                keys: keys.clone(),
-                reason: reason.clone(),
-            },
-            Error::Conflict { key, attempts } => Error::Conflict {
-                key: key.clone(),
-                attempts: *attempts,
-            },
-            Error::Load { key, .. } => Error::Load {
-                key: key.clone(),
-                source: cause(),
-            },
-            Error::Encode { key, codec, .. } => Error::Encode {
-                key: key.clone(),
-                codec,
-                source: cause(),
-            },
-            Error::Decode {
-                key,
-                codec,
-                expected_schema,
-                problem,
-                source,
-            } => Error::Decode {
-                key: key.clone(),
-                codec,
-                expected_schema: *expected_schema,
-                problem: problem.clone(),
-                source: source.as_ref().map(|_| cause()),
-            },
-            Error::UniqueViolation { key, index, value } => Error::UniqueViolation {
-                key: key.clone(),
-                index: index.clone(),
-                value: value.clone(),
-            },
-            Error::UnknownIndex { namespace, index } => Error::UnknownIndex {
-                namespace: namespace.clone(),
-                index: index.clone(),
-            },
-            Error::InvalidIndex { index, reason } => Error::InvalidIndex {
-                index: index.clone(),
-                reason: reason.clone(),
-            },
-            Error::IndexValue { key, index } => Error::IndexValue {
-                key: key.clone(),
-                index: index.clone(),
-            },
-        }
-    }
-
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             reason: reason.into(),
             source: None,
         }
-    }
-}
-
-/// The cause of a [replicated](Error::replicate) error: shows and chains to the shared
-/// error's own cause, so a chain reads the same as the original's (the shared error's own
-/// text is the replica's, and is not repeated).
-struct SharedCause(Arc<Error>);
-
-impl fmt::Display for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match std::error::Error::source(&*self.0) {
-            Some(cause) => fmt::Display::fmt(cause, f),
-            None => Ok(()),
-        }
-    }
-}
-
-impl fmt::Debug for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match std::error::Error::source(&*self.0) {
-            Some(cause) => fmt::Debug::fmt(cause, f),
-            None => Ok(()),
-        }
-    }
-}
-
-impl std::error::Error for SharedCause {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&*self.0)?.source()
     }
 }

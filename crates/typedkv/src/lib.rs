@@ -74,7 +74,7 @@ pub use crate::at_rest::Compression;
 pub use crate::at_rest::{EncryptionKey, Keyring};
 pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
 pub use crate::codec::Bincode;
-pub use crate::error::{BoxError, DecodeProblem, Error, Keys, Result, Waited};
+pub use crate::error::{BoxError, DecodeProblem, Error, ErrorSource, Keys, Result, Waited};
 pub use crate::index::{
     Index, IndexKind, IndexReport, Order, RangeCursor, RangeKey, RangePage, RangeQuery,
 };

@@ -2,14 +2,13 @@
 //! one load awaited by every concurrent caller.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, Shared};
 
 use crate::backend::Bytes;
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, ErrorSource};
 use crate::options::TtlPolicy;
 
 /// What a [`get_or_load`](crate::Store::get_or_load) loader returns: the value,
@@ -67,30 +66,14 @@ impl<T> Loaded<T> {
 /// object-safe form; [`StoreExt::get_or_insert_with`](crate::StoreExt::get_or_insert_with) boxes a closure.
 pub type Loader<T> = Box<dyn FnOnce() -> BoxFuture<'static, Result<Loaded<T>, BoxError>> + Send>;
 
-/// One error shared by every caller of a load.
-#[derive(Debug, Clone)]
-pub(crate) struct SharedError(pub(crate) Arc<dyn std::error::Error + Send + Sync>);
-
-impl fmt::Display for SharedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
-    }
-}
-
-impl std::error::Error for SharedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
 /// Why a load failed, for every caller awaiting it.
 #[derive(Debug, Clone)]
 pub(crate) enum LoadFailure {
     /// The loader failed, panicked or was cancelled: [`Error::Load`] for every caller.
-    Loader(SharedError),
+    Loader(ErrorSource),
     /// A step of the store's own failed (reading, encoding, the TTL the loader asked for,
     /// writing): every caller gets that same error, not a load failure.
-    Store(Arc<Error>),
+    Store(Error),
 }
 
 impl LoadFailure {
@@ -99,9 +82,9 @@ impl LoadFailure {
         match self {
             LoadFailure::Loader(failure) => Error::Load {
                 key,
-                source: Box::new(failure),
+                source: failure,
             },
-            LoadFailure::Store(error) => Error::replicate(&error),
+            LoadFailure::Store(error) => error,
         }
     }
 }

@@ -8,7 +8,7 @@ use deadpool::managed::TimeoutType;
 use deadpool_redis::PoolError;
 
 use super::keys::ToKeys;
-use crate::error::{BoxError, Error, Waited};
+use crate::error::{Error, ErrorSource, Waited};
 
 /// What a pool's errors report beyond the keys: which backend, and the limits that applied.
 #[derive(Debug, Clone, Copy)]
@@ -69,8 +69,8 @@ pub(crate) fn unexpected(keys: &dyn ToKeys, limits: &Limits, reason: String) -> 
 }
 
 /// `error` as the cause of an [`Error`] (see [`RedisCause`]).
-pub(crate) fn cause(error: RedisError) -> BoxError {
-    Box::new(RedisCause(error))
+pub(crate) fn cause(error: RedisError) -> ErrorSource {
+    RedisCause(error).into()
 }
 
 /// A redis-rs error as a cause: shown as redis-rs shows it, and chained to the error it
@@ -117,7 +117,7 @@ pub(crate) fn from_pool_error(keys: &dyn ToKeys, error: PoolError, limits: &Limi
         other => Error::Pool {
             backend: limits.backend,
             keys: keys.to_keys(),
-            source: Box::new(other),
+            source: other.into(),
         },
     }
 }

@@ -88,7 +88,7 @@ where
             .build()
             .map_err(|e| Error::InvalidConfig {
                 reason: format!("cannot build the pool for {}", settings.redacted_urls()),
-                source: Some(Box::new(e)),
+                source: Some(e.into()),
             })?;
         Ok(Shared {
             pool,

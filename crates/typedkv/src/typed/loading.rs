@@ -10,8 +10,8 @@ use super::TypedStore;
 use crate::backend::Backend;
 use crate::backend::Write;
 use crate::codec::Codec;
-use crate::error::{BoxError, Error};
-use crate::load::{Flight, Landing, LoadFailure, Loader, SharedError};
+use crate::error::ErrorSource;
+use crate::load::{Flight, Landing, LoadFailure, Loader};
 use crate::options::Condition;
 
 impl<T, B, C> TypedStore<T, B, C>
@@ -28,23 +28,24 @@ where
                 flights: &store.inner.flights,
                 key: &key,
             };
-            let shared = |e: Error| LoadFailure::Store(Arc::new(e));
+            let store_failed = LoadFailure::Store;
             // A value may have been stored since the caller's read missed.
-            if let Some(bytes) = store.inner.backend.get(&key).await.map_err(shared)? {
+            if let Some(bytes) = store.inner.backend.get(&key).await.map_err(store_failed)? {
                 return Ok(Arc::new(bytes));
             }
-            let loaded = loader()
-                .await
-                .map_err(|e| LoadFailure::Loader(SharedError(Arc::from(e))))?;
-            let bytes = store.encode(&key, &loaded.value).map_err(shared)?;
+            let loaded = loader().await.map_err(|e| LoadFailure::Loader(e.into()))?;
+            let bytes = store.encode(&key, &loaded.value).map_err(store_failed)?;
             let Some(policy) = loaded.cache else {
                 return Ok(Arc::new(bytes)); // the loader said: do not store
             };
-            let write = Write::new(store.expiry(policy).map_err(shared)?, Condition::Always);
+            let write = Write::new(
+                store.expiry(policy).map_err(store_failed)?,
+                Condition::Always,
+            );
             store
                 .write(&key, &loaded.value, bytes.clone(), write)
                 .await
-                .map_err(shared)?;
+                .map_err(store_failed)?;
             Ok(Arc::new(bytes))
         });
         async move {
@@ -56,7 +57,7 @@ where
                     } else {
                         "the load was cancelled"
                     };
-                    let failure = SharedError(Arc::from(BoxError::from(what)));
+                    let failure = ErrorSource::from(what);
                     Err(LoadFailure::Loader(failure))
                 }
             }

@@ -37,7 +37,7 @@ use crate::at_rest::{AtRest, Context};
 use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
-use crate::error::{DecodeProblem, Error, Result};
+use crate::error::{DecodeProblem, Error, ErrorSource, Result};
 use crate::index::{RangePage, RangeQuery};
 use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
@@ -146,7 +146,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             .map_err(|source| Error::Encode {
                 key: key.to_owned(),
                 codec: inner.codec.name(),
-                source,
+                source: source.into(),
             })?;
         inner.size_hint.store(bytes.len(), Ordering::Relaxed);
         Ok(bytes)
@@ -173,7 +173,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             codec: inner.codec.name(),
             expected_schema: inner.stamp.schema,
             problem,
-            source,
+            source: source.map(ErrorSource::from),
         })
     }
 

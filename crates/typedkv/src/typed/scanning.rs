@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::TypedStore;
 use crate::backend::{Backend, Bytes};
 use crate::codec::Codec;
-use crate::error::{DecodeProblem, Error, Result};
+use crate::error::{DecodeProblem, Error, ErrorSource, Result};
 use crate::keyspace::key_text;
 
 /// A key with a text id and its stored bytes (`None`: deleted since the scan saw it).
@@ -81,7 +81,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// A key from [`key_pages`](Self::key_pages) as text, or the error item of a key whose
     /// id this store refuses (not UTF-8, empty, too long).
     pub(super) fn addressable(&self, key: Bytes) -> Result<String> {
-        let refused = |key: &[u8], problem, source: Option<crate::BoxError>| Error::Decode {
+        let refused = |key: &[u8], problem, source: Option<ErrorSource>| Error::Decode {
             key: key_text(key).into_owned(),
             codec: self.inner.codec.name(),
             expected_schema: self.inner.stamp.schema,
@@ -89,7 +89,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
             source,
         };
         let key = String::from_utf8(key).map_err(|e| {
-            let source = Box::new(e.utf8_error());
+            let source = ErrorSource::from(e.utf8_error());
             refused(e.as_bytes(), DecodeProblem::IdNotUtf8, Some(source))
         })?;
         let id = &key[self.inner.keyspace.prefix().len()..];
