@@ -72,7 +72,7 @@ pub use crate::at_rest::Compression;
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use crate::at_rest::{EncryptionKey, Keyring};
-pub use crate::backend::{Backend, Expected, Swap, Write, WriteExpiry};
+pub use crate::backend::{Backend, Guard, Swap, Write, WriteExpiry};
 pub use crate::codec::Bincode;
 pub use crate::error::{BoxError, DecodeProblem, Error, ErrorSource, Keys, Result, Waited};
 pub use crate::index::{

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use typedkv::{Backend, SetOptions, Store};
+use typedkv::{Backend, Guard, SetOptions, Store, Swap, Version, WriteExpiry};
 
 use super::store;
 
@@ -51,4 +51,58 @@ pub async fn only_if_present<B: Backend>(backend: B) {
             .unwrap()
     );
     assert_eq!(s.get("a").await.unwrap().as_deref(), Some("new"));
+}
+
+/// `Backend::compare_and_swap` honours every [`Guard`]: `Always` swaps whatever is there,
+/// `Absent` and `Present` look only at existence, `Bytes` and `Version` at the value; a
+/// guard not met writes nothing and hands back what it found.
+pub async fn compare_and_swap_honours_every_guard<B: Backend>(backend: B) {
+    let key = "guard:k";
+    let swap = |guard: Guard, new: &'static [u8]| {
+        let backend = backend.clone();
+        async move {
+            backend
+                .compare_and_swap(key, &guard, Some(new.to_vec()), WriteExpiry::Never)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(swap(Guard::Present, b"x").await, Swap::Changed(None));
+    assert_eq!(
+        backend.get(key).await.unwrap(),
+        None,
+        "a guard not met writes nothing"
+    );
+    assert_eq!(swap(Guard::Absent, b"a").await, Swap::Done);
+    assert_eq!(
+        swap(Guard::Absent, b"x").await,
+        Swap::Changed(Some(b"a".to_vec()))
+    );
+    assert_eq!(swap(Guard::Present, b"b").await, Swap::Done);
+    assert_eq!(
+        swap(Guard::Bytes(b"a".to_vec()), b"x").await,
+        Swap::Changed(Some(b"b".to_vec()))
+    );
+    assert_eq!(swap(Guard::Bytes(b"b".to_vec()), b"c").await, Swap::Done);
+    assert_eq!(
+        swap(Guard::Version(Version::of(b"b")), b"x").await,
+        Swap::Changed(Some(b"c".to_vec()))
+    );
+    assert_eq!(
+        swap(Guard::Version(Version::of(b"c")), b"d").await,
+        Swap::Done
+    );
+    assert_eq!(swap(Guard::Always, b"e").await, Swap::Done);
+    assert_eq!(backend.get(key).await.unwrap(), Some(b"e".to_vec()));
+    let deleted = backend
+        .compare_and_swap(key, &Guard::Always, None, WriteExpiry::Never)
+        .await
+        .unwrap();
+    assert_eq!(deleted, Swap::Done);
+    assert_eq!(backend.get(key).await.unwrap(), None);
+    assert_eq!(
+        swap(Guard::Always, b"f").await,
+        Swap::Done,
+        "Always also creates"
+    );
 }

@@ -101,6 +101,7 @@ macro_rules! __conformance_list {
             ttls_beyond_max_ttl_are_refused,
             only_if_absent,
             only_if_present,
+            compare_and_swap_honours_every_guard,
             get_many_keeps_order_with_gaps,
             set_many_writes_all,
             namespaces_are_isolated,

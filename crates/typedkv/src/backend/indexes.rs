@@ -1,7 +1,7 @@
 //! The index operations of a [`Backend`](crate::Backend) that keeps indexes: keys and bytes
 //! only, like the rest of the backend contract (see [the contract's docs](crate::backend#indexes)).
 
-use super::{Bytes, WriteExpiry};
+use super::{Bytes, Guard, WriteExpiry};
 use crate::version::Version;
 
 /// What an index answers.
@@ -75,22 +75,6 @@ impl IndexSpace {
             .enumerate()
             .find(|(_, i)| i.name == name)
     }
-}
-
-/// What an [`IndexedOp`] requires of the entity's current value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Guard {
-    /// Nothing.
-    Always,
-    /// The key must be absent.
-    Absent,
-    /// The key must exist.
-    Present,
-    /// The key must hold exactly these bytes.
-    Bytes(Bytes),
-    /// The key must hold bytes with this version.
-    Version(Version),
 }
 
 /// One write of an entity with its index entries.

@@ -10,8 +10,9 @@
 //!
 //! This folder is the whole contract, and imports nothing above it:
 //! - `mod.rs`: the [`Backend`] trait;
-//! - `writes.rs`: what a write asks for ([`Write`], [`WriteExpiry`]) and compare-and-swap
-//!   ([`Expected`], [`Swap`]);
+//! - `writes.rs`: what a write asks for ([`Write`], [`WriteExpiry`]), what it requires of
+//!   the current value ([`Guard`], for compare-and-swap and index operations) and what a
+//!   compare-and-swap found ([`Swap`]);
 //! - `indexes.rs`: the index operations of a backend that keeps indexes ([`IndexedOp`],
 //!   [`Applied`], ...), and `members.rs`: the byte layout of index entries and the ranges
 //!   over them ([`Lex`]).
@@ -45,12 +46,12 @@ mod writes;
 use std::future::Future;
 
 pub use self::indexes::{
-    Applied, Guard, IndexKeys, IndexKind, IndexSpace, IndexSupport, IndexedOp, Order, StaleMember,
+    Applied, IndexKeys, IndexKind, IndexSpace, IndexSupport, IndexedOp, Order, StaleMember,
     member_id,
 };
 pub use self::members::Lex;
 pub(crate) use self::members::{prefix_range, range_member, value_member, value_prefix};
-pub use self::writes::{Expected, Swap, Write, WriteExpiry};
+pub use self::writes::{Guard, Swap, Write, WriteExpiry};
 use crate::error::{Error, Result};
 use crate::options::Expiry;
 
@@ -125,14 +126,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The bytes at each key, in order. Never called with an empty slice.
     fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
 
-    /// Atomically replaces the value at `key`, if it is still as `expected`, by `new`
+    /// Atomically replaces the value at `key`, if it still meets `guard`, by `new`
     /// (`None`: delete the key) written with `expiry` ([`WriteExpiry::Keep`] keeps the key's
-    /// TTL). When the value was not as expected, nothing is written and [`Swap::Changed`]
+    /// TTL). When the value does not meet it, nothing is written and [`Swap::Changed`]
     /// carries the value found, so the caller can retry without reading again.
     fn compare_and_swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<Swap>> + Send;

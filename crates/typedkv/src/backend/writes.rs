@@ -1,5 +1,5 @@
-//! What a write asks of a backend ([`Write`], [`WriteExpiry`]) and compare-and-swap
-//! ([`Expected`], [`Swap`]).
+//! What a write asks of a backend ([`Write`], [`WriteExpiry`]), what it requires of the
+//! current value ([`Guard`]), and what a compare-and-swap found ([`Swap`]).
 
 use std::time::Duration;
 
@@ -45,24 +45,33 @@ pub enum Swap {
     Changed(Option<Bytes>),
 }
 
-/// What [`Backend::compare_and_swap`](super::Backend::compare_and_swap) requires of the current value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected<'a> {
+/// What a write requires of the key's current value: the guard of
+/// [`Backend::compare_and_swap`](super::Backend::compare_and_swap) and of each
+/// [`IndexedOp`](super::IndexedOp). (A plain `set` takes the user's
+/// [`Condition`], which needs no value to compare.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Guard {
+    /// Nothing.
+    Always,
     /// The key must be absent.
     Absent,
+    /// The key must exist.
+    Present,
     /// The key must hold exactly these bytes.
-    Bytes(&'a [u8]),
+    Bytes(Bytes),
     /// The key must hold bytes with this [`Version`] (SHA-1 digest).
-    Version(&'a Version),
+    Version(Version),
 }
 
-impl Expected<'_> {
-    /// Whether `current` (the bytes at the key, if any) is as expected.
+impl Guard {
+    /// Whether `current` (the bytes at the key, if any) meets the guard.
     pub fn matches(&self, current: Option<&[u8]>) -> bool {
         match (self, current) {
-            (Expected::Absent, None) => true,
-            (Expected::Bytes(want), Some(have)) => want == &have,
-            (Expected::Version(want), Some(have)) => **want == Version::of(have),
+            (Guard::Always, _) | (Guard::Absent, None) => true,
+            (Guard::Present, Some(_)) => true,
+            (Guard::Bytes(want), Some(have)) => want.as_slice() == have,
+            (Guard::Version(want), Some(have)) => *want == Version::of(have),
             _ => false,
         }
     }

@@ -8,9 +8,10 @@ use std::ops::Bound;
 use tokio::time::Instant;
 
 use super::{Map, MemoryBackend, deadline};
-use crate::backend::{Applied, Guard, IndexSpace, IndexedOp, Lex, StaleMember, member_id};
-use crate::backend::{Bytes, Expected, WriteExpiry};
+use crate::backend::{Applied, IndexSpace, IndexedOp, Lex, StaleMember, member_id};
+use crate::backend::{Bytes, WriteExpiry};
 use crate::index::{IndexKind, Order};
+use crate::version::Version;
 
 /// One index: its members with their entity's expiry, and the members by expiry.
 #[derive(Default)]
@@ -89,14 +90,7 @@ impl Map {
         // 1. Guards.
         for (o, op) in ops.iter().enumerate() {
             let current = self.live(&op.key, now).map(|e| e.bytes.as_slice());
-            let met = match &op.guard {
-                Guard::Always => true,
-                Guard::Absent => current.is_none(),
-                Guard::Present => current.is_some(),
-                Guard::Bytes(bytes) => Expected::Bytes(bytes).matches(current),
-                Guard::Version(version) => Expected::Version(version).matches(current),
-            };
-            if !met {
+            if !op.guard.matches(current) {
                 let found = current.map(<[u8]>::to_vec);
                 return Applied::Unmet { op: o, found };
             }
@@ -207,7 +201,7 @@ impl Map {
             let current = self.live(&key, now).map(|e| e.bytes.as_slice());
             let unchanged = match &stale.seen {
                 None => current.is_none(),
-                Some(version) => Expected::Version(version).matches(current),
+                Some(version) => current.is_some_and(|have| *version == Version::of(have)),
             };
             if !unchanged {
                 continue;

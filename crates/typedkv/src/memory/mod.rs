@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
-use crate::backend::{Backend, Bytes, Expected, Swap};
+use crate::backend::{Backend, Bytes, Guard, Swap};
 use crate::backend::{Write, WriteExpiry};
 use crate::error::Result;
 use crate::index::Order;
@@ -197,14 +197,14 @@ impl Backend for MemoryBackend {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         let now = Instant::now();
         let mut map = self.lock();
         let current = map.live(key, now);
-        if !expected.matches(current.map(|e| e.bytes.as_slice())) {
+        if !guard.matches(current.map(|e| e.bytes.as_slice())) {
             return Ok(Swap::Changed(current.map(|e| e.bytes.clone())));
         }
         let kept = current.and_then(|e| e.expires_at);

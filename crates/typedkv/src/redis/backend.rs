@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::RedisPool;
 use crate::backend::{
-    Applied, Backend, Bytes, Expected, IndexSpace, IndexSupport, IndexedOp, Lex, Order,
-    StaleMember, Swap, Write, WriteExpiry,
+    Applied, Backend, Bytes, Guard, IndexSpace, IndexSupport, IndexedOp, Lex, Order, StaleMember,
+    Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::Expiry;
@@ -65,12 +65,12 @@ impl Backend for RedisPool {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.shared()
-            .compare_and_swap(key, expected, new, expiry)
+            .compare_and_swap(key, guard, new, expiry)
             .await
     }
 

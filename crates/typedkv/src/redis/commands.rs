@@ -15,8 +15,7 @@ use super::indexes;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
 use crate::backend::{
-    Applied, Bytes, Expected, IndexSpace, IndexedOp, Lex, Order, StaleMember, Swap, Write,
-    WriteExpiry,
+    Applied, Bytes, Guard, IndexSpace, IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::ceil_millis;
@@ -165,15 +164,17 @@ where
     pub(crate) async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         let mut invocation = COMPARE_AND_SWAP.key(key);
-        match expected {
-            Expected::Absent => invocation.arg("absent").arg(""),
-            Expected::Bytes(bytes) => invocation.arg("bytes").arg(bytes),
-            Expected::Version(version) => invocation.arg("sha1").arg(version.as_str()),
+        match guard {
+            Guard::Always => invocation.arg("always").arg(""),
+            Guard::Absent => invocation.arg("absent").arg(""),
+            Guard::Present => invocation.arg("present").arg(""),
+            Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
+            Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
         };
         match &new {
             Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),

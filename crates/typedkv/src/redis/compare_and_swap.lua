@@ -1,7 +1,7 @@
 -- Atomic compare-and-swap of one key's bytes (typedkv's Store::update and set_if_version).
 -- KEYS[1]  the key
--- ARGV[1]  what the current value must be: 'absent', 'bytes' (equal to ARGV[2]) or
---          'sha1' (its SHA-1 hex digest equal to ARGV[2])
+-- ARGV[1]  what the current value must be: 'always' (anything), 'absent', 'present',
+--          'bytes' (equal to ARGV[2]) or 'sha1' (its SHA-1 hex digest equal to ARGV[2])
 -- ARGV[2]  the expected bytes or digest
 -- ARGV[3]  'set' or 'del'
 -- ARGV[4]  the new bytes (for 'set')
@@ -9,8 +9,12 @@
 -- Returns {1} when swapped, {0, current bytes or false} when the value was not as expected.
 local current = redis.call('GET', KEYS[1])
 local matches
-if ARGV[1] == 'absent' then
+if ARGV[1] == 'always' then
+  matches = true
+elseif ARGV[1] == 'absent' then
   matches = not current
+elseif ARGV[1] == 'present' then
+  matches = current and true
 elseif ARGV[1] == 'bytes' then
   matches = current == ARGV[2]
 else

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::TypedStore;
 use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
-use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
+use crate::backend::{Backend, Bytes, Swap, Write, WriteExpiry};
 use crate::backend::{IndexSupport, StaleMember, member_id};
 use crate::backend::{prefix_range, range_member, value_member, value_prefix};
 use crate::codec::Codec;
@@ -254,15 +254,10 @@ where
     pub(super) async fn swap_indexed(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: Guard,
         new: Option<(&T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
-        let guard = match expected {
-            Expected::Absent => Guard::Absent,
-            Expected::Bytes(bytes) => Guard::Bytes(bytes.to_vec()),
-            Expected::Version(version) => Guard::Version(version.clone()),
-        };
         let op = self.op(key, guard, new, expiry)?;
         self.apply(&[op]).await.map(|applied| match applied {
             Applied::Unmet { found, .. } => Swap::Changed(found),

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::at_rest::{AtRest, Context};
-use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
+use crate::backend::{Backend, Bytes, Guard, Swap, Write, WriteExpiry};
 use crate::codec::{Bincode, Codec};
 use crate::envelope::{self, Stamp};
 use crate::error::{DecodeProblem, Error, ErrorSource, Result};
@@ -210,9 +210,9 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             return;
         }
         if let Ok(new) = self.encode(key, value) {
-            let expected = Expected::Bytes(old);
+            let guard = Guard::Bytes(old.to_vec());
             let _ = self
-                .swap(key, expected, Some((value, new)), WriteExpiry::Keep)
+                .swap(key, guard, Some((value, new)), WriteExpiry::Keep)
                 .await;
         }
     }
@@ -271,12 +271,12 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
                 Some(_) => WriteExpiry::Keep,
                 None => self.expiry(TtlPolicy::StoreDefault)?,
             };
-            let expected = match current.as_deref() {
-                Some(bytes) => Expected::Bytes(bytes),
-                None => Expected::Absent,
+            let guard = match current.as_deref() {
+                Some(bytes) => Guard::Bytes(bytes.to_vec()),
+                None => Guard::Absent,
             };
             let new = new.and_then(|(value, bytes)| Some((value?, bytes)));
-            match self.swap(&key, expected, new, expiry).await? {
+            match self.swap(&key, guard, new, expiry).await? {
                 Swap::Done => return Ok(result),
                 // Retry at once with the value the swap found, or, under contention, after a
                 // random pause with a fresh read (what the swap found is stale by then).
@@ -459,9 +459,9 @@ where
             let key = self.inner.keyspace.key(id)?;
             let bytes = self.encode(&key, value)?;
             let written = Version::of(&bytes);
-            let expected = Expected::Version(version);
+            let guard = Guard::Version(version.clone());
             match self
-                .swap(&key, expected, Some((value, bytes)), WriteExpiry::Keep)
+                .swap(&key, guard, Some((value, bytes)), WriteExpiry::Keep)
                 .await?
             {
                 Swap::Done => Ok(Some(written)),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TypedStore;
-use crate::backend::{Backend, Expected, Swap, WriteExpiry};
+use crate::backend::{Backend, Guard, Swap, WriteExpiry};
 use crate::codec::Codec;
 use crate::envelope::Header;
 use crate::error::Result;
@@ -96,9 +96,9 @@ where
                     continue;
                 };
                 let new = self.encode(&key, &value)?;
-                let expected = Expected::Bytes(&bytes);
+                let guard = Guard::Bytes(bytes);
                 match self
-                    .swap(&key, expected, Some((&value, new)), WriteExpiry::Keep)
+                    .swap(&key, guard, Some((&value, new)), WriteExpiry::Keep)
                     .await?
                 {
                     Swap::Done => report.rewritten += 1,

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicU32;
 
 use super::*;
 use crate::MemoryBackend;
-use crate::backend::Write;
+use crate::backend::{Guard, Write};
 use crate::options::Expiry;
 
 /// A memory backend with Redis' rougher edges, made reliable: every compare-and-swap finds
@@ -57,7 +57,7 @@ impl Backend for Quirky {
     async fn compare_and_swap(
         &self,
         key: &str,
-        _expected: Expected<'_>,
+        _guard: &Guard,
         _new: Option<Bytes>,
         _expiry: WriteExpiry,
     ) -> Result<Swap> {

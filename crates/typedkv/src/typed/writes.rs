@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TypedStore;
-use crate::backend::{Backend, Bytes, Expected, Swap, Write, WriteExpiry};
+use crate::backend::{Backend, Bytes, Guard, Swap, Write, WriteExpiry};
 use crate::codec::Codec;
 use crate::error::Result;
 
@@ -42,7 +42,7 @@ where
     pub(super) async fn swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: Guard,
         new: Option<(&T, Bytes)>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
@@ -50,10 +50,10 @@ where
             false => {
                 let new = new.map(|(_, bytes)| bytes);
                 let backend = &self.inner.backend;
-                backend.compare_and_swap(key, expected, new, expiry).await
+                backend.compare_and_swap(key, &guard, new, expiry).await
             }
             // Boxed, as in `write`.
-            true => Box::pin(self.swap_indexed(key, expected, new, expiry)).await,
+            true => Box::pin(self.swap_indexed(key, guard, new, expiry)).await,
         };
         self.wrote([key.as_bytes()]);
         swapped

@@ -16,8 +16,8 @@ use futures::future::try_join_all;
 use super::RedisClusterPool;
 use super::manager::ClusterManager;
 use crate::backend::{
-    Applied, Backend, Bytes, Expected, IndexSpace, IndexSupport, IndexedOp, Lex, Order,
-    StaleMember, Swap, Write, WriteExpiry,
+    Applied, Backend, Bytes, Guard, IndexSpace, IndexSupport, IndexedOp, Lex, Order, StaleMember,
+    Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::Expiry;
@@ -93,12 +93,12 @@ impl Backend for RedisClusterPool {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: Expected<'_>,
+        guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.shared()
-            .compare_and_swap(key, expected, new, expiry)
+            .compare_and_swap(key, guard, new, expiry)
             .await
     }
 
