@@ -1,4 +1,4 @@
-//! Values at rest under random input (issue 17): any value round-trips encrypted and
+//! Values at rest under random input: any value round-trips encrypted and
 //! compressed, and any corruption of a stored value (a flipped bit, a cut, an inserted byte,
 //! a length claim changed) is a decode error naming the key, never a value and never a
 //! panic. The conformance suite runs fixed cases on every backend; these explore.

@@ -1,4 +1,4 @@
-//! Property tests of decoding stored bytes (issue 6, hostile input): whatever bytes sit at a
+//! Property tests of decoding stored bytes (hostile input): whatever bytes sit at a
 //! key (random, truncated, bit-flipped, another codec's or schema's envelope, huge length
 //! prefixes), decoding returns the value or a typed decode problem, and never panics.
 //!

@@ -120,7 +120,7 @@ async fn a_list_at_the_key_is_a_wrongtype_error() {
     assert_eq!(store.get("listy").await.unwrap(), Some(profile(1)));
 }
 
-/// Issue 13, points 5 and 7, against a real server: a changed type is refused (layout
+/// Against a real server: a changed type is refused (layout
 /// fingerprint) rather than misread, and a migration on a JSON store is refused at build.
 /// These typed-layer cases run once on memory in the suite; here they run on Redis too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +216,7 @@ async fn stores_recover_after_a_server_restart() {
     assert_eq!(store.get("1").await.unwrap(), Some(profile(1)));
 }
 
-/// Issue 6, fault 1: 32 tasks loop `set`/`get` while the server is killed, stays down for
+/// 32 tasks loop `set`/`get` while the server is killed, stays down for
 /// a while, and comes back empty on the same port. While it is down calls fail with typed
 /// errors, each within its timeouts (no hang, no panic); from 1 s after it answers again,
 /// every call succeeds (no dead connection stays in use). With and without batching.
@@ -368,7 +368,7 @@ async fn concurrently<R: Send + 'static>(
     outcomes
 }
 
-/// Issue 13, point 2: on a hung server (SIGSTOP), 8 concurrent reads and writes each end
+/// On a hung server (SIGSTOP), 8 concurrent reads and writes each end
 /// within their own deadline, whatever the others do: on a warm pool the response timeout
 /// (a read is not resent after a timeout, which would double the wait); on a fresh pool the
 /// create timeout, whether a call opens the connection itself or waits behind another's
@@ -440,7 +440,7 @@ async fn a_hung_server_bounds_every_call_on_a_fresh_pool() {
     a_hung_server_bounds_every_call(false).await;
 }
 
-/// Issue 13, point 3: 8 concurrent updates of one key on a hung server each end within the
+/// 8 concurrent updates of one key on a hung server each end within the
 /// response timeout (they used to queue behind each other's turn: 0.5, 1.0 ... 4.0 s). The
 /// one holding the turn times out on its reply; those waiting give up on their turn.
 async fn hung_updates_of_one_key_do_not_queue(warm: bool) {

@@ -1,4 +1,4 @@
-//! Passwords never reach output (issue 13, point 1): for random passwords over every
+//! Passwords never reach output: for random passwords over every
 //! printable ASCII character (`/ ? # @ : &` included, which end a URL's parts), no output of
 //! a pool builder, pool, store, build error, call error or error chain contains the
 //! password, for standalone, cluster and sentinel pools and for every place a URL can carry
@@ -112,7 +112,7 @@ proptest! {
     }
 }
 
-/// The cases the issue reported, and a real server refusing the password: its error, too,
+/// Passwords with URL delimiters, and a real server refusing the password: its error, too,
 /// must not show it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reported_passwords_with_slash_and_question_mark_are_hidden() {

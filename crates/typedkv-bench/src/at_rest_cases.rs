@@ -1,4 +1,4 @@
-//! What encryption and compression at rest cost per call (issue 17), measured on the store's
+//! What encryption and compression at rest cost per call, measured on the store's
 //! own path: `set` then `get` on in-memory stores with and without the setting, in alternating
 //! rounds, so the difference is the sealing and opening alone (the backend's work is the same
 //! on both sides).

@@ -1,4 +1,4 @@
-//! The lean coalescer: the reference contender that typedkv's batching must clear (issue 27).
+//! The lean coalescer: the reference contender that typedkv's batching must clear.
 //! Written here, in the bench, as a service would write it by hand, not in the library.
 //!
 //! Callers push `(key, one-shot sender)` into a channel. One dispatcher task drains whatever

@@ -301,7 +301,7 @@ fn peer_targets<'a>(find: &dyn Fn(&str, usize) -> Option<&'a Row>, targets: &mut
     }
 }
 
-/// The targets of the performance issue, from the measured rows.
+/// The speed targets, from the measured rows.
 fn targets(rows: &[Row]) -> Vec<Target> {
     let find = |case: &str, tasks: usize| rows.iter().find(|r| r.case == case && r.tasks == tasks);
     let mut targets = Vec::new();

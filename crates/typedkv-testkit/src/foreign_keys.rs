@@ -7,7 +7,7 @@ use futures::StreamExt;
 use redis::aio::ConnectionLike;
 use typedkv::{Backend, DecodeProblem, Error, Store, TypedStore};
 
-/// Issue 13, point 4: beside 5 good values, `a:\xff\xfe` (a string key whose id is not
+/// Beside 5 good values, `a:\xff\xfe` (a string key whose id is not
 /// UTF-8) and `a:list` (a list). `get` and `get_many` of the list are `WRONGTYPE` naming
 /// it. `scan` and `scan_ids` yield the 5 and one decode error
 /// naming the odd key, and go on; `count` counts 6 string keys; `clear` removes those 6 and

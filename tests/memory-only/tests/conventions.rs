@@ -1,4 +1,4 @@
-//! The conventions a Rust user expects of a store (issue 14, parts 1 and 2), as a consumer crate
+//! The conventions a Rust user expects of a store, as a consumer crate
 //! would use them: stores behind `Arc`, `Box` and `&` are stores, `dyn Store` is `Debug`,
 //! scans can move into spawned tasks, names follow std (`_with` takes a closure).
 
@@ -92,7 +92,7 @@ async fn with_takes_a_closure_and_opts_take_options() {
     assert_eq!(updated.await.unwrap(), Some(user("loaded!")));
 }
 
-/// `Error::is_transient` per variant (issue 14, part 1): true where calling again unchanged
+/// `Error::is_transient` per variant: true where calling again unchanged
 /// may succeed.
 #[test]
 fn transient_errors_are_the_ones_worth_retrying() {

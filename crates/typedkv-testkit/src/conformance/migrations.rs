@@ -130,7 +130,7 @@ pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
         .codec(Json::new())
         .build();
     assert!(matches!(before_codec, Err(Error::InvalidConfig { .. })));
-    // Issue 13, point 5: JSON values carry no schema version, so a migration could never
+    // JSON values carry no schema version, so a migration could never
     // run; it was accepted and ignored (v1 values then failed with "missing field").
     let on_json = TypedStore::<UserV2, B>::builder(backend.clone(), "mig")
         .codec(Json::new())
@@ -140,7 +140,7 @@ pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
         panic!("a migration on a JSON store was accepted: {on_json:?}");
     };
     assert!(reason.contains("migrate_from"), "{reason}");
-    // Issue 14, part 5: a schema version JSON cannot record is refused, not ignored.
+    // A schema version JSON cannot record is refused, not ignored.
     let json_schema = TypedStore::<UserV2, B>::builder(backend.clone(), "mig")
         .codec(Json::new())
         .schema_version(2)
@@ -155,7 +155,7 @@ pub async fn migration_mistakes_are_refused<B: Backend>(backend: B) {
     assert!(json_default.is_ok());
 }
 
-/// The issue's example: a list of scores, then a level added at the front.
+/// A list of scores, then a level added at the front.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ScoresV1 {
     scores: Vec<u8>,
@@ -173,7 +173,7 @@ struct ScoresWide {
     scores: Vec<u32>,
 }
 
-/// Issue 13, point 7: a type changed without a schema bump does not read old bytes as
+/// A type changed without a schema bump does not read old bytes as
 /// garbage. `ScoresV1 { scores: [2, 5, 7] }` is stored `03 02 05 07`, which bincode reads as
 /// `ScoresV2 { level: 3, scores: [5, 7] }`; the layout fingerprint in the envelope makes it
 /// `LayoutMismatch`. Bumping the schema with a migration reads it; the migration keys on the

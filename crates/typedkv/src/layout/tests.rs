@@ -39,7 +39,7 @@ mod v2 {
     }
 }
 
-/// The example: a field added at the front changes the layout; a renamed type does
+/// A field added at the front changes the layout; a renamed type does
 /// not, nor a renamed Rust field that keeps its serde name; a renamed serde field does.
 #[test]
 fn what_changes_the_fingerprint() {

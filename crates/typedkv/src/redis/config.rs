@@ -286,7 +286,7 @@ mod tests {
                 "redis+unix:///tmp/r.sock?db=1&pass=***",
             ),
             ("not a url s3cret", "<unparsable URL>"),
-            // Passwords holding URL delimiters (issue 13): none of them may show.
+            // Passwords holding URL delimiters: none of them may show.
             (
                 "redis://user:s3cr3t/x@127.0.0.1:1",
                 "redis://user:***@127.0.0.1:1",
