@@ -9,6 +9,12 @@ use crate::error::BoxError;
 /// Values stored as plain JSON text (serde_json), with no envelope header, so other programs
 /// can read and write them. (Feature `json`.)
 ///
+/// A value is the `serde_json` text of `T` (struct fields by name, enums externally tagged:
+/// `"Reader"`, `{"Admin":{"level":3}}`), stored as a Redis string at `namespace:id` (or
+/// `{namespace}:id` with a hash tag), with plain Redis expiries. Any client reads it with
+/// `GET` and writes it with `SET`, and the store decodes what they write (tested with
+/// `redis-cli` in `tests/redis/interop.rs`).
+///
 /// Because there is no header, a JSON store cannot tell schema versions or type layouts
 /// apart ([`schema_version`](crate::StoreBuilder::schema_version) is not recorded, and
 /// [`migrate_from`](crate::StoreBuilder::migrate_from) is refused at `build`): a value written

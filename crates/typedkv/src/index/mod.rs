@@ -6,6 +6,50 @@
 //! index stores for a value; the byte layout of index entries and what the typed layer asks
 //! of a [`Backend`](crate::Backend) (one atomic step per write batch) are part of the
 //! [backend contract](crate::backend#indexes). DESIGN.md ("Indexes") has the layout and guarantees.
+//!
+//! ## Guarantees and limits
+//!
+//! - **Equality** indexes answer `find_by` (a stream of `(id, T)` in id order, read a page at a
+//!   time) and `count_by`; an extractor gives zero or more values of any bytes (normalise there,
+//!   and query with the same form). **Unique** indexes also refuse a write that would give a value
+//!   to a second live entity: `Error::UniqueViolation` naming the key, index and value, and
+//!   nothing is written (a batch is refused whole). The value is free again once its holder is
+//!   deleted, changed or expired, however that happened: a claim checks the holder's current
+//!   value, so a holder changed around the indexes (another program, a store without them)
+//!   holds nothing it no longer has (a holder whose value does not decode fails the write with
+//!   that `Error::Decode`, naming the holder's key: nobody can tell what it holds).
+//!   **Range** indexes order by a number or time (`i64`, `u64`, `f64`, `SystemTime`, ...)
+//!   with pages in either direction and a cursor that never repeats or skips an entity that
+//!   stays put, whatever is written between pages.
+//! - **Every write keeps them right** (`set` and its conditions, `set_many`, `update`,
+//!   `set_if_version`, `get_or_insert_with`, `delete`, `delete_many`, `clear`, migration
+//!   write-back): the value, its index entries and a small record of them (`customer#rec:id`)
+//!   change in one atomic step, on one server and in memory. Entries of TTL'd entities carry
+//!   the TTL: they are never answered after it, writes remove them as they go, and an index whose
+//!   every entry expires has the TTL of its last one, so indexes of expiring data never outlive
+//!   it (unlike index sets that never expire).
+//! - **Queries check each answer against the current value**, so a query never answers an
+//!   entity whose value no longer matches (written around the indexes, by another program or a
+//!   store without them) or that expired. Under concurrent writes a query sees each entity as it
+//!   was at some moment during the query: entities that stay put are answered exactly once;
+//!   one changed meanwhile may be answered at its old place, its new one, or neither.
+//! - **Adding an index to existing data**: `store.rebuild_indexes(&mut |so_far| ...)` indexes
+//!   every entity, reporting progress per page, safe while others write (each entity is
+//!   rewritten only if unchanged since read); an entity whose unique value another holds is
+//!   counted as a conflict and left out of every index. `store.repair_indexes()` checks every
+//!   entry against its entity's current value and removes those that writes around the
+//!   indexes (a store without them, `SET`/`DEL` from another program) or expiries left behind;
+//!   it adds none (that is `rebuild_indexes`). Measured: 100,000 entities with four indexes rebuilt
+//!   in 12–14 s on a 2-core machine, ~890 bytes of Redis memory per entity for the four.
+//! - **Limits**: index names are validated like namespaces; an extractor that panics is
+//!   `Error::IndexValue` for that write, nothing written; querying an index the store does not
+//!   have is `Error::UnknownIndex`, a range query of an equality index (or the reverse)
+//!   `Error::InvalidIndex`. An index write costs one script call instead of one `SET`
+//!   (measured in BENCHMARKS.md).
+//! - **On a cluster** an indexed store needs `.hash_tag(true)`: the whole store is one slot and
+//!   every write is the same single atomic step as on one server (the trade-off is a hot
+//!   shard: see [`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)); without it
+//!   `build()` refuses with `Error::InvalidIndex`.
 
 mod query;
 pub(crate) mod terms;

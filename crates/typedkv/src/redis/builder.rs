@@ -60,19 +60,25 @@ impl<Target> RedisPoolBuilder<Target> {
         self
     }
 
-    /// How long to wait for a free pool slot. Default 2 s.
+    /// How long to wait for a free pool slot ([`checkout`](super::RedisPool::checkout)), then
+    /// [`Error::Pool`](crate::Error::Pool). Default 2 s.
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.settings.wait_timeout = timeout;
         self
     }
 
-    /// How long opening the TCP/TLS connection may take. Default 2 s.
+    /// How long one attempt to open a connection may take: TCP/TLS and the handshake
+    /// (`HELLO`, `AUTH`, `SELECT`), then [`Error::Timeout`](crate::Error::Timeout) with
+    /// [`Waited::Connection`](crate::Waited::Connection). Default 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = timeout;
         self
     }
 
-    /// How long creating a connection (connect + handshake) may take. Default 3 s.
+    /// How long a call waits in all for a new connection, from its own start, whether it
+    /// opens it or waits behind another call's attempt; then
+    /// [`Error::Timeout`](crate::Error::Timeout) with
+    /// [`Waited::Connection`](crate::Waited::Connection). Default 3 s.
     pub fn create_timeout(mut self, timeout: Duration) -> Self {
         self.settings.create_timeout = timeout;
         self
@@ -84,7 +90,10 @@ impl<Target> RedisPoolBuilder<Target> {
         self
     }
 
-    /// How long to wait for each reply; `None` waits for ever. Default `Some(1 s)`.
+    /// How long to wait for each reply, then [`Error::Timeout`](crate::Error::Timeout) with
+    /// [`Waited::Reply`](crate::Waited::Reply); `None` waits for ever. Also the most an
+    /// `update` waits for its turn behind another update of the same key
+    /// ([`Waited::UpdateTurn`](crate::Waited::UpdateTurn)). Default `Some(1 s)`.
     pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.settings.response_timeout = timeout;
         self

@@ -224,6 +224,14 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// JSON values carry no schema version, and JSON usually reads old values as they are
     /// with `#[serde(default)]`). Call [`codec`](Self::codec) first.
     ///
+    /// Every read (`get`, `get_many`, `scan`, `update`, ...) then converts values of
+    /// `old_schema`; writes store the current version. A conversion reads only values written
+    /// by `Old`'s layout (see [`layout`](crate::layout)), and one version may have several
+    /// (values written under version 1 before and after a change nobody bumped for). Without
+    /// [`write_back_migrated`](Self::write_back_migrated), older releases keep reading their
+    /// values during a rolling deploy; with it, `get` also stores what it converted
+    /// (compare-and-swap, TTL kept), so old values disappear as they are read.
+    ///
     /// ```
     /// use serde::{Deserialize, Serialize};
     /// use typedkv::{MemoryBackend, MemoryStore};

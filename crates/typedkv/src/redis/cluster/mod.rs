@@ -43,7 +43,17 @@ pub enum Cluster {}
 /// - `get_many`, `set_many`, `delete_many`: split by slot and reassembled in input order;
 ///   atomic per slot, not across slots, unless the store uses a
 ///   [hash tag](crate::StoreBuilder::hash_tag);
-/// - scans: every master in turn, each key exactly once while the cluster is stable.
+/// - scans: every master in turn, each key exactly once while the cluster is stable;
+/// - failover: when a master dies, calls on its slots fail
+///   ([`Error::Timeout`](crate::Error::Timeout) or
+///   [`Error::Connection`](crate::Error::Connection), never a hang beyond the response
+///   timeout) until a replica is promoted, which Redis does after `cluster-node-timeout`;
+///   redis-rs then refreshes its slot map and calls succeed again. Measured by
+///   `tests/cluster/failover.rs` (16 tasks writing and reading, node timeout 500 ms): replica
+///   promoted 1.7–1.9 s after the kill, last failed call 2.0 s after it, nothing failed
+///   afterwards, 0 of 70,000–81,000 acknowledged writes lost on loopback. Redis replicates
+///   asynchronously, so on a real network writes acknowledged just before a crash can be
+///   lost.
 ///
 /// ```no_run
 /// use typedkv::redis::RedisClusterPool;

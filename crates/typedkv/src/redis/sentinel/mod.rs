@@ -95,10 +95,40 @@ impl RedisPoolBuilder<Sentinel> {
 /// is made; after a failover, the connections to the old master fail (it died) or are
 /// answered `READONLY` (it came back as a replica), and the pool replaces them with
 /// connections to the new master; it also moves as soon as any sentinel announces a new
-/// master. Calls fail only until a replica is promoted, each within its timeouts. A
-/// planned `SENTINEL FAILOVER` loses the writes the old master acknowledges before the
-/// sentinels announce the switch (README, "High availability"). Every setting of
-/// [`RedisPoolBuilder`] applies, plus the master's login.
+/// master. Calls fail only until a replica is promoted, each within its timeouts. Every
+/// setting of [`RedisPoolBuilder`] applies, plus the master's login.
+///
+/// - **A failover, measured** (`tests/sentinel/main.rs`: 16 tasks writing and reading,
+///   `down-after-milliseconds` 500, quorum 2 of 3 sentinels, loopback): replica promoted
+///   1.7–1.9 s after the master was killed, last failed call within 0.1 s of the promotion,
+///   slowest call 17–43 ms, 0 of 100,000–160,000 acknowledged writes lost. Until the
+///   promotion, calls fail with [`Error::Connection`](crate::Error::Connection) (each new
+///   connection asks the sentinels, which still name the dead master). Replication is
+///   asynchronous: on a real network, writes acknowledged just before a crash can be lost.
+/// - **When the sentinels announce a new master** (`+switch-master`), the pool leaves the old
+///   one even if it is still up and reachable (a partition: it would take writes the new
+///   master never sees); an old master that comes back as a replica is left at its first
+///   `READONLY` answer at the latest.
+/// - **A planned `SENTINEL FAILOVER` loses writes**, and no client can prevent it: Sentinel
+///   promotes the replica, announces it when it next polls the replica (about a second later,
+///   sometimes several), and demotes the old master seconds after that. The old master, up
+///   all along, acknowledges the writes of that gap and drops them when it is demoted. The
+///   pool moves at the first announcement from any sentinel; in the test above no call
+///   failed and no write acknowledged after the announcement was lost, but 11,000–59,000 of
+///   64,000–160,000 writes were, all acknowledged between the command and the announcement
+///   (1.1–4.5 s). Stop writers during a planned failover.
+/// - **Reads from replicas**, by choice
+///   ([`read_from_replicas`](RedisPoolBuilder::read_from_replicas)): `get`, `get_many`,
+///   `exists` and `ttl` go to a replica the sentinels name (the master when none answers).
+///   Writes, `update`, scans, index queries and the local cache's reads stay on the master.
+/// - **TLS** (feature `tls`): `rediss://` sentinel URLs connect to the sentinels over TLS
+///   and, by default, to the master and replicas too
+///   ([`master_tls`](RedisPoolBuilder::master_tls) says otherwise); every certificate is
+///   verified, against the system's roots or one PEM bundle for both
+///   ([`tls_root_certificates`](RedisPoolBuilder::tls_root_certificates)). The sentinels
+///   name servers by the address they announce, so the data nodes' certificates must be
+///   valid for it (usually an IP address). An untrusted certificate fails the call with
+///   [`Error::Connection`](crate::Error::Connection) naming it (`tests/sentinel/tls.rs`).
 ///
 /// ```no_run
 /// use typedkv::redis::RedisSentinelPool;
