@@ -2,7 +2,7 @@
 //!
 //! LZ4 rather than zstd: it costs little enough per call to sit on every `get` and `set` of
 //! a cache, needs no C library, and halves the JSON-like values it is meant for (measured in
-//! BENCHMARKS.md, "Values at rest").
+//! BENCHMARKS.md, "Local cache, indexes, values at rest").
 
 /// Compression of values at rest: payloads of at least [`Compression::threshold`] bytes are
 /// stored as LZ4 blocks when that makes them smaller; others stay as they are. Every value
