@@ -271,8 +271,9 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
                 Some(_) => WriteExpiry::Keep,
                 None => self.expiry(TtlPolicy::StoreDefault)?,
             };
-            let guard = match current.as_deref() {
-                Some(bytes) => Guard::Bytes(bytes.to_vec()),
+            // The bytes read become the guard: every way on from the swap reads anew.
+            let guard = match current.take() {
+                Some(bytes) => Guard::Bytes(bytes),
                 None => Guard::Absent,
             };
             let new = new.and_then(|(value, bytes)| Some((value?, bytes)));
