@@ -10,6 +10,7 @@ use ::redis::aio::{AsyncPushSender, MultiplexedConnection};
 use crate::backend::Backend;
 use crate::error::{Error, Result, Waited};
 use crate::redis::RedisPool;
+use crate::redis::config::Settings;
 use crate::redis::keys::NoKey;
 
 /// A backend [`CachedStore`](super::CachedStore) can track: [`RedisPool`](crate::redis::RedisPool)
@@ -58,19 +59,31 @@ impl private::Sealed for RedisPool {
         &self,
         on_push: impl AsyncPushSender + Clone,
     ) -> Result<Vec<MultiplexedConnection>> {
-        let config = self.settings().connection_config().set_push_sender(on_push);
         let failed = |e| self.shared().error(&NoKey, e, Waited::Connection);
-        let connection = ::redis::Client::open(self.connection_info().clone())
-            .map_err(failed)?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(failed)?;
-        Ok(vec![connection])
+        let info = self.connection_info().clone();
+        Ok(vec![connect(info, self.settings(), on_push, failed).await?])
     }
 
     fn command_failed(&self, key: &str, error: RedisError) -> Error {
         self.shared().error(&key, error, Waited::Reply)
     }
+}
+
+/// A connection of the cache's own, outside the pool, to the server `info` names, with the
+/// pool's `settings` (timeouts, protocol), whose server pushes go to `on_push`; `failed`
+/// turns a redis-rs error into the pool's.
+async fn connect(
+    info: ::redis::ConnectionInfo,
+    settings: &Settings,
+    on_push: impl AsyncPushSender,
+    failed: impl Fn(RedisError) -> Error,
+) -> Result<MultiplexedConnection> {
+    let config = settings.connection_config().set_push_sender(on_push);
+    ::redis::Client::open(info)
+        .map_err(&failed)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(failed)
 }
 
 #[cfg(feature = "sentinel")]
@@ -194,12 +207,7 @@ mod cluster {
         let info = seed.set_addr(addr);
         #[cfg(feature = "tls")]
         let info = crate::redis::tls::prepare(info, settings.tls_roots.as_deref())?;
-        let config = settings.connection_config().set_push_sender(on_push);
         let failed = |e| pool.shared().error(&NoKey, e, Waited::Connection);
-        ::redis::Client::open(info)
-            .map_err(failed)?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(failed)
+        super::connect(info, settings, on_push, failed).await
     }
 }
