@@ -209,7 +209,8 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
 
     /// Whether operations are counted and timed through the `metrics` facade
     /// (`typedkv_operations_total`, `typedkv_operation_errors_total`,
-    /// `typedkv_operation_seconds`, each labelled `op`). Default: `false`, so stores of
+    /// `typedkv_operation_seconds`, each labelled `op`; errors also `kind`, as
+    /// [`Error::kind`](crate::Error::kind) names it). Default: `false`, so stores of
     /// applications without metrics do not read the clock twice per call.
     pub fn metrics(mut self, enabled: bool) -> Self {
         self.telemetry.metrics = enabled;
