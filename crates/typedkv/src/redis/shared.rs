@@ -308,60 +308,89 @@ where
     /// Sends a plain single-key call about `key`, in a batch with others if commands are in
     /// flight and this pool batches; the reply, or the error, is this call's own.
     ///
-    /// The route is chosen when the future is made, not in it: the future then holds the
-    /// chosen path's state only, once (an `async fn` would also keep its arguments), and
-    /// every call allocates it.
+    /// The route is chosen when the future is made, not in it, and everything but a queued
+    /// call's reply is boxed: the future of the common case (a queued call answered) then
+    /// holds a one-shot receiver and little else. Unboxed, a lone command's state (a lent
+    /// connection, redis-rs' request) made every call's future 544 bytes, moved at that size
+    /// into its caller's.
     pub(crate) fn single<R: FromRedisValue + Send>(
         self: &Arc<Self>,
         key: &str,
         plain: Plain<'_>,
         resend: Resend,
     ) -> impl Future<Output = Result<R>> + Send {
-        let route = match self.batcher() {
-            None => Route::Alone(None, plain.cmd()),
+        let pending = match self.batcher() {
+            None => Pending::Alone(Box::pin(self.alone(key, None, plain.cmd(), resend))),
             Some(batcher) => match batcher.try_direct() {
-                Some(slot) => Route::Alone(Some(slot), plain.cmd()),
+                Some(slot) => {
+                    Pending::Alone(Box::pin(self.alone(key, Some(slot), plain.cmd(), resend)))
+                }
                 None => {
                     let deadline = self
                         .limits()
                         .response
                         .map(|limit| tokio::time::Instant::now() + limit);
                     match batcher.enqueue(self, plain.call(), deadline) {
-                        Ok(outcome) => Route::Queued(outcome),
-                        Err(call) => Route::Alone(None, call.into_cmd()),
+                        Ok(outcome) => Pending::Queued(outcome),
+                        Err(call) => {
+                            Pending::Alone(Box::pin(self.alone(key, None, call.into_cmd(), resend)))
+                        }
                     }
                 }
             },
         };
         async move {
-            match route {
-                Route::Alone(_slot, cmd) => self.query(&key, &cmd, resend).await,
-                Route::Queued(outcome) => self.await_batched(key, outcome, resend).await,
+            match pending {
+                Pending::Queued(outcome) => {
+                    // Made before it is awaited: the outcome it takes is not kept across that
+                    // await in this future.
+                    let settling = match outcome.await {
+                        Ok(Sent::Reply(value)) if !matches!(value, Value::ServerError(_)) => {
+                            return R::from_redis_value(value).map_err(|e| {
+                                from_redis_error(&key, e.into(), Waited::Reply, self.limits())
+                            });
+                        }
+                        other => Box::pin(self.settle(key, other, resend)),
+                    };
+                    settling.await
+                }
+                Pending::Alone(sent) => sent.await,
             }
         }
     }
 
-    /// What became of a queued call: its reply, or its error; sent alone if the batch did
-    /// not carry it out, or if it failed with its connection and may be sent again.
-    async fn await_batched<R: FromRedisValue>(
+    /// A call that goes out alone, holding `slot` (a lone call's) until it is answered.
+    async fn alone<R: FromRedisValue>(
         &self,
         key: &str,
-        outcome: oneshot::Receiver<Sent>,
+        slot: Option<Slot<'_>>,
+        cmd: Cmd,
+        resend: Resend,
+    ) -> Result<R> {
+        let _slot = slot;
+        self.query(&key, &cmd, resend).await
+    }
+
+    /// What became of a queued call that did not simply get its reply: its error, or its
+    /// reply to a command sent alone, if the batch did not carry it out or failed with its
+    /// connection and the command may be sent again.
+    async fn settle<R: FromRedisValue>(
+        &self,
+        key: &str,
+        outcome: std::result::Result<Sent, oneshot::error::RecvError>,
         resend: Resend,
     ) -> Result<R> {
         let limits = self.limits();
         let failed = |error: RedisError| from_redis_error(&key, error, Waited::Reply, limits);
-        match outcome.await {
+        match outcome {
             Ok(Sent::Reply(Value::ServerError(error))) => Err(failed(error.into())),
             Ok(Sent::Reply(value)) => {
                 R::from_redis_value(value).map_err(|e| failed(RedisError::from(e)))
             }
-            // Sending alone is boxed, here and below: rare, and inlined it would make every
-            // queued call's future five times larger.
-            Ok(Sent::Alone(cmd)) => Box::pin(self.query(&key, &cmd, resend)).await,
+            Ok(Sent::Alone(cmd)) => self.query(&key, &cmd, resend).await,
             // As `query` does for a command of its own (the batch marked the connection dead).
             Ok(Sent::Failed(error, cmd)) if resend == Resend::Safe && self.replaces(&error) => {
-                Box::pin(self.query(&key, &cmd, resend)).await
+                self.query(&key, &cmd, resend).await
             }
             Ok(Sent::Failed(error, _)) => Err(failed(error)),
             Ok(Sent::Garbled(reason)) => Err(unexpected(&key, limits, reason)),
@@ -466,12 +495,11 @@ where
     }
 }
 
-/// How a plain call goes out.
-enum Route<'a> {
-    /// Alone, holding a lone call's slot if it claimed one.
-    Alone(Option<Slot<'a>>, ::redis::Cmd),
-    /// In a batch: where its outcome arrives.
+/// A plain call on its way: queued for a batch (where its outcome arrives), or sent alone
+/// (`F`: [`Shared::alone`]'s future, boxed).
+enum Pending<F> {
     Queued(oneshot::Receiver<Sent>),
+    Alone(std::pin::Pin<Box<F>>),
 }
 
 /// A key holding another Redis type than a string, reported as `GET` would: `WRONGTYPE`.
