@@ -319,25 +319,9 @@ where
         plain: Plain<'_>,
         resend: Resend,
     ) -> impl Future<Output = Result<R>> + Send {
-        let pending = match self.batcher() {
-            None => Pending::Alone(Box::pin(self.alone(key, None, plain.cmd(), resend))),
-            Some(batcher) => match batcher.try_direct() {
-                Some(slot) => {
-                    Pending::Alone(Box::pin(self.alone(key, Some(slot), plain.cmd(), resend)))
-                }
-                None => {
-                    let deadline = self
-                        .limits()
-                        .response
-                        .map(|limit| tokio::time::Instant::now() + limit);
-                    match batcher.enqueue(self, plain.call(), deadline) {
-                        Ok(outcome) => Pending::Queued(outcome),
-                        Err(call) => {
-                            Pending::Alone(Box::pin(self.alone(key, None, call.into_cmd(), resend)))
-                        }
-                    }
-                }
-            },
+        let pending = match self.queue_or_claim(plain) {
+            Ok(outcome) => Pending::Queued(outcome),
+            Err((slot, cmd)) => Pending::Alone(Box::pin(self.alone(key, slot, cmd, resend))),
         };
         async move {
             match pending {
@@ -357,6 +341,28 @@ where
                 Pending::Alone(sent) => sent.await,
             }
         }
+    }
+
+    /// Queues `plain` for a batch if this pool batches and calls are in flight: where its
+    /// outcome arrives; otherwise the command to send alone, with the lone call's slot it
+    /// claimed, if any.
+    fn queue_or_claim(
+        self: &Arc<Self>,
+        plain: Plain<'_>,
+    ) -> std::result::Result<oneshot::Receiver<Sent>, (Option<Slot<'_>>, Cmd)> {
+        let Some(batcher) = self.batcher() else {
+            return Err((None, plain.cmd()));
+        };
+        if let Some(slot) = batcher.try_direct() {
+            return Err((Some(slot), plain.cmd()));
+        }
+        let deadline = self
+            .limits()
+            .response
+            .map(|limit| tokio::time::Instant::now() + limit);
+        batcher
+            .enqueue(self, plain.call(), deadline)
+            .map_err(|call| (None, call.into_cmd()))
     }
 
     /// A call that goes out alone, holding `slot` (a lone call's) until it is answered.
