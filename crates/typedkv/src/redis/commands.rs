@@ -251,7 +251,7 @@ where
     ) -> Result<Applied> {
         let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
         let batch = KeyBatch::new(&keys);
-        let reply: Vec<Value> = self
+        let reply: Value = self
             .invoke(&batch, &indexes::apply_invocation(space, ops))
             .await?;
         indexes::applied(reply, space, ops).ok_or_else(|| {

@@ -5,40 +5,42 @@
 --   op count, then per op: guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected,
 --   action ('set' 'del'), value, expiry ('px' 'keep' 'none'), ms, then per index: member
 --   count, members.
--- Returns {1, deletes of existing keys}; {0, op, current bytes or false} when op's guard
--- failed; {2, ...} or {3, ...} when op would take a unique value another op of the batch
--- or another entity's member holds (see taken_claim). In those cases nothing is written.
+-- Returns the number of deleted entities that existed when every op applied; {0, op,
+-- current bytes or false} when op's guard failed; {2, ...} or {3, ...} when op would take a
+-- unique value another op of the batch or another entity's member holds (see
+-- taken_claim). In those cases nothing is written.
 --
--- Written to allocate little, because every table, closure and string a call builds is
--- server time: ops stay in ARGV and are read by position, the unique-claim helpers are made
--- only for stores with a unique index, and an entity whose entries do not change costs its
--- record's read and its SET, plus one ZCARD per index. (redis-server under callgrind, a
--- rewrite with one equality index: 102k instructions per call with ops copied into tables,
--- 75k so; see BENCHMARKS.md.)
+-- Written to make few tables, closures and strings, because each costs the server more
+-- than a command (redis-server under callgrind: 2,500-5,000 instructions per table, with
+-- the garbage collection it brings; see BENCHMARKS.md). Ops stay in ARGV and are read by
+-- position; steps are written where they run rather than as helpers; tables are made only
+-- where the batch needs them (several ops, expiring members, unique indexes); and an
+-- entity whose entries do not change costs its record's read and its SET, plus one ZCARD
+-- per index.
 
 local n = tonumber(ARGV[1])
 local entity_prefix = ARGV[2]
--- prefix[i]: how index i's entries start in a record (`name \0`); by_name: i by name.
-local prefix, by_name, has_unique = {}, {}, false
+local has_unique = false
 for i = 1, n do
-  prefix[i] = ARGV[2 + i] .. '\0'
-  by_name[ARGV[2 + i]] = i
   if ARGV[2 + n + i] == 'u' then has_unique = true end
 end
 local op_count = tonumber(ARGV[3 + 2 * n])
--- at[o]: where op o's fields start in ARGV (guard, expected, action, value, expiry, ms, then
--- per index a member count and the members).
-local at = {}
-local a = 4 + 2 * n
-for o = 1, op_count do
-  at[o] = a
-  a = a + 6
-  for _ = 1, n do a = a + 1 + tonumber(ARGV[a]) end
+-- Where op o's fields start in ARGV (guard, expected, action, value, expiry, ms, then per
+-- index a member count and the members): `first` for a single op, `at[o]` in a batch.
+local first, at = 4 + 2 * n, nil
+if op_count > 1 then
+  at = {}
+  local a = first
+  for o = 1, op_count do
+    at[o] = a
+    a = a + 6
+    for _ = 1, n do a = a + 1 + tonumber(ARGV[a]) end
+  end
 end
 
 -- 1. Guards, before anything is written.
 for o = 1, op_count do
-  local p = at[o]
+  local p = at and at[o] or first
   local guard = ARGV[p]
   if guard ~= 'always' then
     local cur = redis.call('GET', KEYS[2 * n + 2 * o - 1])
@@ -51,41 +53,46 @@ for o = 1, op_count do
   end
 end
 
--- 2. Expired members leave. `timed[i]`: whether index i has expiring members at all
--- (most stores have none: then no call touches its expiry set).
-local timed, any_timed = {}, false
+-- 2. Up to 256 expired members of each index leave. `timed[i]`: index i has expiring
+-- members; `changed[i]`: its members or their expiries change (its own TTL follows, step
+-- 5). Both stay nil while no index has expiring members (most stores).
+local timed, changed = nil, nil
 for i = 1, n do
-  timed[i] = purge_expired(i)
-  any_timed = any_timed or timed[i]
+  if redis.call('ZCARD', KEYS[2 * i]) > 0 then
+    timed, changed = timed or {}, changed or {}
+    timed[i] = true
+    local dead = redis.call('ZRANGEBYSCORE', KEYS[2 * i], '-inf', now(), 'LIMIT', 0, 256)
+    if #dead > 0 then
+      redis.call('ZREM', KEYS[2 * i - 1], unpack(dead))
+      redis.call('ZREM', KEYS[2 * i], unpack(dead))
+    end
+  end
 end
 
--- 3. Unique claims (its helpers are made only here: each closure a call makes costs it).
+-- 3. Unique claims: the first that another op of the batch makes for another id, as
+-- {2, op, index, value prefix}; or that a member of another live entity holds, which the
+-- batch does not rewrite without it, as {3, op, index, value prefix, member, that entity's
+-- key, its bytes}: whether its current value still gives the member, only the client can
+-- tell (it decodes). Members of entities that expired or are gone are removed on the way
+-- (they free the value). Its helpers are made only here.
 if has_unique then
   -- Where op o's members of index i are in ARGV: the first one's position, and how many.
   local function members(o, i)
-    local p = at[o] + 6
+    local p = (at and at[o] or first) + 6
     for _ = 2, i do p = p + 1 + tonumber(ARGV[p]) end
     return p + 1, tonumber(ARGV[p])
   end
-
   local function id_of(o) return string.sub(KEYS[2 * n + 2 * o - 1], #entity_prefix + 1) end
-
-  -- The first unique claim of the batch that another op of it makes for another id, as
-  -- {2, op, index, value prefix}; or that a member of another live entity holds, which the
-  -- batch does not rewrite without it, as {3, op, index, value prefix, member, that entity's
-  -- key, its bytes}: whether its current value still gives the member, only the client can
-  -- tell (it decodes). Members of entities that expired or are gone are removed on the way
-  -- (they free the value). nil when every claim is free.
   local function taken_claim()
     local claimed = {}
     for o = 1, op_count do
-      if ARGV[at[o] + 2] == 'set' then
+      if ARGV[(at and at[o] or first) + 2] == 'set' then
         local id = id_of(o)
         for i = 1, n do
           if ARGV[2 + n + i] == 'u' then
             claimed[i] = claimed[i] or {}
-            local first, count = members(o, i)
-            for j = first, first + count - 1 do
+            local f, count = members(o, i)
+            for j = f, f + count - 1 do
               local m = ARGV[j]
               local value = string.sub(m, 1, #m - #id)
               if claimed[i][value] and claimed[i][value] ~= id then return {2, o, i, value} end
@@ -97,16 +104,17 @@ if has_unique then
                 if holder ~= id then
                   local expires = redis.call('ZSCORE', KEYS[2 * i], h)
                   local key = entity_prefix .. holder
-                  local cur = (not expires or tonumber(expires) > now()) and redis.call('GET', key)
+                  local cur = (not expires or tonumber(expires) > now())
+                    and redis.call('GET', key)
                   if cur then
                     -- Rewritten by the batch without member h: then it frees the value.
                     local rewritten = false
                     for other = 1, op_count do
                       if id_of(other) == holder then
                         rewritten = true
-                        if ARGV[at[other] + 2] == 'set' then
-                          local f, c = members(other, i)
-                          for k = f, f + c - 1 do
+                        if ARGV[(at and at[other] or first) + 2] == 'set' then
+                          local g, c = members(other, i)
+                          for k = g, g + c - 1 do
                             if ARGV[k] == h then rewritten = false end
                           end
                         end
@@ -126,18 +134,15 @@ if has_unique then
     end
     return nil
   end
-
   local taken = taken_claim()
   if taken then return taken end
 end
 
 -- 4. The writes. Only what changes is touched: entries the entity keeps stay, and its
--- record is rewritten only when its entries change. `changed[i]`: index i gained a member
--- or a member's expiry changed (its own TTL may need to follow, step 5).
+-- record is rewritten only when its entries change. A record entry is `name \0 member`.
 local existed = 0
-local changed = {}
 for o = 1, op_count do
-  local p = at[o]
+  local p = at and at[o] or first
   local key, record = KEYS[2 * n + 2 * o - 1], KEYS[2 * n + 2 * o]
   local set = ARGV[p + 2] == 'set'
   local old = redis.call('SMEMBERS', record)
@@ -147,7 +152,7 @@ for o = 1, op_count do
     local q = p + 6
     for i = 1, n do
       for j = q + 1, q + tonumber(ARGV[q]) do
-        local entry = prefix[i] .. ARGV[j]
+        local entry = ARGV[2 + i] .. '\0' .. ARGV[j]
         if not wanted[entry] then wanted[entry], count = 1, count + 1 end
       end
       q = q + 1 + tonumber(ARGV[q])
@@ -157,10 +162,17 @@ for o = 1, op_count do
     if wanted[entry] then
       wanted[entry], kept = 2, kept + 1
     else
-      local i, m = entry_index(entry, by_name)
-      if i then
-        redis.call('ZREM', KEYS[2 * i - 1], m)
-        if timed[i] then redis.call('ZREM', KEYS[2 * i], m) end
+      -- Its index, by the name before the \0 (a name no longer declared: nothing to remove).
+      local z = string.find(entry, '\0', 1, true)
+      if z then
+        local name, m = string.sub(entry, 1, z - 1), string.sub(entry, z + 1)
+        for i = 1, n do
+          if ARGV[2 + i] == name then
+            redis.call('ZREM', KEYS[2 * i - 1], m)
+            if timed and timed[i] then redis.call('ZREM', KEYS[2 * i], m) end
+            break
+          end
+        end
       end
     end
   end
@@ -180,23 +192,26 @@ for o = 1, op_count do
     else
       redis.call('SET', key, value)
     end
+    if expires_at then timed, changed = timed or {}, changed or {} end
     local had_expiry = false
     -- Each entry again, unless none is new and no expiry is involved (the common rewrite).
-    if kept < count or expires_at or any_timed then
+    if kept < count or timed then
       local q = p + 6
       for i = 1, n do
         for j = q + 1, q + tonumber(ARGV[q]) do
           local m = ARGV[j]
-          local entry = prefix[i] .. m
+          local entry = ARGV[2 + i] .. '\0' .. m
           local state = wanted[entry]
           if state == 1 then
             redis.call('ZADD', KEYS[2 * i - 1], 0, m)
-            wanted[entry], changed[i] = 3, true
+            wanted[entry] = 3
+            if changed then changed[i] = true end
           end
           if expires_at then
             redis.call('ZADD', KEYS[2 * i], expires_at, m)
             timed[i], changed[i] = true, true
-          elseif timed[i] and state == 2 and redis.call('ZREM', KEYS[2 * i], m) == 1 then
+          elseif timed and timed[i] and state == 2
+            and redis.call('ZREM', KEYS[2 * i], m) == 1 then
             had_expiry, changed[i] = true, true
           end
         end
@@ -209,7 +224,9 @@ for o = 1, op_count do
       if count > 0 then
         local entries = {}
         for entry in pairs(wanted) do entries[#entries + 1] = entry end
-        each_chunk(entries, function(...) redis.call('SADD', record, ...) end)
+        for c = 1, #entries, 1000 do -- in chunks: Lua's unpack has a limit
+          redis.call('SADD', record, unpack(entries, c, math.min(c + 999, #entries)))
+        end
       end
     end
     if count > 0 then
@@ -222,8 +239,23 @@ for o = 1, op_count do
   end
 end
 
--- 5. Index TTLs follow their members (an index without expiring members has none).
-for i = 1, n do
-  if changed[i] and timed[i] then follow_ttl(i) end
+-- 5. Index TTLs follow their members: an index lives as long as its last member when every
+-- member expires, for ever otherwise, so indexes of TTL'd entities never outlive them, even
+-- when nothing touches them again.
+if timed then
+  for i = 1, n do
+    if changed[i] and timed[i] then
+      local members, expiries = KEYS[2 * i - 1], KEYS[2 * i]
+      local count = redis.call('ZCARD', members)
+      if count > 0 and redis.call('ZCARD', expiries) == count then
+        local last = redis.call('ZRANGE', expiries, -1, -1, 'WITHSCORES')
+        redis.call('PEXPIREAT', members, last[2])
+        redis.call('PEXPIREAT', expiries, last[2])
+      else
+        redis.call('PERSIST', members)
+        redis.call('PERSIST', expiries)
+      end
+    end
+  end
 end
-return {1, existed}
+return existed

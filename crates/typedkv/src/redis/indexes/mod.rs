@@ -105,15 +105,19 @@ fn position(value: Option<Value>, len: usize) -> Option<usize> {
 }
 
 /// What the indexed-write script's `reply` to `ops` says (`None`: a reply it cannot give).
-pub(super) fn applied(reply: Vec<Value>, space: &IndexSpace, ops: &[IndexedOp]) -> Option<Applied> {
+pub(super) fn applied(reply: Value, space: &IndexSpace, ops: &[IndexedOp]) -> Option<Applied> {
+    // Done is a bare count: a reply table costs the script more than a command.
+    let reply = match reply {
+        Value::Int(existed) => {
+            return u64::try_from(existed)
+                .ok()
+                .map(|existed| Applied::Done { existed });
+        }
+        Value::Array(reply) => reply,
+        _ => return None,
+    };
     let mut reply = reply.into_iter();
     match reply.next() {
-        Some(Value::Int(1)) => match reply.next() {
-            Some(Value::Int(existed)) => u64::try_from(existed)
-                .ok()
-                .map(|existed| Applied::Done { existed }),
-            _ => None,
-        },
         Some(Value::Int(0)) => position(reply.next(), ops.len()).and_then(|op| {
             match reply.next() {
                 Some(Value::BulkString(found)) => Some(Applied::Unmet {
