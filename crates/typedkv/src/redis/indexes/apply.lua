@@ -1,4 +1,4 @@
--- Applies a batch of indexed writes atomically (typedkv's Backend::index_apply).
+-- Applies a batch of indexed writes atomically (typedkv's Backend::apply_indexed).
 -- KEYS[2i-1], KEYS[2i]      index i's members and expiries (i = 1..n)
 -- KEYS[2n+2o-1], KEYS[2n+2o] op o's entity key and record key
 -- ARGV: n, entity prefix, n index names, n kinds ('e' equality, 'u' unique, 'r' range),
