@@ -169,22 +169,7 @@ where
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         let mut invocation = COMPARE_AND_SWAP.key(key);
-        match guard {
-            Guard::Always => invocation.arg("always").arg(""),
-            Guard::Absent => invocation.arg("absent").arg(""),
-            Guard::Present => invocation.arg("present").arg(""),
-            Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
-            Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
-        };
-        match &new {
-            Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
-            None => invocation.arg("del").arg(""),
-        };
-        match expiry {
-            WriteExpiry::Keep => invocation.arg("keep").arg(0),
-            WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
-            WriteExpiry::Never => invocation.arg("none").arg(0),
-        };
+        indexes::write_args(&mut invocation, guard, new.as_deref(), expiry);
         let reply: Vec<Value> = self.invoke(&key, &invocation).await?;
         let mut reply = reply.into_iter();
         match (reply.next(), reply.next()) {

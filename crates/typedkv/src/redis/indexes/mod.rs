@@ -63,7 +63,7 @@ pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> Scr
     }
     invocation.arg(ops.len());
     for op in ops {
-        write_args(&mut invocation, op);
+        write_args(&mut invocation, &op.guard, op.value.as_deref(), op.expiry);
         for members in &op.members {
             invocation.arg(members.len());
             for member in members {
@@ -74,21 +74,27 @@ pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> Scr
     invocation
 }
 
-/// An op's guard, value and expiry, as `apply.lua` and `value.lua` read them: guard kind
-/// and its argument, `set` and the bytes or `del`, expiry kind and milliseconds.
-pub(crate) fn write_args(invocation: &mut ScriptInvocation<'_>, op: &IndexedOp) {
-    match &op.guard {
+/// A write's guard, value and expiry as `apply.lua` (per op) and `compare_and_swap.lua` read
+/// them: guard kind and its argument, `set` and the bytes or `del` and nothing, expiry kind
+/// and milliseconds.
+pub(crate) fn write_args(
+    invocation: &mut ScriptInvocation<'_>,
+    guard: &Guard,
+    value: Option<&[u8]>,
+    expiry: WriteExpiry,
+) {
+    match guard {
         Guard::Always => invocation.arg("always").arg(""),
         Guard::Absent => invocation.arg("absent").arg(""),
         Guard::Present => invocation.arg("present").arg(""),
         Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
         Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
     };
-    match &op.value {
-        Some(bytes) => invocation.arg("set").arg(bytes.as_slice()),
+    match value {
+        Some(bytes) => invocation.arg("set").arg(bytes),
         None => invocation.arg("del").arg(""),
     };
-    match op.expiry {
+    match expiry {
         WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
         WriteExpiry::Keep => invocation.arg("keep").arg(0),
         WriteExpiry::Never => invocation.arg("none").arg(0),
