@@ -111,9 +111,9 @@ impl<Target> RedisPoolBuilder<Target> {
     /// batch.
     ///
     /// Batching pays where many calls wait at once: on the 2-core VM of BENCHMARKS.md, against
-    /// hand-written redis-rs, 1.1-1.2x for `get` and 1.0-1.2x for `set` at 64 tasks,
-    /// 1.45-1.8x at 256, and level with batching off at 1 and 16 tasks (calls go alone
-    /// there). Compare
+    /// hand-written redis-rs, 1.06-1.29x for `get` and 1.47-1.61x for `set` at 64 tasks,
+    /// 1.94-2.43x and 2.08-2.14x at 256, and level with batching off at 1 and 16 tasks
+    /// (calls go alone there). Compare
     /// `typed` with `typed unbatched` in `typedkv-bench --only peer` (and `--only cluster`)
     /// on your own machine.
     ///

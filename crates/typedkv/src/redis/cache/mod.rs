@@ -66,10 +66,10 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// they return, and Redis echoes them as invalidations too; a read that races that echo goes
 /// to Redis without caching. A burst of concurrent readers of a key that is being written by
 /// another client may see an older value after a newer one until that write's invalidation
-/// arrives (well under a millisecond on loopback). Lost tracking is retried every 100 ms. Any [`Trackable`] store: on Sentinel a
-/// failover ends the tracking connection with the old master, the cache is flushed, and
-/// tracking resumes on the new master (even while the old master is still up and has not
-/// been demoted); on a [`RedisClusterStore`](crate::RedisClusterStore) the cache tracks on
+/// arrives (well under a millisecond on loopback). Lost tracking is retried every 100 ms.
+/// Any [`Trackable`] store: on Sentinel a failover ends the tracking connection with the old
+/// master, the cache is flushed, and tracking resumes on the new master (even while the old
+/// master is still up and has not been demoted); on a [`RedisClusterStore`](crate::RedisClusterStore) the cache tracks on
 /// every master, and tracks anew (flushing) when one drops or the set of masters changes
 /// (checked every 500 ms). A cached hot `get` costs the same on a cluster. The Redis user
 /// needs the `CLIENT` command.
