@@ -7,11 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use typedkv::redis::RedisPool;
-use typedkv::{Error, Expiry, RedisStore, SetOptions, Store, Waited};
+use typedkv::{Error, Expiry, Index, RedisStore, SetOptions, Store, Waited};
 use typedkv_testkit::conformance::values::{Profile, profile};
 use typedkv_testkit::{TestRedis, command_calls};
 
@@ -349,4 +350,99 @@ async fn a_hung_server_bounds_every_call_of_a_full_batch() {
         (1..=8).contains(&mgets),
         "{mgets} MGETs carried the late calls"
     );
+}
+
+/// `call`, counting in `made` once its first poll is over: by then its command is queued for
+/// a batch or holds a lone call's slot (nothing before that waits).
+async fn counted<F: Future>(call: F, made: Arc<AtomicUsize>) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        let poll = call.as_mut().poll(cx);
+        if std::mem::take(&mut first) {
+            made.fetch_add(1, Ordering::SeqCst);
+        }
+        poll
+    })
+    .await
+}
+
+/// Concurrent indexed `set`s of one store share script calls, and each keeps its own
+/// outcome: 200 made while the server is stopped go out in a handful of script calls once it
+/// resumes (16 alone, then one per batch), and the one whose record key another program
+/// wrote as a string fails alone, with `WRONGTYPE` naming its key; every other one is
+/// written and indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
+    const WRITES: usize = 200;
+    const BROKEN: usize = 7;
+    let server = TestRedis::start().await;
+    let pool = RedisPool::builder(server.url())
+        .batching(true)
+        .response_timeout(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let store = Arc::new(
+        RedisStore::<Profile>::builder(pool, "user")
+            .index(Index::equality("all", |_: &Profile| ["all".to_owned()]))
+            .build()
+            .unwrap(),
+    );
+    // Loads the script: batches send only its digest.
+    store.set("warm", &profile(0)).await.unwrap();
+    let mut raw = server.raw_connection().await;
+    let () = raw
+        .set(format!("user#rec:{BROKEN}"), "not a set")
+        .await
+        .unwrap();
+    let scripts_before = command_calls(&mut raw, "evalsha").await;
+
+    server.signal("-STOP");
+    let made = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let made = Arc::clone(&made);
+            tokio::spawn(async move {
+                counted(store.set(&i.to_string(), &profile(i as u32)), made).await
+            })
+        })
+        .collect();
+    let waiting = Instant::now();
+    while made.load(Ordering::SeqCst) < WRITES {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "calls not made"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.signal("-CONT");
+
+    for (i, call) in calls.into_iter().enumerate() {
+        let outcome = call.await.unwrap();
+        if i == BROKEN {
+            let err = outcome.unwrap_err();
+            assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
+            assert_eq!(err.key(), Some(format!("user:{BROKEN}").as_str()));
+        } else {
+            outcome.unwrap_or_else(|err| panic!("write {i}: {err:?}"));
+        }
+    }
+    let scripts = command_calls(&mut raw, "evalsha").await - scripts_before;
+    assert!(
+        scripts <= 30,
+        "{scripts} script calls carried {WRITES} writes"
+    );
+    assert_eq!(
+        store.count_by("all", b"all").await.unwrap(),
+        WRITES as u64,
+        "every write but the broken one, and the first"
+    );
+    assert_eq!(store.get(&BROKEN.to_string()).await.unwrap(), None);
+    for i in (0..WRITES).filter(|&i| i != BROKEN) {
+        assert_eq!(
+            store.get(&i.to_string()).await.unwrap(),
+            Some(profile(i as u32))
+        );
+    }
 }

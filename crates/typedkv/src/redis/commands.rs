@@ -17,7 +17,7 @@ use super::shared::{Resend, Shared};
 use crate::backend::{
     Applied, Bytes, Guard, IndexSpace, IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::ceil_millis;
 use crate::options::{Condition, Expiry};
 use crate::redis::keys::KeyBatch;
@@ -230,10 +230,29 @@ where
 
     // The index commands (`indexes/`: the scripts, their arguments and their replies).
     pub(crate) async fn apply_indexed(
-        &self,
+        self: &Arc<Self>,
         space: &IndexSpace,
         ops: &[IndexedOp],
     ) -> Result<Applied> {
+        // An unguarded `set` of a store without unique indexes goes as a plain call: with
+        // others in flight, the queued ones of a store share one script call, which the
+        // server enters once for all of them.
+        if let [op] = ops
+            && indexes::coalescable(space, op)
+        {
+            match self
+                .single(&op.key, Plain::Apply(space, op), Resend::Never)
+                .await
+            {
+                Ok(Value::Int(_)) => return Ok(Applied::Done { existed: 0 }),
+                // Not applied: the script left it out (its record is of another Redis type)
+                // or the server lacks the script. The call below loads it, and names the
+                // error.
+                Ok(_) => {}
+                Err(Error::Refused { code, .. }) if code == "NOSCRIPT" => {}
+                Err(error) => return Err(error),
+            }
+        }
         let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
         let batch = KeyBatch::new(&keys);
         let reply: Value = self

@@ -1,12 +1,14 @@
 //! What a batch carries and what each call gets back, how the calls of a batch are coalesced
-//! (a [`Group`]: its `GET`s as one `MGET`, its plain `SET`s as one `MSET`, everything else as
-//! commands of the same pipeline), and how one server's connection sends a batch.
+//! (a [`Group`]: its `GET`s as one `MGET`, its plain `SET`s as one `MSET`, the unguarded
+//! indexed `set`s of each store as one script call, everything else as commands of the same
+//! pipeline), and how one server's connection sends a batch.
 
 use std::future::Future;
 
 use ::redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
 
-use crate::backend::Bytes;
+use crate::backend::{Bytes, IndexSpace, IndexedOp};
+use crate::redis::indexes;
 
 /// A plain single-key call as its caller makes it, before it is known whether it goes out
 /// alone (as a [`Cmd`]) or in a batch (as a [`Call`]): only a queued call copies its key.
@@ -17,6 +19,9 @@ pub(crate) enum Plain<'a> {
     Set(&'a str, Bytes),
     /// Any other single-key command (`SET` with options, `UNLINK`, `EXISTS`, `PTTL`).
     Cmd(Cmd),
+    /// An indexed write that may share a script call with others of its store
+    /// ([`indexes::coalescable`]).
+    Apply(&'a IndexSpace, &'a IndexedOp),
 }
 
 impl Plain<'_> {
@@ -26,6 +31,7 @@ impl Plain<'_> {
             Plain::Get(key) => get_cmd(key),
             Plain::Set(key, value) => set_cmd(key, &value),
             Plain::Cmd(cmd) => cmd,
+            Plain::Apply(space, op) => indexes::coalesced_apply(space, [op].into_iter()),
         }
     }
 
@@ -35,6 +41,10 @@ impl Plain<'_> {
             Plain::Get(key) => Call::Get(key.to_owned()),
             Plain::Set(key, value) => Call::Set(key.to_owned(), value),
             Plain::Cmd(cmd) => Call::Cmd(cmd),
+            Plain::Apply(space, op) => Call::Apply(Box::new(IndexedWrite {
+                space: space.clone(),
+                op: op.clone(),
+            })),
         }
     }
 }
@@ -44,6 +54,14 @@ pub(crate) enum Call {
     Get(String),
     Set(String, Bytes),
     Cmd(Cmd),
+    /// Boxed: rarer and larger than the others, which it would otherwise make as large.
+    Apply(Box<IndexedWrite>),
+}
+
+/// A queued indexed write and the indexes of its store.
+pub(crate) struct IndexedWrite {
+    pub(crate) space: IndexSpace,
+    pub(crate) op: IndexedOp,
 }
 
 impl Call {
@@ -53,6 +71,7 @@ impl Call {
             Call::Get(key) => get_cmd(&key),
             Call::Set(key, value) => set_cmd(&key, &value),
             Call::Cmd(cmd) => cmd,
+            Call::Apply(write) => write.cmd(),
         }
     }
 
@@ -62,7 +81,21 @@ impl Call {
             Call::Get(key) => get_cmd(key),
             Call::Set(key, value) => set_cmd(key, value),
             Call::Cmd(cmd) => cmd.clone(),
+            Call::Apply(write) => write.cmd(),
         }
+    }
+
+    fn write(&self) -> Option<&IndexedWrite> {
+        match self {
+            Call::Apply(write) => Some(write),
+            _ => None,
+        }
+    }
+}
+
+impl IndexedWrite {
+    fn cmd(&self) -> Cmd {
+        indexes::coalesced_apply(&self.space, [&self.op].into_iter())
     }
 }
 
@@ -152,13 +185,17 @@ pub(crate) fn answered(sent: Vec<Option<Sent>>) -> Vec<Sent> {
 
 /// The commands that carry some calls of a batch (the whole batch on one server; the calls
 /// of one slot on a cluster, where a multi-key command needs one slot): their `GET`s as one
-/// `MGET`, their plain `SET`s as one `MSET`, the others as they are. A lone `GET` or `SET`
-/// goes as itself: it answers for itself, and a lone `GET` needs no type check.
+/// `MGET`, their plain `SET`s as one `MSET`, the others as they are, then the indexed writes
+/// of each store as one script call. A lone `GET` or `SET` goes as itself: it answers for
+/// itself, and a lone `GET` needs no type check.
 pub(crate) struct Group {
     /// The calls, as positions in the batch, in order.
     members: Vec<usize>,
     gets: usize,
     sets: usize,
+    /// The indexed writes, as positions in the batch: one list per store, one script call
+    /// each, after the other commands.
+    scripts: Vec<Vec<usize>>,
 }
 
 impl Group {
@@ -190,10 +227,35 @@ impl Group {
                 pipe.add_command(cmd.clone());
             }
         }
+        let mut scripts: Vec<Vec<usize>> = Vec::new();
+        for &n in &members {
+            let Some(write) = calls[n].write() else {
+                continue;
+            };
+            let store = scripts.iter_mut().find(|script| {
+                calls[script[0]]
+                    .write()
+                    .is_some_and(|first| first.space == write.space)
+            });
+            match store {
+                Some(script) => script.push(n),
+                None => scripts.push(vec![n]),
+            }
+        }
+        for script in &scripts {
+            let writes = script.iter().filter_map(|&n| calls[n].write());
+            if let Some(first) = writes.clone().next() {
+                pipe.add_command(indexes::coalesced_apply(
+                    &first.space,
+                    writes.map(|write| &write.op),
+                ));
+            }
+        }
         Group {
             members,
             gets,
             sets,
+            scripts,
         }
     }
 
@@ -205,8 +267,9 @@ impl Group {
 
     /// How many commands (and replies) the group has in its pipeline.
     pub(crate) fn commands(&self) -> usize {
-        let others = self.members.len() - self.gets - self.sets;
-        usize::from(self.gets > 0) + usize::from(self.sets > 0) + others
+        let writes: usize = self.scripts.iter().map(Vec::len).sum();
+        let others = self.members.len() - self.gets - self.sets - writes;
+        usize::from(self.gets > 0) + usize::from(self.sets > 0) + others + self.scripts.len()
     }
 
     /// Answers every call of the group with what `outcome` gives for its position.
@@ -246,8 +309,39 @@ impl Group {
                     .next()
                     .map(Sent::Reply)
                     .unwrap_or_else(|| Sent::Garbled("a reply of a batch was lost".into())),
+                // Answered below: the scripts follow every other command.
+                Call::Apply(_) => continue,
             });
         }
+        for script in &self.scripts {
+            spread_applied(script, replies.next(), sent);
+        }
+    }
+}
+
+/// Hands each indexed write of one script call (`script`: their positions, in the order of
+/// the call's ops) its reply: the count `0` when applied (a `set` deletes nothing), nil when
+/// the script left it out (its caller sends it again alone, which names its error), or the
+/// error of the whole call.
+fn spread_applied(script: &[usize], reply: Option<Value>, sent: &mut [Option<Sent>]) {
+    let mut left_out = Vec::new();
+    let outcome = match reply {
+        Some(Value::Int(_)) => Ok(Value::Int(0)),
+        Some(Value::Array(items)) if items.first() == Some(&Value::Int(4)) => {
+            left_out = items;
+            Ok(Value::Int(0))
+        }
+        Some(error @ Value::ServerError(_)) => Ok(error),
+        Some(other) => Err(format!("an indexed-write script answered {other:?}")),
+        None => Err("a reply of a batch was lost".to_owned()),
+    };
+    let left_out = left_out.get(1..).unwrap_or_default();
+    for (op, &n) in (1..).zip(script) {
+        sent[n] = Some(match &outcome {
+            _ if left_out.contains(&Value::Int(op)) => Sent::Reply(Value::Nil),
+            Ok(reply) => Sent::Reply(reply.clone()),
+            Err(reason) => Sent::Garbled(reason.clone()),
+        });
     }
 }
 
@@ -460,6 +554,94 @@ mod tests {
         );
         assert!(matches!(&sent[0], Some(Sent::Reply(Value::Okay))));
         assert!(matches!(&sent[1], Some(Sent::Reply(value)) if *value == refused));
+    }
+
+    /// An unguarded indexed `set` of `space`'s store at `id`.
+    fn indexed_set(space: &IndexSpace, id: &str) -> Call {
+        let op = IndexedOp::new(
+            format!("{}{id}", space.entity_prefix),
+            format!("{}{id}", space.record_prefix),
+            crate::backend::Guard::Always,
+            Some(b"v".to_vec()),
+            crate::backend::WriteExpiry::Never,
+            vec![vec![b"term".to_vec()]],
+        );
+        Call::Apply(Box::new(IndexedWrite {
+            space: space.clone(),
+            op,
+        }))
+    }
+
+    fn space(namespace: &str) -> IndexSpace {
+        IndexSpace {
+            entity_prefix: format!("{namespace}:"),
+            record_prefix: format!("{namespace}#rec:"),
+            indexes: vec![crate::backend::IndexKeys {
+                name: "email".into(),
+                kind: crate::index::IndexKind::Equality,
+                members: format!("{namespace}#idx:email"),
+                expiries: format!("{namespace}#exp:email"),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_indexed_writes_of_each_store_share_one_script_call_and_keep_their_own_outcome() {
+        let (users, teams) = (space("users"), space("teams"));
+        let calls = vec![
+            indexed_set(&users, "1"),
+            Call::Get("a".into()),
+            indexed_set(&teams, "1"),
+            indexed_set(&users, "2"),
+            indexed_set(&users, "3"),
+        ];
+        let mut pipe = ::redis::pipe();
+        let group = Group::add(&calls, (0..calls.len()).collect(), &mut pipe);
+        let sent = commands(&pipe);
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(group.commands(), 3);
+        assert!(sent[0] == "GET a");
+        // EVALSHA sha numkeys: two keys per index, two per op.
+        let users_call: Vec<&str> = sent[1].split(' ').collect();
+        assert_eq!(users_call[0], "EVALSHA");
+        assert_eq!(users_call[2], "8");
+        assert_eq!(
+            &users_call[3..9],
+            [
+                "users#idx:email",
+                "users#exp:email",
+                "users:1",
+                "users#rec:1",
+                "users:2",
+                "users#rec:2"
+            ]
+        );
+        assert!(sent[2].contains(" teams:1 teams#rec:1 "), "{}", sent[2]);
+        // The users' script left its second op out (its record is of another type).
+        let replies = vec![
+            Value::Nil,
+            Value::Array(vec![Value::Int(4), Value::Int(2)]),
+            Value::Int(0),
+        ];
+        let mut sent = unanswered(calls.len());
+        answer(std::slice::from_ref(&group), &calls, Ok(replies), &mut sent);
+        let replies: Vec<Option<Value>> = answered(sent)
+            .into_iter()
+            .map(|sent| match sent {
+                Sent::Reply(value) => Some(value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                Some(Value::Int(0)),
+                Some(Value::Nil),
+                Some(Value::Int(0)),
+                Some(Value::Nil),
+                Some(Value::Int(0)),
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`), on
-//! unless `RedisPoolBuilder::batching(false)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
+//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`, and the
+//! unguarded indexed `set`s of stores without unique indexes), on unless
+//! `RedisPoolBuilder::batching(false)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
 //! concurrent calls go out alone; beyond that, the calls that arrive queue and go out
 //! together, at most [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT) batches at a time, until the
 //! queue is empty and no batch is in flight.
@@ -14,11 +15,11 @@
 //!   strands the others; a queued call whose caller left is left out of its batch.
 //! - **One command per kind**: on one server a batch is one pipeline holding one `MGET` for
 //!   its `GET`s and one `MSET` for its plain `SET`s (no condition, no expiry; a lone one goes
-//!   as `GET`/`SET`), and the other
-//!   commands as they are (`calls.rs`); on a cluster, one pipeline per master
-//!   holding that for each slot (`cluster/routes.rs`): a hash-tagged store's batch is one
-//!   `MGET`. Redis reads, parses and answers a whole batch at once, and the
-//!   client parses one reply array instead of one reply per call.
+//!   as `GET`/`SET`), one `EVALSHA` per store for its indexed writes (each applied on its
+//!   own: see `indexes/apply.lua`), and the other commands as they are (`calls.rs`); on a
+//!   cluster, one pipeline per master holding that for each slot (`cluster/routes.rs`): a
+//!   hash-tagged store's batch is one `MGET`. Redis reads, parses and answers a whole batch
+//!   at once, and the client parses one reply array instead of one reply per call.
 //! - **Each call keeps its own outcome**: its own reply or error (a `GET` of a key holding
 //!   another Redis type is `WRONGTYPE`, as alone: a nil of the `MGET` is checked with
 //!   `TYPE`), and its own deadline: no call has a timer of its own, but the dispatcher and

@@ -256,6 +256,7 @@ fn slot_of_call(call: &Call) -> u16 {
     match call {
         Call::Get(key) | Call::Set(key, _) => slot_of(key.as_bytes()),
         Call::Cmd(cmd) => slot_of_command(cmd),
+        Call::Apply(write) => slot_of(write.op.key.as_bytes()),
     }
 }
 

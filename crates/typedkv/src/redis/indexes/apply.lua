@@ -2,13 +2,18 @@
 -- KEYS[2i-1], KEYS[2i]      index i's members and expiries (i = 1..n)
 -- KEYS[2n+2o-1], KEYS[2n+2o] op o's entity key and record key
 -- ARGV: n, entity prefix, n index names, n kinds ('e' equality, 'u' unique, 'r' range),
---   op count, then per op: guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected,
+--   op count, '1' if the ops are independent or '0' if they are one batch, then per op: guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected,
 --   action ('set' 'del'), value, expiry ('px' 'keep' 'none'), ms, then per index: member
 --   count, members.
 -- Returns the number of deleted entities that existed when every op applied; {0, op,
 -- current bytes or false} when op's guard failed; {2, ...} or {3, ...} when op would take a
 -- unique value another op of the batch or another entity's member holds (see
 -- taken_claim). In those cases nothing is written.
+-- Independent ops are writes of separate callers coalesced into one call (each a `set`
+-- without a guard, on a store without unique indexes, so none can refuse another): each
+-- applies or not on its own. One whose record cannot be read (a key of another Redis type)
+-- is left out and the others applied; the reply is then {4, op, op, ...}, naming those left
+-- out, whose callers send them again alone.
 --
 -- Written to make few tables, closures and strings, because each costs the server more
 -- than a command (redis-server under callgrind: 2,500-5,000 instructions per table, with
@@ -25,9 +30,10 @@ for i = 1, n do
   if ARGV[2 + n + i] == 'u' then has_unique = true end
 end
 local op_count = tonumber(ARGV[3 + 2 * n])
+local independent = ARGV[4 + 2 * n] == '1'
 -- Where op o's fields start in ARGV (guard, expected, action, value, expiry, ms, then per
 -- index a member count and the members): `first` for a single op, `at[o]` in a batch.
-local first, at = 4 + 2 * n, nil
+local first, at = 5 + 2 * n, nil
 if op_count > 1 then
   at = {}
   local a = first
@@ -140,100 +146,110 @@ end
 
 -- 4. The writes. Only what changes is touched: entries the entity keeps stay, and its
 -- record is rewritten only when its entries change. A record entry is `name \0 member`.
-local existed = 0
+local existed, skipped = 0, nil
 for o = 1, op_count do
   local p = at and at[o] or first
   local key, record = KEYS[2 * n + 2 * o - 1], KEYS[2 * n + 2 * o]
   local set = ARGV[p + 2] == 'set'
-  local old = redis.call('SMEMBERS', record)
-  -- wanted[entry]: 1 for an entry the entity gains, 2 for one it keeps; count: how many.
-  local wanted, count, kept = {}, 0, 0
-  if set then
-    local q = p + 6
-    for i = 1, n do
-      for j = q + 1, q + tonumber(ARGV[q]) do
-        local entry = ARGV[2 + i] .. '\0' .. ARGV[j]
-        if not wanted[entry] then wanted[entry], count = 1, count + 1 end
-      end
-      q = q + 1 + tonumber(ARGV[q])
-    end
-  end
-  for _, entry in ipairs(old) do
-    if wanted[entry] then
-      wanted[entry], kept = 2, kept + 1
-    else
-      -- Its index, by the name before the \0 (a name no longer declared: nothing to remove).
-      local z = string.find(entry, '\0', 1, true)
-      if z then
-        local name, m = string.sub(entry, 1, z - 1), string.sub(entry, z + 1)
-        for i = 1, n do
-          if ARGV[2 + i] == name then
-            redis.call('ZREM', KEYS[2 * i - 1], m)
-            if timed and timed[i] then redis.call('ZREM', KEYS[2 * i], m) end
-            break
-          end
-        end
-      end
-    end
-  end
-  if not set then
-    if #old > 0 then redis.call('DEL', record) end
-    existed = existed + redis.call('DEL', key)
+  local old
+  if independent then
+    old = redis.pcall('SMEMBERS', record)
   else
-    local value, expiry, ms = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
-    local expires_at = false
-    if expiry == 'px' then
-      redis.call('SET', key, value, 'PX', ms)
-      expires_at = now() + ms
-    elseif expiry == 'keep' then
-      local pttl = redis.call('PTTL', key)
-      redis.call('SET', key, value, 'KEEPTTL')
-      if pttl > 0 then expires_at = now() + pttl end
-    else
-      redis.call('SET', key, value)
-    end
-    if expires_at then timed, changed = timed or {}, changed or {} end
-    local had_expiry = false
-    -- Each entry again, unless none is new and no expiry is involved (the common rewrite).
-    if kept < count or timed then
+    old = redis.call('SMEMBERS', record)
+  end
+  if old.err then
+    skipped = skipped or {4}
+    skipped[#skipped + 1] = o
+  else
+    -- wanted[entry]: 1 for an entry the entity gains, 2 for one it keeps; count: how many.
+    local wanted, count, kept = {}, 0, 0
+    if set then
       local q = p + 6
       for i = 1, n do
         for j = q + 1, q + tonumber(ARGV[q]) do
-          local m = ARGV[j]
-          local entry = ARGV[2 + i] .. '\0' .. m
-          local state = wanted[entry]
-          if state == 1 then
-            redis.call('ZADD', KEYS[2 * i - 1], 0, m)
-            wanted[entry] = 3
-            if changed then changed[i] = true end
-          end
-          if expires_at then
-            redis.call('ZADD', KEYS[2 * i], expires_at, m)
-            timed[i], changed[i] = true, true
-          elseif timed and timed[i] and state == 2
-            and redis.call('ZREM', KEYS[2 * i], m) == 1 then
-            had_expiry, changed[i] = true, true
-          end
+          local entry = ARGV[2 + i] .. '\0' .. ARGV[j]
+          if not wanted[entry] then wanted[entry], count = 1, count + 1 end
         end
         q = q + 1 + tonumber(ARGV[q])
       end
     end
-    if kept ~= #old or count ~= #old then
-      -- Entries changed: the record anew.
-      if #old > 0 then redis.call('DEL', record) end
-      if count > 0 then
-        local entries = {}
-        for entry in pairs(wanted) do entries[#entries + 1] = entry end
-        for c = 1, #entries, 1000 do -- in chunks: Lua's unpack has a limit
-          redis.call('SADD', record, unpack(entries, c, math.min(c + 999, #entries)))
+    for _, entry in ipairs(old) do
+      if wanted[entry] then
+        wanted[entry], kept = 2, kept + 1
+      else
+        -- Its index, by the name before the \0 (a name no longer declared: nothing to remove).
+        local z = string.find(entry, '\0', 1, true)
+        if z then
+          local name, m = string.sub(entry, 1, z - 1), string.sub(entry, z + 1)
+          for i = 1, n do
+            if ARGV[2 + i] == name then
+              redis.call('ZREM', KEYS[2 * i - 1], m)
+              if timed and timed[i] then redis.call('ZREM', KEYS[2 * i], m) end
+              break
+            end
+          end
         end
       end
     end
-    if count > 0 then
-      if expires_at then
-        redis.call('PEXPIREAT', record, expires_at)
-      elseif had_expiry then
-        redis.call('PERSIST', record)
+    if not set then
+      if #old > 0 then redis.call('DEL', record) end
+      existed = existed + redis.call('DEL', key)
+    else
+      local value, expiry, ms = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
+      local expires_at = false
+      if expiry == 'px' then
+        redis.call('SET', key, value, 'PX', ms)
+        expires_at = now() + ms
+      elseif expiry == 'keep' then
+        local pttl = redis.call('PTTL', key)
+        redis.call('SET', key, value, 'KEEPTTL')
+        if pttl > 0 then expires_at = now() + pttl end
+      else
+        redis.call('SET', key, value)
+      end
+      if expires_at then timed, changed = timed or {}, changed or {} end
+      local had_expiry = false
+      -- Each entry again, unless none is new and no expiry is involved (the common rewrite).
+      if kept < count or timed then
+        local q = p + 6
+        for i = 1, n do
+          for j = q + 1, q + tonumber(ARGV[q]) do
+            local m = ARGV[j]
+            local entry = ARGV[2 + i] .. '\0' .. m
+            local state = wanted[entry]
+            if state == 1 then
+              redis.call('ZADD', KEYS[2 * i - 1], 0, m)
+              wanted[entry] = 3
+              if changed then changed[i] = true end
+            end
+            if expires_at then
+              redis.call('ZADD', KEYS[2 * i], expires_at, m)
+              timed[i], changed[i] = true, true
+            elseif timed and timed[i] and state == 2
+              and redis.call('ZREM', KEYS[2 * i], m) == 1 then
+              had_expiry, changed[i] = true, true
+            end
+          end
+          q = q + 1 + tonumber(ARGV[q])
+        end
+      end
+      if kept ~= #old or count ~= #old then
+        -- Entries changed: the record anew.
+        if #old > 0 then redis.call('DEL', record) end
+        if count > 0 then
+          local entries = {}
+          for entry in pairs(wanted) do entries[#entries + 1] = entry end
+          for c = 1, #entries, 1000 do -- in chunks: Lua's unpack has a limit
+            redis.call('SADD', record, unpack(entries, c, math.min(c + 999, #entries)))
+          end
+        end
+      end
+      if count > 0 then
+        if expires_at then
+          redis.call('PEXPIREAT', record, expires_at)
+        elseif had_expiry then
+          redis.call('PERSIST', record)
+        end
       end
     end
   end
@@ -258,4 +274,5 @@ if timed then
     end
   end
 end
+if skipped then return skipped end
 return existed

@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use ::redis::{Cmd, Script, ScriptInvocation, Value};
+use ::redis::{Cmd, Script, ScriptInvocation, ToRedisArgs, Value};
 
 use crate::backend::WriteExpiry;
 use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex, StaleMember};
@@ -43,62 +43,146 @@ pub(crate) fn kind_arg(kind: IndexKind) -> &'static str {
     }
 }
 
-/// The script's arguments for `ops`: index keys, then each op's entity and record key.
+/// Where a script's keys and arguments are written: a [`ScriptInvocation`] (sent with
+/// `invoke`, which loads the script where the server lacks it) or an `EVALSHA` [`Cmd`] (sent
+/// in a batch's pipeline), which needs every key written before the first argument.
+pub(crate) trait ScriptArgs {
+    fn key<T: ToRedisArgs>(&mut self, key: T);
+    fn arg<T: ToRedisArgs>(&mut self, arg: T);
+}
+
+impl ScriptArgs for ScriptInvocation<'_> {
+    fn key<T: ToRedisArgs>(&mut self, key: T) {
+        ScriptInvocation::key(self, key);
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) {
+        ScriptInvocation::arg(self, arg);
+    }
+}
+
+impl ScriptArgs for Cmd {
+    fn key<T: ToRedisArgs>(&mut self, key: T) {
+        Cmd::arg(self, key);
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) {
+        Cmd::arg(self, arg);
+    }
+}
+
+/// Whether `op` may share a script call with other callers' writes of its store (see
+/// `apply.lua`): a `set` without a guard on a store without unique indexes, so no op of the
+/// call can refuse another or be refused.
+pub(crate) fn coalescable(space: &IndexSpace, op: &IndexedOp) -> bool {
+    op.guard == Guard::Always
+        && op.value.is_some()
+        && space
+            .indexes
+            .iter()
+            .all(|index| index.kind != IndexKind::Unique)
+}
+
+/// The script call applying `ops` as one batch: all or nothing.
 pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> ScriptInvocation<'a> {
     let mut invocation = APPLY.prepare_invoke();
-    for index in &space.indexes {
-        invocation.key(&index.members).key(&index.expiries);
-    }
-    for op in ops {
-        invocation.key(&op.key).key(&op.record);
-    }
+    apply_args(&mut invocation, space, ops.iter(), false);
     invocation
-        .arg(space.indexes.len())
-        .arg(&space.entity_prefix);
+}
+
+/// `EVALSHA` of the script applying the [`coalescable`] `ops` of separate callers, each on
+/// its own: its reply is the count of a batch (0), or `{4, op, ...}` naming the ops left out
+/// (an op whose record is of another Redis type), whose callers send them again alone.
+pub(crate) fn coalesced_apply<'o>(
+    space: &IndexSpace,
+    ops: impl Iterator<Item = &'o IndexedOp> + Clone,
+) -> Cmd {
+    let mut cmd = ::redis::cmd("EVALSHA");
+    cmd.arg(APPLY.get_hash())
+        .arg(2 * space.indexes.len() + 2 * ops.clone().count());
+    apply_args(&mut cmd, space, ops, true);
+    cmd
+}
+
+/// `apply.lua`'s keys and arguments for `ops`: index keys, each op's entity and record key,
+/// then the indexes, whether the ops are `independent`, and each op.
+fn apply_args<'o>(
+    out: &mut impl ScriptArgs,
+    space: &IndexSpace,
+    ops: impl Iterator<Item = &'o IndexedOp> + Clone,
+    independent: bool,
+) {
     for index in &space.indexes {
-        invocation.arg(&index.name);
+        out.key(&index.members);
+        out.key(&index.expiries);
+    }
+    for op in ops.clone() {
+        out.key(&op.key);
+        out.key(&op.record);
+    }
+    out.arg(space.indexes.len());
+    out.arg(&space.entity_prefix);
+    for index in &space.indexes {
+        out.arg(&index.name);
     }
     for index in &space.indexes {
-        invocation.arg(kind_arg(index.kind));
+        out.arg(kind_arg(index.kind));
     }
-    invocation.arg(ops.len());
+    out.arg(ops.clone().count());
+    out.arg(if independent { "1" } else { "0" });
     for op in ops {
-        write_args(&mut invocation, &op.guard, op.value.as_deref(), op.expiry);
+        write_args(out, &op.guard, op.value.as_deref(), op.expiry);
         for members in &op.members {
-            invocation.arg(members.len());
+            out.arg(members.len());
             for member in members {
-                invocation.arg(member.as_slice());
+                out.arg(member.as_slice());
             }
         }
     }
-    invocation
 }
 
 /// A write's guard, value and expiry as `apply.lua` (per op) and `compare_and_swap.lua` read
 /// them: guard kind and its argument, `set` and the bytes or `del` and nothing, expiry kind
 /// and milliseconds.
 pub(crate) fn write_args(
-    invocation: &mut ScriptInvocation<'_>,
+    out: &mut impl ScriptArgs,
     guard: &Guard,
     value: Option<&[u8]>,
     expiry: WriteExpiry,
 ) {
-    match guard {
-        Guard::Always => invocation.arg("always").arg(""),
-        Guard::Absent => invocation.arg("absent").arg(""),
-        Guard::Present => invocation.arg("present").arg(""),
-        Guard::Bytes(bytes) => invocation.arg("bytes").arg(bytes.as_slice()),
-        Guard::Version(version) => invocation.arg("sha1").arg(version.as_str()),
+    let (guard, expected): (&str, &[u8]) = match guard {
+        Guard::Always => ("always", b""),
+        Guard::Absent => ("absent", b""),
+        Guard::Present => ("present", b""),
+        Guard::Bytes(bytes) => ("bytes", bytes),
+        Guard::Version(version) => ("sha1", version.as_str().as_bytes()),
     };
+    out.arg(guard);
+    out.arg(expected);
     match value {
-        Some(bytes) => invocation.arg("set").arg(bytes),
-        None => invocation.arg("del").arg(""),
-    };
+        Some(bytes) => {
+            out.arg("set");
+            out.arg(bytes);
+        }
+        None => {
+            out.arg("del");
+            out.arg("");
+        }
+    }
     match expiry {
-        WriteExpiry::After(ttl) => invocation.arg("px").arg(ceil_millis(ttl)),
-        WriteExpiry::Keep => invocation.arg("keep").arg(0),
-        WriteExpiry::Never => invocation.arg("none").arg(0),
-    };
+        WriteExpiry::After(ttl) => {
+            out.arg("px");
+            out.arg(ceil_millis(ttl));
+        }
+        WriteExpiry::Keep => {
+            out.arg("keep");
+            out.arg(0);
+        }
+        WriteExpiry::Never => {
+            out.arg("none");
+            out.arg(0);
+        }
+    }
 }
 
 /// A 1-based position from a script reply as an index into a batch of `len`.
