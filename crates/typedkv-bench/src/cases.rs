@@ -24,7 +24,7 @@ use crate::payload::{
 use crate::report::Row;
 
 /// Keys each task cycles through.
-const KEYS_PER_TASK: u64 = 1000;
+pub(crate) const KEYS_PER_TASK: u64 = 1000;
 /// Values per `get_many` / `set_many` call.
 pub(crate) const BATCH: usize = 100;
 /// Prefix of every key the benchmark writes.

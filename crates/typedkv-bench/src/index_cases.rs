@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use redis::AsyncCommands;
 use typedkv::{Index, RedisStore, Store};
 
-use crate::cases::{Bench, PREFIX, raw_key, until};
+use crate::cases::{Bench, KEYS_PER_TASK, PREFIX, raw_key, until};
 use crate::measure::BenchResult;
 use crate::payload::{BenchUser, raw_decode, raw_encode};
 use crate::report::Row;
@@ -71,6 +71,50 @@ impl Bench {
             "set+3indexes"
         };
         Ok(Row::compared(case, tasks, compared, 1.0, "ops/s"))
+    }
+
+    /// `set` on a store with one unique index (on the user's numeric id, so every entity
+    /// holds its own value) against the same `set` without: each entity's value is its own
+    /// on both sides.
+    pub(crate) async fn set_unique(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
+        let unique = RedisStore::builder(self.store.backend().clone(), format!("{PREFIX}-uq"))
+            .index(Index::unique("uid", |u: &BenchUser| [u.id().to_string()]))
+            .build()?;
+        // values[task][n]: the value of the task's n-th id, numbered uniquely.
+        let values: Arc<Vec<Vec<BenchUser>>> = Arc::new(
+            (0..tasks as u64)
+                .map(|task| {
+                    (0..KEYS_PER_TASK)
+                        .map(|n| BenchUser::numbered(task * KEYS_PER_TASK + n))
+                        .collect()
+                })
+                .collect(),
+        );
+        let theirs = Arc::clone(&values);
+        let compared = self
+            .compare(
+                tasks,
+                move |b, task, deadline| {
+                    let (unique, values) = (unique.clone(), Arc::clone(&values));
+                    async move {
+                        until!(deadline, |i| async {
+                            let value = &values[task][(i % KEYS_PER_TASK) as usize];
+                            Ok(unique.set(b.id(task, i), value).await?)
+                        })
+                    }
+                },
+                move |b, task, deadline| {
+                    let values = Arc::clone(&theirs);
+                    async move {
+                        until!(deadline, |i| async {
+                            let value = &values[task][(i % KEYS_PER_TASK) as usize];
+                            Ok(b.store.set(b.id(task, i), value).await?)
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Row::compared("set+unique", tasks, compared, 1.0, "ops/s"))
     }
 
     /// `find_by` of [`MATCHES`] entities against `SMEMBERS` + `MGET` + decode of the same.

@@ -159,6 +159,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         for tasks in [1, 64] {
             record(bench.set_indexed(tasks, 1).await?);
             record(bench.set_indexed(tasks, 3).await?);
+            record(bench.set_unique(tasks).await?);
         }
     }
     if args.runs("find_by") {
@@ -327,6 +328,7 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("set+1index", tasks, 0.6);
         ratio("find_by(10)", tasks, 0.9);
     }
+    ratio("set+unique", 64, 0.35);
     peer_targets(&find, &mut targets);
     for (case, name, limit) in [
         (

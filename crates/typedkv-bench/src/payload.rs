@@ -54,6 +54,15 @@ impl BenchUser {
         BenchUser { age, ..sample() }
     }
 
+    /// The sample with the id `id`.
+    pub(crate) fn numbered(id: u64) -> BenchUser {
+        BenchUser { id, ..sample() }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The email, for an equality index.
     pub(crate) fn email(&self) -> &str {
         &self.email
