@@ -234,20 +234,19 @@ where
         space: &IndexSpace,
         ops: &[IndexedOp],
     ) -> Result<Applied> {
-        // An unguarded `set` of a store without unique indexes goes as a plain call: with
-        // others in flight, the queued ones of a store share one script call, which the
-        // server enters once for all of them.
+        // An unguarded `set` goes as a plain call: with others in flight, the queued ones of
+        // a store share one script call, which the server enters once for all of them.
         if let [op] = ops
-            && indexes::coalescable(space, op)
+            && indexes::coalescable(op)
         {
             match self
                 .single(&op.key, Plain::Apply(space, op), Resend::Never)
                 .await
             {
                 Ok(Value::Int(_)) => return Ok(Applied::Done { existed: 0 }),
-                // Not applied: the script left it out (its record is of another Redis type)
-                // or the server lacks the script. The call below loads it, and names the
-                // error.
+                // Not applied: the script left it out (a unique value it claims is held, or
+                // its record is of another Redis type) or the server lacks the script. The
+                // call below loads it, and says what became of the write.
                 Ok(_) => {}
                 Err(Error::Refused { code, .. }) if code == "NOSCRIPT" => {}
                 Err(error) => return Err(error),

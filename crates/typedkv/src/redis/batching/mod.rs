@@ -1,5 +1,5 @@
-//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`, and the
-//! unguarded indexed `set`s of stores without unique indexes), on unless
+//! Batching of plain single-key commands (`GET`, `SET`, `UNLINK`, `EXISTS`, `PTTL`, and
+//! unguarded indexed `set`s), on unless
 //! `RedisPoolBuilder::batching(false)`: up to [`MAX_DIRECT`](queue::MAX_DIRECT)
 //! concurrent calls go out alone; beyond that, the calls that arrive queue and go out
 //! together, at most [`MAX_IN_FLIGHT`](queue::MAX_IN_FLIGHT) batches at a time, until the

@@ -10,10 +10,12 @@
 -- unique value another op of the batch or another entity's member holds (see
 -- taken_claim). In those cases nothing is written.
 -- Independent ops are writes of separate callers coalesced into one call (each a `set`
--- without a guard, on a store without unique indexes, so none can refuse another): each
--- applies or not on its own. One whose record cannot be read (a key of another Redis type)
--- is left out and the others applied; the reply is then {4, op, op, ...}, naming those left
--- out, whose callers send them again alone.
+-- without a guard): each applies or not on its own, in order, as if sent alone one after
+-- the other, so its unique claims are checked when its turn comes (after the ops before
+-- it). One whose claim another entity holds, or whose record cannot be read (a key of
+-- another Redis type), is left out before it writes anything; the reply is then
+-- {4, op, op, ...}, naming those left out, whose callers send them again alone (and learn
+-- why from that call).
 --
 -- Written to make few tables, closures and strings, because each costs the server more
 -- than a command (redis-server under callgrind: 2,500-5,000 instructions per table, with
@@ -75,12 +77,15 @@ for i = 1, n do
   end
 end
 
--- 3. Unique claims: the first that another op of the batch makes for another id, as
+-- 3. Unique claims of a batch (of independent ops: each before its write, step 4): the
+-- first that another op of the batch makes for another id, as
 -- {2, op, index, value prefix}; or that a member of another live entity holds, which the
 -- batch does not rewrite without it, as {3, op, index, value prefix, member, that entity's
 -- key, its bytes}: whether its current value still gives the member, only the client can
 -- tell (it decodes). Members of entities that expired or are gone are removed on the way
--- (they free the value). Its helpers are made only here.
+-- (they free the value). Its helpers are made only here; `taken_claim(lo, hi)` checks
+-- ops lo..hi as one batch.
+local taken_claim = nil
 if has_unique then
   -- Where op o's members of index i are in ARGV: the first one's position, and how many.
   local function members(o, i)
@@ -89,9 +94,9 @@ if has_unique then
     return p + 1, tonumber(ARGV[p])
   end
   local function id_of(o) return string.sub(KEYS[2 * n + 2 * o - 1], #entity_prefix + 1) end
-  local function taken_claim()
+  taken_claim = function(lo, hi)
     local claimed = {}
-    for o = 1, op_count do
+    for o = lo, hi do
       if ARGV[(at and at[o] or first) + 2] == 'set' then
         local id = id_of(o)
         for i = 1, n do
@@ -115,7 +120,7 @@ if has_unique then
                   if cur then
                     -- Rewritten by the batch without member h: then it frees the value.
                     local rewritten = false
-                    for other = 1, op_count do
+                    for other = lo, hi do
                       if id_of(other) == holder then
                         rewritten = true
                         if ARGV[(at and at[other] or first) + 2] == 'set' then
@@ -140,8 +145,10 @@ if has_unique then
     end
     return nil
   end
-  local taken = taken_claim()
-  if taken then return taken end
+  if not independent then
+    local taken = taken_claim(1, op_count)
+    if taken then return taken end
+  end
 end
 
 -- 4. The writes. Only what changes is touched: entries the entity keeps stay, and its
@@ -153,7 +160,11 @@ for o = 1, op_count do
   local set = ARGV[p + 2] == 'set'
   local old
   if independent then
-    old = redis.pcall('SMEMBERS', record)
+    if taken_claim and taken_claim(o, o) then
+      old = {err = 'a unique value it claims is held'}
+    else
+      old = redis.pcall('SMEMBERS', record)
+    end
   else
     old = redis.call('SMEMBERS', record)
   end

@@ -72,15 +72,11 @@ impl ScriptArgs for Cmd {
 }
 
 /// Whether `op` may share a script call with other callers' writes of its store (see
-/// `apply.lua`): a `set` without a guard on a store without unique indexes, so no op of the
-/// call can refuse another or be refused.
-pub(crate) fn coalescable(space: &IndexSpace, op: &IndexedOp) -> bool {
-    op.guard == Guard::Always
-        && op.value.is_some()
-        && space
-            .indexes
-            .iter()
-            .all(|index| index.kind != IndexKind::Unique)
+/// `apply.lua`): a `set` without a guard. Such an op can only be refused for a unique value
+/// another entity holds, which the script checks when the op's turn comes; it then leaves
+/// the op out for its caller to send again alone.
+pub(crate) fn coalescable(op: &IndexedOp) -> bool {
+    op.guard == Guard::Always && op.value.is_some()
 }
 
 /// The script call applying `ops` as one batch: all or nothing.
@@ -92,7 +88,8 @@ pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> Scr
 
 /// `EVALSHA` of the script applying the [`coalescable`] `ops` of separate callers, each on
 /// its own: its reply is the count of a batch (0), or `{4, op, ...}` naming the ops left out
-/// (an op whose record is of another Redis type), whose callers send them again alone.
+/// (a unique value held, a record of another Redis type), whose callers send them again
+/// alone.
 pub(crate) fn coalesced_apply<'o>(
     space: &IndexSpace,
     ops: impl Iterator<Item = &'o IndexedOp> + Clone,
