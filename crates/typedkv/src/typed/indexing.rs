@@ -366,23 +366,26 @@ where
     /// for all. Members that name no valid id (no write of ours makes them) are left out.
     async fn check_all(&self, n: usize, members: &[Bytes]) -> Result<Vec<Checked<T>>> {
         let kind = self.indexes.declared[n].kind();
+        // The keys apart, as `get_many` takes them: not copied for the `MGET`.
+        let mut keys = Vec::with_capacity(members.len());
         let mut named = Vec::with_capacity(members.len());
         for member in members {
             if let Some(id) = member_id(kind, member)
                 && let Ok(key) = self.inner.keyspace.key(id)
             {
-                named.push((key, id, member));
+                keys.push(key);
+                named.push((id, member));
             }
         }
         if named.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = named.iter().map(|(key, _, _)| key.clone()).collect();
         let found = self.inner.backend.get_many(&keys).await?;
-        Ok(named
-            .into_iter()
+        Ok(keys
+            .iter()
+            .zip(named)
             .zip(found)
-            .map(|((key, id, member), bytes)| self.check(n, &key, id, member, bytes.as_deref()))
+            .map(|((key, (id, member)), bytes)| self.check(n, key, id, member, bytes.as_deref()))
             .collect())
     }
 
