@@ -520,3 +520,44 @@ async fn coalesced_unique_claims_have_one_winner_each() {
         "{scripts} script calls carried {WRITES} writes"
     );
 }
+
+/// A server that lost its scripts (`SCRIPT FLUSH`, as after a restart or a failover) answers
+/// the batched script calls `NOSCRIPT`, which wrote nothing: each write is sent again with the
+/// script and lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_indexed_writes_survive_a_flushed_script_cache() {
+    const WRITES: usize = 100;
+    let server = TestRedis::start().await;
+    let all = Index::equality("all", |_: &Profile| ["all".to_owned()]);
+    let (store, _) = indexed_store(&server, all).await;
+    let mut raw = server.raw_connection().await;
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    let calls = (0..WRITES)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            async move { store.set(&i.to_string(), &profile(i as u32)).await }
+        })
+        .collect();
+    for (i, outcome) in made_while_stopped(&server, calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        outcome.unwrap_or_else(|err| panic!("write {i}: {err:?}"));
+    }
+    assert_eq!(store.count_by("all", b"all").await.unwrap(), WRITES as u64);
+    let errors: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        errors.contains("errorstat_NOSCRIPT:count="),
+        "the writes met the flushed cache: {errors}"
+    );
+}
