@@ -2,9 +2,9 @@
 -- KEYS[2i-1], KEYS[2i]      index i's members and expiries (i = 1..n)
 -- KEYS[2n+2o-1], KEYS[2n+2o] op o's entity key and record key
 -- ARGV: n, entity prefix, n index names, n kinds ('e' equality, 'u' unique, 'r' range),
---   op count, '1' if the ops are independent or '0' if they are one batch, then per op: guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected,
---   action ('set' 'del'), value, expiry ('px' 'keep' 'none'), ms, then per index: member
---   count, members.
+--   op count, '1' if the ops are independent or '0' if they are one batch, then per op:
+--   guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected, action ('set' 'del'),
+--   value, expiry ('px' 'keep' 'none'), ms, then per index: member count, members.
 -- Returns the number of deleted entities that existed when every op applied; {0, op,
 -- current bytes or false} when op's guard failed; {2, ...} or {3, ...} when op would take a
 -- unique value another op of the batch or another entity's member holds (see
