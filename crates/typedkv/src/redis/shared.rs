@@ -394,11 +394,16 @@ where
                 R::from_redis_value(value).map_err(|e| failed(RedisError::from(e)))
             }
             Ok(Sent::Alone(cmd)) => self.query(&key, &cmd, resend).await,
-            // As `query` does for a command of its own (the batch marked the connection dead).
-            Ok(Sent::Failed(error, cmd)) if resend == Resend::Safe && self.replaces(&error) => {
-                self.query(&key, &cmd, resend).await
+            Ok(Sent::Failed(failure)) => {
+                let (error, cmd) = *failure;
+                // As `query` does for a command of its own (the batch marked the connection
+                // dead).
+                if resend == Resend::Safe && self.replaces(&error) {
+                    self.query(&key, &cmd, resend).await
+                } else {
+                    Err(failed(error))
+                }
             }
-            Ok(Sent::Failed(error, _)) => Err(failed(error)),
             Ok(Sent::Garbled(reason)) => Err(unexpected(&key, limits, reason)),
             Ok(Sent::WrongType(kind)) => Err(wrong_type(&key, &kind, limits.backend)),
             Ok(Sent::TimedOut) => Err(Error::Timeout {
@@ -444,7 +449,7 @@ where
                 // Each caller sends its own command, and gets its own error naming its key.
                 Err(_) => calls
                     .into_iter()
-                    .map(|call| Sent::Alone(call.into_cmd()))
+                    .map(|call| Sent::Alone(Box::new(call.into_cmd())))
                     .collect(),
             }
         };

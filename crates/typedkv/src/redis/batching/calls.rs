@@ -116,11 +116,12 @@ pub(crate) enum Sent {
     /// The server's reply to this call alone (a [`Value::ServerError`] if it failed).
     Reply(Value),
     /// Its part of the batch failed as a whole (connection lost, timeout); the command, in
-    /// case it may be sent again.
-    Failed(RedisError, Cmd),
+    /// case it may be sent again. Boxed, as `Alone`: rare, and as large as three replies,
+    /// they would make every call's outcome that large.
+    Failed(Box<(RedisError, Cmd)>),
     /// Not carried out by the batch (no connection could be had, or a cluster's slot moved):
     /// its caller sends it alone, which follows a redirect and names its own key in an error.
-    Alone(Cmd),
+    Alone(Box<Cmd>),
     /// The server answered with the wrong number of replies.
     Garbled(String),
     /// A `GET` whose key holds another Redis type (named here): `MGET` answers nil for it,
@@ -133,7 +134,7 @@ pub(crate) enum Sent {
 impl Sent {
     pub(crate) fn failure(&self) -> Option<&RedisError> {
         match self {
-            Sent::Failed(error, _) => Some(error),
+            Sent::Failed(failed) => Some(&failed.0),
             _ => None,
         }
     }
@@ -372,7 +373,9 @@ pub(crate) fn answer(
         }
         Err(error) => {
             for group in groups {
-                group.fail_with(sent, |n| Sent::Failed(error.clone(), calls[n].to_cmd()));
+                group.fail_with(sent, |n| {
+                    Sent::Failed(Box::new((error.clone(), calls[n].to_cmd())))
+                });
             }
         }
     }
@@ -460,7 +463,7 @@ impl TypeCheck {
             }
             Err(error) => {
                 for n in self.nils {
-                    sent[n] = Some(Sent::Failed(error.clone(), calls[n].to_cmd()));
+                    sent[n] = Some(Sent::Failed(Box::new((error.clone(), calls[n].to_cmd()))));
                 }
             }
         }
@@ -641,6 +644,16 @@ mod tests {
                 Some(Value::Nil),
                 Some(Value::Int(0)),
             ]
+        );
+    }
+
+    #[test]
+    fn an_outcome_is_no_larger_than_a_reply_and_its_tag() {
+        // Each queued call's one-shot channel holds one, and the batch moves one per call.
+        assert!(
+            std::mem::size_of::<Sent>() <= std::mem::size_of::<Value>() + 8,
+            "{} bytes",
+            std::mem::size_of::<Sent>()
         );
     }
 

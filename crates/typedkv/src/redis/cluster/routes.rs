@@ -203,7 +203,7 @@ impl BatchConnection for ClusterConnection {
                 && redirected(error)
             {
                 routes.stale.store(true, Ordering::Relaxed);
-                *outcome = Some(Sent::Alone(calls[n].to_cmd()));
+                *outcome = Some(Sent::Alone(Box::new(calls[n].to_cmd())));
             }
         }
         // The `TYPE`s go where the `MGET`s went; one answered with a redirect names no other
