@@ -398,6 +398,22 @@ where
     outcomes
 }
 
+/// `set`s of `profile(i)` at ids `0..writes`, made while the server is stopped (see
+/// [`made_while_stopped`]).
+async fn profiles_set_while_stopped(
+    server: &TestRedis,
+    store: &Arc<RedisStore<Profile>>,
+    writes: usize,
+) -> Vec<typedkv::Result<()>> {
+    let calls = (0..writes)
+        .map(|i| {
+            let store = Arc::clone(store);
+            async move { store.set(&i.to_string(), &profile(i as u32)).await }
+        })
+        .collect();
+    made_while_stopped(server, calls).await
+}
+
 /// A pool that waits for a stopped server, and a store on it with `index`, its script
 /// loaded (batches send only its digest); the count of `EVALSHA`s so far.
 async fn indexed_store(
@@ -439,13 +455,7 @@ async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
         .await
         .unwrap();
 
-    let calls = (0..WRITES)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            async move { store.set(&i.to_string(), &profile(i as u32)).await }
-        })
-        .collect();
-    for (i, outcome) in made_while_stopped(&server, calls)
+    for (i, outcome) in profiles_set_while_stopped(&server, &store, WRITES)
         .await
         .into_iter()
         .enumerate()
@@ -537,13 +547,7 @@ async fn batched_indexed_writes_survive_a_flushed_script_cache() {
         .await
         .unwrap();
 
-    let calls = (0..WRITES)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            async move { store.set(&i.to_string(), &profile(i as u32)).await }
-        })
-        .collect();
-    for (i, outcome) in made_while_stopped(&server, calls)
+    for (i, outcome) in profiles_set_while_stopped(&server, &store, WRITES)
         .await
         .into_iter()
         .enumerate()
