@@ -1,9 +1,15 @@
-//! Indexes under load on the 3+3 cluster, hash-tagged stores (each store in one slot, the one
-//! atomic script): the shared load cases of `tests/common/index_load.rs`.
+//! Indexes under load on the 3+3 cluster: hash-tagged stores (each store in one slot, the one
+//! atomic script) with the shared load cases of `tests/common/index_load.rs`, and a store
+//! spread over 16 partitions, whose writes spread over the masters.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use redis::AsyncCommands;
+use typedkv::Store;
+use typedkv::redis::RedisClusterPool;
 use typedkv_testkit::TestCluster;
+use typedkv_testkit::conformance::partitions::{Member, members_with};
 
 use crate::index_load::*;
 
@@ -17,4 +23,91 @@ async fn indexes_under_load() {
     // Every key of the hash-tagged store lives on the master of slot "{ttl}".
     let master = cluster.master_of("{ttl}").await;
     ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, true).await;
+    cluster.flush().await;
+    partitioned_indexes_agree_with_a_scan(cluster.pool(), stress).await;
+    partitioned_writes_spread_over_the_masters(&cluster).await;
+}
+
+/// 3,000 indexed writes to a store of 16 partitions: each master runs 25–42% of the
+/// write scripts (`INFO commandstats`, one script per write with batching off) and holds
+/// the entities it wrote, where a hash-tagged store puts every one on one master.
+async fn partitioned_writes_spread_over_the_masters(cluster: &TestCluster) {
+    let pool = RedisClusterPool::builder(cluster.seeds())
+        .batching(false)
+        .build()
+        .unwrap();
+    let store = members_with(&pool, "scale", |b| b.partitions(16));
+    let mut masters = BTreeMap::new();
+    for space in store.index_spaces() {
+        let port = cluster.master_of(&space.entity_prefix).await;
+        if let std::collections::btree_map::Entry::Vacant(slot) = masters.entry(port) {
+            let url = format!("redis://127.0.0.1:{port}/");
+            let client = redis::Client::open(url).unwrap();
+            slot.insert(client.get_multiplexed_async_connection().await.unwrap());
+        }
+    }
+    assert_eq!(
+        masters.len(),
+        3,
+        "the partitions' masters: {:?}",
+        masters.keys()
+    );
+    for conn in masters.values_mut() {
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    let writes = 3000;
+    let tasks: Vec<_> = (0..64)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in (task..writes).step_by(64) {
+                    let member = Member {
+                        team: format!("team-{}", i % 7),
+                        tags: vec![],
+                        score: i as i64,
+                    };
+                    store.set(&format!("e{i}"), &member).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut total = 0;
+    let mut per_master = BTreeMap::new();
+    for (port, conn) in &mut masters {
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(conn)
+            .await
+            .unwrap();
+        let scripts = calls_of(&stats, "evalsha") + calls_of(&stats, "eval");
+        let mut keys: Vec<String> = conn.keys("{scale#*}:*").await.unwrap();
+        keys.retain(|key| !key.contains("}#"));
+        total += scripts;
+        per_master.insert(*port, (scripts, keys.len()));
+    }
+    eprintln!("indexed writes per master (scripts, entities): {per_master:?}");
+    assert_eq!(total, writes, "{per_master:?}");
+    for (port, (scripts, entities)) in per_master {
+        let share = scripts as f64 / writes as f64;
+        assert!((0.25..=0.42).contains(&share), "master {port}: {share:.2}");
+        assert_eq!(entities as u64, scripts, "master {port}");
+    }
+    assert_eq!(store.count_by("team", b"team-3").await.unwrap(), 429);
+}
+
+/// The `calls=` of command `name` in an `INFO commandstats` reply.
+fn calls_of(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
 }

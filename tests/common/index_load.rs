@@ -1,6 +1,7 @@
 //! Indexes under load, for each topology's test binary: 64 tasks of random writes checked
 //! against a full scan, 64 writers racing for one unique value, range pages read while
-//! writers run, and (on Redis) TTL'd entities and their index keys leaving Redis. The
+//! writers run, the same random writes on a partitioned store, and (on Redis) TTL'd
+//! entities and their index keys leaving Redis. The
 //! behaviour case by case is in the conformance suite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,6 +15,7 @@ use typedkv::{Backend, Error, Order, RangeQuery, SetOptions, Store, StoreExt, Ty
 use typedkv_testkit::conformance::indexes::{
     Account, account, accounts_with, ids_by, ids_in_range,
 };
+use typedkv_testkit::conformance::partitions::{Member, members_with};
 
 const TASKS: usize = 64;
 const IDS: u64 = 300;
@@ -30,6 +32,16 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n
+    }
+
+    fn member(&mut self) -> Member {
+        let tags = TAGS.iter().filter(|_| self.below(2) == 0);
+        let tags = tags.map(|t| t.to_string()).collect();
+        Member {
+            team: EMAILS[self.below(5) as usize].to_owned(),
+            tags,
+            score: self.below(101) as i64 - 50,
+        }
     }
 
     fn account(&mut self) -> Account {
@@ -376,4 +388,129 @@ pub(crate) async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend
     }
     assert_eq!(ids_by(&users, "email", "a@x").await, Vec::<String>::new());
     assert_eq!(users.find_one_by("handle", b"ann").await.unwrap(), None);
+}
+
+/// 64 tasks write at random for `stress` to a store spread over 16 partitions (equality,
+/// many-valued equality and range indexes; sets, TTLs, updates, deletes and batches that
+/// span partitions); once every TTL has run out, each index answers exactly what a full
+/// scan says, in the order one partition would, and a repair finds at most the entries of
+/// expired entities to remove.
+pub(crate) async fn partitioned_indexes_agree_with_a_scan<B: Backend>(
+    backend: B,
+    stress: Duration,
+) {
+    let store = members_with(&backend, "spread", |b| b.partitions(16));
+    let deadline = Instant::now() + stress;
+    let tasks: Vec<_> = (0..TASKS as u64)
+        .map(|seed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(seed * 7919 + 1);
+                let mut writes = 0u64;
+                while Instant::now() < deadline {
+                    random_member_write(&store, &mut rng).await;
+                    writes += 1;
+                }
+                writes
+            })
+        })
+        .collect();
+    let mut writes = 0;
+    for task in tasks {
+        writes += task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
+    let scanned: BTreeMap<String, Member> = store.scan().try_collect().await.unwrap();
+    eprintln!(
+        "partitioned: {writes} writes by {TASKS} tasks in {stress:?}; {} entities remain",
+        scanned.len()
+    );
+    assert!(writes > 1000, "{writes} writes");
+    for team in EMAILS {
+        let found: Vec<String> = store
+            .find_by("team", team.as_bytes())
+            .map_ok(|(id, _)| id)
+            .try_collect()
+            .await
+            .unwrap();
+        // Ids in member order: one partition's order, across all of them.
+        let want: Vec<String> = scanned
+            .iter()
+            .filter(|(_, m)| m.team == team)
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(found, want, "team {team}");
+        let count = store.count_by("team", team.as_bytes()).await.unwrap();
+        assert_eq!(count, want.len() as u64);
+    }
+    for tag in TAGS {
+        let mut found: Vec<String> = store
+            .find_by("tag", tag.as_bytes())
+            .map_ok(|(id, _)| id)
+            .try_collect()
+            .await
+            .unwrap();
+        found.sort();
+        let want: Vec<&String> = scanned
+            .iter()
+            .filter(|(_, m)| m.tags.iter().any(|t| t == tag))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(found.iter().collect::<Vec<_>>(), want, "tag {tag:?}");
+    }
+    let mut by_score: Vec<(i64, &String)> = scanned.iter().map(|(id, m)| (m.score, id)).collect();
+    by_score.sort();
+    let ordered: Vec<&String> = by_score.into_iter().map(|(_, id)| id).collect();
+    let mut paged = Vec::new();
+    let mut query = RangeQuery::all().limit(37);
+    loop {
+        let page = store.find_range("score", query.clone()).await.unwrap();
+        paged.extend(page.items.into_iter().map(|(id, _)| id));
+        match page.next {
+            Some(cursor) => query = query.after(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(paged.iter().collect::<Vec<_>>(), ordered);
+    let report = store.repair_indexes().await.unwrap();
+    let entries: usize = scanned.values().map(|m| 2 + m.tags.len()).sum();
+    assert_eq!(
+        report.scanned - report.removed,
+        entries as u64,
+        "{report:?}"
+    );
+}
+
+/// One random write to a partitioned store; every write must succeed.
+async fn random_member_write<B: Backend>(store: &TypedStore<Member, B>, rng: &mut Rng) {
+    let id = rng.below(IDS).to_string();
+    let value = rng.member();
+    let result = match rng.below(7) {
+        0 | 1 => store.set(&id, &value).await,
+        2 => {
+            let ttl = Duration::from_millis(100 + rng.below(1400));
+            let options = SetOptions::new().ttl(ttl);
+            store.set_opts(&id, &value, options).await.map(drop)
+        }
+        3 => {
+            let score = value.score;
+            let f = |m: Option<Member>| match m {
+                Some(m) => Update::Set(Member { score, ..m }),
+                None => Update::Keep,
+            };
+            store.update_with(&id, f).await.map(drop)
+        }
+        4 => store.delete(&id).await.map(drop),
+        5 => {
+            let (other, second) = (rng.below(IDS).to_string(), rng.member());
+            store.set_many(&[(&id, &value), (&other, &second)]).await
+        }
+        _ => {
+            let other = rng.below(IDS).to_string();
+            store.delete_many(&[&id, &other]).await.map(drop)
+        }
+    };
+    if let Err(e) = result {
+        panic!("write of {id} failed: {e}");
+    }
 }

@@ -359,7 +359,9 @@ pub enum DecodeProblem {
     /// it. Reported by scans for that key alone; `count` counts it and `clear` removes it.
     #[error("the key's id is one this store refuses: {reason}")]
     InvalidId {
-        /// Why: it is empty, or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN).
+        /// Why: it is empty, or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN), or (in a
+        /// [partitioned](crate::StoreBuilder::partitions) store) the key is not in the
+        /// partition of its id.
         reason: &'static str,
     },
     /// The envelope's flags byte (format 3) has bits this version of typedkv does not know

@@ -78,7 +78,7 @@ pub use crate::error::{BoxError, DecodeProblem, Error, ErrorSource, Keys, Result
 pub use crate::index::{
     Index, IndexKind, IndexReport, Order, RangeCursor, RangeKey, RangePage, RangeQuery,
 };
-pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN};
+pub use crate::keyspace::{Keyspace, MAX_ID_LEN, MAX_NAMESPACE_LEN, MAX_PARTITIONS};
 pub use crate::layout::Layout;
 pub use crate::load::{Loaded, Loader};
 pub use crate::memory::MemoryBackend;

@@ -427,7 +427,7 @@ pub async fn encrypted_indexes_hold_no_values_in_clear<B: Backend>(backend: B) {
         other => panic!("a taken handle was not refused: {other:?}"),
     }
 
-    let space = users.index_space();
+    let space = &users.index_spaces()[0];
     for (n, clear) in [(0, &b"ann@example.com"[..]), (1, &b"bob"[..])] {
         let all = (&Lex::Min, &Lex::Max);
         let members = backend.index_members(space, n, all, Order::Ascending, 100);

@@ -625,15 +625,20 @@ pub async fn rebuild_and_repair_indexes<B: Backend>(backend: B) {
 
 /// Every member of every index of `store`, per index, as the backend keeps them.
 pub async fn all_members<B: Backend>(store: &TypedStore<Account, B>) -> Vec<Vec<Vec<u8>>> {
-    let space = store.index_space();
+    let spaces = store.index_spaces();
     let mut all = Vec::new();
-    for n in 0..space.indexes.len() {
+    for n in 0..spaces[0].indexes.len() {
         let range = (&Lex::Min, &Lex::Max);
-        let members = store
-            .backend()
-            .index_members(space, n, range, Order::Ascending, 100_000)
-            .await
-            .unwrap();
+        let mut members = Vec::new();
+        for space in spaces {
+            let page = store
+                .backend()
+                .index_members(space, n, range, Order::Ascending, 100_000)
+                .await
+                .unwrap();
+            members.extend(page);
+        }
+        members.sort();
         all.push(members);
     }
     all
@@ -740,7 +745,7 @@ pub async fn writes_around_the_indexes_are_repaired<B: Backend>(backend: B) {
 
 /// No entry of any index of `users` names one of `ids`.
 async fn assert_no_entries_of<B: Backend>(users: &TypedStore<Account, B>, ids: &[&str]) {
-    let space = users.index_space();
+    let space = &users.index_spaces()[0];
     for (index, members) in space.indexes.iter().zip(all_members(users).await) {
         for member in &members {
             let id = member_id(index.kind, member).unwrap();

@@ -17,6 +17,7 @@ pub mod indexes;
 mod keys;
 mod load;
 mod migrations;
+pub mod partitions;
 mod scan;
 mod ttl;
 mod update;
@@ -37,6 +38,10 @@ pub use self::indexes::{
 pub use self::keys::*;
 pub use self::load::*;
 pub use self::migrations::*;
+pub use self::partitions::{
+    partitioned_indexes_answer_like_one_slot, partitioned_indexes_rebuild_and_repair,
+    partitioned_keys_scan_count_and_clear,
+};
 pub use self::scan::*;
 pub use self::ttl::*;
 pub use self::update::*;
@@ -132,6 +137,9 @@ macro_rules! __conformance_list {
             writes_around_the_indexes_are_repaired,
             panicking_extractors_are_errors,
             migrated_values_are_indexed_on_write_back,
+            partitioned_indexes_answer_like_one_slot,
+            partitioned_keys_scan_count_and_clear,
+            partitioned_indexes_rebuild_and_repair,
             encrypted_values_round_trip_and_rotate,
             adopting_encryption_on_existing_data,
             encrypted_indexes_hold_no_values_in_clear,

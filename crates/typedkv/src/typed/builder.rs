@@ -46,6 +46,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             default_ttl: None,
             update_attempts: DEFAULT_UPDATE_ATTEMPTS,
             hash_tag: false,
+            partitions: None,
             telemetry: Telemetry::default(),
             migrations: Migrations::default(),
             migrations_dropped: false,
@@ -66,6 +67,7 @@ pub struct StoreBuilder<T, B, C> {
     default_ttl: Option<Duration>,
     update_attempts: u32,
     hash_tag: bool,
+    partitions: Option<u16>,
     telemetry: Telemetry,
     migrations: Migrations<T, C>,
     /// `codec` was called after `migrate_from`: those conversions decoded with the old codec.
@@ -85,6 +87,7 @@ impl<T, B: Backend, C: Codec> std::fmt::Debug for StoreBuilder<T, B, C> {
             .field("default_ttl", &self.default_ttl)
             .field("update_attempts", &self.update_attempts)
             .field("hash_tag", &self.hash_tag)
+            .field("partitions", &self.partitions)
             .field("migrations", &self.migrations.schemas().collect::<Vec<_>>())
             .field("indexes", &self.indexes)
             .field("at_rest", &self.at_rest)
@@ -160,6 +163,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
             default_ttl: self.default_ttl,
             update_attempts: self.update_attempts,
             hash_tag: self.hash_tag,
+            partitions: self.partitions,
             telemetry: self.telemetry,
             migrations: Migrations::default(),
             migrations_dropped: self.migrations_dropped
@@ -196,6 +200,39 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Works on every backend (on a single server it changes only the key names).
     pub fn hash_tag(mut self, enabled: bool) -> Self {
         self.hash_tag = enabled;
+        self
+    }
+
+    /// Spreads the store over `count` partitions (1 to [`MAX_PARTITIONS`](crate::MAX_PARTITIONS)),
+    /// each its own Redis Cluster hash tag: keys `{namespace#s}:id` (see
+    /// [`Keyspace::partitioned`] for which partition an id is in). This is how an *indexed*
+    /// store spreads over a cluster's masters: an entity's value, index entries and record
+    /// share its partition's slot, so every write stays one atomic step, while the
+    /// partitions' slots are spread evenly over the slot space. Queries ask every partition
+    /// and merge the answers (same order, pages and cursors as one partition), so they cost
+    /// more the more partitions there are: 16 is a good start for up to 4 masters, a few per
+    /// master beyond. Batches (`set_many`, `delete_many`) are atomic per partition.
+    /// [Unique indexes](crate::Index::unique) need one slot to stay unique, so they are
+    /// refused with more than one partition. Keys differ from an unpartitioned store's and
+    /// move when `count` changes. Not with [`hash_tag`](Self::hash_tag). Default: no
+    /// partitions. Works on every backend (on a single server it changes only key names).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use typedkv::{Index, MemoryBackend, MemoryStore, Store};
+    /// # #[derive(Serialize, Deserialize)] struct User { team: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> typedkv::Result<()> {
+    /// let users = MemoryStore::<User>::builder(MemoryBackend::new(), "user")
+    ///     .partitions(16)
+    ///     .index(Index::equality("team", |u: &User| [u.team.clone()]))
+    ///     .build()?;
+    /// users.set("1", &User { team: "core".into() }).await?;
+    /// users.set("2", &User { team: "core".into() }).await?;
+    /// assert_eq!(users.count_by("team", b"core").await?, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn partitions(mut self, count: u16) -> Self {
+        self.partitions = Some(count);
         self
     }
 
@@ -273,7 +310,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Adds an index, so the store can find its values by a field: [`Index::equality`],
     /// [`Index::unique`] or [`Index::range`]. Every write of the store keeps it right, in
     /// the same atomic step as the value (see the README's "Finding by field"; on Redis
-    /// Cluster the store needs [`hash_tag`](Self::hash_tag)).
+    /// Cluster the store needs [`partitions`](Self::partitions) or [`hash_tag`](Self::hash_tag)).
     /// Index names are validated like namespaces and must differ. Needs a backend that keeps
     /// indexes (memory, Redis, Redis Cluster). Adding an index to a store that already holds
     /// data: run [`TypedStore::rebuild_indexes`] once.
@@ -287,18 +324,25 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
     /// Fails with [`Error::InvalidNamespace`] for a namespace that is empty, longer than
     /// [`MAX_NAMESPACE_LEN`](crate::MAX_NAMESPACE_LEN) or has characters other than ASCII
     /// letters, digits and `_ - . /`, and with [`Error::InvalidConfig`] for a TTL out of
-    /// range, zero update attempts, and settings the codec cannot honour: a `schema_version`
+    /// range, zero update attempts, a partition count out of range or with `hash_tag`, and
+    /// settings the codec cannot honour: a `schema_version`
     /// or `migrate_from` with a codec that writes no envelope (JSON), or `codec` called
     /// after `migrate_from` (conversions decode with the store's codec); with
-    /// [`Error::InvalidIndex`] for an index with a bad or repeated name, or one the backend
-    /// cannot keep.
+    /// [`Error::InvalidIndex`] for an index with a bad or repeated name, one the backend
+    /// cannot keep, or a unique index on more than one partition.
     pub fn build(self) -> Result<TypedStore<T, B, C>>
     where
         T: DeserializeOwned,
     {
-        let keyspace = match self.hash_tag {
-            true => Keyspace::hash_tagged(&self.namespace)?,
-            false => Keyspace::new(&self.namespace)?,
+        let keyspace = match (self.hash_tag, self.partitions) {
+            (false, None) => Keyspace::new(&self.namespace)?,
+            (true, None) => Keyspace::hash_tagged(&self.namespace)?,
+            (false, Some(count)) => Keyspace::partitioned(&self.namespace, count)?,
+            (true, Some(_)) => {
+                return Err(Error::config(
+                    "hash_tag and partitions are two key layouts: a store has one or the other",
+                ));
+            }
         };
         let default_ttl = self.default_ttl.map(check_ttl).transpose()?;
         if self.update_attempts == 0 {
@@ -351,13 +395,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         }
         let indexes = match self.indexes.is_empty() {
             true => Indexes::none(),
-            false => Indexes::new(
-                self.indexes,
-                &keyspace,
-                self.backend.index_support(),
-                self.hash_tag,
-                terms,
-            )?,
+            false => Indexes::new(self.indexes, &keyspace, self.backend.index_support(), terms)?,
         };
         // Traced once per store.
         let layout = if enveloped { Layout::of::<T>() } else { None };

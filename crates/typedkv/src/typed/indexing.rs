@@ -41,7 +41,8 @@ enum Checked<T> {
 /// A store's indexes: as declared, and their keys.
 pub(super) struct Indexes<T> {
     declared: Vec<Index<T>>,
-    space: IndexSpace,
+    /// Their keys in each partition of the store (one unless partitioned).
+    pub(super) spaces: Vec<IndexSpace>,
     /// How equality and unique values become stored terms (keyed hashes when encrypted).
     terms: Terms,
 }
@@ -52,12 +53,12 @@ impl<T> Indexes<T> {
         declared: Vec<Index<T>>,
         keyspace: &Keyspace,
         support: IndexSupport,
-        hash_tagged: bool,
         terms: Terms,
     ) -> Result<Self> {
-        // Values, records and index entries must share a slot to change atomically.
-        let spread = support == IndexSupport::SameSlot && !hash_tagged;
-        let mut indexes = Vec::with_capacity(declared.len());
+        // Values, records and index entries must share a slot to change atomically: a
+        // hash-tagged store is one slot, a partitioned one a slot per partition.
+        let one_slot = keyspace.prefix().starts_with('{');
+        let spread = support == IndexSupport::SameSlot && !one_slot;
         for (n, index) in declared.iter().enumerate() {
             check_name(index.name())?;
             let refuse = |reason: &str| Error::InvalidIndex {
@@ -74,8 +75,16 @@ impl<T> Indexes<T> {
             // entry under load in CI (DESIGN.md, "Indexes"): refused until one holds.
             if spread {
                 return Err(refuse(
-                    "on Redis Cluster an indexed store needs hash_tag(true) for now, so that \
-                     values and index entries share a slot and change atomically",
+                    "on Redis Cluster an indexed store needs partitions(n) (spread over the \
+                     masters) or hash_tag(true) (one slot), so that each entity's value and \
+                     index entries share a slot and change atomically",
+                ));
+            }
+            // A claim must be checked where every holder is: in one slot.
+            if keyspace.partitions() > 1 && index.kind() == IndexKind::Unique {
+                return Err(refuse(
+                    "a unique index needs the store in one slot: a partitioned store cannot \
+                     check a value against the other partitions in the same atomic step",
                 ));
             }
             if terms.is_keyed() && index.kind() == IndexKind::Range {
@@ -84,20 +93,27 @@ impl<T> Indexes<T> {
                      values in clear to keep them in order",
                 ));
             }
-            let (members, expiries) = keyspace.index_keys(index.name());
-            indexes.push(IndexKeys {
-                name: index.name().to_owned(),
-                kind: index.kind(),
-                members,
-                expiries,
-            });
         }
+        let spaces = (0..keyspace.partitions())
+            .map(|p| IndexSpace {
+                entity_prefix: keyspace.entity_prefix(p).to_owned(),
+                record_prefix: keyspace.record_prefix(p),
+                indexes: declared
+                    .iter()
+                    .map(|index| {
+                        let (members, expiries) = keyspace.index_keys(index.name(), p);
+                        IndexKeys {
+                            name: index.name().to_owned(),
+                            kind: index.kind(),
+                            members,
+                            expiries,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
         Ok(Indexes {
-            space: IndexSpace {
-                entity_prefix: keyspace.prefix().to_owned(),
-                record_prefix: keyspace.record_prefix(),
-                indexes,
-            },
+            spaces,
             declared,
             terms,
         })
@@ -106,11 +122,7 @@ impl<T> Indexes<T> {
     pub(super) fn none() -> Self {
         Indexes {
             declared: Vec::new(),
-            space: IndexSpace {
-                entity_prefix: String::new(),
-                record_prefix: String::new(),
-                indexes: Vec::new(),
-            },
+            spaces: Vec::new(),
             terms: Terms::default(),
         }
     }
@@ -135,11 +147,12 @@ where
         !self.indexes.is_empty()
     }
 
-    /// The index keys this store asks its backend to keep (empty without indexes). Hidden
-    /// from the docs: for the testkit's conformance cases, which inspect index entries.
+    /// The index keys this store asks its backend to keep, one space per partition (none
+    /// without indexes). Hidden from the docs: for the testkit's conformance cases, which
+    /// inspect index entries.
     #[doc(hidden)]
-    pub fn index_space(&self) -> &IndexSpace {
-        &self.indexes.space
+    pub fn index_spaces(&self) -> &[IndexSpace] {
+        &self.indexes.spaces
     }
 
     /// The members `value` gives, per index, as the entity `id` at `key`.
@@ -174,7 +187,8 @@ where
             Some((value, bytes)) => (Some(bytes), self.members_of(key, id, value)?),
             None => (None, vec![Vec::new(); self.indexes.declared.len()]),
         };
-        let record = format!("{}{id}", self.indexes.space.record_prefix);
+        let space = self.space_of(id);
+        let record = format!("{}{id}", space.record_prefix);
         Ok(IndexedOp::new(
             key.to_owned(),
             record,
@@ -185,12 +199,11 @@ where
         ))
     }
 
-    /// Applies `ops`; a unique value taken is [`Error::UniqueViolation`]. A value the backend
+    /// Applies `ops`, all of partition `space`; a unique value taken is [`Error::UniqueViolation`]. A value the backend
     /// found held by another entity is taken only if that entity's current value still gives
     /// it: a holder changed around the indexes (another program, a store without them) loses
     /// its stale member here, and the write is tried again.
-    async fn apply(&self, ops: &[IndexedOp]) -> Result<Applied> {
-        let space = &self.indexes.space;
+    pub(super) async fn apply_in(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
         let violation = |key: String, index: usize, value: Bytes| Error::UniqueViolation {
             key,
             index: space.indexes[index].name.clone(),
@@ -404,8 +417,7 @@ where
         if !stale.is_empty() {
             // Cleaned on read, best effort: each is removed only if its entity still holds
             // what was read.
-            let space = &self.indexes.space;
-            let _ = self.inner.backend.index_forget(space, n, &stale).await;
+            let _ = self.forget(n, stale).await;
         }
         Ok(holders)
     }
@@ -427,10 +439,8 @@ where
             let (store, hi) = (store.clone(), hi.clone());
             async move {
                 let Some(from) = from else { return Ok(None) };
-                let backend = &store.inner.backend;
-                let space = &store.indexes.space;
-                let members = backend
-                    .index_members(space, n, (&from, &hi), Order::Ascending, PAGE)
+                let members = store
+                    .members_page(n, (&from, &hi), Order::Ascending, PAGE)
                     .await?;
                 let next = (members.len() == PAGE)
                     .then(|| members.last().cloned().map(Lex::Excl))
@@ -447,10 +457,7 @@ where
         let (n, _) = self.index_named(name, &[IndexKind::Equality, IndexKind::Unique])?;
         let term = self.indexes.terms.of(name, value);
         let (lo, hi) = prefix_range(&value_prefix(&term));
-        self.inner
-            .backend
-            .index_count(&self.indexes.space, n, (&lo, &hi))
-            .await
+        self.count_members(n, (&lo, &hi)).await
     }
 
     pub(super) async fn range_page(&self, name: &str, query: RangeQuery) -> Result<RangePage<T>> {
@@ -463,9 +470,7 @@ where
         }
         let (lo, hi) = query.lex_range();
         let members = self
-            .inner
-            .backend
-            .index_members(&self.indexes.space, n, (&lo, &hi), query.order, query.limit)
+            .members_page(n, (&lo, &hi), query.order, query.limit)
             .await?;
         let next = (members.len() == query.limit)
             .then(|| members.last().cloned().map(RangeCursor))
@@ -585,8 +590,10 @@ where
     /// ```
     pub async fn repair_indexes(&self) -> Result<IndexReport> {
         let mut report = IndexReport::default();
-        let space = &self.indexes.space;
-        for n in 0..self.indexes.declared.len() {
+        let pairs = self.indexes.spaces.iter();
+        let pairs =
+            pairs.flat_map(|space| (0..self.indexes.declared.len()).map(move |n| (space, n)));
+        for (space, n) in pairs {
             let mut from = Lex::Min;
             loop {
                 let page = self

@@ -9,6 +9,7 @@ mod builder;
 mod indexing;
 mod loading;
 mod migration;
+mod partitions;
 mod reencrypt;
 mod scanning;
 pub(crate) mod telemetry;
@@ -182,7 +183,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         let keyspace = &self.inner.keyspace;
         Context {
             namespace: keyspace.namespace(),
-            id: key.strip_prefix(keyspace.prefix()).unwrap_or(key),
+            id: keyspace.id_of(key).unwrap_or(key),
         }
     }
 

@@ -92,22 +92,21 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
             let source = ErrorSource::from(e.utf8_error());
             refused(e.as_bytes(), DecodeProblem::IdNotUtf8, Some(source))
         })?;
-        let id = &key[self.inner.keyspace.prefix().len()..];
-        match self.inner.keyspace.key(id) {
+        match self.inner.keyspace.scanned_id(&key) {
             Ok(_) => Ok(key),
-            Err(Error::InvalidId { reason, .. }) => Err(refused(
+            Err(reason) => Err(refused(
                 key.as_bytes(),
                 DecodeProblem::InvalidId { reason },
                 None,
             )),
-            Err(e) => Err(e),
         }
     }
 
-    /// The id of a key from [`key_pages`](Self::key_pages) (which all start with the
-    /// prefix), cut out of the key in place.
+    /// The id of a key [`addressable`](Self::addressable) accepted, cut out of the key in
+    /// place (an id is the tail of its key).
     pub(super) fn id_from(&self, mut key: String) -> String {
-        key.drain(..self.inner.keyspace.prefix().len());
+        let id_len = self.inner.keyspace.id_of(&key).map_or(0, str::len);
+        key.drain(..key.len() - id_len);
         key
     }
 

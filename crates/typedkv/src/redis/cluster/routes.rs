@@ -23,12 +23,13 @@ use ::redis::{Arg, Cmd, Pipeline, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
+use crate::keyspace::slot_of;
 use crate::redis::batching::{
     BatchConnection, Call, Group, Sent, TypeCheck, answer, answered, unanswered,
 };
 
 /// Slots of a Redis Cluster.
-const SLOTS: usize = 16_384;
+const SLOTS: usize = crate::keyspace::SLOTS as usize;
 /// The owner of a slot no node claimed.
 const NOBODY: u16 = u16::MAX;
 /// While slots move (a failover, resharding), redirects come in bursts: learn the owners
@@ -42,32 +43,6 @@ pub(crate) struct SlotOwners {
     owners: Mutex<Option<(Arc<Vec<u16>>, Instant)>>,
     /// A command was redirected: learn the owners again before the next batch.
     stale: AtomicBool,
-}
-
-/// The slot of `key`: CRC16 (XMODEM) of its hash tag (the text between the first `{` and the
-/// next `}`, if not empty) or of the whole key, modulo 16,384.
-pub(crate) fn slot_of(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &byte in tagged {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % SLOTS as u16
 }
 
 /// The slot of a single-key command (`GET key`, `SET key ...`).
