@@ -40,10 +40,8 @@ async fn partitioned_writes_spread_over_the_masters(cluster: &TestCluster) {
     let mut masters = BTreeMap::new();
     for space in store.index_spaces() {
         let port = cluster.master_of(&space.entity_prefix).await;
-        if let std::collections::btree_map::Entry::Vacant(slot) = masters.entry(port) {
-            let url = format!("redis://127.0.0.1:{port}/");
-            let client = redis::Client::open(url).unwrap();
-            slot.insert(client.get_multiplexed_async_connection().await.unwrap());
+        if !masters.contains_key(&port) {
+            masters.insert(port, cluster.node_connection(port).await);
         }
     }
     assert_eq!(

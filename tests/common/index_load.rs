@@ -392,9 +392,9 @@ pub(crate) async fn ttl_entities_leave_redis_with_their_index_entries<B: Backend
 
 /// 64 tasks write at random for `stress` to a store spread over 16 partitions (equality,
 /// many-valued equality and range indexes; sets, TTLs, updates, deletes and batches that
-/// span partitions); once every TTL has run out, each index answers exactly what a full
-/// scan says, in the order one partition would, and a repair finds at most the entries of
-/// expired entities to remove.
+/// span partitions), while 8 more are aborted mid-write; once every TTL has run out, each
+/// index answers exactly what a full scan says, in the order one partition would, and a
+/// repair finds at most the entries of expired entities to remove.
 pub(crate) async fn partitioned_indexes_agree_with_a_scan<B: Backend>(
     backend: B,
     stress: Duration,
@@ -415,9 +415,26 @@ pub(crate) async fn partitioned_indexes_agree_with_a_scan<B: Backend>(
             })
         })
         .collect();
+    // Writers killed mid-write: aborted wherever they are, between the partitions of a
+    // batch or while a script runs. Each partition's step is whole or absent.
+    let doomed: Vec<_> = (0..8u64)
+        .map(|seed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(seed * 104_729 + 3);
+                loop {
+                    random_member_write(&store, &mut rng).await;
+                }
+            })
+        })
+        .collect();
     let mut writes = 0;
     for task in tasks {
         writes += task.await.unwrap();
+    }
+    for task in doomed {
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
     }
     tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
     let scanned: BTreeMap<String, Member> = store.scan().try_collect().await.unwrap();

@@ -39,6 +39,8 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                (the pool's byte-level calls), redis-rs, fred and the lean coalescer
                side by side (peer get, peer set: one operation);
                cluster: the same on a private 3+3 cluster;
+               cluster indexes: an indexed store of 16 partitions against the same
+               store hash-tagged onto one master, on a private 3+3 cluster;
                encryption, compression: the cost of values at rest)
   --contenders A,B
                peer and cluster cases: only these contenders (e.g. \"typed,lean

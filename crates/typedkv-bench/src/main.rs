@@ -15,6 +15,7 @@ mod coalescer;
 mod counting_alloc;
 mod index_cases;
 mod measure;
+mod partition_cases;
 mod payload;
 mod peer_cases;
 mod probe;
@@ -166,6 +167,12 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         for tasks in [1, 64] {
             record(bench.find_by(tasks).await?);
         }
+    }
+    if args.runs("cluster indexes") {
+        partition_cases::on_a_cluster(&args)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
     }
     if args.runs("update") {
         for hot in [false, true] {
@@ -329,6 +336,8 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("find_by(10)", tasks, 0.9);
     }
     ratio("set+unique", 64, 0.35);
+    ratio("cluster set+1index partitioned/tagged", 64, 1.3);
+    ratio("cluster find_by(10) partitioned/tagged", 64, 0.5);
     peer_targets(&find, &mut targets);
     for (case, name, limit) in [
         (

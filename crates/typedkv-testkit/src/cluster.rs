@@ -139,6 +139,29 @@ impl TestCluster {
             .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 
+    /// The ports of the masters that serve slots now, each once, in order.
+    pub async fn master_ports(&self) -> Vec<u16> {
+        let mut conn = self.raw_connection().await;
+        let mut ports: Vec<u16> = slot_table(&mut conn)
+            .await
+            .into_iter()
+            .map(|(_, _, (_, port))| port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// A connection to the one node on `port` (not the cluster): for what a node answers
+    /// of itself, such as `INFO commandstats`.
+    pub async fn node_connection(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .expect("a loopback URL is valid")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the node accepts a connection")
+    }
+
     /// Kills the node on `port` (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
         let server = self

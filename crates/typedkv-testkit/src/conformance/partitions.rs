@@ -163,7 +163,10 @@ pub async fn partitioned_indexes_answer_like_one_slot<B: Backend>(backend: B) {
 /// apart from plain and hash-tagged ones; the layouts it refuses are refused at `build`.
 pub async fn partitioned_keys_scan_count_and_clear<B: Backend>(backend: B) {
     let parts = members_with(&backend, "keys", |b| b.partitions(8));
-    let plain = members_with(&backend, "keys", |b| b);
+    // Unindexed, as an untagged indexed store cannot be on a cluster.
+    let plain = TypedStore::<Member, B>::builder(backend.clone(), "keys")
+        .build()
+        .unwrap();
     let tagged = members_with(&backend, "keys", |b| b.hash_tag(true));
     for i in 0..40 {
         parts.set(&format!("p{i}"), &member(i)).await.unwrap();

@@ -24,7 +24,8 @@
 //! - **Every write keeps them right** (`set` and its conditions, `set_many`, `update`,
 //!   `set_if_version`, `get_or_insert_with`, `delete`, `delete_many`, `clear`, migration
 //!   write-back): the value, its index entries and a small record of them (`customer#rec:id`)
-//!   change in one atomic step, on one server and in memory. Entries of TTL'd entities carry
+//!   change in one atomic step, on one server and in memory (in a partitioned store, per
+//!   partition: a batch spanning partitions is one step in each). Entries of TTL'd entities carry
 //!   the TTL: they are never answered after it, writes remove them as they go, and an index whose
 //!   every entry expires has the TTL of its last one, so indexes of expiring data never outlive
 //!   it (unlike index sets that never expire).
@@ -46,10 +47,16 @@
 //!   have is `Error::UnknownIndex`, a range query of an equality index (or the reverse)
 //!   `Error::InvalidIndex`. An index write costs one script call instead of one `SET`
 //!   (measured in BENCHMARKS.md).
-//! - **On a cluster** an indexed store needs `.hash_tag(true)`: the whole store is one slot and
-//!   every write is the same single atomic step as on one server (the trade-off is a hot
-//!   shard: see [`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)); without it
-//!   `build()` refuses with `Error::InvalidIndex`.
+//! - **On a cluster** an indexed store needs one of two layouts, so that an entity's value,
+//!   entries and record share a slot and every write is the same single atomic step as on
+//!   one server; without either, `build()` refuses with `Error::InvalidIndex`.
+//!   [`partitions(n)`](crate::StoreBuilder::partitions) spreads the store over `n`
+//!   partitions, each one slot, evenly over the masters: each query asks every partition
+//!   and merges their answers (same order, pages, cursors and counts as one partition; it
+//!   costs a command per partition), `set_many`/`delete_many` are atomic per partition, and
+//!   unique indexes are refused (a claim must see every holder in one step).
+//!   [`hash_tag(true)`](crate::StoreBuilder::hash_tag) keeps the whole store in one slot,
+//!   unique indexes included, at the price of a hot shard. Both work on every backend.
 
 mod query;
 pub(crate) mod terms;
