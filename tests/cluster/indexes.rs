@@ -37,12 +37,13 @@ async fn partitioned_writes_spread_over_the_masters(cluster: &TestCluster) {
         .build()
         .unwrap();
     let store = members_with(&pool, "scale", |b| b.partitions(16));
-    let mut masters = BTreeMap::new();
+    let mut ports = std::collections::BTreeSet::new();
     for space in store.index_spaces() {
-        let port = cluster.master_of(&space.entity_prefix).await;
-        if !masters.contains_key(&port) {
-            masters.insert(port, cluster.node_connection(port).await);
-        }
+        ports.insert(cluster.master_of(&space.entity_prefix).await);
+    }
+    let mut masters = BTreeMap::new();
+    for port in ports {
+        masters.insert(port, cluster.node_connection(port).await);
     }
     assert_eq!(
         masters.len(),
