@@ -35,9 +35,11 @@ pub enum IndexSupport {
     None,
     /// Values, records and index entries change in one atomic step, whatever their keys.
     Atomic,
-    /// Atomic when all of a store's keys share one Redis Cluster slot
-    /// ([`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)); a store whose keys
-    /// would be spread over slots cannot have indexes.
+    /// Atomic when the keys of one step share one Redis Cluster slot: a store in one slot
+    /// ([`StoreBuilder::hash_tag`](crate::StoreBuilder::hash_tag)) or in partitions of one
+    /// slot each ([`StoreBuilder::partitions`](crate::StoreBuilder::partitions)), whose
+    /// steps stay in a partition; a store whose keys are spread otherwise cannot have
+    /// indexes.
     SameSlot,
 }
 

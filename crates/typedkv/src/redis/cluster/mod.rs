@@ -43,6 +43,9 @@ pub enum Cluster {}
 /// - `get_many`, `set_many`, `delete_many`: split by slot and reassembled in input order;
 ///   atomic per slot, not across slots, unless the store uses a
 ///   [hash tag](crate::StoreBuilder::hash_tag);
+/// - indexes: on stores with [partitions](crate::StoreBuilder::partitions) (spread over the
+///   masters) or a [hash tag](crate::StoreBuilder::hash_tag) (one slot), each write one
+///   atomic script in its entity's slot;
 /// - scans: every master in turn, each key exactly once while the cluster is stable;
 /// - failover: when a master dies, calls on its slots fail
 ///   ([`Error::Timeout`](crate::Error::Timeout) or
