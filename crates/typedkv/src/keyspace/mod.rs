@@ -7,11 +7,10 @@
 //! and Redis keys are binary-safe.
 
 mod partitions;
-mod slots;
+pub(crate) mod slots;
 
 pub use self::partitions::MAX_PARTITIONS;
 use self::partitions::Partitions;
-pub(crate) use self::slots::{SLOTS, slot_of};
 use crate::error::{Error, Result};
 
 /// Longest accepted namespace, in bytes.

@@ -23,13 +23,13 @@ use ::redis::{Arg, Cmd, Pipeline, ServerErrorKind, Value};
 use futures::future::join_all;
 
 use super::slots::slot_ranges;
-use crate::keyspace::slot_of;
+use crate::keyspace::slots::slot_of;
 use crate::redis::batching::{
     BatchConnection, Call, Group, Sent, TypeCheck, answer, answered, unanswered,
 };
 
 /// Slots of a Redis Cluster.
-const SLOTS: usize = crate::keyspace::SLOTS as usize;
+const SLOTS: usize = crate::keyspace::slots::SLOTS as usize;
 /// The owner of a slot no node claimed.
 const NOBODY: u16 = u16::MAX;
 /// While slots move (a failover, resharding), redirects come in bursts: learn the owners
