@@ -4,6 +4,7 @@
 //! masters (`INFO commandstats`, printed) is the proof that the store scales out; the ratio
 //! says what the spread costs or gains here.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,8 @@ use typedkv::{Index, RedisClusterStore, Store};
 use typedkv_testkit::TestCluster;
 
 use crate::args::Args;
-use crate::measure::{BenchResult, compare, ops_per_sec};
+use crate::cases::until;
+use crate::measure::{BenchResult, Compared, compare, ops_per_sec};
 use crate::payload::BenchUser;
 use crate::report::Row;
 
@@ -49,15 +51,10 @@ async fn writes(
     task: usize,
     deadline: Instant,
 ) -> BenchResult<u64> {
-    let mut done = 0u64;
-    while Instant::now() < deadline {
-        let id = format!("{task}-{}", done % IDS_PER_TASK);
-        store
-            .set(&id, &BenchUser::aged((done % 100) as u32))
-            .await?;
-        done += 1;
-    }
-    Ok(done)
+    until!(deadline, |i| async {
+        let id = format!("{task}-{}", i % IDS_PER_TASK);
+        Ok(store.set(&id, &BenchUser::aged((i % 100) as u32)).await?)
+    })
 }
 
 /// `find_by` of one age (10 entities) until the deadline.
@@ -66,16 +63,14 @@ async fn queries(
     task: usize,
     deadline: Instant,
 ) -> BenchResult<u64> {
-    let mut done = 0u64;
-    while Instant::now() < deadline {
-        let age = ((done + task as u64) % u64::from(AGES)).to_string();
+    until!(deadline, |i| async {
+        let age = ((i + task as u64) % u64::from(AGES)).to_string();
         let found: Vec<_> = store.find_by("age", age.as_bytes()).try_collect().await?;
         if found.len() != MATCHES as usize {
             return Err(format!("find_by found {}", found.len()).into());
         }
-        done += 1;
-    }
-    Ok(done)
+        Ok(())
+    })
 }
 
 /// The partitioned store against the hash-tagged one at 64 tasks: indexed writes, then
@@ -89,15 +84,7 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
     let mut rows = Vec::new();
     let tasks = 64;
 
-    let (a, b) = (spread.clone(), tagged.clone());
-    let compared = compare(
-        tasks,
-        args.slice(),
-        args.rounds,
-        Arc::new(move |task, deadline| writes(a.clone(), task, deadline)),
-        Arc::new(move |task, deadline| writes(b.clone(), task, deadline)),
-    )
-    .await?;
+    let compared = side_by_side(&spread, &tagged, tasks, args, writes).await?;
     rows.push(Row::compared(
         "cluster set+1index partitioned/tagged",
         tasks,
@@ -117,15 +104,7 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
             entities.iter().map(|(id, u)| (id.as_str(), u)).collect();
         store.set_many(&entries).await?;
     }
-    let (a, b) = (spread.clone(), tagged.clone());
-    let compared = compare(
-        tasks,
-        args.slice(),
-        args.rounds,
-        Arc::new(move |task, deadline| queries(a.clone(), task, deadline)),
-        Arc::new(move |task, deadline| queries(b.clone(), task, deadline)),
-    )
-    .await?;
+    let compared = side_by_side(&spread, &tagged, tasks, args, queries).await?;
     rows.push(Row::compared(
         "cluster find_by(10) partitioned/tagged",
         tasks,
@@ -134,6 +113,29 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
         "queries/s",
     ));
     Ok(rows)
+}
+
+/// `op` on the partitioned store against `op` on the tagged one, interleaved.
+async fn side_by_side<F, Fut>(
+    spread: &RedisClusterStore<BenchUser>,
+    tagged: &RedisClusterStore<BenchUser>,
+    tasks: usize,
+    args: &Args,
+    op: F,
+) -> BenchResult<Compared>
+where
+    F: Fn(RedisClusterStore<BenchUser>, usize, Instant) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<u64>> + Send + 'static,
+{
+    let (a, b) = (spread.clone(), tagged.clone());
+    compare(
+        tasks,
+        args.slice(),
+        args.rounds,
+        Arc::new(move |task, deadline| op(a.clone(), task, deadline)),
+        Arc::new(move |task, deadline| op(b.clone(), task, deadline)),
+    )
+    .await
 }
 
 /// Each master's share of the indexed writes of `store` from `tasks` tasks for a slice
