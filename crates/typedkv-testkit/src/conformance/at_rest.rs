@@ -242,6 +242,27 @@ pub async fn moved_encrypted_values_fail_to_decrypt<B: Backend>(backend: B) {
     let wrong = sealed(&backend, "secret", Keyring::new(1, key(KEY_2)));
     assert_decode_error(wrong.get("alice").await, "secret:alice", &unauthentic);
     assert_eq!(users.get("alice").await.unwrap(), Some(profile(1)));
+
+    // A partitioned store binds each value to its id too, whatever partition keys it.
+    let parts = TypedStore::<Profile, B>::builder(backend.clone(), "secret")
+        .partitions(8)
+        .encryption(keyring())
+        .build()
+        .unwrap();
+    parts.set("alice", &profile(2)).await.unwrap();
+    let (alice, mallory) = (
+        parts.keyspace().key("alice"),
+        parts.keyspace().key("mallory"),
+    );
+    let (alice, mallory) = (alice.unwrap(), mallory.unwrap());
+    let sealed_alice = backend.get(&alice).await.unwrap().unwrap();
+    write_raw(&backend, &mallory, sealed_alice).await;
+    assert_decode_error(parts.get("mallory").await, &mallory, &unauthentic);
+    assert_eq!(parts.get("alice").await.unwrap(), Some(profile(2)));
+    // Bound to namespace and id, not to the key: a value moved to another layout reads.
+    let plain = backend.get("secret:alice").await.unwrap().unwrap();
+    write_raw(&backend, &alice, plain).await;
+    assert_eq!(parts.get("alice").await.unwrap(), Some(profile(1)));
 }
 
 /// Random corruptions of encrypted and compressed values (bit flips anywhere, truncations,

@@ -121,6 +121,12 @@ impl Keyspace {
         self.partitions.as_ref().map_or(1, Partitions::count)
     }
 
+    /// Whether every key carries a hash tag (hash-tagged or partitioned), so that the keys
+    /// of one entity, or of one partition, share a Redis Cluster slot.
+    pub(crate) fn tagged(&self) -> bool {
+        self.prefix.starts_with('{')
+    }
+
     /// The partition of the entity `id` (0 unless partitioned).
     pub(crate) fn partition_of(&self, id: &str) -> usize {
         self.partitions.as_ref().map_or(0, |p| p.of(id))

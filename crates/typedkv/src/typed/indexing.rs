@@ -57,8 +57,7 @@ impl<T> Indexes<T> {
     ) -> Result<Self> {
         // Values, records and index entries must share a slot to change atomically: a
         // hash-tagged store is one slot, a partitioned one a slot per partition.
-        let one_slot = keyspace.prefix().starts_with('{');
-        let spread = support == IndexSupport::SameSlot && !one_slot;
+        let spread = support == IndexSupport::SameSlot && !keyspace.tagged();
         for (n, index) in declared.iter().enumerate() {
             check_name(index.name())?;
             let refuse = |reason: &str| Error::InvalidIndex {
@@ -199,10 +198,11 @@ where
         ))
     }
 
-    /// Applies `ops`, all of partition `space`; a unique value taken is [`Error::UniqueViolation`]. A value the backend
-    /// found held by another entity is taken only if that entity's current value still gives
-    /// it: a holder changed around the indexes (another program, a store without them) loses
-    /// its stale member here, and the write is tried again.
+    /// Applies `ops`, all in the partition of `space`; a unique value taken is
+    /// [`Error::UniqueViolation`]. A value the backend found held by another entity is taken
+    /// only if that entity's current value still gives it: a holder changed around the
+    /// indexes (another program, a store without them) loses its stale member here, and the
+    /// write is tried again.
     pub(super) async fn apply_in(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
         let violation = |key: String, index: usize, value: Bytes| Error::UniqueViolation {
             key,
