@@ -3,7 +3,8 @@
 //! partition of each entity, one atomic step per partition; queries ask every partition and
 //! merge the answers, so a partitioned store answers exactly what one partition holding
 //! everything would (same order, same pages, same cursors). An unpartitioned store has one
-//! partition, and each of these is then the one backend call it was before partitions.
+//! partition, and each of these is then the one backend call it was before partitions
+//! (no grouping, no merge: `find_by` is on the hot path).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -42,11 +43,7 @@ where
         if let [space] = self.indexes.spaces.as_slice() {
             return self.apply_in(space, ops).await;
         }
-        let mut by_partition = BTreeMap::<usize, Vec<IndexedOp>>::new();
-        for op in ops {
-            let p = self.partition_of_key(&op.key);
-            by_partition.entry(p).or_default().push(op.clone());
-        }
+        let by_partition = by_partition(ops.iter().cloned(), |op| self.partition_of_key(&op.key));
         let steps = by_partition
             .iter()
             .map(|(&p, ops)| self.apply_in(&self.indexes.spaces[p], ops));
@@ -67,11 +64,8 @@ where
         if let [space] = self.indexes.spaces.as_slice() {
             return backend.index_forget(space, n, &stale).await;
         }
-        let mut by_partition = BTreeMap::<usize, Vec<StaleMember>>::new();
-        for member in stale {
-            let p = self.inner.keyspace.partition_of(&member.id);
-            by_partition.entry(p).or_default().push(member);
-        }
+        let keyspace = &self.inner.keyspace;
+        let by_partition = by_partition(stale, |member| keyspace.partition_of(&member.id));
         let steps = by_partition
             .iter()
             .map(|(&p, stale)| backend.index_forget(&self.indexes.spaces[p], n, stale));
@@ -87,6 +81,9 @@ where
         limit: usize,
     ) -> Result<Vec<Bytes>> {
         let backend = &self.inner.backend;
+        if let [space] = self.indexes.spaces.as_slice() {
+            return backend.index_members(space, n, range, order, limit).await;
+        }
         let pages = self
             .indexes
             .spaces
@@ -99,6 +96,9 @@ where
     /// How many live members of index `n` lie in `range`, over every partition.
     pub(super) async fn count_members(&self, n: usize, range: (&Lex, &Lex)) -> Result<u64> {
         let backend = &self.inner.backend;
+        if let [space] = self.indexes.spaces.as_slice() {
+            return backend.index_count(space, n, range).await;
+        }
         let counts = self
             .indexes
             .spaces
@@ -106,6 +106,18 @@ where
             .map(|space| backend.index_count(space, n, range));
         Ok(try_join_all(counts).await?.into_iter().sum())
     }
+}
+
+/// `items` grouped by their `partition`, in partition order.
+fn by_partition<I>(
+    items: impl IntoIterator<Item = I>,
+    partition: impl Fn(&I) -> usize,
+) -> BTreeMap<usize, Vec<I>> {
+    let mut grouped = BTreeMap::<usize, Vec<I>>::new();
+    for item in items {
+        grouped.entry(partition(&item)).or_default().push(item);
+    }
+    grouped
 }
 
 /// The first `limit` members of `pages`, each in `order`, in `order`: a k-way merge
@@ -120,14 +132,11 @@ fn merge(pages: Vec<Vec<Bytes>>, order: Order, limit: usize) -> Vec<Bytes> {
 
 /// [`merge`] with the heap ordered by `key`, greatest first.
 fn merge_by<K: Ord>(
-    mut pages: Vec<Vec<Bytes>>,
+    pages: Vec<Vec<Bytes>>,
     limit: usize,
     key: impl Fn(Bytes) -> K,
     member: impl Fn(K) -> Bytes,
 ) -> Vec<Bytes> {
-    if pages.len() == 1 {
-        return pages.pop().unwrap_or_default();
-    }
     let total = pages.iter().map(Vec::len).sum::<usize>();
     let mut pages: Vec<_> = pages.into_iter().map(Vec::into_iter).collect();
     let mut heads = BinaryHeap::with_capacity(pages.len());
