@@ -5,6 +5,7 @@
 //! behaviour case by case is in the conformance suite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,8 +60,50 @@ impl Rng {
     }
 }
 
+/// A store the load cases write to at random.
+trait RandomWrites: Clone + Send + Sync + 'static {
+    /// One random write; a failure the store's guarantees allow is fine, any other fails
+    /// the test.
+    fn random_write(&self, rng: &mut Rng) -> impl Future<Output = ()> + Send;
+}
+
+impl<B: Backend> RandomWrites for TypedStore<Account, B> {
+    fn random_write(&self, rng: &mut Rng) -> impl Future<Output = ()> + Send {
+        random_account_write(self, rng)
+    }
+}
+
+impl<B: Backend> RandomWrites for TypedStore<Member, B> {
+    fn random_write(&self, rng: &mut Rng) -> impl Future<Output = ()> + Send {
+        random_member_write(self, rng)
+    }
+}
+
+/// One task per seed writing to `store` at random, each from its own [`Rng`], until
+/// `deadline` (for ever without one); each answers how many writes it made.
+fn writers<S: RandomWrites>(
+    store: &S,
+    seeds: impl Iterator<Item = u64>,
+    deadline: Option<Instant>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    seeds
+        .map(|seed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(seed);
+                let mut writes = 0u64;
+                while deadline.is_none_or(|deadline| Instant::now() < deadline) {
+                    store.random_write(&mut rng).await;
+                    writes += 1;
+                }
+                writes
+            })
+        })
+        .collect()
+}
+
 /// One random write; unique conflicts are an expected answer, anything else fails the test.
-async fn random_write<B: Backend>(users: &TypedStore<Account, B>, rng: &mut Rng) {
+async fn random_account_write<B: Backend>(users: &TypedStore<Account, B>, rng: &mut Rng) {
     let id = rng.below(IDS).to_string();
     let value = rng.account();
     let result = match rng.below(8) {
@@ -114,21 +157,8 @@ pub(crate) async fn indexes_agree_with_a_scan_after_random_writes<B: Backend>(
     stress: Duration,
 ) {
     let users = accounts_with(&backend, "stress", |b| b.hash_tag(tagged));
-    let deadline = Instant::now() + stress;
-    let tasks: Vec<_> = (0..TASKS as u64)
-        .map(|seed| {
-            let users = users.clone();
-            tokio::spawn(async move {
-                let mut rng = Rng(seed * 7919 + 1);
-                let mut writes = 0u64;
-                while Instant::now() < deadline {
-                    random_write(&users, &mut rng).await;
-                    writes += 1;
-                }
-                writes
-            })
-        })
-        .collect();
+    let seeds = (0..TASKS as u64).map(|seed| seed * 7919 + 1);
+    let tasks = writers(&users, seeds, Some(Instant::now() + stress));
     let mut writes = 0;
     for task in tasks {
         writes += task.await.unwrap();
@@ -400,34 +430,11 @@ pub(crate) async fn partitioned_indexes_agree_with_a_scan<B: Backend>(
     stress: Duration,
 ) {
     let store = members_with(&backend, "spread", |b| b.partitions(16));
-    let deadline = Instant::now() + stress;
-    let tasks: Vec<_> = (0..TASKS as u64)
-        .map(|seed| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut rng = Rng(seed * 7919 + 1);
-                let mut writes = 0u64;
-                while Instant::now() < deadline {
-                    random_member_write(&store, &mut rng).await;
-                    writes += 1;
-                }
-                writes
-            })
-        })
-        .collect();
+    let seeds = (0..TASKS as u64).map(|seed| seed * 7919 + 1);
+    let tasks = writers(&store, seeds, Some(Instant::now() + stress));
     // Writers killed mid-write: aborted wherever they are, between the partitions of a
     // batch or while a script runs. Each partition's step is whole or absent.
-    let doomed: Vec<_> = (0..8u64)
-        .map(|seed| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut rng = Rng(seed * 104_729 + 3);
-                loop {
-                    random_member_write(&store, &mut rng).await;
-                }
-            })
-        })
-        .collect();
+    let doomed = writers(&store, (0..8u64).map(|seed| seed * 104_729 + 3), None);
     let mut writes = 0;
     for task in tasks {
         writes += task.await.unwrap();
