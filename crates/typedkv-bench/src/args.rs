@@ -40,7 +40,9 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                side by side (peer get, peer set: one operation);
                cluster: the same on a private 3+3 cluster;
                cluster indexes: an indexed store of 16 partitions against the same
-               store hash-tagged onto one master, on a private 3+3 cluster;
+               store hash-tagged onto one master, each beside hand-written redis-rs
+               code for the same layout (lean tagged, lean partitioned), on a private
+               3+3 cluster;
                encryption, compression: the cost of values at rest)
   --contenders A,B
                peer and cluster cases: only these contenders (e.g. \"typed,lean

@@ -336,8 +336,8 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("find_by(10)", tasks, 0.9);
     }
     ratio("set+unique", 64, 0.35);
-    ratio("cluster set+1index partitioned/tagged", 64, 1.3);
-    ratio("cluster find_by(10) partitioned/tagged", 64, 0.5);
+    ratio("cluster indexes set typed partitioned", 64, 1.3);
+    ratio("cluster indexes find_by(10) typed partitioned", 64, 0.5);
     peer_targets(&find, &mut targets);
     for (case, name, limit) in [
         (

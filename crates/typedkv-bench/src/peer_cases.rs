@@ -54,21 +54,21 @@ impl Op {
 }
 
 /// One task's run: how many calls it made, and how long each took (ns, saturating).
-struct TaskRun {
-    calls: u64,
-    latencies: Vec<u32>,
+pub(crate) struct TaskRun {
+    pub(crate) calls: u64,
+    pub(crate) latencies: Vec<u32>,
 }
 
 /// One task of a contender: `(task, deadline) -> its run`.
 type Runner = Arc<dyn Fn(usize, Instant) -> BoxFuture<'static, BenchResult<TaskRun>> + Send + Sync>;
 
 /// Who does the calls: a name for the report, and how one of its tasks runs.
-struct Contender {
+pub(crate) struct Contender {
     name: &'static str,
     run: Runner,
 }
 
-fn contender<F, Fut>(name: &'static str, run: F) -> Contender
+pub(crate) fn contender<F, Fut>(name: &'static str, run: F) -> Contender
 where
     F: Fn(usize, Instant) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = BenchResult<TaskRun>> + Send + 'static,
@@ -96,12 +96,13 @@ macro_rules! timed_until {
             latencies.push(u32::try_from(took).unwrap_or(u32::MAX));
             $i += 1;
         }
-        Ok(TaskRun {
+        Ok($crate::peer_cases::TaskRun {
             calls: $i,
             latencies,
         })
     }};
 }
+pub(crate) use timed_until;
 
 /// The ids of the peer cases; tasks beyond [`MAX_TASKS`] share the id lists.
 struct Ids(Vec<Vec<String>>);
@@ -436,9 +437,9 @@ fn leak(name: String) -> &'static str {
 /// of per-round ratios); at 64 tasks, `"p50 ..."` and `"p99 ..."` rows of every contender's
 /// latency per call against the reference's, and with a probe, `"cpu ..."` rows: client and
 /// server CPU per call (µs), commands per server read, and the highest steal of a kept round.
-async fn measure(
+pub(crate) async fn measure(
     prefix: &str,
-    op: Op,
+    op: &str,
     contenders: &[Contender],
     task_counts: &[usize],
     args: &Args,
@@ -454,7 +455,7 @@ async fn measure(
     for &tasks in task_counts.iter().filter(|&&tasks| args.runs_at(tasks)) {
         let mut runs = interleaved(&contenders, tasks, args, probe).await?;
         if runs.dropped > 0 {
-            let name = leak(format!("{prefix} {} rounds dropped for steal", op.name()));
+            let name = leak(format!("{prefix} {op} rounds dropped for steal"));
             rows.push(Row::typed_only_at(
                 name,
                 tasks,
@@ -474,7 +475,7 @@ async fn measure(
                 raw: median(reference.clone()),
                 ratio: median(ratios),
             };
-            let case = leak(format!("{prefix} {} {}", op.name(), contender.name));
+            let case = leak(format!("{prefix} {op} {}", contender.name));
             rows.push(Row::compared(case, tasks, compared, 1.0, "ops/s"));
         }
         if tasks == LATENCY_TASKS {
@@ -482,7 +483,7 @@ async fn measure(
                 let reference = quantile_us(&mut runs.latencies[0], q);
                 for (c, contender) in contenders.iter().enumerate() {
                     let value = quantile_us(&mut runs.latencies[c], q);
-                    let name = format!("{label} {prefix} {} {}", op.name(), contender.name);
+                    let name = format!("{label} {prefix} {op} {}", contender.name);
                     rows.push(Row::pair_at(leak(name), tasks, value, reference, "µs/call"));
                 }
             }
@@ -533,7 +534,7 @@ const FIGURES: [Figure; 4] = [
 /// The probe's rows of every contender, the first being the reference of the ratios.
 fn cpu_rows(
     prefix: &str,
-    op: Op,
+    op: &str,
     contenders: &[&Contender],
     runs: &Runs,
     tasks: usize,
@@ -552,10 +553,8 @@ fn cpu_rows(
         let reference = value(0);
         for (c, contender) in contenders.iter().enumerate() {
             let name = leak(format!(
-                "cpu {prefix} {} {} {}",
-                op.name(),
-                contender.name,
-                figure.label
+                "cpu {prefix} {op} {} {}",
+                contender.name, figure.label
             ));
             rows.push(Row::pair_at(name, tasks, value(c), reference, figure.unit));
         }
@@ -621,7 +620,15 @@ impl Bench {
             lean("lean coalescer", op, peers.lean.clone(), ids, value),
         ];
         let probe = Some(&peers.probe);
-        measure("peer", op, &contenders, &PEER_TASKS, &self.args, probe).await
+        measure(
+            "peer",
+            op.name(),
+            &contenders,
+            &PEER_TASKS,
+            &self.args,
+            probe,
+        )
+        .await
     }
 }
 
@@ -661,6 +668,7 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
             .collect();
         let () = writer.mset(&raw_entries).await?;
     }
+    let probe = Probe::of_cluster(&cluster).await?;
     let mut rows = Vec::new();
     for op in [Op::Get, Op::Set] {
         let contenders = [
@@ -675,7 +683,18 @@ pub(crate) async fn on_a_cluster(args: &Args) -> BenchResult<Vec<Row>> {
             ),
             fred("fred", op, client.clone(), Arc::clone(&ids), value.clone()),
         ];
-        rows.extend(measure("cluster", op, &contenders, &CLUSTER_TASKS, args, None).await?);
+        let probe = Some(&probe);
+        rows.extend(
+            measure(
+                "cluster",
+                op.name(),
+                &contenders,
+                &CLUSTER_TASKS,
+                args,
+                probe,
+            )
+            .await?,
+        );
     }
     let cached = typedkv::CachedStore::builder(store).build().await?;
     let ns = crate::cache_cases::hot_get_ns(&cached, &ids.0[0][0], args).await?;

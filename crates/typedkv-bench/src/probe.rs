@@ -1,12 +1,14 @@
-//! Where the time goes during a measured slice, read from `/proc` and the server's `INFO`:
-//! client CPU (this process), server CPU (the `redis-server` process), the hypervisor's
-//! steal over the whole machine, and how many commands the server ran per read of a socket.
+//! Where the time goes during a measured slice, read from `/proc` and the servers' `INFO`:
+//! client CPU (this process), server CPU (the `redis-server` processes, summed: one, or every
+//! node of a cluster), the hypervisor's steal over the whole machine, and how many commands
+//! the servers ran per read of a socket.
 //!
 //! Linux only; elsewhere (or for a server on another machine) the figures it cannot read are
 //! `NaN`. CPU times are in clock ticks of 10 ms (`USER_HZ` is 100 on every Linux this bench
 //! targets), so a slice needs a few seconds for µs-per-call figures to mean anything.
 
 use redis::aio::MultiplexedConnection;
+use typedkv_testkit::TestCluster;
 
 use crate::measure::BenchResult;
 
@@ -23,7 +25,7 @@ pub(crate) struct Snapshot {
     server_ticks: Option<u64>,
     /// `(steal, total)` ticks of all CPUs.
     machine: Option<(u64, u64)>,
-    /// `(total_commands_processed, total_reads_processed)` of the server.
+    /// `(total_commands_processed, total_reads_processed)` of the servers.
     server_stats: Option<(u64, u64)>,
 }
 
@@ -32,13 +34,13 @@ pub(crate) struct Snapshot {
 pub(crate) struct Usage {
     /// Client CPU, µs.
     pub(crate) client_us: f64,
-    /// Server CPU, µs.
+    /// Server CPU, µs (all servers).
     pub(crate) server_us: f64,
     /// Share of the machine's time stolen by the hypervisor (0..1); the highest of the spans.
     pub(crate) steal: f64,
-    /// Commands the server ran.
+    /// Commands the servers ran.
     commands: f64,
-    /// Reads of a socket by the server.
+    /// Reads of a socket by the servers.
     reads: f64,
 }
 
@@ -60,51 +62,74 @@ impl Usage {
     }
 }
 
-/// Where to read the server's counters: its pid (from `INFO server`, `None` if it is not a
-/// process of this machine) and a connection for `INFO stats`.
+/// Where to read the servers' counters: per server, its pid (from `INFO server`, `None` if
+/// it is not a process of this machine) and a connection for `INFO stats`.
 #[derive(Clone)]
 pub(crate) struct Probe {
-    server_pid: Option<u32>,
-    conn: MultiplexedConnection,
+    servers: Vec<(Option<u32>, MultiplexedConnection)>,
 }
 
 impl Probe {
     /// A probe of the server behind `conn`. `local`: the server runs on this machine, so its
     /// pid names its process.
-    pub(crate) async fn new(mut conn: MultiplexedConnection, local: bool) -> BenchResult<Probe> {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        let server_pid = if local {
-            field(&info, "process_id")
-        } else {
-            None
-        };
-        Ok(Probe {
-            server_pid: server_pid.and_then(|pid| u32::try_from(pid).ok()),
-            conn,
-        })
+    pub(crate) async fn new(conn: MultiplexedConnection, local: bool) -> BenchResult<Probe> {
+        Probe::of_servers(vec![conn], local).await
+    }
+
+    /// A probe of the servers behind `conns` (every node of a cluster), their figures summed.
+    pub(crate) async fn of_servers(
+        conns: Vec<MultiplexedConnection>,
+        local: bool,
+    ) -> BenchResult<Probe> {
+        let mut servers = Vec::with_capacity(conns.len());
+        for mut conn in conns {
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await?;
+            let pid = local
+                .then(|| field(&info, "process_id"))
+                .flatten()
+                .and_then(|pid| u32::try_from(pid).ok());
+            servers.push((pid, conn));
+        }
+        Ok(Probe { servers })
+    }
+
+    /// A probe of every node of the bench's private `cluster`.
+    pub(crate) async fn of_cluster(cluster: &TestCluster) -> BenchResult<Probe> {
+        let mut nodes = Vec::new();
+        for port in cluster.ports() {
+            nodes.push(cluster.node_connection(port).await);
+        }
+        Probe::of_servers(nodes, true).await
     }
 
     /// The counters now.
     pub(crate) async fn snapshot(&self) -> Snapshot {
-        let info: Option<String> = redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut self.conn.clone())
-            .await
-            .ok();
-        let server_stats = info.as_deref().and_then(|info| {
-            Some((
-                field(info, "total_commands_processed")?,
-                field(info, "total_reads_processed")?,
-            ))
-        });
+        let mut server_ticks = Some(0);
+        let mut server_stats = Some((0, 0));
+        for (pid, conn) in &self.servers {
+            let ticks = pid.and_then(|pid| process_ticks(&pid.to_string()));
+            server_ticks = server_ticks.zip(ticks).map(|(sum, t)| sum + t);
+            let info: Option<String> = redis::cmd("INFO")
+                .arg("stats")
+                .query_async(&mut conn.clone())
+                .await
+                .ok();
+            let stats = info.as_deref().and_then(|info| {
+                Some((
+                    field(info, "total_commands_processed")?,
+                    field(info, "total_reads_processed")?,
+                ))
+            });
+            server_stats = server_stats
+                .zip(stats)
+                .map(|((c, r), (dc, dr))| (c + dc, r + dr));
+        }
         Snapshot {
             client_ticks: process_ticks("self"),
-            server_ticks: self
-                .server_pid
-                .and_then(|pid| process_ticks(&pid.to_string())),
+            server_ticks,
             machine: machine_ticks(),
             server_stats,
         }
