@@ -1,6 +1,6 @@
 //! typedkv in process: the conformance suite on the memory backend under tokio's paused
 //! clock, the typed layer's own cases (they do not depend on the backend, so they run here
-//! only), property tests of decoding and of values at rest, indexes under load, and the
+//! only), property tests of decoding, of values at rest and of partitioned ids, indexes under load, and the
 //! README's snippets, compiled.
 
 // Tests report failures by panicking.
@@ -12,6 +12,7 @@ mod decoding;
 #[allow(dead_code)]
 #[path = "../common/index_load.rs"]
 mod index_load;
+mod partitioned_ids;
 mod readme;
 
 typedkv_testkit::conformance_tests!(
