@@ -1,7 +1,6 @@
 //! Indexes under load on the 3+3 cluster: hash-tagged stores (each store in one slot, the one
 //! atomic script) with the shared load cases of `tests/common/index_load.rs`, and a store
-//! spread over 16 partitions, whose writes spread over the masters and whose indexes a
-//! repair makes exact after a master is killed under load.
+//! spread over 16 partitions, whose writes spread over the masters.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,22 +26,6 @@ async fn indexes_under_load() {
     cluster.flush().await;
     partitioned_indexes_agree_with_a_scan(cluster.pool(), stress).await;
     partitioned_writes_spread_over_the_masters(&cluster).await;
-}
-
-/// A master of a store of 16 partitions killed under 64 writers: once its replica serves
-/// its slots, `repair_indexes` leaves every index exactly what a full scan says.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_indexes_are_repaired_after_a_master_is_killed() {
-    let mut cluster = TestCluster::start().await;
-    let pool = cluster.pool();
-    let victim = cluster.master_ports().await[0];
-    let kill = async {
-        cluster.kill(victim);
-        cluster
-            .wait_failover_from(victim, Duration::from_secs(30))
-            .await;
-    };
-    partitioned_indexes_are_repaired_after_a_master_dies(pool, kill).await;
 }
 
 /// 3,000 indexed writes to a store of 16 partitions: each master runs 25–42% of the

@@ -444,96 +444,12 @@ pub(crate) async fn partitioned_indexes_agree_with_a_scan<B: Backend>(
         assert!(task.await.unwrap_err().is_cancelled());
     }
     tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
-    let scanned = members_agree_with_a_scan(&store).await;
+    let scanned: BTreeMap<String, Member> = store.scan().try_collect().await.unwrap();
     eprintln!(
         "partitioned: {writes} writes by {TASKS} tasks in {stress:?}; {} entities remain",
         scanned.len()
     );
     assert!(writes > 1000, "{writes} writes");
-    let report = store.repair_indexes().await.unwrap();
-    let entries: usize = scanned.values().map(|m| 2 + m.tags.len()).sum();
-    assert_eq!(
-        report.scanned - report.removed,
-        entries as u64,
-        "{report:?}"
-    );
-}
-
-/// Writes like [`partitioned_indexes_agree_with_a_scan`]'s from 64 tasks to a store of 16
-/// partitions while `kill_a_master` kills one of its masters and waits for its replica's
-/// promotion; writes may fail meanwhile. Once a write and a read succeed in every
-/// partition, the writers stop (aborted mid-write), and after `repair_indexes` every index
-/// answers exactly what a full scan says, whatever the lost writes were.
-// Only the cluster's binary kills a master.
-#[allow(dead_code)]
-pub(crate) async fn partitioned_indexes_are_repaired_after_a_master_dies<B: Backend>(
-    backend: B,
-    kill_a_master: impl Future<Output = ()>,
-) {
-    let store = members_with(&backend, "killed", |b| b.partitions(16));
-    let may_fail = MayFail(store.clone());
-    let seeds = (0..TASKS as u64).map(|seed| seed * 6007 + 5);
-    let tasks = writers(&may_fail, seeds, None);
-    kill_a_master.await;
-    // Every partition answers again: one id per partition written and read back.
-    let mut pending: BTreeSet<usize> = (0..16).collect();
-    let mut n = 0u64;
-    while !pending.is_empty() {
-        let id = format!("probe-{n}");
-        n += 1;
-        let p = store.index_spaces().iter().position(|space| {
-            store
-                .keyspace()
-                .key(&id)
-                .unwrap()
-                .starts_with(&space.entity_prefix)
-        });
-        let Some(p) = p.filter(|p| pending.contains(p)) else {
-            continue;
-        };
-        let member = Member {
-            team: "a@x".into(),
-            tags: vec![],
-            score: 0,
-        };
-        if store.set(&id, &member).await.is_ok() && store.get(&id).await.is_ok() {
-            pending.remove(&p);
-        } else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    for task in tasks {
-        task.abort();
-        let _ = task.await;
-    }
-    tokio::time::sleep(Duration::from_millis(1600)).await; // every TTL has run out
-    let report = store.repair_indexes().await.unwrap();
-    let scanned = members_agree_with_a_scan(&store).await;
-    eprintln!(
-        "after a master died: {} entities, repair {report:?}",
-        scanned.len()
-    );
-    let again = store.repair_indexes().await.unwrap();
-    assert_eq!(again.removed, 0, "{again:?}");
-}
-
-/// A store of members whose writes may fail (a master is dying): failures are expected.
-#[allow(dead_code)]
-#[derive(Clone)]
-struct MayFail<B: Backend>(TypedStore<Member, B>);
-
-impl<B: Backend> RandomWrites for MayFail<B> {
-    async fn random_write(&self, rng: &mut Rng) {
-        let _ = member_write(&self.0, rng).await;
-    }
-}
-
-/// Asserts that every index of `store` answers exactly what a full scan says, in the order
-/// one partition would; the scan.
-async fn members_agree_with_a_scan<B: Backend>(
-    store: &TypedStore<Member, B>,
-) -> BTreeMap<String, Member> {
-    let scanned: BTreeMap<String, Member> = store.scan().try_collect().await.unwrap();
     for team in EMAILS {
         let found: Vec<String> = store
             .find_by("team", team.as_bytes())
@@ -580,22 +496,17 @@ async fn members_agree_with_a_scan<B: Backend>(
         }
     }
     assert_eq!(paged.iter().collect::<Vec<_>>(), ordered);
-    scanned
+    let report = store.repair_indexes().await.unwrap();
+    let entries: usize = scanned.values().map(|m| 2 + m.tags.len()).sum();
+    assert_eq!(
+        report.scanned - report.removed,
+        entries as u64,
+        "{report:?}"
+    );
 }
 
 /// One random write to a partitioned store; every write must succeed.
 async fn random_member_write<B: Backend>(store: &TypedStore<Member, B>, rng: &mut Rng) {
-    if let Err((id, e)) = member_write(store, rng).await {
-        panic!("write of {id} failed: {e}");
-    }
-}
-
-/// One random write to a partitioned store: sets, TTLs, updates, deletes and batches that
-/// span partitions; the id and the error of a failure.
-async fn member_write<B: Backend>(
-    store: &TypedStore<Member, B>,
-    rng: &mut Rng,
-) -> Result<(), (String, Error)> {
     let id = rng.below(IDS).to_string();
     let value = rng.member();
     let result = match rng.below(7) {
@@ -623,5 +534,7 @@ async fn member_write<B: Backend>(
             store.delete_many(&[&id, &other]).await.map(drop)
         }
     };
-    result.map_err(|e| (id, e))
+    if let Err(e) = result {
+        panic!("write of {id} failed: {e}");
+    }
 }
