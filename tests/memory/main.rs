@@ -1,7 +1,7 @@
 //! typedkv in process: the conformance suite on the memory backend under tokio's paused
 //! clock, the typed layer's own cases (they do not depend on the backend, so they run here
-//! only), property tests of decoding, of values at rest and of partitioned ids, indexes under load, and the
-//! README's snippets, compiled.
+//! only), property tests of decoding, of values at rest and of partitioned ids, indexes
+//! under load, and the README's snippets, compiled.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
