@@ -3,6 +3,8 @@
 //! rebuild of 100k entities.
 
 use std::process::Command;
+
+use futures::TryStreamExt;
 use std::time::{Duration, Instant};
 
 use typedkv::{Backend, Error, Store, TypedStore};
@@ -97,6 +99,59 @@ async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
         .unwrap();
 }
 
+/// The moment a write script starts just before its entity's TTL runs out: Redis judges the
+/// entity and its record alive by the script's start, while the script's clock, read later,
+/// already says its index members expired, so they leave the index. A rewrite keeping those
+/// entries must put them back (found once by the partitioned load case: an entity alive
+/// with a tag its index had lost). Made deterministic here: the entity and its record are
+/// kept alive with `PERSIST` while its members' expiry scores are moved into the past.
+async fn a_rewrite_at_the_moment_of_expiry_keeps_the_entries(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e4")
+        .index(typedkv::Index::equality("group", |i: &Item| {
+            [i.group.clone()]
+        }))
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .build()
+        .unwrap();
+    let port = redis.port();
+    let past = "local n = 0 \
+        for _, key in ipairs(KEYS) do \
+          for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do \
+            n = n + redis.call('ZADD', key, 'XX', 'CH', 1, m) end end \
+        return n";
+    let items = &items;
+    let ids = |name: &'static str, value: &'static str| async move {
+        let found = items.find_by(name, value.as_bytes());
+        let found: Vec<(String, Item)> = found.try_collect().await.unwrap();
+        found.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+    };
+    // x is rewritten unchanged, y with another group; both keep their handle.
+    for (id, group, rewritten) in [("x", "g1", "g1"), ("y", "g2", "g3")] {
+        let mut item = Item {
+            group: group.into(),
+            handle: format!("h{id}"),
+            score: 1,
+        };
+        let ttl = typedkv::SetOptions::new().ttl(Duration::from_secs(60));
+        items.set_opts(id, &item, ttl).await.unwrap();
+        for key in [format!("e4:{id}"), format!("e4#rec:{id}")] {
+            assert_eq!(cli(port, &["PERSIST", &key]), "1", "{key}");
+        }
+        let expiries = ["e4#ix:group#exp", "e4#ix:handle#exp"];
+        let moved = cli(port, &["EVAL", past, "2", expiries[0], expiries[1]]);
+        assert_eq!(moved, "2", "{id}");
+        item.group = rewritten.into();
+        items.set(id, &item).await.unwrap();
+    }
+    assert_eq!(ids("group", "g1").await, ["x"]);
+    assert_eq!(ids("group", "g3").await, ["y"]);
+    assert_eq!(ids("handle", "hx").await, ["x"]);
+    assert_eq!(ids("handle", "hy").await, ["y"]);
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
+}
+
 /// Builds the indexes of 100k entities written by a store without them, and says what it
 /// cost (time, and Redis memory per entity for four indexes).
 async fn rebuild_of_100k_entities(redis: &TestRedis) {
@@ -166,4 +221,10 @@ async fn on_redis() {
     ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
     writes_made_with_redis_cli_are_repaired(&redis).await;
     rebuild_of_100k_entities(&redis).await;
+}
+
+#[tokio::test]
+async fn rewrite_at_the_moment_of_expiry() {
+    let redis = TestRedis::start().await;
+    a_rewrite_at_the_moment_of_expiry_keeps_the_entries(&redis).await;
 }

@@ -63,8 +63,12 @@ end
 
 -- 2. Up to 256 expired members of each index leave. `timed[i]`: index i has expiring
 -- members; `changed[i]`: its members or their expiries change (its own TTL follows, step
--- 5). Both stay nil while no index has expiring members (most stores).
-local timed, changed = nil, nil
+-- 5). Both stay nil while no index has expiring members (most stores). `left[entry]`: the
+-- record entries whose members left here or in step 3. Redis judges keys by the moment
+-- the script started and `now()` is read later, so an entity (and its record) can still
+-- be alive for this script when its members have just left: an op below that keeps such
+-- an entry must add it again, not count it as kept.
+local timed, changed, left = nil, nil, nil
 for i = 1, n do
   if redis.call('ZCARD', KEYS[2 * i]) > 0 then
     timed, changed = timed or {}, changed or {}
@@ -73,6 +77,8 @@ for i = 1, n do
     if #dead > 0 then
       redis.call('ZREM', KEYS[2 * i - 1], unpack(dead))
       redis.call('ZREM', KEYS[2 * i], unpack(dead))
+      left = left or {}
+      for _, m in ipairs(dead) do left[ARGV[2 + i] .. '\0' .. m] = true end
     end
   end
 end
@@ -135,6 +141,8 @@ if has_unique then
                   else
                     redis.call('ZREM', KEYS[2 * i - 1], h)
                     redis.call('ZREM', KEYS[2 * i], h)
+                    left = left or {}
+                    left[ARGV[2 + i] .. '\0' .. h] = true
                   end
                 end
               end
@@ -186,7 +194,8 @@ for o = 1, op_count do
     end
     for _, entry in ipairs(old) do
       if wanted[entry] then
-        wanted[entry], kept = 2, kept + 1
+        -- One that left in step 2 or 3 stays 1: it is added again.
+        if not (left and left[entry]) then wanted[entry], kept = 2, kept + 1 end
       else
         -- Its index, by the name before the \0 (a name no longer declared: nothing to remove).
         local z = string.find(entry, '\0', 1, true)
