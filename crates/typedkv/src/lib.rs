@@ -90,7 +90,9 @@ pub use crate::redis::cache::{
     StaleBecause, TRACKING_CLIENT_NAME, Trackable,
 };
 pub use crate::store::{Store, StoreExt};
-pub use crate::typed::{DEFAULT_SCHEMA_VERSION, ReencryptReport, StoreBuilder, TypedStore};
+pub use crate::typed::{
+    DEFAULT_SCHEMA_VERSION, MoveReport, ReencryptReport, StoreBuilder, TypedStore,
+};
 pub use crate::update::{DEFAULT_UPDATE_ATTEMPTS, Update};
 pub use crate::version::{ParseVersionError, Version, Versioned};
 

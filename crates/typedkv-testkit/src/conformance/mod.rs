@@ -40,7 +40,7 @@ pub use self::load::*;
 pub use self::migrations::*;
 pub use self::partitions::{
     partitioned_indexes_answer_like_one_slot, partitioned_indexes_rebuild_and_repair,
-    partitioned_keys_scan_count_and_clear,
+    partitioned_keys_scan_count_and_clear, stores_move_between_layouts,
 };
 pub use self::scan::*;
 pub use self::ttl::*;
@@ -140,6 +140,7 @@ macro_rules! __conformance_list {
             partitioned_indexes_answer_like_one_slot,
             partitioned_keys_scan_count_and_clear,
             partitioned_indexes_rebuild_and_repair,
+            stores_move_between_layouts,
             encrypted_values_round_trip_and_rotate,
             adopting_encryption_on_existing_data,
             encrypted_indexes_hold_no_values_in_clear,

@@ -2,13 +2,14 @@
 //! that answer exactly what one partition would, and the layouts they refuse.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use typedkv::backend::{Lex, member_id};
 use typedkv::{
-    Backend, Condition, Error, Index, IndexKind, Order, RangeQuery, SetOptions, Store, StoreExt,
-    TypedStore, Update, Write, WriteExpiry,
+    Backend, Condition, Error, Expiry, Index, IndexKind, MoveReport, Order, RangeQuery, SetOptions,
+    Store, StoreExt, TypedStore, Update, Write, WriteExpiry,
 };
 
 /// An entity with an equality index `team`, a many-valued equality index `tag` and a range
@@ -285,4 +286,79 @@ pub async fn partitioned_indexes_rebuild_and_repair<B: Backend>(backend: B) {
     let again = parts.repair_indexes().await.unwrap();
     assert_eq!(again.removed, 0);
     assert_eq!(parts.count_by("team", b"team-1").await.unwrap(), 12);
+}
+
+/// `move_from` moves a hash-tagged store into 16 partitions and back: every entity with its
+/// value and remaining TTL, answered by every index exactly as before; nothing of the old
+/// layout left (keys, index entries, records); an entity written through the new store
+/// first is kept; a value that does not decode stays where it is; a unique value taken in
+/// the target leaves its entity in the old layout; two stores of one prefix are refused.
+pub async fn stores_move_between_layouts<B: Backend>(backend: B) {
+    let tagged = members_with(&backend, "mv", |b| b.hash_tag(true));
+    let spread = members_with(&backend, "mv", |b| b.partitions(16));
+    for i in 0..60 {
+        tagged.set(&format!("e{i}"), &member(i)).await.unwrap();
+    }
+    let hour = Duration::from_secs(3600);
+    let with_ttl = SetOptions::new().ttl(hour);
+    tagged.set_opts("e60", &member(60), with_ttl).await.unwrap();
+    let before = answers(&tagged).await;
+    // Written through the new store already: newer than the old copy, so kept.
+    let newer = Member {
+        team: "newer".into(),
+        ..member(3)
+    };
+    spread.set("e3", &newer).await.unwrap();
+    // Bytes that are no member, under the old layout's prefix.
+    let junk = Write::new(WriteExpiry::Never, Condition::Always);
+    backend
+        .set("{mv}:junk", b"junk".to_vec(), junk)
+        .await
+        .unwrap();
+
+    let mut pages = 0;
+    let report = spread
+        .move_from(&tagged, &mut |_| pages += 1)
+        .await
+        .unwrap();
+    assert!(pages >= 1);
+    let counts = |r: MoveReport| (r.scanned, r.moved, r.superseded, r.skipped, r.changed);
+    assert_eq!(counts(report), (62, 60, 1, 1, 0), "{report:?}");
+    assert_eq!(report.conflicts, 0);
+    assert_eq!(spread.get("e3").await.unwrap(), Some(newer));
+    match spread.ttl("e60").await.unwrap() {
+        Some(Expiry::In(left)) => assert!(left <= hour && left > hour / 2, "{left:?}"),
+        other => panic!("e60's TTL: {other:?}"),
+    }
+    // The old layout holds the junk alone: no entity, index entry or record.
+    assert_eq!(tagged.scan_ids().collect::<Vec<_>>().await.len(), 1);
+    assert_eq!(tagged.count_by("team", b"team-0").await.unwrap(), 0);
+    assert_eq!(tagged.repair_indexes().await.unwrap().scanned, 0);
+
+    // And back, which gives every answer the tagged store gave (e3 made as it was first).
+    spread.set("e3", &member(3)).await.unwrap();
+    let report = tagged.move_from(&spread, &mut |_| {}).await.unwrap();
+    assert_eq!((report.scanned, report.moved), (61, 61), "{report:?}");
+    assert_eq!(answers(&tagged).await, before);
+    assert_eq!(spread.count().await.unwrap(), 0);
+    assert_eq!(spread.repair_indexes().await.unwrap().scanned, 0);
+
+    // A unique index in the target: one entity per team moves, the others stay.
+    let one_per_team = TypedStore::<Member, B>::builder(backend.clone(), "mv-unique")
+        .hash_tag(true)
+        .index(Index::unique("team", |m: &Member| [m.team.clone()]))
+        .build()
+        .unwrap();
+    tagged.delete("junk").await.unwrap();
+    let report = one_per_team.move_from(&tagged, &mut |_| {}).await.unwrap();
+    assert_eq!((report.moved, report.conflicts), (5, 56), "{report:?}");
+    assert_eq!(tagged.count().await.unwrap(), 56);
+    assert_eq!(one_per_team.count().await.unwrap(), 5);
+
+    let same = members_with(&backend, "mv", |b| b.partitions(8));
+    let refused = same.move_from(&spread, &mut |_| {}).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidConfig { .. })),
+        "{refused:?}"
+    );
 }

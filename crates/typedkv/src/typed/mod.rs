@@ -11,6 +11,7 @@ mod loading;
 mod migration;
 mod partitions;
 mod reencrypt;
+mod relayout;
 mod scanning;
 pub(crate) mod telemetry;
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod writes;
 
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;
+pub use self::relayout::MoveReport;
 
 use std::fmt;
 use std::marker::PhantomData;

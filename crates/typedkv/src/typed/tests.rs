@@ -9,11 +9,20 @@ use crate::options::Expiry;
 
 /// A memory backend with Redis' rougher edges, made reliable: every compare-and-swap finds
 /// the value changed by someone else (counting the attempts), and a scan returns every
-/// key twice (Redis' SCAN may, while rehashing).
+/// key twice (Redis' SCAN may, while rehashing). With a [`Meddle`], compare-and-swaps
+/// apply, and the meddler's write lands just before the first one at its key.
 #[derive(Clone, Default)]
 struct Quirky {
     inner: MemoryBackend,
     swaps: Arc<AtomicU32>,
+    meddle: Option<Arc<std::sync::Mutex<Option<Meddle>>>>,
+}
+
+/// Another client's write, made once, just before a compare-and-swap at `before`.
+struct Meddle {
+    before: String,
+    key: String,
+    bytes: Bytes,
 }
 
 impl Backend for Quirky {
@@ -57,12 +66,23 @@ impl Backend for Quirky {
     async fn compare_and_swap(
         &self,
         key: &str,
-        _guard: &Guard,
-        _new: Option<Bytes>,
-        _expiry: WriteExpiry,
+        guard: &Guard,
+        new: Option<Bytes>,
+        expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.swaps.fetch_add(1, Ordering::Relaxed);
-        Ok(Swap::Changed(self.inner.get(key).await?))
+        let Some(meddle) = &self.meddle else {
+            return Ok(Swap::Changed(self.inner.get(key).await?));
+        };
+        let now = {
+            let mut meddle = meddle.lock().unwrap();
+            meddle.take_if(|m| m.before == key)
+        };
+        if let Some(Meddle { key, bytes, .. }) = now {
+            let always = Write::new(WriteExpiry::Never, crate::Condition::Always);
+            self.inner.set(&key, bytes, always).await?;
+        }
+        self.inner.compare_and_swap(key, guard, new, expiry).await
     }
 }
 
@@ -109,4 +129,41 @@ fn zero_update_attempts_are_refused() {
         .update_attempts(0)
         .build();
     assert!(matches!(built, Err(Error::InvalidConfig { .. })));
+}
+
+/// A write through the old layout between `move_from`'s copy and its delete of the old
+/// copy: the copy is undone and the entity left in the old layout with the newer value,
+/// counted as changed; the next run moves it.
+#[tokio::test]
+async fn move_from_leaves_an_entity_written_meanwhile_in_the_old_layout() -> Result<()> {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let backend = Quirky {
+        meddle: Some(Arc::clone(&slot)),
+        ..Quirky::default()
+    };
+    let old: TypedStore<u32, _> = TypedStore::builder(backend.clone(), "n").build()?;
+    let new: TypedStore<u32, _> = TypedStore::builder(backend.clone(), "n")
+        .hash_tag(true)
+        .build()?;
+    old.set("a", &1).await?;
+    old.set("b", &2).await?;
+    let bytes = backend.inner.get("n:b").await?.unwrap_or_default();
+    *slot.lock().unwrap() = Some(Meddle {
+        before: "{n}:a".into(),
+        key: "n:a".into(),
+        bytes,
+    });
+
+    let report = new.move_from(&old, &mut |_| {}).await?;
+    assert_eq!((report.moved, report.changed), (1, 1), "{report:?}");
+    assert_eq!(new.get("a").await?, None);
+    assert_eq!(old.get("a").await?, Some(2));
+    let report = new.move_from(&old, &mut |_| {}).await?;
+    assert_eq!((report.scanned, report.moved), (1, 1), "{report:?}");
+    assert_eq!(
+        (new.get("a").await?, new.get("b").await?),
+        (Some(2), Some(2))
+    );
+    assert_eq!(old.get("a").await?, None);
+    Ok(())
 }
