@@ -29,7 +29,8 @@ where
 }
 
 impl Bench {
-    /// Allocations per `get` and `set`, typed vs raw, and of decoding the value alone.
+    /// Allocations per `get` and `set`, typed vs raw, of an indexed `set` against the same
+    /// `set` without the index, and of decoding the value alone.
     pub(crate) async fn allocations(&self) -> BenchResult<Vec<Row>> {
         let (store, value) = (&self.store, &self.value);
         let ids = &self.ids[0];
@@ -64,6 +65,24 @@ impl Bench {
             }
         })
         .await?;
+        let indexed = crate::index_workload::age_indexed(typedkv::RedisStore::builder(
+            store.backend().clone(),
+            format!("{}-allocs", crate::cases::PREFIX),
+        ))
+        .build()?;
+        let indexed = &indexed;
+        let indexed_set = per_call(|i| async move {
+            let (id, user) = crate::index_workload::write_of(0, u64::from(i));
+            indexed.set(&id, &user).await?;
+            Ok(())
+        })
+        .await?;
+        let plain_moves = per_call(|i| async move {
+            let (id, user) = crate::index_workload::write_of(0, u64::from(i));
+            store.set(&id, &user).await?;
+            Ok(())
+        })
+        .await?;
         let bytes = typed_encode(value, 0)?;
         let decode_only = per_call(|_| {
             let decoded = typed_decode(&bytes);
@@ -76,6 +95,9 @@ impl Bench {
         Ok(vec![
             Row::pair("allocs_get", typed_get, raw_get, "allocs/op"),
             Row::pair("allocs_set", typed_set, raw_set, "allocs/op"),
+            // The same writes, with and without one equality index (both count the id's
+            // formatting).
+            Row::pair("allocs_set_indexed", indexed_set, plain_moves, "allocs/op"),
             Row::typed_only("allocs_decode_value", decode_only, "allocs/op"),
         ])
     }

@@ -1,18 +1,22 @@
 //! The index cases: what an indexed write costs against a plain one (the "raw" column is the
 //! same typed store without indexes), and `find_by` against the hand-written way of finding
 //! by field: a Redis set of ids per value, `SMEMBERS` + `MGET` + decode, both sides
-//! collecting the `(id, value)` pairs a caller gets.
+//! collecting the `(id, value)` pairs a caller gets. `--only indexes` measures the same
+//! beside the lean hand-written code of `index_workload.rs`, with CPU per call.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::TryStreamExt;
 use redis::AsyncCommands;
-use typedkv::{Index, RedisStore, Store};
+use typedkv::{Index, Keyspace, RedisStore, Store};
 
 use crate::cases::{Bench, KEYS_PER_TASK, PREFIX, raw_key, until};
+use crate::index_workload::{Lean, age_indexed, lean, population, typed};
 use crate::measure::BenchResult;
 use crate::payload::{BenchUser, raw_decode, raw_encode};
+use crate::peer_cases::measure;
+use crate::probe::Probe;
 use crate::report::Row;
 
 /// Entities per `age` in the `find_by` case: each query finds this many.
@@ -183,6 +187,54 @@ impl Bench {
             1.0,
             "queries/s",
         ))
+    }
+
+    /// Writes that move entities between ages (`write`), or `find_by` of one age, at 1
+    /// and 64 tasks, each beside [`Lean`], with client and server CPU per call (`probe`):
+    /// rows `indexes set ...` against a plain typed `set` of the same writes (the issue's
+    /// reference), rows `indexes find_by(10) ...` against the lean reads.
+    pub(crate) async fn beside_lean(&self, probe: &Probe, write: bool) -> BenchResult<Vec<Row>> {
+        let backend = self.store.backend();
+        let namespace = |name: &str| format!("{PREFIX}-{name}");
+        let indexed =
+            |name: &str| age_indexed(RedisStore::builder(backend.clone(), namespace(name))).build();
+        let lean_in = |name: &str| {
+            let keyspace = Keyspace::hash_tagged(&namespace(name))?;
+            Lean::new(self.raw.clone(), keyspace)
+        };
+        let tasks = [1, 64];
+        if write {
+            let plain = RedisStore::builder(backend.clone(), namespace("plain")).build()?;
+            let writers = [
+                typed("typed plain", plain, true),
+                typed("typed 1 index", indexed("age")?, true),
+                lean("lean script", lean_in("lean")?, true),
+                lean(
+                    "lean sorted set",
+                    lean_in("lean-sorted")?.one_sorted_set(),
+                    true,
+                ),
+            ];
+            return measure("indexes", "set", &writers, &tasks, &self.args, Some(probe)).await;
+        }
+        let (found, lean_found) = (indexed("age-find")?, lean_in("lean-find")?);
+        for (id, user) in population() {
+            found.set(&id, &user).await?;
+            lean_found.set(&id, &user).await?;
+        }
+        let readers = [
+            lean("lean", lean_found, false),
+            typed("typed", found, false),
+        ];
+        measure(
+            "indexes",
+            "find_by(10)",
+            &readers,
+            &tasks,
+            &self.args,
+            Some(probe),
+        )
+        .await
     }
 }
 

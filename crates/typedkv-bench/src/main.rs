@@ -14,6 +14,7 @@ mod chart;
 mod coalescer;
 mod counting_alloc;
 mod index_cases;
+mod index_workload;
 mod measure;
 mod partition_cases;
 mod payload;
@@ -161,6 +162,20 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.set_indexed(tasks, 1).await?);
             record(bench.set_indexed(tasks, 3).await?);
             record(bench.set_unique(tasks).await?);
+        }
+    }
+    let writes = args.runs("indexes set");
+    if writes || args.runs("indexes find_by") {
+        let probe = probe::Probe::new(bench.raw.clone(), !shared).await?;
+        for write in [true, false] {
+            if args.runs(if write {
+                "indexes set"
+            } else {
+                "indexes find_by"
+            }) {
+                let rows = bench.beside_lean(&probe, write).await?;
+                rows.into_iter().for_each(&mut record);
+            }
         }
     }
     if args.runs("find_by") {
