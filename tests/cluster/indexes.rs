@@ -25,6 +25,7 @@ async fn indexes_under_load() {
     ttl_entities_leave_redis_with_their_index_entries(cluster.pool(), |_| master, true).await;
     cluster.flush().await;
     partitioned_indexes_agree_with_a_scan(cluster.pool(), stress).await;
+    one_index_agrees_with_a_scan(cluster.pool(), true, stress).await;
     partitioned_writes_spread_over_the_masters(&cluster).await;
 }
 

@@ -36,5 +36,6 @@ async fn indexes_under_load() {
     index_load::indexes_agree_with_a_scan_after_random_writes(backend.clone(), false, stress).await;
     index_load::one_of_64_writers_wins_a_unique_value(backend.clone(), false).await;
     index_load::range_pages_hold_while_writers_run(backend.clone(), false).await;
-    index_load::partitioned_indexes_agree_with_a_scan(backend, stress).await;
+    index_load::partitioned_indexes_agree_with_a_scan(backend.clone(), stress).await;
+    index_load::one_index_agrees_with_a_scan(backend, false, stress).await;
 }

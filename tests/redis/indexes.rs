@@ -217,6 +217,7 @@ async fn on_redis() {
     indexes_agree_with_a_scan_after_random_writes(redis.pool(), false, stress).await;
     one_of_64_writers_wins_a_unique_value(redis.pool(), false).await;
     partitioned_indexes_agree_with_a_scan(redis.pool(), stress).await;
+    one_index_agrees_with_a_scan(redis.pool(), false, stress).await;
     range_pages_hold_while_writers_run(redis.pool(), false).await;
     ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
     writes_made_with_redis_cli_are_repaired(&redis).await;

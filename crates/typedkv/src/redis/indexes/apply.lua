@@ -179,6 +179,23 @@ for o = 1, op_count do
   if old.err then
     skipped = skipped or {4}
     skipped[#skipped + 1] = o
+  elseif set and n == 1 and not timed and ARGV[p + 4] == 'none' and ARGV[p + 6] == '1' then
+    -- The commonest shape, one index and one member, no expiry anywhere: the same steps as
+    -- below without their tables (a term move is a ZREM, a ZADD and the record anew).
+    local m = ARGV[p + 7]
+    local entry = ARGV[3] .. '\0' .. m
+    if old[1] ~= entry or #old ~= 1 then
+      local at = #ARGV[3] + 2 -- where the member starts in an entry of this index
+      for _, e in ipairs(old) do
+        if string.sub(e, 1, at - 1) == ARGV[3] .. '\0' then
+          redis.call('ZREM', KEYS[1], string.sub(e, at))
+        end
+      end
+      redis.call('ZADD', KEYS[1], 0, m)
+      if #old > 0 then redis.call('DEL', record) end
+      redis.call('SADD', record, entry)
+    end
+    redis.call('SET', key, ARGV[p + 3])
   else
     -- wanted[entry]: 1 for an entry the entity gains, 2 for one it keeps; count: how many.
     local wanted, count, kept = {}, 0, 0
