@@ -191,19 +191,8 @@ impl<T> Index<T> {
         self.kind
     }
 
-    /// The index values of `value` (range values in their sortable 8-byte form), each once
-    /// (an entity holding a tag twice is one entry), sorted. An extractor that panics is an
-    /// [`Error::IndexValue`] naming `key` and the index, never a panic of the caller.
-    pub(crate) fn values_of(&self, key: &str, value: &T) -> Result<Vec<Vec<u8>>> {
-        let mut all = Vec::new();
-        self.visit(key, value, &mut |v| all.push(v.to_vec()))?;
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    }
-
     /// Whether `value` gives the stored term `wanted` (a query checking an answer); a panic
-    /// as in [`values_of`](Self::values_of).
+    /// as in [`visit`](Self::visit).
     pub(crate) fn gives(&self, key: &str, value: &T, wanted: &[u8], terms: &Terms) -> Result<bool> {
         let mut found = false;
         self.visit(key, value, &mut |v| {
@@ -212,7 +201,10 @@ impl<T> Index<T> {
         Ok(found)
     }
 
-    fn visit(&self, key: &str, value: &T, visit: &mut dyn FnMut(&[u8])) -> Result<()> {
+    /// Hands each index value of `value` to `visit` (range values in their sortable 8-byte
+    /// form), as the extractor gives them. An extractor that panics is an
+    /// [`Error::IndexValue`] naming `key` and the index, never a panic of the caller.
+    pub(crate) fn visit(&self, key: &str, value: &T, visit: &mut dyn FnMut(&[u8])) -> Result<()> {
         catch_unwind(AssertUnwindSafe(|| (self.extract)(value, visit))).map_err(|_| {
             Error::IndexValue {
                 key: key.to_owned(),

@@ -154,21 +154,24 @@ where
         &self.indexes.spaces
     }
 
-    /// The members `value` gives, per index, as the entity `id` at `key`.
+    /// The members `value` gives, per index, as the entity `id` at `key`: each once, in
+    /// order. Built as the extractor hands the values over, with no copy of them between.
     fn members_of(&self, key: &str, id: &str, value: &T) -> Result<Vec<Vec<Bytes>>> {
+        let terms = &self.indexes.terms;
         self.indexes
             .declared
             .iter()
             .map(|index| {
-                let values = index.values_of(key, value)?;
-                let terms = &self.indexes.terms;
-                Ok(values
-                    .iter()
-                    .map(|v| match index.kind() {
+                let mut members = Vec::with_capacity(1);
+                index.visit(key, value, &mut |v| {
+                    members.push(match index.kind() {
                         IndexKind::Range => range_member(v, id),
                         _ => value_member(&terms.of(index.name(), v), id),
-                    })
-                    .collect())
+                    });
+                })?;
+                members.sort_unstable();
+                members.dedup();
+                Ok(members)
             })
             .collect()
     }

@@ -181,19 +181,23 @@ for o = 1, op_count do
     skipped[#skipped + 1] = o
   elseif set and n == 1 and not timed and ARGV[p + 4] == 'none' and ARGV[p + 6] == '1' then
     -- The commonest shape, one index and one member, no expiry anywhere: the same steps as
-    -- below without their tables (a term move is a ZREM, a ZADD and the record anew).
+    -- below without their tables. A term move is a ZREM, a ZADD, and the record's entry
+    -- swapped: added before the old one goes, so the set is never empty, which would make
+    -- Redis free it and build it anew.
     local m = ARGV[p + 7]
-    local entry = ARGV[3] .. '\0' .. m
+    local ours = ARGV[3] .. '\0'
+    local entry = ours .. m
     if old[1] ~= entry or #old ~= 1 then
-      local at = #ARGV[3] + 2 -- where the member starts in an entry of this index
+      redis.call('ZADD', KEYS[1], 0, m)
+      redis.call('SADD', record, entry)
       for _, e in ipairs(old) do
-        if string.sub(e, 1, at - 1) == ARGV[3] .. '\0' then
-          redis.call('ZREM', KEYS[1], string.sub(e, at))
+        if e ~= entry then
+          if string.sub(e, 1, #ours) == ours then
+            redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
+          end
+          redis.call('SREM', record, e)
         end
       end
-      redis.call('ZADD', KEYS[1], 0, m)
-      if #old > 0 then redis.call('DEL', record) end
-      redis.call('SADD', record, entry)
     end
     redis.call('SET', key, ARGV[p + 3])
   else
