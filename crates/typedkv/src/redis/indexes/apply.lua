@@ -101,19 +101,24 @@ if has_unique then
   end
   local function id_of(o) return string.sub(KEYS[2 * n + 2 * o - 1], #entity_prefix + 1) end
   taken_claim = function(lo, hi)
-    local claimed = {}
+    -- What the ops so far claim, to find two that claim one value: none to find in one op
+    -- (its members are one id's), so no table for it (the common case: coalesced ops are
+    -- checked one by one).
+    local claimed = lo < hi and {} or nil
     for o = lo, hi do
       if ARGV[(at and at[o] or first) + 2] == 'set' then
         local id = id_of(o)
         for i = 1, n do
           if ARGV[2 + n + i] == 'u' then
-            claimed[i] = claimed[i] or {}
+            if claimed then claimed[i] = claimed[i] or {} end
             local f, count = members(o, i)
             for j = f, f + count - 1 do
               local m = ARGV[j]
               local value = string.sub(m, 1, #m - #id)
-              if claimed[i][value] and claimed[i][value] ~= id then return {2, o, i, value} end
-              claimed[i][value] = id
+              if claimed then
+                if claimed[i][value] and claimed[i][value] ~= id then return {2, o, i, value} end
+                claimed[i][value] = id
+              end
               local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. value,
                 '(' .. value .. '\255')
               for _, h in ipairs(holders) do
