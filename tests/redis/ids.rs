@@ -1,19 +1,22 @@
 //! Ids over all of Unicode (control characters, NUL, `:`, glob characters, any length up to
 //! 4 KiB), as property tests on a real redis-server: each id is its own key
 //! (`namespace:` + the id's bytes, which other programs can read), and `set`, `get`,
-//! `exists` and `delete` of a few at once answer for each, with batching off and on.
+//! `exists` and `delete` of a few at once answer for each, with batching off and on; and
+//! on a partitioned, indexed store each id keys its own partition, and is stored, found,
+//! scanned, counted and cleared with its index entries.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 
+use futures::TryStreamExt;
 use futures::future::join_all;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::AsyncCommands;
 use typedkv::redis::RedisPool;
-use typedkv::{RedisStore, Store};
+use typedkv::{Index, RedisStore, Store};
 use typedkv_testkit::TestRedis;
 
 /// A few distinct ids of 1 to 64 characters of any kind, now and then one of 4,096 bytes.
@@ -93,6 +96,78 @@ fn any_id_is_its_own_key() {
                 }
                 Ok(())
             })
+        })
+        .unwrap();
+}
+
+/// A few distinct ids made of the key layout's own characters (braces, `:`, `#`, `\\`,
+/// control characters), or of any characters.
+fn layout_ids() -> impl Strategy<Value = BTreeSet<String>> {
+    let id = prop_oneof![
+        "[{}:#\\\\a\\x00-\\x1f]{1,12}",
+        proptest::collection::vec(any::<char>(), 1..64)
+            .prop_map(|chars| chars.into_iter().collect::<String>()),
+    ];
+    proptest::collection::btree_set(id, 1..8)
+}
+
+/// A partitioned store with an index on the whole value, on a real server: each id's key is
+/// its partition's tag followed by the id's own bytes (in Redis, as another program reads
+/// it), and the store answers for every id as one unpartitioned store would; `clear` leaves
+/// no index entry behind.
+async fn partitioned_round_trip(
+    store: &RedisStore<String>,
+    raw: &redis::aio::MultiplexedConnection,
+    ids: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    let mut raw = raw.clone();
+    let sets = join_all(ids.iter().map(|id| store.set(id, id))).await;
+    for (id, set) in ids.iter().zip(sets) {
+        prop_assert!(set.is_ok(), "set {id:?}: {set:?}");
+    }
+    for id in ids {
+        let key = store.keyspace().key(id).unwrap();
+        let tagged = key.starts_with("{spread#") && key.ends_with(id.as_str());
+        prop_assert!(tagged, "key {:?}", key);
+        prop_assert_eq!(&key[key.find("}:").unwrap() + 2..], id.as_str());
+        let stored: Option<Vec<u8>> = raw.get(key.as_bytes()).await.unwrap();
+        prop_assert!(stored.is_some(), "no key {key:?} in Redis");
+        let got = store.get(id).await.unwrap();
+        prop_assert_eq!(got.as_ref(), Some(id));
+        let found: Vec<(String, String)> = store
+            .find_by("value", id.as_bytes())
+            .try_collect()
+            .await
+            .unwrap();
+        prop_assert_eq!(found, vec![(id.clone(), id.clone())]);
+    }
+    let scanned: BTreeSet<String> = store.scan_ids().try_collect().await.unwrap();
+    prop_assert_eq!(&scanned, ids);
+    prop_assert_eq!(store.count().await.unwrap(), ids.len() as u64);
+    prop_assert_eq!(store.clear().await.unwrap(), ids.len() as u64);
+    for id in ids {
+        prop_assert_eq!(store.count_by("value", id.as_bytes()).await.unwrap(), 0);
+    }
+    Ok(())
+}
+
+#[test]
+fn any_id_keys_its_own_partition() {
+    let runtime = typedkv_testkit::runtime();
+    let (_server, raw, store) = runtime.block_on(async {
+        let server = TestRedis::start().await;
+        let raw = server.raw_connection().await;
+        let store = RedisStore::builder(server.pool(), "spread")
+            .partitions(16)
+            .index(Index::equality("value", |v: &String| [v.clone()]))
+            .build()
+            .unwrap();
+        (server, raw, store)
+    });
+    let mut runner = TestRunner::new(Config::with_cases(128));
+    runner
+        .run(&layout_ids(), |ids| {
+            runtime.block_on(partitioned_round_trip(&store, &raw, &ids))
         })
         .unwrap();
 }
