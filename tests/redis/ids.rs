@@ -100,7 +100,7 @@ fn any_id_is_its_own_key() {
         .unwrap();
 }
 
-/// A few distinct ids made of the key layout's own characters (braces, `:`, `#`, `\\`,
+/// A few distinct ids made of the key layout's own characters (braces, `:`, `#`, `\`,
 /// control characters), or of any characters.
 fn layout_ids() -> impl Strategy<Value = BTreeSet<String>> {
     let id = prop_oneof![
