@@ -535,10 +535,10 @@ pub(crate) async fn one_index_agrees_with_a_scan<B: Backend>(
     // an id give any stale entry of its team an expiry, which would hide it).
     for round in [0u64, 1] {
         let seeds = (0..TASKS as u64).map(|seed| seed * 6007 + round);
-        let deadline = Instant::now() + stress / 2;
+        let deadline = Some(Instant::now() + stress / 2);
         let tasks = match round {
-            0 => writers_without_ttls(&store, seeds, deadline),
-            _ => writers(&store, seeds, Some(deadline)),
+            0 => writers(&WithoutTtls(store.clone()), seeds, deadline),
+            _ => writers(&store, seeds, deadline),
         };
         for task in tasks {
             task.await.unwrap();
@@ -560,38 +560,26 @@ pub(crate) async fn one_index_agrees_with_a_scan<B: Backend>(
     );
 }
 
-/// Like [`writers`], with every write a `set` without TTL, a `set_many` or a delete.
-fn writers_without_ttls<B: Backend>(
-    store: &TypedStore<Member, B>,
-    seeds: impl Iterator<Item = u64>,
-    deadline: Instant,
-) -> Vec<tokio::task::JoinHandle<u64>> {
-    seeds
-        .map(|seed| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut rng = Rng(seed);
-                let mut writes = 0u64;
-                while Instant::now() < deadline {
-                    let id = rng.below(IDS).to_string();
-                    let value = rng.member();
-                    let result = match rng.below(4) {
-                        0 | 1 => store.set(&id, &value).await,
-                        2 => {
-                            let (other, second) = (rng.below(IDS).to_string(), rng.member());
-                            store.set_many(&[(&id, &value), (&other, &second)]).await
-                        }
-                        _ => store.delete(&id).await.map(drop),
-                    };
-                    if let Err(e) = result {
-                        panic!("write of {id} failed: {e}");
-                    }
-                    writes += 1;
-                }
-                writes
-            })
-        })
-        .collect()
+/// A store of members whose random writes never set a TTL: `set`, `set_many` or a delete.
+#[derive(Clone)]
+struct WithoutTtls<B: Backend>(TypedStore<Member, B>);
+
+impl<B: Backend> RandomWrites for WithoutTtls<B> {
+    async fn random_write(&self, rng: &mut Rng) {
+        let id = rng.below(IDS).to_string();
+        let value = rng.member();
+        let result = match rng.below(4) {
+            0 | 1 => self.0.set(&id, &value).await,
+            2 => {
+                let (other, second) = (rng.below(IDS).to_string(), rng.member());
+                self.0.set_many(&[(&id, &value), (&other, &second)]).await
+            }
+            _ => self.0.delete(&id).await.map(drop),
+        };
+        if let Err(e) = result {
+            panic!("write of {id} failed: {e}");
+        }
+    }
 }
 
 /// One random write to a partitioned store; every write must succeed.

@@ -192,7 +192,7 @@ for o = 1, op_count do
     local m = ARGV[p + 7]
     local ours = ARGV[3] .. '\0'
     local entry = ours .. m
-    if old[1] ~= entry or #old ~= 1 then
+    if old[1] ~= entry or #old ~= 1 or (left and left[entry]) then
       redis.call('ZADD', KEYS[1], 0, m)
       redis.call('SADD', record, entry)
       for _, e in ipairs(old) do
