@@ -14,6 +14,7 @@ use typedkv_testkit::error_chain;
 
 /// Nothing listens on port 1 of loopback: calls fail at once with a connection error.
 const HOST: &str = "127.0.0.1:1";
+const PORT: u16 = 1;
 
 /// Every way a URL carries a password.
 fn urls(password: &str) -> [String; 4] {
@@ -25,6 +26,19 @@ fn urls(password: &str) -> [String; 4] {
     ]
 }
 
+/// Whether redis-rs, which parses the pools' URLs, would connect `url` to `127.0.0.1:port`.
+/// A password with URL delimiters can move the host: `@0?` makes it `0` (this machine, port
+/// 6379), `x@app/` makes it `app` (a DNS lookup). The tests send nothing anywhere else, so
+/// they make their calls only for URLs that point where they meant.
+fn points_at(url: &str, port: u16) -> bool {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    let info = url.into_connection_info();
+    matches!(
+        info.as_ref().map(|info| info.addr()),
+        Ok(ConnectionAddr::Tcp(host, p)) if host == "127.0.0.1" && *p == port
+    )
+}
+
 fn assert_hidden(password: &str, what: &str, shown: &str) {
     assert!(
         !shown.contains(password),
@@ -32,8 +46,9 @@ fn assert_hidden(password: &str, what: &str, shown: &str) {
     );
 }
 
-/// Builds a standalone pool and a store on it and makes one call; every output is checked.
-async fn standalone(url: &str, password: &str) {
+/// Builds a standalone pool and a store on it and, if `url` points at `port`, makes one
+/// call; every output is checked.
+async fn standalone(url: &str, password: &str, port: u16) {
     assert_hidden(password, "redact_url", &redact_url(url));
     let builder = RedisPool::builder(url);
     assert_hidden(password, "builder", &format!("{builder:?}"));
@@ -48,6 +63,9 @@ async fn standalone(url: &str, password: &str) {
     );
     let store: RedisStore<String> = RedisStore::builder(pool.clone(), "user").build().unwrap();
     assert_hidden(password, "store", &format!("{store:?}"));
+    if !points_at(url, port) {
+        return;
+    }
     let err = store.get("1").await.unwrap_err();
     assert_hidden(password, "call error", &error_chain(&err));
     let err = pool.ping().await.unwrap_err();
@@ -69,6 +87,9 @@ async fn cluster(url: &str, password: &str) {
     let store: RedisClusterStore<String> =
         RedisClusterStore::builder(pool, "user").build().unwrap();
     assert_hidden(password, "cluster store", &format!("{store:?}"));
+    if !points_at(url, PORT) {
+        return;
+    }
     let err = store.get("1").await.unwrap_err();
     assert_hidden(password, "cluster call error", &error_chain(&err));
 }
@@ -92,6 +113,9 @@ async fn sentinel(url: &str, password: &str) {
     let store: RedisSentinelStore<String> =
         RedisSentinelStore::builder(pool, "user").build().unwrap();
     assert_hidden(password, "sentinel store", &format!("{store:?}"));
+    if !points_at(url, PORT) {
+        return;
+    }
     let err = store.get("1").await.unwrap_err();
     assert_hidden(password, "sentinel call error", &error_chain(&err));
 }
@@ -105,7 +129,7 @@ proptest! {
     fn no_output_shows_a_password(password in "[ -~]{8,32}") {
         let runtime = typedkv_testkit::runtime();
         for url in urls(&password) {
-            runtime.block_on(standalone(&url, &password));
+            runtime.block_on(standalone(&url, &password, PORT));
             runtime.block_on(cluster(&url, &password));
             runtime.block_on(sentinel(&url, &password));
         }
@@ -119,7 +143,7 @@ async fn reported_passwords_with_slash_and_question_mark_are_hidden() {
     let server = typedkv_testkit::TestRedis::start().await;
     for password in ["s3cr3t/x", "s3cr3t?x", "s3/cr?et#x@y", "abc%2Fdef"] {
         let url = format!("redis://user:{password}@127.0.0.1:{}", server.port());
-        standalone(&url, password).await;
+        standalone(&url, password, server.port()).await;
         assert_eq!(
             redact_url(&url),
             format!("redis://user:***@127.0.0.1:{}", server.port())
