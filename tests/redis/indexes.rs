@@ -3,9 +3,9 @@
 //! rebuild of 100k entities.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use std::time::{Duration, Instant};
 
 use typedkv::{Backend, Error, Store, TypedStore};
 use typedkv_testkit::TestRedis;

@@ -14,6 +14,7 @@ use typedkv_testkit::error_chain;
 
 /// Nothing listens on port 1 of loopback: calls fail at once with a connection error.
 const HOST: &str = "127.0.0.1:1";
+/// [`HOST`]'s port, which [`points_at`] checks a URL against.
 const PORT: u16 = 1;
 
 /// Every way a URL carries a password.

@@ -12,17 +12,12 @@ use redis::AsyncCommands;
 use typedkv::{Index, Keyspace, RedisStore, Store};
 
 use crate::cases::{Bench, KEYS_PER_TASK, PREFIX, raw_key, until};
-use crate::index_workload::{Lean, age_indexed, lean, population, typed};
+use crate::index_workload::{Lean, MATCHES, age_indexed, lean, population, query_of, typed};
 use crate::measure::BenchResult;
 use crate::payload::{BenchUser, raw_decode, raw_encode};
 use crate::peer_cases::measure;
 use crate::probe::Probe;
 use crate::report::Row;
-
-/// Entities per `age` in the `find_by` case: each query finds this many.
-const MATCHES: u32 = 10;
-/// Distinct ages in the `find_by` case.
-const AGES: u32 = 100;
 
 impl Bench {
     /// A store of the bench's values on its pool, under `namespace`, with `indexes` indexes:
@@ -123,19 +118,18 @@ impl Bench {
 
     /// `find_by` of [`MATCHES`] entities against `SMEMBERS` + `MGET` + decode of the same.
     pub(crate) async fn find_by(self: &Arc<Self>, tasks: usize) -> BenchResult<Row> {
-        let store = RedisStore::builder(self.store.backend().clone(), format!("{PREFIX}-find"))
-            .index(Index::equality("age", |u: &BenchUser| {
-                [u.age().to_string()]
-            }))
-            .build()?;
+        let store = age_indexed(RedisStore::builder(
+            self.store.backend().clone(),
+            format!("{PREFIX}-find"),
+        ))
+        .build()?;
         let mut raw = self.raw.clone();
-        for n in 0..AGES * MATCHES {
-            let (id, value) = (format!("u{n}"), BenchUser::aged(n % AGES));
+        for (id, value) in population() {
             store.set(&id, &value).await?;
             let () = raw
                 .set(raw_key(&format!("find-{id}")), raw_encode(&value)?)
                 .await?;
-            let () = raw.sadd(age_set(n % AGES), &id).await?;
+            let () = raw.sadd(age_set(value.age()), &id).await?;
         }
         let compared = self
             .compare(
@@ -144,7 +138,7 @@ impl Bench {
                     let store = store.clone();
                     async move {
                         until!(deadline, |i| async {
-                            let age = ((i + task as u64) % u64::from(AGES)).to_string();
+                            let age = query_of(task, i).to_string();
                             let found: Vec<_> =
                                 TryStreamExt::try_collect(store.find_by("age", age.as_bytes()))
                                     .await?;
@@ -158,7 +152,7 @@ impl Bench {
                 |b, task, deadline| async move {
                     let mut conn = b.raw.clone();
                     until!(deadline, |i| async {
-                        let age = ((i + task as u64) % u64::from(AGES)) as u32;
+                        let age = query_of(task, i);
                         let ids: Vec<String> = conn.smembers(age_set(age)).await?;
                         let keys: Vec<String> = ids
                             .iter()

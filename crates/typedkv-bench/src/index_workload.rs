@@ -18,7 +18,7 @@ use crate::payload::{BenchUser, raw_decode, raw_encode};
 use crate::peer_cases::{Contender, contender, timed_until};
 
 /// Distinct ages, and entities per age, in the `find_by` case.
-pub(crate) const AGES: u32 = 100;
+const AGES: u32 = 100;
 pub(crate) const MATCHES: u32 = 10;
 /// Ids each writing task cycles through.
 const IDS_PER_TASK: u64 = 1000;
@@ -40,7 +40,7 @@ pub(crate) fn write_of(task: usize, i: u64) -> (String, BenchUser) {
 }
 
 /// The age task `task` asks for in its `i`-th query.
-fn query_of(task: usize, i: u64) -> u32 {
+pub(crate) fn query_of(task: usize, i: u64) -> u32 {
     ((i + task as u64) % u64::from(AGES)) as u32
 }
 

@@ -164,18 +164,17 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.set_unique(tasks).await?);
         }
     }
-    let writes = args.runs("indexes set");
-    if writes || args.runs("indexes find_by") {
+    // `--only "indexes set"` runs the writes, `--only indexes` writes and queries.
+    let index_ops: Vec<bool> = [(true, "indexes set"), (false, "indexes find_by")]
+        .into_iter()
+        .filter(|(_, case)| args.runs(case))
+        .map(|(write, _)| write)
+        .collect();
+    if !index_ops.is_empty() {
         let probe = probe::Probe::new(bench.raw.clone(), !shared).await?;
-        for write in [true, false] {
-            if args.runs(if write {
-                "indexes set"
-            } else {
-                "indexes find_by"
-            }) {
-                let rows = bench.beside_lean(&probe, write).await?;
-                rows.into_iter().for_each(&mut record);
-            }
+        for write in index_ops {
+            let rows = bench.beside_lean(&probe, write).await?;
+            rows.into_iter().for_each(&mut record);
         }
     }
     if args.runs("find_by") {
