@@ -152,6 +152,147 @@ async fn a_rewrite_at_the_moment_of_expiry_keeps_the_entries(redis: &TestRedis) 
     assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
 }
 
+/// A unique value another entity claimed while its first holder was deleted around the
+/// indexes stays the new holder's: the first holder, written again with it, is refused,
+/// though its record (left behind by the `DEL`) still names the value. A write keeping its
+/// own value is not refused.
+async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e6")
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .build()
+        .unwrap();
+    let item = |group: &str| Item {
+        group: group.into(),
+        handle: "h".into(),
+        score: 0,
+    };
+    items.set("a", &item("1")).await.unwrap();
+    items.set("a", &item("2")).await.unwrap();
+    assert_eq!(cli(redis.port(), &["DEL", "e6:a"]), "1");
+    assert_eq!(cli(redis.port(), &["EXISTS", "e6#rec:a"]), "1");
+    items.set("b", &item("3")).await.unwrap();
+    items.set("b", &item("4")).await.unwrap();
+    assert!(matches!(
+        items.set("a", &item("5")).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+    let found = items.find_one_by("handle", b"h").await.unwrap();
+    assert_eq!(found, Some(("b".to_owned(), item("4"))));
+}
+
+/// Turns `id`'s record into what versions before string records wrote: a Redis set of
+/// `name \0 member`, one per index entry of `id` (found in the index keys, not by parsing
+/// the record).
+const TO_SET_RECORD: &str = "local entries = {} \
+    for i, name in ipairs(ARGV) do \
+      if i > 1 then \
+        for _, m in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do \
+          if string.sub(m, -#ARGV[1]) == ARGV[1] then entries[#entries + 1] = name .. '\\0' .. m end \
+        end \
+      end \
+    end \
+    redis.call('DEL', KEYS[1]) \
+    return redis.call('SADD', KEYS[1], unpack(entries))";
+
+/// Records of earlier versions (a Redis set of entries) keep working: a write moving a term
+/// removes the old entry the set names and turns the record into a string, a delete removes
+/// every entry, `repair_indexes` removes stale entries named by a set. Records of today: one
+/// entry stored as it is, several in the multi-entry form, and a repair leaving one entry
+/// of two stores it as a single entry again.
+async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e5")
+        .index(typedkv::Index::equality("group", |i: &Item| {
+            [i.group.clone()]
+        }))
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .build()
+        .unwrap();
+    let item = |group: &str, handle: &str| Item {
+        group: group.into(),
+        handle: handle.into(),
+        score: 0,
+    };
+    let port = redis.port();
+    let record = |id: &str| format!("e5#rec:{id}");
+    let to_set_record = |id: &str| {
+        let key = record(id);
+        cli(
+            port,
+            &[
+                "EVAL",
+                TO_SET_RECORD,
+                "3",
+                &key,
+                "e5#ix:group",
+                "e5#ix:handle",
+                id,
+                "group",
+                "handle",
+            ],
+        )
+    };
+    let ids = |name: &'static str, value: &'static str| {
+        let found = items.find_by(name, value.as_bytes());
+        async move {
+            let found: Vec<(String, Item)> = found.try_collect().await.unwrap();
+            found.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        }
+    };
+    for (id, group, handle) in [("a", "ga", "ha"), ("b", "gb", "hb"), ("c", "gc", "hc")] {
+        items.set(id, &item(group, handle)).await.unwrap();
+        let stored = redis.pool().get(&record(id)).await.unwrap().unwrap();
+        assert_eq!(
+            stored.first(),
+            Some(&0),
+            "two entries: the multi-entry form"
+        );
+        assert_eq!(to_set_record(id), "2", "{id}");
+        assert_eq!(cli(port, &["TYPE", &record(id)]), "set");
+    }
+
+    // a moves to another group: the set's old entry leaves, the record becomes a string.
+    items.set("a", &item("ga2", "ha")).await.unwrap();
+    assert!(ids("group", "ga").await.is_empty());
+    assert_eq!(ids("group", "ga2").await, ["a"]);
+    assert_eq!(ids("handle", "ha").await, ["a"]);
+    assert_eq!(cli(port, &["TYPE", &record("a")]), "string");
+    // b is deleted: every entry the set names leaves with it.
+    assert!(items.delete("b").await.unwrap());
+    assert!(ids("group", "gb").await.is_empty());
+    assert_eq!(cli(port, &["EXISTS", &record("b")]), "0");
+    items.set("b2", &item("g", "hb")).await.unwrap();
+    // c's value changes around the indexes (its handle too): repair removes both entries
+    // the set names, and the set with them.
+    let donor = redis.pool().get("e5:b2").await.unwrap().unwrap();
+    let mut conn = redis.raw_connection().await;
+    let () = redis::AsyncCommands::set(&mut conn, "e5:c", donor)
+        .await
+        .unwrap();
+    let report = items.repair_indexes().await.unwrap();
+    assert_eq!(report.removed, 2, "{report:?}");
+    assert_eq!(cli(port, &["EXISTS", &record("c")]), "0");
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
+
+    // One entry of two goes stale (a changes its group around the indexes): the record
+    // keeps the other, stored as a single entry.
+    let moved = TypedStore::<Item, _>::builder(redis.pool(), "e5")
+        .build()
+        .unwrap();
+    moved.set("a", &item("ga3", "ha")).await.unwrap();
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 1);
+    let stored = redis.pool().get(&record("a")).await.unwrap().unwrap();
+    let single = stored.starts_with(b"handle\0") && stored.ends_with(b"haa");
+    assert!(single, "{}", stored.escape_ascii());
+    items.set("a", &item("ga3", "ha")).await.unwrap();
+    assert_eq!(ids("group", "ga3").await, ["a"]);
+    assert_eq!(ids("handle", "ha").await, ["a"]);
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
+}
+
 /// Builds the indexes of 100k entities written by a store without them, and says what it
 /// cost (time, and Redis memory per entity for four indexes).
 async fn rebuild_of_100k_entities(redis: &TestRedis) {
@@ -221,6 +362,8 @@ async fn on_redis() {
     range_pages_hold_while_writers_run(redis.pool(), false).await;
     ttl_entities_leave_redis_with_their_index_entries(redis.pool(), |_| redis.port(), true).await;
     writes_made_with_redis_cli_are_repaired(&redis).await;
+    records_of_earlier_versions_are_read_and_rewritten(&redis).await;
+    a_record_left_behind_claims_nothing(&redis).await;
     rebuild_of_100k_entities(&redis).await;
 }
 

@@ -171,6 +171,18 @@ impl Keyspace {
         format!("{}#rec:", self.base(p))
     }
 
+    /// Whether `key`, a key under [`prefix`](Self::prefix), is one of the store's own
+    /// bookkeeping keys (an entity's index record, an index) rather than an entity's. Only a
+    /// partitioned keyspace has them under its prefix: `{namespace#s}#...`, its partition's
+    /// tag followed by `#`, where an entity key has `:`.
+    pub(crate) fn is_bookkeeping(&self, key: &[u8]) -> bool {
+        let Some(rest) = self.partitions.as_ref().and(key.get(self.prefix.len()..)) else {
+            return false;
+        };
+        let tag_end = rest.iter().position(|&b| b == b'}');
+        tag_end.is_some_and(|end| rest.get(end + 1) == Some(&b'#'))
+    }
+
     /// The prefix of partition `p`'s entity keys without its `:`: `namespace`,
     /// `{namespace}` or `{namespace#s}`.
     fn base(&self, p: usize) -> &str {
@@ -233,6 +245,22 @@ pub(crate) fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_partitioned_bookkeeping_keys_are_told_apart() {
+        let partitioned = Keyspace::partitioned("user", 4).unwrap();
+        let (members, _) = partitioned.index_keys("email", 2);
+        let record = format!("{}7", partitioned.record_prefix(3));
+        assert!(partitioned.is_bookkeeping(members.as_bytes()));
+        assert!(partitioned.is_bookkeeping(record.as_bytes()));
+        for id in ["7", "a}#b", "#rec:x"] {
+            let key = partitioned.key(id).unwrap();
+            assert!(!partitioned.is_bookkeeping(key.as_bytes()), "{key}");
+        }
+        assert!(!partitioned.is_bookkeeping(b"{user#x"));
+        let tagged = Keyspace::hash_tagged("user").unwrap();
+        assert!(!tagged.is_bookkeeping(b"{user}:#rec:1"));
+    }
 
     #[test]
     fn accepts_plain_namespaces() {

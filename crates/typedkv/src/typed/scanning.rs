@@ -27,7 +27,8 @@ const SCAN_PAGE: usize = 1000;
 
 impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
     /// The namespace's keys, page by page, each key once (Redis may return a key twice
-    /// while it rehashes), the bare prefix (an empty id) included. The stream owns a clone
+    /// while it rehashes), the bare prefix (an empty id) included, its own bookkeeping keys
+    /// (index records of a partitioned store) left out. The stream owns a clone
     /// of the store, so it is `'static`.
     pub(super) fn key_pages(&self) -> BoxStream<'static, Result<Vec<Bytes>>> {
         let state = Some((self.clone(), 0u64, HashSet::<Bytes>::new()));
@@ -44,6 +45,7 @@ impl<T: Send + 'static, B: Backend, C: Codec> TypedStore<T, B, C> {
                     let keys = keys
                         .into_iter()
                         .filter(|key| key.starts_with(prefix.as_bytes()))
+                        .filter(|key| !store.inner.keyspace.is_bookkeeping(key))
                         .filter(|key| seen.insert(key.clone()))
                         .collect();
                     let more = next != 0;

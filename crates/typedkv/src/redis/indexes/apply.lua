@@ -107,47 +107,52 @@ if has_unique then
     local claimed = lo < hi and {} or nil
     for o = lo, hi do
       if ARGV[(at and at[o] or first) + 2] == 'set' then
-        local id = id_of(o)
+        local id_len = #KEYS[2 * n + 2 * o - 1] - #entity_prefix
         for i = 1, n do
           if ARGV[2 + n + i] == 'u' then
             if claimed then claimed[i] = claimed[i] or {} end
             local f, count = members(o, i)
             for j = f, f + count - 1 do
               local m = ARGV[j]
-              local value = string.sub(m, 1, #m - #id)
               if claimed then
+                local id, value = id_of(o), string.sub(m, 1, #m - id_len)
                 if claimed[i][value] and claimed[i][value] ~= id then return {2, o, i, value} end
                 claimed[i][value] = id
               end
-              local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. value,
-                '(' .. value .. '\255')
-              for _, h in ipairs(holders) do
-                local holder = string.sub(h, #value + 1)
-                if holder ~= id then
-                  local expires = redis.call('ZSCORE', KEYS[2 * i], h)
-                  local key = entity_prefix .. holder
-                  local cur = (not expires or tonumber(expires) > now())
-                    and redis.call('GET', key)
-                  if cur then
-                    -- Rewritten by the batch without member h: then it frees the value.
-                    local rewritten = false
-                    for other = lo, hi do
-                      if id_of(other) == holder then
-                        rewritten = true
-                        if ARGV[(at and at[other] or first) + 2] == 'set' then
-                          local g, c = members(other, i)
-                          for k = g, g + c - 1 do
-                            if ARGV[k] == h then rewritten = false end
+              -- The entity's own member in the index: it holds the value (every claim
+              -- removes the other holders' members first), nothing to look up.
+              if not redis.call('ZSCORE', KEYS[2 * i - 1], m) then
+                local id, value = id_of(o), string.sub(m, 1, #m - id_len)
+                local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. value,
+                  '(' .. value .. '\255')
+                for _, h in ipairs(holders) do
+                  local holder = string.sub(h, #value + 1)
+                  if holder ~= id then
+                    local expires = redis.call('ZSCORE', KEYS[2 * i], h)
+                    local key = entity_prefix .. holder
+                    local cur = (not expires or tonumber(expires) > now())
+                      and redis.call('GET', key)
+                    if cur then
+                      -- Rewritten by the batch without member h: then it frees the value.
+                      local rewritten = false
+                      for other = lo, hi do
+                        if id_of(other) == holder then
+                          rewritten = true
+                          if ARGV[(at and at[other] or first) + 2] == 'set' then
+                            local g, c = members(other, i)
+                            for k = g, g + c - 1 do
+                              if ARGV[k] == h then rewritten = false end
+                            end
                           end
                         end
                       end
+                      if not rewritten then return {3, o, i, value, h, key, cur} end
+                    else
+                      redis.call('ZREM', KEYS[2 * i - 1], h)
+                      redis.call('ZREM', KEYS[2 * i], h)
+                      left = left or {}
+                      left[ARGV[2 + i] .. '\0' .. h] = true
                     end
-                    if not rewritten then return {3, o, i, value, h, key, cur} end
-                  else
-                    redis.call('ZREM', KEYS[2 * i - 1], h)
-                    redis.call('ZREM', KEYS[2 * i], h)
-                    left = left or {}
-                    left[ARGV[2 + i] .. '\0' .. h] = true
                   end
                 end
               end
@@ -165,44 +170,58 @@ if has_unique then
 end
 
 -- 4. The writes. Only what changes is touched: entries the entity keeps stay, and its
--- record is rewritten only when its entries change. A record entry is `name \0 member`.
+-- record is rewritten only when its entries change. A record entry is `name \0 member`;
+-- the record is a string of them (see `entries_of`), or, written by an earlier version, a
+-- Redis set of them, which any write of the entity turns into a string.
 local existed, skipped = 0, nil
 for o = 1, op_count do
   local p = at and at[o] or first
   local key, record = KEYS[2 * n + 2 * o - 1], KEYS[2 * n + 2 * o]
   local set = ARGV[p + 2] == 'set'
-  local old
-  if independent then
-    if taken_claim and taken_claim(o, o) then
-      old = {err = 'a unique value it claims is held'}
-    else
-      old = redis.pcall('SMEMBERS', record)
-    end
+  -- One index, one member, no expiry anywhere: the commonest shape, written below without
+  -- the general steps' tables. Its record is then its one `entry`.
+  local fast = set and n == 1 and not timed and ARGV[p + 4] == 'none' and ARGV[p + 6] == '1'
+  local entry = fast and ARGV[3] .. '\0' .. ARGV[p + 7]
+  -- `raw`: the record as stored (false when absent or a set); `old`: its entries, left nil
+  -- when the fast shape finds its record already as the write leaves it, or `gone`, its
+  -- one entry; `broken`: why the op cannot be written (another program's key in the
+  -- record's place).
+  local raw, old, gone, broken = false, nil, nil, nil
+  if independent and taken_claim and taken_claim(o, o) then
+    broken = 'a unique value it claims is held'
   else
-    old = redis.call('SMEMBERS', record)
+    raw = redis.pcall('GET', record)
+    if type(raw) == 'table' then
+      old, raw = redis.pcall('SMEMBERS', record), false
+      if old.err then broken = old.err end
+    elseif not raw then
+      old = {}
+    elseif not fast or raw ~= entry or (left and left[entry]) then
+      -- A record of one entry, the fast shape's common case, is read as it is: `gone`.
+      if fast and string.byte(raw) ~= 0 and string.find(raw, '\0', 2, true) then
+        gone = raw
+      else
+        old = entries_of(raw)
+        if not old then broken = 'WRONGTYPE ' .. record .. ' is not an index record' end
+      end
+    end
   end
-  if old.err then
+  if broken then
+    if not independent then return redis.error_reply(broken) end
     skipped = skipped or {4}
     skipped[#skipped + 1] = o
-  elseif set and n == 1 and not timed and ARGV[p + 4] == 'none' and ARGV[p + 6] == '1' then
-    -- The commonest shape, one index and one member, no expiry anywhere: the same steps as
-    -- below without their tables. A term move is a ZREM, a ZADD, and the record's entry
-    -- swapped: added before the old one goes, so the set is never empty, which would make
-    -- Redis free it and build it anew.
-    local m = ARGV[p + 7]
-    local ours = ARGV[3] .. '\0'
-    local entry = ours .. m
-    if old[1] ~= entry or #old ~= 1 or (left and left[entry]) then
-      redis.call('ZADD', KEYS[1], 0, m)
-      redis.call('SADD', record, entry)
-      for _, e in ipairs(old) do
-        if e ~= entry then
-          if string.sub(e, 1, #ours) == ours then
-            redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
-          end
-          redis.call('SREM', record, e)
+  elseif fast then
+    -- A term move is a ZADD, a ZREM and the record rewritten.
+    if old or gone then
+      local ours = ARGV[3] .. '\0'
+      redis.call('ZADD', KEYS[1], 0, ARGV[p + 7])
+      for k = 1, old and #old or 1 do
+        local e = old and old[k] or gone
+        if e ~= entry and string.sub(e, 1, #ours) == ours then
+          redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
         end
       end
+      redis.call('SET', record, entry)
     end
     redis.call('SET', key, ARGV[p + 3])
   else
@@ -238,7 +257,7 @@ for o = 1, op_count do
       end
     end
     if not set then
-      if #old > 0 then redis.call('DEL', record) end
+      if raw or #old > 0 then redis.call('DEL', record) end
       existed = existed + redis.call('DEL', key)
     else
       local value, expiry, ms = ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
@@ -279,15 +298,14 @@ for o = 1, op_count do
           q = q + 1 + tonumber(ARGV[q])
         end
       end
-      if kept ~= #old or count ~= #old then
-        -- Entries changed: the record anew.
-        if #old > 0 then redis.call('DEL', record) end
+      if kept ~= #old or count ~= #old or not raw then
+        -- Entries changed (or the record is a set): the record anew.
         if count > 0 then
           local entries = {}
-          for entry in pairs(wanted) do entries[#entries + 1] = entry end
-          for c = 1, #entries, 1000 do -- in chunks: Lua's unpack has a limit
-            redis.call('SADD', record, unpack(entries, c, math.min(c + 999, #entries)))
-          end
+          for e in pairs(wanted) do entries[#entries + 1] = e end
+          redis.call('SET', record, count == 1 and entries[1] or record_of(entries))
+        elseif raw or #old > 0 then
+          redis.call('DEL', record)
         end
       end
       if count > 0 then

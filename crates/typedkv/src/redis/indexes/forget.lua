@@ -13,10 +13,30 @@ for k = 4, #ARGV, 3 do
   local unchanged
   if seen == '' then unchanged = not cur else unchanged = cur and redis.sha1hex(cur) == seen end
   if unchanged then
+    local record = ARGV[3] .. id
     if cur then
-      redis.call('SREM', ARGV[3] .. id, ARGV[1] .. '\0' .. member)
+      -- The entry leaves the record (a record that does not parse stays: the entity's next
+      -- write reports it).
+      local entry = ARGV[1] .. '\0' .. member
+      local raw = redis.pcall('GET', record)
+      if type(raw) == 'string' then
+        local entries = entries_of(raw)
+        if entries then
+          local rest = {}
+          for _, e in ipairs(entries) do
+            if e ~= entry then rest[#rest + 1] = e end
+          end
+          if #rest == 0 then
+            redis.call('DEL', record)
+          elseif #rest < #entries then
+            redis.call('SET', record, #rest == 1 and rest[1] or record_of(rest), 'KEEPTTL')
+          end
+        end
+      elseif raw then
+        redis.pcall('SREM', record, entry) -- a record of an earlier version: a set
+      end
     else
-      redis.call('DEL', ARGV[3] .. id)
+      redis.call('DEL', record)
     end
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)

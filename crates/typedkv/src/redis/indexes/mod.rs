@@ -22,7 +22,7 @@ fn with_common(body: &str) -> Script {
 
 static APPLY: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("apply.lua")));
 static COUNT: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("count.lua")));
-static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("forget.lua")));
+static FORGET: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("forget.lua")));
 
 /// A bound of a lexicographic range as `ZRANGEBYLEX` and `ZLEXCOUNT` take it: `-`, `+`,
 /// `[member` or `(member`.
