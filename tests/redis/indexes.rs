@@ -196,11 +196,32 @@ const TO_SET_RECORD: &str = "local entries = {} \
     redis.call('DEL', KEYS[1]) \
     return redis.call('SADD', KEYS[1], unpack(entries))";
 
+/// The multi-entry record of `id` in store `e5` with entries of `indexes`, built from the
+/// index keys as DESIGN.md describes it: a zero byte, then per entry its length (4 bytes,
+/// big-endian) and `name 0x00 member`.
+async fn multi_entry_record(redis: &TestRedis, id: &str, indexes: &[&str]) -> Vec<u8> {
+    let mut conn = redis.raw_connection().await;
+    let mut out = vec![0];
+    for name in indexes {
+        let members: Vec<Vec<u8>> =
+            redis::AsyncCommands::zrange(&mut conn, format!("e5#ix:{name}"), 0, -1)
+                .await
+                .unwrap();
+        for member in members.iter().filter(|m| m.ends_with(id.as_bytes())) {
+            let entry = [name.as_bytes(), &[0], member].concat();
+            out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+            out.extend_from_slice(&entry);
+        }
+    }
+    out
+}
+
 /// Records of earlier versions (a Redis set of entries) keep working: a write moving a term
 /// removes the old entry the set names and turns the record into a string, a delete removes
 /// every entry, `repair_indexes` removes stale entries named by a set. Records of today: one
-/// entry stored as it is, several in the multi-entry form, and a repair leaving one entry
-/// of two stores it as a single entry again.
+/// entry stored as it is, several in the multi-entry form (as the client writes them and as
+/// a repair leaving two of three writes them: byte for byte what DESIGN.md describes), and
+/// a repair leaving one entry of two stores it as a single entry again.
 async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e5")
         .index(typedkv::Index::equality("group", |i: &Item| {
@@ -209,6 +230,7 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
         .index(typedkv::Index::unique("handle", |i: &Item| {
             [i.handle.clone()]
         }))
+        .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
         .build()
         .unwrap();
     let item = |group: &str, handle: &str| Item {
@@ -225,13 +247,15 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
             &[
                 "EVAL",
                 TO_SET_RECORD,
-                "3",
+                "4",
                 &key,
                 "e5#ix:group",
                 "e5#ix:handle",
+                "e5#ix:score",
                 id,
                 "group",
                 "handle",
+                "score",
             ],
         )
     };
@@ -245,12 +269,9 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     for (id, group, handle) in [("a", "ga", "ha"), ("b", "gb", "hb"), ("c", "gc", "hc")] {
         items.set(id, &item(group, handle)).await.unwrap();
         let stored = redis.pool().get(&record(id)).await.unwrap().unwrap();
-        assert_eq!(
-            stored.first(),
-            Some(&0),
-            "two entries: the multi-entry form"
-        );
-        assert_eq!(to_set_record(id), "2", "{id}");
+        let expected = multi_entry_record(redis, id, &["group", "handle", "score"]).await;
+        assert_eq!(stored, expected, "{id}: {}", stored.escape_ascii());
+        assert_eq!(to_set_record(id), "3", "{id}");
         assert_eq!(cli(port, &["TYPE", &record(id)]), "set");
     }
 
@@ -265,8 +286,8 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     assert!(ids("group", "gb").await.is_empty());
     assert_eq!(cli(port, &["EXISTS", &record("b")]), "0");
     items.set("b2", &item("g", "hb")).await.unwrap();
-    // c's value changes around the indexes (its handle too): repair removes both entries
-    // the set names, and the set with them.
+    // c's value changes around the indexes (its group and handle, not its score): repair
+    // removes those two entries, from the index and from the set.
     let donor = redis.pool().get("e5:b2").await.unwrap().unwrap();
     let mut conn = redis.raw_connection().await;
     let () = redis::AsyncCommands::set(&mut conn, "e5:c", donor)
@@ -274,18 +295,23 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
         .unwrap();
     let report = items.repair_indexes().await.unwrap();
     assert_eq!(report.removed, 2, "{report:?}");
-    assert_eq!(cli(port, &["EXISTS", &record("c")]), "0");
+    assert_eq!(cli(port, &["SCARD", &record("c")]), "1");
     assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
 
-    // One entry of two goes stale (a changes its group around the indexes): the record
-    // keeps the other, stored as a single entry.
-    let moved = TypedStore::<Item, _>::builder(redis.pool(), "e5")
+    // One entry of three goes stale (a changes its group around the indexes): the record
+    // keeps the other two; then one of two (its handle too): it keeps one, as it is.
+    let around = TypedStore::<Item, _>::builder(redis.pool(), "e5")
         .build()
         .unwrap();
-    moved.set("a", &item("ga3", "ha")).await.unwrap();
+    around.set("a", &item("ga3", "ha")).await.unwrap();
     assert_eq!(items.repair_indexes().await.unwrap().removed, 1);
     let stored = redis.pool().get(&record("a")).await.unwrap().unwrap();
-    let single = stored.starts_with(b"handle\0") && stored.ends_with(b"haa");
+    let expected = multi_entry_record(redis, "a", &["handle", "score"]).await;
+    assert_eq!(stored, expected, "{}", stored.escape_ascii());
+    around.set("a", &item("ga3", "ha2")).await.unwrap();
+    assert_eq!(items.repair_indexes().await.unwrap().removed, 1);
+    let stored = redis.pool().get(&record("a")).await.unwrap().unwrap();
+    let single = stored.starts_with(b"score\0") && stored.ends_with(b"a");
     assert!(single, "{}", stored.escape_ascii());
     items.set("a", &item("ga3", "ha")).await.unwrap();
     assert_eq!(ids("group", "ga3").await, ["a"]);

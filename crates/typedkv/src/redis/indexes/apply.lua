@@ -4,7 +4,8 @@
 -- ARGV: n, entity prefix, n index names, n kinds ('e' equality, 'u' unique, 'r' range),
 --   op count, '1' if the ops are independent or '0' if they are one batch, then per op:
 --   guard ('always' 'absent' 'present' 'bytes' 'sha1'), expected, action ('set' 'del'),
---   value, expiry ('px' 'keep' 'none'), ms, then per index: member count, members.
+--   value, expiry ('px' 'keep' 'none'), ms, the record the write leaves (as `entries_of`
+--   reads it, '' when it has no entry), then per index: member count, members.
 -- Returns the number of deleted entities that existed when every op applied; {0, op,
 -- current bytes or false} when op's guard failed; {2, ...} or {3, ...} when op would take a
 -- unique value another op of the batch or another entity's member holds (see
@@ -33,15 +34,16 @@ for i = 1, n do
 end
 local op_count = tonumber(ARGV[3 + 2 * n])
 local independent = ARGV[4 + 2 * n] == '1'
--- Where op o's fields start in ARGV (guard, expected, action, value, expiry, ms, then per
--- index a member count and the members): `first` for a single op, `at[o]` in a batch.
+-- Where op o's fields start in ARGV (guard, expected, action, value, expiry, ms, record,
+-- then per index a member count and the members): `first` for a single op, `at[o]` in a
+-- batch.
 local first, at = 5 + 2 * n, nil
 if op_count > 1 then
   at = {}
   local a = first
   for o = 1, op_count do
     at[o] = a
-    a = a + 6
+    a = a + 7
     for _ = 1, n do a = a + 1 + tonumber(ARGV[a]) end
   end
 end
@@ -95,7 +97,7 @@ local taken_claim = nil
 if has_unique then
   -- Where op o's members of index i are in ARGV: the first one's position, and how many.
   local function members(o, i)
-    local p = (at and at[o] or first) + 6
+    local p = (at and at[o] or first) + 7
     for _ = 2, i do p = p + 1 + tonumber(ARGV[p]) end
     return p + 1, tonumber(ARGV[p])
   end
@@ -178,13 +180,16 @@ for o = 1, op_count do
   local p = at and at[o] or first
   local key, record = KEYS[2 * n + 2 * o - 1], KEYS[2 * n + 2 * o]
   local set = ARGV[p + 2] == 'set'
-  -- One index, one member, no expiry anywhere: the commonest shape, written below without
-  -- the general steps' tables. Its record is then its one `entry`.
-  local fast = set and n == 1 and not timed and ARGV[p + 4] == 'none' and ARGV[p + 6] == '1'
-  local entry = fast and ARGV[3] .. '\0' .. ARGV[p + 7]
+  -- `rec`: the record the write leaves. `plain`: no expiry anywhere, so an op whose record
+  -- is already `rec` writes its value alone. `fast`: one index and one member as well, the
+  -- commonest shape, written below without the general steps' tables (its record is its
+  -- one entry).
+  local rec = ARGV[p + 6]
+  local plain = set and not timed and ARGV[p + 4] == 'none'
+  local fast = plain and n == 1 and ARGV[p + 7] == '1'
   -- `raw`: the record as stored (false when absent or a set); `old`: its entries, left nil
-  -- when the fast shape finds its record already as the write leaves it, or `gone`, its
-  -- one entry; `broken`: why the op cannot be written (another program's key in the
+  -- when the record is already `rec`, or `gone`, the one entry of a record the fast shape
+  -- replaces; `broken`: why the op cannot be written (another program's key in the
   -- record's place).
   local raw, old, gone, broken = false, nil, nil, nil
   if independent and taken_claim and taken_claim(o, o) then
@@ -196,8 +201,7 @@ for o = 1, op_count do
       if old.err then broken = old.err end
     elseif not raw then
       old = {}
-    elseif not fast or raw ~= entry or (left and left[entry]) then
-      -- A record of one entry, the fast shape's common case, is read as it is: `gone`.
+    elseif not plain or raw ~= rec or left then
       if fast and string.byte(raw) ~= 0 and string.find(raw, '\0', 2, true) then
         gone = raw
       else
@@ -210,25 +214,25 @@ for o = 1, op_count do
     if not independent then return redis.error_reply(broken) end
     skipped = skipped or {4}
     skipped[#skipped + 1] = o
+  elseif plain and not (old or gone) then
+    redis.call('SET', key, ARGV[p + 3])
   elseif fast then
     -- A term move is a ZADD, a ZREM and the record rewritten.
-    if old or gone then
-      local ours = ARGV[3] .. '\0'
-      redis.call('ZADD', KEYS[1], 0, ARGV[p + 7])
-      for k = 1, old and #old or 1 do
-        local e = old and old[k] or gone
-        if e ~= entry and string.sub(e, 1, #ours) == ours then
-          redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
-        end
+    local ours = ARGV[3] .. '\0'
+    redis.call('ZADD', KEYS[1], 0, ARGV[p + 8])
+    for k = 1, old and #old or 1 do
+      local e = old and old[k] or gone
+      if e ~= rec and string.sub(e, 1, #ours) == ours then
+        redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
       end
-      redis.call('SET', record, entry)
     end
+    redis.call('SET', record, rec)
     redis.call('SET', key, ARGV[p + 3])
   else
     -- wanted[entry]: 1 for an entry the entity gains, 2 for one it keeps; count: how many.
     local wanted, count, kept = {}, 0, 0
     if set then
-      local q = p + 6
+      local q = p + 7
       for i = 1, n do
         for j = q + 1, q + tonumber(ARGV[q]) do
           local entry = ARGV[2 + i] .. '\0' .. ARGV[j]
@@ -276,7 +280,7 @@ for o = 1, op_count do
       local had_expiry = false
       -- Each entry again, unless none is new and no expiry is involved (the common rewrite).
       if kept < count or timed then
-        local q = p + 6
+        local q = p + 7
         for i = 1, n do
           for j = q + 1, q + tonumber(ARGV[q]) do
             local m = ARGV[j]
@@ -301,9 +305,7 @@ for o = 1, op_count do
       if kept ~= #old or count ~= #old or not raw then
         -- Entries changed (or the record is a set): the record anew.
         if count > 0 then
-          local entries = {}
-          for e in pairs(wanted) do entries[#entries + 1] = e end
-          redis.call('SET', record, count == 1 and entries[1] or record_of(entries))
+          redis.call('SET', record, rec)
         elseif raw or #old > 0 then
           redis.call('DEL', record)
         end

@@ -6,6 +6,17 @@
 -- ARGV[1] the index's name, ARGV[2] the entity key prefix, ARGV[3] the record key prefix,
 --   then per member: the member, its entity's id, the SHA-1 of the bytes seen ('' absent).
 -- Returns how many it removed.
+-- The record of `entries` (a list of two or more), as `entries_of` reads it.
+local function record_of(entries)
+  local parts = {'\0'}
+  for _, e in ipairs(entries) do
+    local len = #e
+    parts[#parts + 1] = string.char(math.floor(len / 16777216) % 256,
+      math.floor(len / 65536) % 256, math.floor(len / 256) % 256, len % 256) .. e
+  end
+  return table.concat(parts)
+end
+
 local removed = 0
 for k = 4, #ARGV, 3 do
   local member, id, seen = ARGV[k], ARGV[k + 1], ARGV[k + 2]

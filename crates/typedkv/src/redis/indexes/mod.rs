@@ -129,6 +129,7 @@ fn apply_args<'o>(
     out.arg(if independent { "1" } else { "0" });
     for op in ops {
         write_args(out, &op.guard, op.value.as_deref(), op.expiry);
+        out.arg(record_of(space, op));
         for members in &op.members {
             out.arg(members.len());
             for member in members {
@@ -136,6 +137,36 @@ fn apply_args<'o>(
             }
         }
     }
+}
+
+/// The record `apply.lua` stores for `op` (the format is `common.lua`'s): empty when it has
+/// no entry (a delete), its one entry `name 0x00 member` as it is, or 0x00 and each entry
+/// after its length (4 bytes, big-endian).
+fn record_of(space: &IndexSpace, op: &IndexedOp) -> Vec<u8> {
+    let entries = || {
+        let named = space.indexes.iter().zip(&op.members);
+        named.flat_map(|(index, members)| members.iter().map(move |m| (&index.name, m)))
+    };
+    let put = |out: &mut Vec<u8>, (name, member): (&String, &Vec<u8>)| {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(member);
+    };
+    let mut out = Vec::new();
+    match entries().count() {
+        0 => {}
+        1 => entries().for_each(|entry| put(&mut out, entry)),
+        _ => {
+            out.push(0);
+            for entry in entries() {
+                // An entry is shorter than a Redis string's 512 MiB.
+                let len = u32::try_from(entry.0.len() + 1 + entry.1.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                put(&mut out, entry);
+            }
+        }
+    }
+    out
 }
 
 /// A write's guard, value and expiry as `apply.lua` (per op) and `compare_and_swap.lua` read
