@@ -361,7 +361,7 @@ where
             .response
             .map(|limit| tokio::time::Instant::now() + limit);
         batcher
-            .enqueue(self, plain.call(), deadline)
+            .enqueue(self, plain.call(&batcher.spaces), deadline)
             .map_err(|call| (None, call.into_cmd()))
     }
 

@@ -4,8 +4,10 @@
 //! pipeline), and how one server's connection sends a batch.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use ::redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
+use arc_swap::ArcSwap;
 
 use crate::backend::{Bytes, IndexSpace, IndexedOp};
 use crate::redis::indexes;
@@ -35,17 +37,47 @@ impl Plain<'_> {
         }
     }
 
-    /// The call to queue.
-    pub(crate) fn call(self) -> Call {
+    /// The call to queue; an indexed write takes its store's space from `spaces`.
+    pub(crate) fn call(self, spaces: &Spaces) -> Call {
         match self {
             Plain::Get(key) => Call::Get(key.to_owned()),
             Plain::Set(key, value) => Call::Set(key.to_owned(), value),
             Plain::Cmd(cmd) => Call::Cmd(cmd),
             Plain::Apply(space, op) => Call::Apply(Box::new(IndexedWrite {
-                space: space.clone(),
+                space: spaces.get(space),
                 op: op.clone(),
             })),
         }
+    }
+}
+
+/// The index spaces of a pool's queued indexed writes, each kept once: a queued write holds
+/// its store's space by `Arc` instead of a copy of its strings (half a dozen allocations per
+/// write), and the writes of one store mostly find each other by pointer. Read without a lock;
+/// added to once per store (and partition).
+#[derive(Default)]
+pub(crate) struct Spaces(ArcSwap<Vec<Arc<IndexSpace>>>);
+
+impl Spaces {
+    /// Spaces kept at most: beyond, a space is copied per write (as many stores or
+    /// partitions as that are not one pool's usual work).
+    const MAX: usize = 4096;
+
+    /// `space`, shared.
+    pub(crate) fn get(&self, space: &IndexSpace) -> Arc<IndexSpace> {
+        let find = |spaces: &[Arc<IndexSpace>]| spaces.iter().find(|s| ***s == *space).cloned();
+        if let Some(found) = find(&self.0.load()) {
+            return found;
+        }
+        let new = Arc::new(space.clone());
+        let before = self.0.rcu(|spaces| {
+            let mut spaces = Vec::clone(spaces);
+            if spaces.len() < Self::MAX && find(&spaces).is_none() {
+                spaces.push(Arc::clone(&new));
+            }
+            spaces
+        });
+        find(&before).unwrap_or(new)
     }
 }
 
@@ -60,7 +92,7 @@ pub(crate) enum Call {
 
 /// A queued indexed write and the indexes of its store.
 pub(crate) struct IndexedWrite {
-    pub(crate) space: IndexSpace,
+    pub(crate) space: Arc<IndexSpace>,
     pub(crate) op: IndexedOp,
 }
 
@@ -234,9 +266,9 @@ impl Group {
                 continue;
             };
             let store = scripts.iter_mut().find(|script| {
-                calls[script[0]]
-                    .write()
-                    .is_some_and(|first| first.space == write.space)
+                calls[script[0]].write().is_some_and(|first| {
+                    Arc::ptr_eq(&first.space, &write.space) || first.space == write.space
+                })
             });
             match store {
                 Some(script) => script.push(n),
@@ -570,7 +602,7 @@ mod tests {
             vec![vec![b"term".to_vec()]],
         );
         Call::Apply(Box::new(IndexedWrite {
-            space: space.clone(),
+            space: Arc::new(space.clone()),
             op,
         }))
     }

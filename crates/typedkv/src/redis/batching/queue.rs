@@ -20,7 +20,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::calls::{Call, Sent};
+use super::calls::{Call, Sent, Spaces};
 
 /// Batches in flight at once per pool. Two keep the connection busy while the client hands
 /// out one batch's replies; more only make the batches smaller (measured at 1, 2, 4, 8, 16
@@ -110,6 +110,8 @@ pub(crate) struct Batcher<R> {
     /// ended), never taken on the hot path.
     starting: Mutex<()>,
     pub(crate) routes: R,
+    /// The index spaces of queued indexed writes.
+    pub(crate) spaces: Spaces,
 }
 
 impl<R: Default> Default for Batcher<R> {
@@ -121,6 +123,7 @@ impl<R: Default> Default for Batcher<R> {
             queue: ArcSwapOption::empty(),
             starting: Mutex::new(()),
             routes: R::default(),
+            spaces: Spaces::default(),
         }
     }
 }

@@ -5,9 +5,10 @@
 //! call, so on one server (or one cluster slot) value, record and index entries change
 //! together or not at all.
 
+use std::io::Write as _;
 use std::sync::LazyLock;
 
-use ::redis::{Cmd, Script, ScriptInvocation, ToRedisArgs, Value};
+use ::redis::{Cmd, RedisWrite, Script, ScriptInvocation, ToRedisArgs, Value};
 
 use crate::backend::WriteExpiry;
 use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex, StaleMember};
@@ -94,8 +95,10 @@ pub(crate) fn coalesced_apply<'o>(
     space: &IndexSpace,
     ops: impl Iterator<Item = &'o IndexedOp> + Clone,
 ) -> Cmd {
-    let mut cmd = ::redis::cmd("EVALSHA");
-    cmd.arg(APPLY.get_hash())
+    let (args, bytes) = apply_size(space, ops.clone());
+    let mut cmd = Cmd::with_capacity(args, bytes);
+    cmd.arg("EVALSHA")
+        .arg(APPLY.get_hash())
         .arg(2 * space.indexes.len() + 2 * ops.clone().count());
     apply_args(&mut cmd, space, ops, true);
     cmd
@@ -129,7 +132,7 @@ fn apply_args<'o>(
     out.arg(if independent { "1" } else { "0" });
     for op in ops {
         write_args(out, &op.guard, op.value.as_deref(), op.expiry);
-        out.arg(record_of(space, op));
+        out.arg(Record { space, op });
         for members in &op.members {
             out.arg(members.len());
             for member in members {
@@ -139,34 +142,78 @@ fn apply_args<'o>(
     }
 }
 
-/// The record `apply.lua` stores for `op` (the format is `common.lua`'s): empty when it has
+/// The record `apply.lua` stores for an op (the format is `common.lua`'s): empty when it has
 /// no entry (a delete), its one entry `name 0x00 member` as it is, or 0x00 and each entry
-/// after its length (4 bytes, big-endian).
-fn record_of(space: &IndexSpace, op: &IndexedOp) -> Vec<u8> {
-    let entries = || {
-        let named = space.indexes.iter().zip(&op.members);
-        named.flat_map(|(index, members)| members.iter().map(move |m| (&index.name, m)))
-    };
-    let put = |out: &mut Vec<u8>, (name, member): (&String, &Vec<u8>)| {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(member);
-    };
-    let mut out = Vec::new();
-    match entries().count() {
-        0 => {}
-        1 => entries().for_each(|entry| put(&mut out, entry)),
-        _ => {
-            out.push(0);
-            for entry in entries() {
-                // An entry is shorter than a Redis string's 512 MiB.
-                let len = u32::try_from(entry.0.len() + 1 + entry.1.len()).unwrap_or(u32::MAX);
-                out.extend_from_slice(&len.to_be_bytes());
-                put(&mut out, entry);
-            }
+/// after its length (4 bytes, big-endian). Written straight into the command.
+struct Record<'a> {
+    space: &'a IndexSpace,
+    op: &'a IndexedOp,
+}
+
+impl Record<'_> {
+    /// The op's entries: index name and member.
+    fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let named = self.space.indexes.iter().zip(&self.op.members);
+        named.flat_map(|(index, members)| {
+            members.iter().map(|m| (index.name.as_str(), m.as_slice()))
+        })
+    }
+
+    /// The record's length in bytes.
+    fn len(&self) -> usize {
+        let entries = self
+            .entries()
+            .map(|(name, member)| name.len() + 1 + member.len());
+        let (count, bytes) = entries.fold((0, 0), |(c, b), len| (c + 1, b + len));
+        if count > 1 {
+            1 + 4 * count + bytes
+        } else {
+            bytes
         }
     }
-    out
+}
+
+impl ToRedisArgs for Record<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let several = self.entries().nth(1).is_some();
+        let mut out = out.writer_for_next_arg();
+        // Writing to a command's buffer cannot fail.
+        let _ = several.then(|| out.write_all(&[0]));
+        for (name, member) in self.entries() {
+            if several {
+                // An entry is shorter than a Redis string's 512 MiB.
+                let len = u32::try_from(name.len() + 1 + member.len()).unwrap_or(u32::MAX);
+                let _ = out.write_all(&len.to_be_bytes());
+            }
+            let _ = out.write_all(name.as_bytes());
+            let _ = out.write_all(&[0]);
+            let _ = out.write_all(member);
+        }
+    }
+}
+
+/// How many arguments and bytes of them `apply_args` writes for `ops` (an upper bound of the
+/// bytes), so that the command is allocated once.
+fn apply_size<'o>(space: &IndexSpace, ops: impl Iterator<Item = &'o IndexedOp>) -> (usize, usize) {
+    let names: usize = space.indexes.iter().map(|i| i.name.len()).sum();
+    let keys: usize = space
+        .indexes
+        .iter()
+        .map(|i| i.members.len() + i.expiries.len())
+        .sum();
+    let (mut args, mut bytes) = (8 + 4 * space.indexes.len(), 64 + names + keys);
+    bytes += space.entity_prefix.len();
+    for op in ops {
+        let members = op.members.iter().map(Vec::len).sum::<usize>();
+        let record = Record { space, op };
+        args += 9 + space.indexes.len() + members;
+        bytes += op.key.len() + op.record.len() + 32 + 24 * space.indexes.len();
+        bytes += op.value.as_ref().map_or(0, Vec::len) + 2 * record.len();
+        if let Guard::Bytes(expected) = &op.guard {
+            bytes += expected.len();
+        }
+    }
+    (args, bytes)
 }
 
 /// A write's guard, value and expiry as `apply.lua` (per op) and `compare_and_swap.lua` read
