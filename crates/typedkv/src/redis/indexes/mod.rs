@@ -1,7 +1,7 @@
 //! Indexes on Redis: what the index commands are (the scripts, their arguments, and what
 //! their replies mean); `commands.rs` sends them on a pool's core, once for standalone,
-//! Sentinel and cluster pools. Each index is two sorted sets and each entity a record set
-//! (see [the layout](crate::backend#indexes)); every write of an indexed store is one script
+//! Sentinel and cluster pools. Each index is two sorted sets and each entity a record string
+//! (see [the layout](crate::backend#indexes) and `common.lua`); every write of an indexed store is one script
 //! call, so on one server (or one cluster slot) value, record and index entries change
 //! together or not at all.
 
