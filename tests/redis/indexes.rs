@@ -22,12 +22,9 @@ struct Item {
     score: i64,
 }
 
-/// Writes around the indexes made with `redis-cli` (`SET` of another entity's bytes, `DEL`):
-/// the stale entries' unique values are free at once, `repair_indexes` removes every stale
-/// entry (seen with `ZRANGE` on the index keys), and the entities' current values are what
-/// queries answer.
-async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
-    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e3")
+/// A store of [`Item`]s under `namespace` with the report's three indexes.
+fn item_store(redis: &TestRedis, namespace: &str) -> TypedStore<Item, typedkv::redis::RedisPool> {
+    TypedStore::builder(redis.pool(), namespace)
         .index(typedkv::Index::equality("group", |i: &Item| {
             [i.group.clone()]
         }))
@@ -36,12 +33,24 @@ async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
         }))
         .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
         .build()
-        .unwrap();
-    let item = |group: &str, handle: &str, score| Item {
+        .unwrap()
+}
+
+/// An [`Item`].
+fn item(group: &str, handle: &str, score: i64) -> Item {
+    Item {
         group: group.into(),
         handle: handle.into(),
         score,
-    };
+    }
+}
+
+/// Writes around the indexes made with `redis-cli` (`SET` of another entity's bytes, `DEL`):
+/// the stale entries' unique values are free at once, `repair_indexes` removes every stale
+/// entry (seen with `ZRANGE` on the index keys), and the entities' current values are what
+/// queries answer.
+async fn writes_made_with_redis_cli_are_repaired(redis: &TestRedis) {
+    let items = item_store(redis, "e3");
     items.set("raw3", &item("graw", "hraw3", 3)).await.unwrap();
     items
         .set("donor", &item("gdonor", "hdonor", 5))
@@ -163,23 +172,18 @@ async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
         }))
         .build()
         .unwrap();
-    let item = |group: &str| Item {
-        group: group.into(),
-        handle: "h".into(),
-        score: 0,
-    };
-    items.set("a", &item("1")).await.unwrap();
-    items.set("a", &item("2")).await.unwrap();
+    items.set("a", &item("1", "h", 0)).await.unwrap();
+    items.set("a", &item("2", "h", 0)).await.unwrap();
     assert_eq!(cli(redis.port(), &["DEL", "e6:a"]), "1");
     assert_eq!(cli(redis.port(), &["EXISTS", "e6#rec:a"]), "1");
-    items.set("b", &item("3")).await.unwrap();
-    items.set("b", &item("4")).await.unwrap();
+    items.set("b", &item("3", "h", 0)).await.unwrap();
+    items.set("b", &item("4", "h", 0)).await.unwrap();
     assert!(matches!(
-        items.set("a", &item("5")).await,
+        items.set("a", &item("5", "h", 0)).await,
         Err(Error::UniqueViolation { .. })
     ));
     let found = items.find_one_by("handle", b"h").await.unwrap();
-    assert_eq!(found, Some(("b".to_owned(), item("4"))));
+    assert_eq!(found, Some(("b".to_owned(), item("4", "h", 0))));
 }
 
 /// Turns `id`'s record into what versions before string records wrote: a Redis set of
@@ -223,21 +227,7 @@ async fn multi_entry_record(redis: &TestRedis, id: &str, indexes: &[&str]) -> Ve
 /// a repair leaving two of three writes them: byte for byte what DESIGN.md describes), and
 /// a repair leaving one entry of two stores it as a single entry again.
 async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
-    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e5")
-        .index(typedkv::Index::equality("group", |i: &Item| {
-            [i.group.clone()]
-        }))
-        .index(typedkv::Index::unique("handle", |i: &Item| {
-            [i.handle.clone()]
-        }))
-        .index(typedkv::Index::range("score", |i: &Item| Some(i.score)))
-        .build()
-        .unwrap();
-    let item = |group: &str, handle: &str| Item {
-        group: group.into(),
-        handle: handle.into(),
-        score: 0,
-    };
+    let items = item_store(redis, "e5");
     let port = redis.port();
     let record = |id: &str| format!("e5#rec:{id}");
     let to_set_record = |id: &str| {
@@ -267,7 +257,7 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
         }
     };
     for (id, group, handle) in [("a", "ga", "ha"), ("b", "gb", "hb"), ("c", "gc", "hc")] {
-        items.set(id, &item(group, handle)).await.unwrap();
+        items.set(id, &item(group, handle, 0)).await.unwrap();
         let stored = redis.pool().get(&record(id)).await.unwrap().unwrap();
         let expected = multi_entry_record(redis, id, &["group", "handle", "score"]).await;
         assert_eq!(stored, expected, "{id}: {}", stored.escape_ascii());
@@ -276,7 +266,7 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     }
 
     // a moves to another group: the set's old entry leaves, the record becomes a string.
-    items.set("a", &item("ga2", "ha")).await.unwrap();
+    items.set("a", &item("ga2", "ha", 0)).await.unwrap();
     assert!(ids("group", "ga").await.is_empty());
     assert_eq!(ids("group", "ga2").await, ["a"]);
     assert_eq!(ids("handle", "ha").await, ["a"]);
@@ -285,7 +275,7 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     assert!(items.delete("b").await.unwrap());
     assert!(ids("group", "gb").await.is_empty());
     assert_eq!(cli(port, &["EXISTS", &record("b")]), "0");
-    items.set("b2", &item("g", "hb")).await.unwrap();
+    items.set("b2", &item("g", "hb", 0)).await.unwrap();
     // c's value changes around the indexes (its group and handle, not its score): repair
     // removes those two entries, from the index and from the set.
     let donor = redis.pool().get("e5:b2").await.unwrap().unwrap();
@@ -303,17 +293,17 @@ async fn records_of_earlier_versions_are_read_and_rewritten(redis: &TestRedis) {
     let around = TypedStore::<Item, _>::builder(redis.pool(), "e5")
         .build()
         .unwrap();
-    around.set("a", &item("ga3", "ha")).await.unwrap();
+    around.set("a", &item("ga3", "ha", 0)).await.unwrap();
     assert_eq!(items.repair_indexes().await.unwrap().removed, 1);
     let stored = redis.pool().get(&record("a")).await.unwrap().unwrap();
     let expected = multi_entry_record(redis, "a", &["handle", "score"]).await;
     assert_eq!(stored, expected, "{}", stored.escape_ascii());
-    around.set("a", &item("ga3", "ha2")).await.unwrap();
+    around.set("a", &item("ga3", "ha2", 0)).await.unwrap();
     assert_eq!(items.repair_indexes().await.unwrap().removed, 1);
     let stored = redis.pool().get(&record("a")).await.unwrap().unwrap();
     let single = stored.starts_with(b"score\0") && stored.ends_with(b"a");
     assert!(single, "{}", stored.escape_ascii());
-    items.set("a", &item("ga3", "ha")).await.unwrap();
+    items.set("a", &item("ga3", "ha", 0)).await.unwrap();
     assert_eq!(ids("group", "ga3").await, ["a"]);
     assert_eq!(ids("handle", "ha").await, ["a"]);
     assert_eq!(items.repair_indexes().await.unwrap().removed, 0);
