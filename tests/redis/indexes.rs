@@ -184,6 +184,16 @@ async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
     ));
     let found = items.find_one_by("handle", b"h").await.unwrap();
     assert_eq!(found, Some(("b".to_owned(), item("4", "h", 0))));
+    // Once b lets the value go, a takes it again: its entry is written anew, though its old
+    // record already names it.
+    assert!(items.delete("b").await.unwrap());
+    items.set("a", &item("6", "h", 0)).await.unwrap();
+    let found = items.find_one_by("handle", b"h").await.unwrap();
+    assert_eq!(found, Some(("a".to_owned(), item("6", "h", 0))));
+    assert!(matches!(
+        items.set("c", &item("7", "h", 0)).await,
+        Err(Error::UniqueViolation { .. })
+    ));
 }
 
 /// Turns `id`'s record into what versions before string records wrote: a Redis set of

@@ -743,6 +743,29 @@ pub async fn writes_around_the_indexes_are_repaired<B: Backend>(backend: B) {
     assert_no_entries_of(&users, &["b", "x"]).await;
 }
 
+/// An entity deleted around the indexes leaves its record behind; another entity then
+/// claims its unique value (removing the dead holder's entry) and lets it go. Written again
+/// with the value, the first entity is indexed anew, though its old record names every
+/// entry it gets: the value finds it and stays taken, and nothing is stale.
+pub async fn a_unique_value_taken_back_is_indexed_again<B: Backend>(backend: B) {
+    let users = accounts(&backend, "back");
+    let a = account("a@x", "ha", &["t"], 1);
+    users.set("a", &a).await.unwrap();
+    let a_key = users.keyspace().key("a").unwrap();
+    assert!(backend.delete(&a_key).await.unwrap());
+    users.set("b", &account("b@x", "ha", &[], 2)).await.unwrap();
+    assert!(users.delete("b").await.unwrap());
+
+    users.set("a", &a).await.unwrap();
+    assert_eq!(ids_by(&users, "handle", "ha").await, ["a"]);
+    assert_eq!(ids_by(&users, "email", "a@x").await, ["a"]);
+    assert!(matches!(
+        users.set("c", &account("c@x", "ha", &[], 3)).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+    assert_eq!(users.repair_indexes().await.unwrap().removed, 0);
+}
+
 /// No entry of any index of `users` names one of `ids`.
 async fn assert_no_entries_of<B: Backend>(users: &TypedStore<Account, B>, ids: &[&str]) {
     let space = &users.index_spaces()[0];

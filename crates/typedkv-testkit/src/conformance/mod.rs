@@ -30,10 +30,11 @@ pub use self::conditions::*;
 pub use self::crud::*;
 pub use self::encoding::*;
 pub use self::indexes::{
-    indexed_entities_expire, indexes_find_by_field, indexes_follow_every_write_path,
-    migrated_values_are_indexed_on_write_back, panicking_extractors_are_errors,
-    range_pages_are_ordered_and_complete, rebuild_and_repair_indexes,
-    unique_indexes_refuse_taken_values, writes_around_the_indexes_are_repaired,
+    a_unique_value_taken_back_is_indexed_again, indexed_entities_expire, indexes_find_by_field,
+    indexes_follow_every_write_path, migrated_values_are_indexed_on_write_back,
+    panicking_extractors_are_errors, range_pages_are_ordered_and_complete,
+    rebuild_and_repair_indexes, unique_indexes_refuse_taken_values,
+    writes_around_the_indexes_are_repaired,
 };
 pub use self::keys::*;
 pub use self::load::*;
@@ -135,6 +136,7 @@ macro_rules! __conformance_list {
             range_pages_are_ordered_and_complete,
             rebuild_and_repair_indexes,
             writes_around_the_indexes_are_repaired,
+            a_unique_value_taken_back_is_indexed_again,
             panicking_extractors_are_errors,
             migrated_values_are_indexed_on_write_back,
             partitioned_indexes_answer_like_one_slot,

@@ -66,7 +66,8 @@ end
 -- 2. Up to 256 expired members of each index leave. `timed[i]`: index i has expiring
 -- members; `changed[i]`: its members or their expiries change (its own TTL follows, step
 -- 5). Both stay nil while no index has expiring members (most stores). `left[entry]`: the
--- record entries whose members left here or in step 3. Redis judges keys by the moment
+-- record entries whose members left here or in step 3, or are missing (step 3: a unique
+-- claim finding the writer's member absent). Redis judges keys by the moment
 -- the script started and `now()` is read later, so an entity (and its record) can still
 -- be alive for this script when its members have just left: an op below that keeps such
 -- an entry must add it again, not count it as kept.
@@ -122,8 +123,13 @@ if has_unique then
                 claimed[i][value] = id
               end
               -- The entity's own member in the index: it holds the value (every claim
-              -- removes the other holders' members first), nothing to look up.
+              -- removes the other holders' members first), nothing to look up. Without
+              -- it, the entry is written in step 4 even if the entity's record names it
+              -- (a record left behind when the entity was deleted around the indexes and
+              -- its member removed here as a dead holder's).
               if not redis.call('ZSCORE', KEYS[2 * i - 1], m) then
+                left = left or {}
+                left[ARGV[2 + i] .. '\0' .. m] = true
                 local id, value = id_of(o), string.sub(m, 1, #m - id_len)
                 local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. value,
                   '(' .. value .. '\255')
@@ -201,7 +207,7 @@ for o = 1, op_count do
       if old.err then broken = old.err end
     elseif not raw then
       old = {}
-    elseif not plain or raw ~= rec or left then
+    elseif not plain or raw ~= rec or (left and (not fast or left[rec])) then
       if fast and string.byte(raw) ~= 0 and string.find(raw, '\0', 2, true) then
         gone = raw
       else
