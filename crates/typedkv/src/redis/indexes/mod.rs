@@ -1,9 +1,9 @@
 //! Indexes on Redis: what the index commands are (the scripts, their arguments, and what
 //! their replies mean); `commands.rs` sends them on a pool's core, once for standalone,
 //! Sentinel and cluster pools. Each index is two sorted sets and each entity a record string
-//! (see [the layout](crate::backend#indexes) and `common.lua`); every write of an indexed store is one script
-//! call, so on one server (or one cluster slot) value, record and index entries change
-//! together or not at all.
+//! (see [the layout](crate::backend#indexes) and `common.lua`); every write of an indexed
+//! store is one script call, so on one server (or one cluster slot) value, record and index
+//! entries change together or not at all.
 
 use std::io::Write as _;
 use std::sync::LazyLock;
@@ -178,7 +178,9 @@ impl ToRedisArgs for Record<'_> {
         let several = self.entries().nth(1).is_some();
         let mut out = out.writer_for_next_arg();
         // Writing to a command's buffer cannot fail.
-        let _ = several.then(|| out.write_all(&[0]));
+        if several {
+            let _ = out.write_all(&[0]);
+        }
         for (name, member) in self.entries() {
             if several {
                 // An entry is shorter than a Redis string's 512 MiB.
@@ -192,26 +194,29 @@ impl ToRedisArgs for Record<'_> {
     }
 }
 
-/// How many arguments and bytes of them `apply_args` writes for `ops` (an upper bound of the
-/// bytes), so that the command is allocated once.
+/// How many arguments and bytes of them `apply_args` writes for `ops` (the bytes an upper
+/// bound: short fields and counts at most 32 bytes per op and 24 per index), so that the
+/// command is allocated once.
 fn apply_size<'o>(space: &IndexSpace, ops: impl Iterator<Item = &'o IndexedOp>) -> (usize, usize) {
-    let names: usize = space.indexes.iter().map(|i| i.name.len()).sum();
-    let keys: usize = space
-        .indexes
-        .iter()
-        .map(|i| i.members.len() + i.expiries.len())
+    let per_index = space.indexes.iter();
+    let header: usize = per_index
+        .map(|i| i.name.len() + i.members.len() + i.expiries.len())
         .sum();
-    let (mut args, mut bytes) = (8 + 4 * space.indexes.len(), 64 + names + keys);
-    bytes += space.entity_prefix.len();
+    let (mut args, mut bytes) = (
+        8 + 4 * space.indexes.len(),
+        64 + space.entity_prefix.len() + header,
+    );
     for op in ops {
-        let members = op.members.iter().map(Vec::len).sum::<usize>();
-        let record = Record { space, op };
-        args += 9 + space.indexes.len() + members;
-        bytes += op.key.len() + op.record.len() + 32 + 24 * space.indexes.len();
-        bytes += op.value.as_ref().map_or(0, Vec::len) + 2 * record.len();
-        if let Guard::Bytes(expected) = &op.guard {
-            bytes += expected.len();
-        }
+        let members = op.members.iter().flatten();
+        let (count, member_bytes) = members.fold((0, 0), |(c, b), m| (c + 1, b + m.len()));
+        let expected = match &op.guard {
+            Guard::Bytes(expected) => expected.len(),
+            _ => 0,
+        };
+        args += 9 + space.indexes.len() + count;
+        bytes += op.key.len() + op.record.len() + expected + 32 + 24 * space.indexes.len();
+        bytes += op.value.as_ref().map_or(0, Vec::len) + member_bytes;
+        bytes += Record { space, op }.len();
     }
     (args, bytes)
 }
@@ -393,4 +398,74 @@ pub(super) fn forget_invocation<'a>(
             .arg(seen);
     }
     invocation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A coalesced script call is allocated once: `apply_size` bounds what `apply_args`
+    /// writes, in arguments and bytes, for ops of every shape (guards with bytes, several indexes and members,
+    /// deletes, expiries).
+    #[test]
+    fn coalesced_calls_do_not_grow() {
+        let index = |name: &str, kind| IndexKeys {
+            name: name.to_owned(),
+            kind,
+            members: format!("users#ix:{name}"),
+            expiries: format!("users#ix:{name}#exp"),
+        };
+        let space = IndexSpace {
+            entity_prefix: "users:".to_owned(),
+            record_prefix: "users#rec:".to_owned(),
+            indexes: vec![
+                index("email", IndexKind::Unique),
+                index("tag", IndexKind::Equality),
+            ],
+        };
+        let op = |id: &str, guard, value: Option<&[u8]>, members: Vec<Vec<Vec<u8>>>| {
+            let expiry = WriteExpiry::After(std::time::Duration::from_secs(86_400 * 365));
+            IndexedOp::new(
+                format!("users:{id}"),
+                format!("users#rec:{id}"),
+                guard,
+                value.map(<[u8]>::to_vec),
+                expiry,
+                members,
+            )
+        };
+        let long = vec![7; 3000];
+        let ops = [
+            op(
+                "1",
+                Guard::Always,
+                Some(b"v"),
+                vec![vec![b"a".to_vec()], vec![]],
+            ),
+            op(
+                "2",
+                Guard::Bytes(long.clone()),
+                Some(&long),
+                vec![
+                    vec![long.clone()],
+                    vec![b"x".to_vec(), b"y".to_vec(), long.clone()],
+                ],
+            ),
+            op("3", Guard::Absent, None, vec![vec![], vec![]]),
+        ];
+        for n in 1..=ops.len() {
+            let (args, bytes) = apply_size(&space, ops[..n].iter());
+            let cmd = coalesced_apply(&space, ops[..n].iter());
+            let written: Vec<usize> = cmd
+                .args_iter()
+                .map(|arg| match arg {
+                    ::redis::Arg::Simple(bytes) => bytes.len(),
+                    _ => 0,
+                })
+                .collect();
+            assert!(written.len() <= args, "{n} ops: {} args", written.len());
+            let total: usize = written.iter().sum();
+            assert!(total <= bytes, "{n} ops: {total} bytes, {bytes} bounded");
+        }
+    }
 }
