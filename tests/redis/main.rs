@@ -11,6 +11,7 @@ mod cache;
 mod ids;
 #[path = "../common/index_load.rs"]
 mod index_load;
+mod index_records;
 mod indexes;
 mod interop;
 mod limits;
