@@ -75,7 +75,7 @@ impl<B: Backend> RandomWrites for TypedStore<Account, B> {
 
 impl<B: Backend> RandomWrites for TypedStore<Member, B> {
     fn random_write(&self, rng: &mut Rng) -> impl Future<Output = ()> + Send {
-        random_member_write(self, rng)
+        random_member_write(self, rng, true)
     }
 }
 
@@ -560,40 +560,24 @@ pub(crate) async fn one_index_agrees_with_a_scan<B: Backend>(
     );
 }
 
-/// A store of members whose random writes never set a TTL: `set`, `set_many` or a delete.
+/// A store of members whose random writes never set a TTL.
 #[derive(Clone)]
 struct WithoutTtls<B: Backend>(TypedStore<Member, B>);
 
 impl<B: Backend> RandomWrites for WithoutTtls<B> {
-    async fn random_write(&self, rng: &mut Rng) {
-        let id = rng.below(IDS).to_string();
-        let value = rng.member();
-        let result = match rng.below(4) {
-            0 | 1 => self.0.set(&id, &value).await,
-            2 => {
-                let (other, second) = (rng.below(IDS).to_string(), rng.member());
-                self.0.set_many(&[(&id, &value), (&other, &second)]).await
-            }
-            _ => self.0.delete(&id).await.map(drop),
-        };
-        if let Err(e) = result {
-            panic!("write of {id} failed: {e}");
-        }
+    fn random_write(&self, rng: &mut Rng) -> impl Future<Output = ()> + Send {
+        random_member_write(&self.0, rng, false)
     }
 }
 
-/// One random write to a partitioned store; every write must succeed.
-async fn random_member_write<B: Backend>(store: &TypedStore<Member, B>, rng: &mut Rng) {
+/// One random write to a partitioned store; every write must succeed. Without `ttls`, no
+/// write sets a TTL.
+async fn random_member_write<B: Backend>(store: &TypedStore<Member, B>, rng: &mut Rng, ttls: bool) {
     let id = rng.below(IDS).to_string();
     let value = rng.member();
-    let result = match rng.below(7) {
+    let result = match rng.below(if ttls { 7 } else { 6 }) {
         0 | 1 => store.set(&id, &value).await,
         2 => {
-            let ttl = Duration::from_millis(100 + rng.below(1400));
-            let options = SetOptions::new().ttl(ttl);
-            store.set_opts(&id, &value, options).await.map(drop)
-        }
-        3 => {
             let score = value.score;
             let f = |m: Option<Member>| match m {
                 Some(m) => Update::Set(Member { score, ..m }),
@@ -601,14 +585,19 @@ async fn random_member_write<B: Backend>(store: &TypedStore<Member, B>, rng: &mu
             };
             store.update_with(&id, f).await.map(drop)
         }
-        4 => store.delete(&id).await.map(drop),
-        5 => {
+        3 => store.delete(&id).await.map(drop),
+        4 => {
             let (other, second) = (rng.below(IDS).to_string(), rng.member());
             store.set_many(&[(&id, &value), (&other, &second)]).await
         }
-        _ => {
+        5 => {
             let other = rng.below(IDS).to_string();
             store.delete_many(&[&id, &other]).await.map(drop)
+        }
+        _ => {
+            let ttl = Duration::from_millis(100 + rng.below(1400));
+            let options = SetOptions::new().ttl(ttl);
+            store.set_opts(&id, &value, options).await.map(drop)
         }
     };
     if let Err(e) = result {
