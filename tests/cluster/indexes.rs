@@ -1,6 +1,7 @@
 //! Indexes under load on the 3+3 cluster: hash-tagged stores (each store in one slot, the one
 //! atomic script) with the shared load cases of `tests/common/index_load.rs`, and a store
-//! spread over 16 partitions, whose writes spread over the masters.
+//! spread over 16 partitions, whose writes spread over the masters and whose indexes a
+//! repair makes exact after a master is killed under load.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,8 +11,12 @@ use typedkv::Store;
 use typedkv::redis::RedisClusterPool;
 use typedkv_testkit::TestCluster;
 use typedkv_testkit::conformance::partitions::{Member, members_with};
+use typedkv_testkit::failover::RECOVERY_AFTER_PROMOTION;
 
 use crate::index_load::*;
+
+/// How long the test waits for the cluster itself to promote a replica.
+const PROMOTION_LIMIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexes_under_load() {
@@ -27,6 +32,25 @@ async fn indexes_under_load() {
     partitioned_indexes_agree_with_a_scan(cluster.pool(), stress).await;
     one_index_agrees_with_a_scan(cluster.pool(), true, stress).await;
     partitioned_writes_spread_over_the_masters(&cluster).await;
+}
+
+/// A master of a store of 16 partitions killed under 64 writers: once its replica serves
+/// its slots and every partition answers, `repair_indexes` leaves every index exactly what
+/// a full scan says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_indexes_are_repaired_after_a_master_is_killed() {
+    let mut cluster = TestCluster::start().await;
+    let pool = cluster.pool();
+    let victim = cluster.master_ports().await[0];
+    let kill = async {
+        cluster.kill(victim);
+        let promoted_after = cluster.wait_failover_from(victim, PROMOTION_LIMIT).await;
+        eprintln!("replica promoted {promoted_after:?} after the kill");
+    };
+    // Calls recover within RECOVERY_AFTER_PROMOTION (the failover test's promise); the
+    // margin is for 64 writers sharing 2 cores with six servers.
+    let recovery = RECOVERY_AFTER_PROMOTION + Duration::from_secs(20);
+    partitioned_indexes_are_repaired_after_a_master_dies(pool, kill, recovery).await;
 }
 
 /// 3,000 indexed writes to a store of 16 partitions: each master runs 25–42% of the

@@ -19,6 +19,7 @@
 //! one costs a reconnect; keeping a dead one would fail a command. Commands in flight on a
 //! replaced connection still finish, as they hold their own handle on it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,6 +40,13 @@ pub(crate) trait Pooled: Send + Sync + 'static {
 
     /// Detaches the connection from its pool for good, freeing its slot.
     fn detach(self);
+
+    /// Whether `conn` answers at all, asked after a command timed out on a connection that
+    /// is kept on errors (a cluster's); `false` replaces it. Bounded by the caller.
+    fn answers(conn: Self::Conn) -> impl Future<Output = bool> + Send {
+        drop(conn);
+        std::future::ready(true)
+    }
 }
 
 impl Pooled for deadpool_redis::Connection {
@@ -123,6 +131,7 @@ impl<P: Pooled> Drop for Held<P> {
 }
 
 /// A handle on a lane's connection, lent to one command.
+#[derive(Clone)]
 pub(crate) struct Lent<C> {
     pub(crate) conn: C,
     pub(crate) lane: usize,

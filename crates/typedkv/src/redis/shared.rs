@@ -6,7 +6,7 @@
 //! pools are each a `Shared` over their own deadpool manager.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation, Value};
 use deadpool::managed::{Manager, Object, Pool, PoolError};
@@ -41,7 +41,9 @@ pub(crate) enum OnBrokenConnection {
     Replace,
     /// Cluster: the error came from one node, and the cluster connection reconnects to
     /// nodes and refreshes its slot map by itself; replacing it would only pay for a full
-    /// topology discovery.
+    /// topology discovery. Unless it stopped answering altogether: a command that timed out
+    /// has the connection probed ([`Pooled::answers`]), and one that answers nothing is
+    /// replaced.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Keep,
     /// Sentinel: as `Replace`, and also when the server answers `READONLY`: it was demoted
@@ -64,6 +66,8 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     limits: Limits,
     /// `None`: every command goes out on its own (batching switched off).
     batcher: Option<BatcherOf<W>>,
+    /// A connection is being probed after a timeout (one probe at a time per pool).
+    probing: Arc<AtomicBool>,
 }
 
 impl<M, W> Shared<M, W>
@@ -100,6 +104,7 @@ where
             on_broken,
             limits: settings.limits(backend),
             batcher: settings.batching.then(Default::default),
+            probing: Arc::default(),
         })
     }
 
@@ -238,7 +243,35 @@ where
     pub(crate) fn mark_if_broken(&self, lent: &Lent<W::Conn>, error: &RedisError) {
         if self.replaces(error) {
             lent.mark_dead(&self.generations);
+        } else if self.on_broken == OnBrokenConnection::Keep && error.is_timeout() {
+            self.probe(lent);
         }
+    }
+
+    /// A command on `lent` timed out on a connection kept on errors: unless a probe is
+    /// already running, probe the connection in the background, bounded by the response
+    /// timeout, and mark it dead if it answers nothing. No cost on the path of commands that
+    /// succeed.
+    fn probe(&self, lent: &Lent<W::Conn>) {
+        let Some(limit) = self.limits.response else {
+            return; // Without a response timeout, nothing times out.
+        };
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (lent, generations, probing) = (
+            lent.clone(),
+            Arc::clone(&self.generations),
+            Arc::clone(&self.probing),
+        );
+        tokio::spawn(async move {
+            let answered = tokio::time::timeout(limit, W::answers(lent.conn.clone())).await;
+            if !answered.unwrap_or(false) {
+                tracing::warn!("a shared connection answered nothing for {limit:?}: replacing it");
+                lent.mark_dead(&generations);
+            }
+            probing.store(false, Ordering::Release);
+        });
     }
 
     /// Whether `error` means the connection is unusable and is replaced: then reads may be

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_read_routing::RandomReplicaStrategy;
+use ::redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use ::redis::{ProtocolVersion, RedisError};
 use deadpool::managed::{Manager, Metrics, Object, RecycleError, RecycleResult};
 
@@ -85,5 +86,18 @@ impl Pooled for Object<ClusterManager> {
 
     fn detach(self) {
         drop(Object::take(self));
+    }
+
+    /// Some master answers a `PING`. redis-rs 1.8's cluster connection can stop answering
+    /// for good when a node dies under load: its slot refresh waits for a lock that a
+    /// request it no longer polls was granted, and every later call times out. One master
+    /// down or stopped does not make this `false`; a connection so stuck does.
+    async fn answers(mut conn: ClusterConnection) -> bool {
+        let all_masters = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::OneSucceeded),
+        ));
+        let ping = conn.route_command(::redis::cmd("PING"), all_masters).await;
+        !ping.is_err_and(|e| e.is_timeout())
     }
 }
