@@ -33,10 +33,13 @@ pub(crate) fn age_indexed<B: Backend>(
 }
 
 /// The write of the bench's loop: task `t`'s `i`-th write moves entity `t-(i mod 1000)` to
-/// age `i mod 100`.
+/// age `(i + i / 1000) mod 100`, one more than its age at its previous write, so every
+/// write after an entity's first moves it to another term. (`i mod 100` alone, used until
+/// 2026-12-06, gave each entity the same age at every write: the case measured rewrites.)
 pub(crate) fn write_of(task: usize, i: u64) -> (String, BenchUser) {
     let id = format!("{task}-{}", i % IDS_PER_TASK);
-    (id, BenchUser::aged((i % u64::from(AGES)) as u32))
+    let age = (i + i / IDS_PER_TASK) % u64::from(AGES);
+    (id, BenchUser::aged(age as u32))
 }
 
 /// The age task `task` asks for in its `i`-th query.
