@@ -438,8 +438,9 @@ async fn indexed_store(
 }
 
 /// Concurrent indexed `set`s of one store share script calls, and each keeps its own
-/// outcome: 200 made while the server is stopped go out in a handful of script calls once it
-/// resumes (16 alone, then one per batch), and the one whose record key another program
+/// outcome: 200 made while the server is stopped go out in a few dozen script calls once it
+/// resumes (16 alone, then one per batch: the first batches, up to 16 in flight, take the
+/// calls as they arrive, the later ones all that queued), and the one whose record key another program
 /// wrote as a string fails alone, with `WRONGTYPE` naming its key; every other one is
 /// written and indexed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,7 +471,7 @@ async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
     }
     let scripts = command_calls(&mut raw, "evalsha").await - scripts_before;
     assert!(
-        scripts <= 30,
+        scripts <= 40,
         "{scripts} script calls carried {WRITES} writes"
     );
     assert_eq!(
@@ -524,9 +525,9 @@ async fn coalesced_unique_claims_have_one_winner_each() {
     }
     let scripts =
         command_calls(&mut server.raw_connection().await, "evalsha").await - scripts_before;
-    // Each refused write is sent again alone: 100 of them, plus the batches.
+    // Each refused write is sent again alone: 100 of them, plus the batches (as above).
     assert!(
-        scripts <= 130,
+        scripts <= 140,
         "{scripts} script calls carried {WRITES} writes"
     );
 }
