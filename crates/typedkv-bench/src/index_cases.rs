@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use futures::TryStreamExt;
 use redis::AsyncCommands;
+use typedkv::redis::RedisPool;
 use typedkv::{Index, Keyspace, RedisStore, Store};
 
 use crate::cases::{Bench, KEYS_PER_TASK, PREFIX, raw_key, until};
@@ -186,8 +187,14 @@ impl Bench {
     /// Writes that move entities between ages (`write`), or `find_by` of one age, at 1
     /// and 64 tasks, each beside [`Lean`], with client and server CPU per call (`probe`):
     /// rows `indexes set ...` against a plain typed `set` of the same writes (the issue's
-    /// reference), rows `indexes find_by(10) ...` against the lean reads.
-    pub(crate) async fn beside_lean(&self, probe: &Probe, write: bool) -> BenchResult<Vec<Row>> {
+    /// reference; the indexed store also on a pool of `url` without batching), rows
+    /// `indexes find_by(10) ...` against the lean reads.
+    pub(crate) async fn beside_lean(
+        &self,
+        url: &str,
+        probe: &Probe,
+        write: bool,
+    ) -> BenchResult<Vec<Row>> {
         let backend = self.store.backend();
         let namespace = |name: &str| format!("{PREFIX}-{name}");
         let indexed =
@@ -199,9 +206,16 @@ impl Bench {
         let tasks = [1, 64];
         if write {
             let plain = RedisStore::builder(backend.clone(), namespace("plain")).build()?;
+            let unbatched = RedisPool::builder(url)
+                .shared_connections(self.args.shared_connections)
+                .batching(false)
+                .build()?;
+            let unbatched =
+                age_indexed(RedisStore::builder(unbatched, namespace("age-unbatched"))).build()?;
             let writers = [
                 typed("typed plain", plain, true),
                 typed("typed 1 index", indexed("age")?, true),
+                typed("typed 1 index unbatched", unbatched, true),
                 lean("lean script", lean_in("lean")?, true),
                 lean(
                     "lean sorted set",

@@ -173,7 +173,7 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
     if !index_ops.is_empty() {
         let probe = probe::Probe::new(bench.raw.clone(), !shared).await?;
         for write in index_ops {
-            let rows = bench.beside_lean(&probe, write).await?;
+            let rows = bench.beside_lean(&url, &probe, write).await?;
             rows.into_iter().for_each(&mut record);
         }
     }
