@@ -208,7 +208,7 @@ for o = 1, op_count do
     elseif not raw then
       old = {}
     elseif not plain or raw ~= rec or (left and (not fast or left[rec])) then
-      if fast and string.byte(raw) ~= 0 and string.find(raw, '\0', 2, true) then
+      if fast and single_entry(raw) then
         gone = raw
       else
         old = entries_of(raw)
