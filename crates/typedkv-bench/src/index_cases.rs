@@ -197,8 +197,10 @@ impl Bench {
     ) -> BenchResult<Vec<Row>> {
         let backend = self.store.backend();
         let namespace = |name: &str| format!("{PREFIX}-{name}");
-        let indexed =
-            |name: &str| age_indexed(RedisStore::builder(backend.clone(), namespace(name))).build();
+        let indexed_on = |pool: &RedisPool, name: &str| {
+            age_indexed(RedisStore::builder(pool.clone(), namespace(name))).build()
+        };
+        let indexed = |name: &str| indexed_on(backend, name);
         let lean_in = |name: &str| {
             let keyspace = Keyspace::hash_tagged(&namespace(name))?;
             Lean::new(self.raw.clone(), keyspace)
@@ -210,12 +212,14 @@ impl Bench {
                 .shared_connections(self.args.shared_connections)
                 .batching(false)
                 .build()?;
-            let unbatched =
-                age_indexed(RedisStore::builder(unbatched, namespace("age-unbatched"))).build()?;
             let writers = [
                 typed("typed plain", plain, true),
                 typed("typed 1 index", indexed("age")?, true),
-                typed("typed 1 index unbatched", unbatched, true),
+                typed(
+                    "typed 1 index unbatched",
+                    indexed_on(&unbatched, "age-unbatched")?,
+                    true,
+                ),
                 lean("lean script", lean_in("lean")?, true),
                 lean(
                     "lean sorted set",
