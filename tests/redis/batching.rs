@@ -440,9 +440,9 @@ async fn indexed_store(
 /// Concurrent indexed `set`s of one store share script calls, and each keeps its own
 /// outcome: 200 made while the server is stopped go out in a few dozen script calls once it
 /// resumes (16 alone, then one per batch: the first batches, up to 16 in flight, take the
-/// calls as they arrive, the later ones all that queued), and the one whose record key another program
-/// wrote as a string fails alone, with `WRONGTYPE` naming its key; every other one is
-/// written and indexed.
+/// calls as they arrive, the later ones all that queued), and the one whose record key
+/// another program wrote as a string fails alone, with `WRONGTYPE` naming its key; every
+/// other one is written and indexed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
     const WRITES: usize = 200;

@@ -23,8 +23,9 @@
 //! `members.rs`) and their expiry times (scored by the Unix millisecond their entity expires,
 //! for members of entities with a TTL). Each indexed entity has a record naming its current
 //! entries, `index name || 0x00 || member` each, so the next write removes exactly those
-//! (how a backend stores it is its own: a string on Redis, see DESIGN.md). A backend applies a batch of [`IndexedOp`]s as one atomic step: every
-//! guard and every unique claim is checked before anything is written.
+//! (how a backend stores it is its own: a string on Redis, see DESIGN.md). A backend
+//! applies a batch of [`IndexedOp`]s as one atomic step: every guard and every unique claim
+//! is checked before anything is written.
 //!
 //! A backend cannot decode values, so it cannot tell whether an entity's current value still
 //! gives a member: a write around the indexes (another program, a store without them)

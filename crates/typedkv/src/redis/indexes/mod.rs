@@ -405,8 +405,8 @@ mod tests {
     use super::*;
 
     /// A coalesced script call is allocated once: `apply_size` bounds what `apply_args`
-    /// writes, in arguments and bytes, for ops of every shape (guards with bytes, several indexes and members,
-    /// deletes, expiries).
+    /// writes, in arguments and bytes, for ops of every shape (guards with bytes, several
+    /// indexes and members, deletes, expiries).
     #[test]
     fn coalesced_calls_do_not_grow() {
         let index = |name: &str, kind| IndexKeys {
