@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ::redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
 use arc_swap::ArcSwap;
+use smallvec::SmallVec;
 
 use crate::backend::{Bytes, IndexSpace, IndexedOp};
 use crate::redis::indexes;
@@ -30,8 +31,8 @@ impl Plain<'_> {
     /// The command to send alone.
     pub(crate) fn cmd(self) -> Cmd {
         match self {
-            Plain::Get(key) => get_cmd(key),
-            Plain::Set(key, value) => set_cmd(key, &value),
+            Plain::Get(key) => get_cmd(key.as_bytes()),
+            Plain::Set(key, value) => set_cmd(key.as_bytes(), &value),
             Plain::Cmd(cmd) => cmd,
             Plain::Apply(space, op) => indexes::coalesced_apply(space, [op].into_iter()),
         }
@@ -40,8 +41,8 @@ impl Plain<'_> {
     /// The call to queue; an indexed write takes its store's space from `spaces`.
     pub(crate) fn call(self, spaces: &Spaces) -> Call {
         match self {
-            Plain::Get(key) => Call::Get(key.to_owned()),
-            Plain::Set(key, value) => Call::Set(key.to_owned(), value),
+            Plain::Get(key) => Call::Get(key.into()),
+            Plain::Set(key, value) => Call::Set(key.into(), value),
             Plain::Cmd(cmd) => Call::Cmd(cmd),
             Plain::Apply(space, op) => Call::Apply(Box::new(IndexedWrite {
                 space: spaces.get(space),
@@ -81,10 +82,30 @@ impl Spaces {
     }
 }
 
+/// A queued call's key, in place up to 64 bytes (most keys): a copy on the heap was one
+/// more allocation per queued `GET` or `SET`, made on the caller's thread and freed on the
+/// dispatcher's. It makes a [`Call`] 104 bytes instead of 80, copied once into the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key(SmallVec<[u8; 64]>);
+
+impl From<&str> for Key {
+    fn from(key: &str) -> Key {
+        Key(SmallVec::from_slice(key.as_bytes()))
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A queued call (see [`Plain`]).
 pub(crate) enum Call {
-    Get(String),
-    Set(String, Bytes),
+    Get(Key),
+    Set(Key, Bytes),
     Cmd(Cmd),
     /// Boxed: rarer and larger than the others, which it would otherwise make as large.
     Apply(Box<IndexedWrite>),
@@ -131,13 +152,13 @@ impl IndexedWrite {
     }
 }
 
-fn get_cmd(key: &str) -> Cmd {
+fn get_cmd(key: &[u8]) -> Cmd {
     let mut cmd = ::redis::cmd("GET");
     cmd.arg(key);
     cmd
 }
 
-fn set_cmd(key: &str, value: &[u8]) -> Cmd {
+fn set_cmd(key: &[u8], value: &[u8]) -> Cmd {
     let mut cmd = ::redis::cmd("SET");
     cmd.arg(key).arg(value);
     cmd
@@ -243,7 +264,7 @@ impl Group {
             let get = pipe.cmd(if gets == 1 { "GET" } else { "MGET" });
             for call in ours() {
                 if let Call::Get(key) = call {
-                    get.arg(key.as_str());
+                    get.arg(&key[..]);
                 }
             }
         }
@@ -251,7 +272,7 @@ impl Group {
             let set = pipe.cmd(if sets == 1 { "SET" } else { "MSET" });
             for call in ours() {
                 if let Call::Set(key, value) = call {
-                    set.arg(key.as_str()).arg(&value[..]);
+                    set.arg(&key[..]).arg(&value[..]);
                 }
             }
         }
@@ -465,7 +486,7 @@ impl TypeCheck {
         let mut nils = Vec::new();
         for n in members {
             if let (Call::Get(key), Some(Sent::Reply(Value::Nil))) = (&calls[n], &sent[n]) {
-                pipe.cmd("TYPE").arg(key);
+                pipe.cmd("TYPE").arg(&key[..]);
                 nils.push(n);
             }
         }

@@ -229,7 +229,7 @@ impl Part {
 /// The slot of a call's key.
 fn slot_of_call(call: &Call) -> u16 {
     match call {
-        Call::Get(key) | Call::Set(key, _) => slot_of(key.as_bytes()),
+        Call::Get(key) | Call::Set(key, _) => slot_of(key),
         Call::Cmd(cmd) => slot_of_command(cmd),
         Call::Apply(write) => slot_of(write.op.key.as_bytes()),
     }
