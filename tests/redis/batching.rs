@@ -440,19 +440,36 @@ async fn indexed_store(
 /// Concurrent indexed `set`s of one store share script calls, and each keeps its own
 /// outcome: 200 made while the server is stopped go out in a few dozen script calls once it
 /// resumes (16 alone, then one per batch: the first batches, up to 16 in flight, take the
-/// calls as they arrive, the later ones all that queued), and the one whose record key
-/// another program wrote as a string fails alone, with `WRONGTYPE` naming its key; every
-/// other one is written and indexed.
+/// calls as they arrive, the later ones all that queued), and those whose record key
+/// another program wrote as a string fail alone, with `WRONGTYPE` naming their key, one sent
+/// alone and one in a batch; every other one is written and indexed, also those after the
+/// broken one in its batch, and one whose record holds two entries of indexes the store no
+/// longer declares (the script's general steps, not its shortcut for one index).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
     const WRITES: usize = 200;
-    const BROKEN: usize = 7;
+    // 7 goes out alone (one of the first 16), 120 in a batch.
+    const BROKEN: [usize; 2] = [7, 120];
+    const LEFTOVER: usize = 150;
     let server = TestRedis::start().await;
     let all = Index::equality("all", |_: &Profile| ["all".to_owned()]);
     let (store, scripts_before) = indexed_store(&server, all).await;
     let mut raw = server.raw_connection().await;
+    for broken in BROKEN {
+        let () = raw
+            .set(format!("user#rec:{broken}"), "not a set")
+            .await
+            .unwrap();
+    }
+    // The multi-entry form (DESIGN.md): a zero byte, then per entry its length (4 bytes,
+    // big-endian) and `name 0x00 member`.
+    let mut leftover = vec![0];
+    for entry in [&b"old\0x"[..], b"older\0y"] {
+        leftover.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+        leftover.extend_from_slice(entry);
+    }
     let () = raw
-        .set(format!("user#rec:{BROKEN}"), "not a set")
+        .set(format!("user#rec:{LEFTOVER}"), leftover)
         .await
         .unwrap();
 
@@ -461,10 +478,10 @@ async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
         .into_iter()
         .enumerate()
     {
-        if i == BROKEN {
+        if BROKEN.contains(&i) {
             let err = outcome.unwrap_err();
             assert_eq!(err.code(), Some("WRONGTYPE"), "{err:?}");
-            assert_eq!(err.key(), Some(format!("user:{BROKEN}").as_str()));
+            assert_eq!(err.key(), Some(format!("user:{i}").as_str()));
         } else {
             outcome.unwrap_or_else(|err| panic!("write {i}: {err:?}"));
         }
@@ -476,11 +493,15 @@ async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
     );
     assert_eq!(
         store.count_by("all", b"all").await.unwrap(),
-        WRITES as u64 - 1,
-        "every write but the broken one"
+        (WRITES - BROKEN.len()) as u64,
+        "every write but the broken ones"
     );
-    assert_eq!(store.get(&BROKEN.to_string()).await.unwrap(), None);
-    for i in (0..WRITES).filter(|&i| i != BROKEN) {
+    for broken in BROKEN {
+        assert_eq!(store.get(&broken.to_string()).await.unwrap(), None);
+    }
+    let record: Vec<u8> = raw.get(format!("user#rec:{LEFTOVER}")).await.unwrap();
+    assert!(record.starts_with(b"all\0"), "{}", record.escape_ascii());
+    for i in (0..WRITES).filter(|i| !BROKEN.contains(i)) {
         assert_eq!(
             store.get(&i.to_string()).await.unwrap(),
             Some(profile(i as u32))

@@ -177,27 +177,54 @@ if has_unique then
   end
 end
 
--- 4. The writes. Only what changes is touched: entries the entity keeps stay, and its
+-- 4a. The commonest shape, written without the general steps' tables and checks: sets on a
+-- store of one index without expiring members, each with one member and no expiry, applied
+-- each on its own (independent ops, or a single op). Each op whose record is absent, already
+-- the one it leaves, or the one entry of this index (`name \0 member`: a name has no zero
+-- byte, so a record starting with the name and one is exactly that) costs its commands and
+-- no more: a term move is a ZADD, a ZREM, and the record and the value written. The first op
+-- that is not such (a record of several entries, of an older format or of another Redis type;
+-- a unique value held or a member found missing in step 3) and every op after it take the
+-- general steps (4b), which check it again from the start. Every check comes before the op's
+-- first write, so an op either is written here whole or left to 4b untouched.
+local from = 1
+if (independent or op_count == 1) and n == 1 and not timed then
+  local ours = ARGV[3] .. '\0'
+  while from <= op_count do
+    local p = at and at[from] or first
+    if ARGV[p + 2] ~= 'set' or ARGV[p + 4] ~= 'none' or ARGV[p + 7] ~= '1' then break end
+    if independent and taken_claim and taken_claim(from, from) then break end
+    if left then break end
+    local record, rec = KEYS[2 + 2 * from], ARGV[p + 6]
+    local raw = redis.pcall('GET', record)
+    if raw ~= rec then
+      if raw and (type(raw) ~= 'string' or string.find(raw, ours, 1, true) ~= 1) then break end
+      redis.call('ZADD', KEYS[1], 0, ARGV[p + 8])
+      if raw then redis.call('ZREM', KEYS[1], string.sub(raw, #ours + 1)) end
+      redis.call('SET', record, rec)
+    end
+    redis.call('SET', KEYS[1 + 2 * from], ARGV[p + 3])
+    from = from + 1
+  end
+end
+
+-- 4b. The writes. Only what changes is touched: entries the entity keeps stay, and its
 -- record is rewritten only when its entries change. A record entry is `name \0 member`;
 -- the record is a string of them (see `entries_of`), or, written by an earlier version, a
 -- Redis set of them, which any write of the entity turns into a string.
 local existed, skipped = 0, nil
-for o = 1, op_count do
+for o = from, op_count do
   local p = at and at[o] or first
   local key, record = KEYS[2 * n + 2 * o - 1], KEYS[2 * n + 2 * o]
   local set = ARGV[p + 2] == 'set'
   -- `rec`: the record the write leaves. `plain`: no expiry anywhere, so an op whose record
-  -- is already `rec` writes its value alone. `fast`: one index and one member as well, the
-  -- commonest shape, written below without the general steps' tables (its record is its
-  -- one entry).
+  -- is already `rec` writes its value alone.
   local rec = ARGV[p + 6]
   local plain = set and not timed and ARGV[p + 4] == 'none'
-  local fast = plain and n == 1 and ARGV[p + 7] == '1'
   -- `raw`: the record as stored (false when absent or a set); `old`: its entries, left nil
-  -- when the record is already `rec`, or `gone`, the one entry of a record the fast shape
-  -- replaces; `broken`: why the op cannot be written (another program's key in the
-  -- record's place).
-  local raw, old, gone, broken = false, nil, nil, nil
+  -- when the record is already `rec`; `broken`: why the op cannot be written (another
+  -- program's key in the record's place).
+  local raw, old, broken = false, nil, nil
   if independent and taken_claim and taken_claim(o, o) then
     broken = 'a unique value it claims is held'
   else
@@ -207,32 +234,16 @@ for o = 1, op_count do
       if old.err then broken = old.err end
     elseif not raw then
       old = {}
-    elseif not plain or raw ~= rec or (left and (not fast or left[rec])) then
-      if fast and single_entry(raw) then
-        gone = raw
-      else
-        old = entries_of(raw)
-        if not old then broken = 'WRONGTYPE ' .. record .. ' is not an index record' end
-      end
+    elseif not plain or raw ~= rec or left then
+      old = entries_of(raw)
+      if not old then broken = 'WRONGTYPE ' .. record .. ' is not an index record' end
     end
   end
   if broken then
     if not independent then return redis.error_reply(broken) end
     skipped = skipped or {4}
     skipped[#skipped + 1] = o
-  elseif plain and not (old or gone) then
-    redis.call('SET', key, ARGV[p + 3])
-  elseif fast then
-    -- A term move is a ZADD, a ZREM and the record rewritten.
-    local ours = ARGV[3] .. '\0'
-    redis.call('ZADD', KEYS[1], 0, ARGV[p + 8])
-    for k = 1, old and #old or 1 do
-      local e = old and old[k] or gone
-      if e ~= rec and string.sub(e, 1, #ours) == ours then
-        redis.call('ZREM', KEYS[1], string.sub(e, #ours + 1))
-      end
-    end
-    redis.call('SET', record, rec)
+  elseif plain and not old then
     redis.call('SET', key, ARGV[p + 3])
   else
     -- wanted[entry]: 1 for an entry the entity gains, 2 for one it keeps; count: how many.

@@ -18,15 +18,12 @@ end
 -- never empty and has no zero byte, so the first byte tells the two apart; no number is
 -- formatted or parsed as text, which costs Lua more than the commands around it. Earlier
 -- builds kept a Redis set of the entries: the scripts read those too, and a write turns
--- them into the string. `single_entry`: whether `raw` is a record of one entry.
--- `entries_of` parses a record: its entries, or nil when `raw` is not a record.
-local function single_entry(raw)
-  return string.byte(raw) ~= 0 and string.find(raw, '\0', 2, true) ~= nil
-end
-
+-- them into the string. `entries_of` parses a record: its entries, or nil when `raw` is not
+-- a record.
 local function entries_of(raw)
-  if single_entry(raw) then return {raw} end
-  if string.byte(raw) ~= 0 then return nil end
+  if string.byte(raw) ~= 0 then
+    return string.find(raw, '\0', 2, true) and {raw} or nil
+  end
   local entries, at = {}, 2
   while at <= #raw do
     local b1, b2, b3, b4 = string.byte(raw, at, at + 3)
