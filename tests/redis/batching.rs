@@ -448,7 +448,7 @@ async fn indexed_store(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_indexed_writes_share_script_calls_and_fail_alone() {
     const WRITES: usize = 200;
-    // 7 goes out alone (one of the first 16), 120 in a batch.
+    // 7 is among the first 16 calls, which go out alone; 120 among those that queue.
     const BROKEN: [usize; 2] = [7, 120];
     const LEFTOVER: usize = 150;
     let server = TestRedis::start().await;

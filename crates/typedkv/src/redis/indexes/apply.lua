@@ -184,8 +184,8 @@ end
 -- byte, so a record starting with the name and one is exactly that) costs its commands and
 -- no more: a term move is a ZADD, a ZREM, and the record and the value written. The first op
 -- that is not such (a record of several entries, of an older format or of another Redis type;
--- a unique value held or a member found missing in step 3) and every op after it take the
--- general steps (4b), which check it again from the start. Every check comes before the op's
+-- a unique value another entity holds, or the op's own member found missing by the claim
+-- check) and every op after it take the general steps (4b), which check it again. Every check comes before the op's
 -- first write, so an op either is written here whole or left to 4b untouched.
 local from = 1
 if (independent or op_count == 1) and n == 1 and not timed then
