@@ -256,6 +256,10 @@ where
         let Some(limit) = self.limits.response else {
             return; // Without a response timeout, nothing times out.
         };
+        // A timeout was timed by a runtime, so one is here; without one, nothing to do.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -264,7 +268,7 @@ where
             Arc::clone(&self.generations),
             Arc::clone(&self.probing),
         );
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let answered = tokio::time::timeout(limit, W::answers(lent.conn.clone())).await;
             if !answered.unwrap_or(false) {
                 tracing::warn!("a shared connection answered nothing for {limit:?}: replacing it");
