@@ -161,7 +161,11 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         for tasks in [1, 64] {
             record(bench.set_indexed(tasks, 1).await?);
             record(bench.set_indexed(tasks, 3).await?);
-            record(bench.set_unique(tasks).await?);
+            bench
+                .set_unique(tasks)
+                .await?
+                .into_iter()
+                .for_each(&mut record);
         }
     }
     // `--only "indexes set"` runs the writes, `--only indexes` writes and queries.
