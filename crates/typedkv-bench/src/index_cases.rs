@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
 use redis::AsyncCommands;
 use typedkv::redis::RedisPool;
 use typedkv::{Index, Keyspace, RedisStore, Store};
@@ -38,6 +39,23 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ";
+
+/// The reference side of the unique cases: a plain typed `set` of each task's own values.
+fn plain_sets(
+    values: Arc<Vec<Vec<BenchUser>>>,
+) -> impl Fn(Arc<Bench>, usize, Instant) -> BoxFuture<'static, BenchResult<u64>> + Send + Sync + 'static
+{
+    move |b, task, deadline| {
+        let values = Arc::clone(&values);
+        async move {
+            until!(deadline, |i| async {
+                let value = &values[task][(i % KEYS_PER_TASK) as usize];
+                Ok(b.store.set(b.id(task, i), value).await?)
+            })
+        }
+        .boxed()
+    }
+}
 
 impl Bench {
     /// A store of the bench's values on its pool, under `namespace`, with `indexes` indexes:
@@ -125,15 +143,7 @@ impl Bench {
                         })
                     }
                 },
-                move |b, task, deadline| {
-                    let values = Arc::clone(&theirs);
-                    async move {
-                        until!(deadline, |i| async {
-                            let value = &values[task][(i % KEYS_PER_TASK) as usize];
-                            Ok(b.store.set(b.id(task, i), value).await?)
-                        })
-                    }
-                },
+                plain_sets(theirs),
             )
             .await?;
         let typed = Row::compared("set+unique", tasks, compared, 1.0, "ops/s");
@@ -174,15 +184,7 @@ impl Bench {
                         })
                     }
                 },
-                move |b, task, deadline| {
-                    let values = Arc::clone(&theirs);
-                    async move {
-                        until!(deadline, |i| async {
-                            let value = &values[task][(i % KEYS_PER_TASK) as usize];
-                            Ok(b.store.set(b.id(task, i), value).await?)
-                        })
-                    }
-                },
+                plain_sets(theirs),
             )
             .await?;
         Ok(Row::compared(
