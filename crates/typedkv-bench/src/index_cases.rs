@@ -165,6 +165,7 @@ impl Bench {
                 tasks,
                 move |b, task, deadline| {
                     let (script, values) = (Arc::clone(&script), Arc::clone(&values));
+                    let claims = format!("{PREFIX}-lu#uq:");
                     async move {
                         until!(deadline, |i| async {
                             let id = b.id(task, i);
@@ -177,7 +178,7 @@ impl Bench {
                                 .arg(raw_encode(value)?)
                                 .arg(&uid)
                                 .arg(id)
-                                .arg(format!("{PREFIX}-lu#uq:"))
+                                .arg(&claims)
                                 .invoke_async(&mut b.raw.clone())
                                 .await?;
                             Ok(())
