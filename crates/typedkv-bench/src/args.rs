@@ -47,7 +47,8 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
   --contenders A,B
                peer and cluster cases: only these contenders (e.g. \"typed,lean
                coalescer\") beside the reference, hand-written redis-rs (to profile one)
-  --tasks N,M  peer and cluster cases: only these task counts (of 1, 16, 64, 256)
+  --tasks N,M  peer, cluster and indexed-write (set+) cases: only these task counts
+               (of 1, 16, 64, 256; the set+ cases run 1 and 64)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";

@@ -157,10 +157,16 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             record(bench.get_many(in_flight).await?);
         }
     }
-    if args.runs("set+") {
-        for tasks in [1, 64] {
+    // `--only set+` runs the indexed writes, `--only set+unique` one of them; `--tasks`
+    // picks the task counts.
+    for tasks in [1, 64].into_iter().filter(|&tasks| args.runs_at(tasks)) {
+        if args.runs("set+1index") {
             record(bench.set_indexed(tasks, 1).await?);
+        }
+        if args.runs("set+3indexes") {
             record(bench.set_indexed(tasks, 3).await?);
+        }
+        if args.runs("set+unique") {
             bench
                 .set_unique(tasks)
                 .await?
