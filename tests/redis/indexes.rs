@@ -177,6 +177,9 @@ async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
     assert_eq!(cli(redis.port(), &["DEL", "e6:a"]), "1");
     assert_eq!(cli(redis.port(), &["EXISTS", "e6#rec:a"]), "1");
     items.set("b", &item("3", "h", 0)).await.unwrap();
+    // Taking the value removed a's member and, with it, the record left behind: a record
+    // names only members in the index (a write whose record is unchanged checks no claim).
+    assert_eq!(cli(redis.port(), &["EXISTS", "e6#rec:a"]), "0");
     items.set("b", &item("4", "h", 0)).await.unwrap();
     assert!(matches!(
         items.set("a", &item("5", "h", 0)).await,
@@ -192,6 +195,42 @@ async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
     assert_eq!(found, Some(("a".to_owned(), item("6", "h", 0))));
     assert!(matches!(
         items.set("c", &item("7", "h", 0)).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+}
+
+/// Removes `id`'s members from the index `KEYS[1]` and nothing else, as builds before
+/// 2026-12-06 left a dead holder's record when a claim removed its member.
+const REMOVE_MEMBERS_OF: &str = "local gone = 0 \
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do \
+      if string.sub(m, -#ARGV[1]) == ARGV[1] then gone = gone + redis.call('ZREM', KEYS[1], m) end \
+    end \
+    return gone";
+
+/// A record of an earlier build naming a unique member no longer in the index (the state
+/// such a build left after a claim removed a dead holder's member): `rebuild_indexes`
+/// restores the member, and from then on the value is refused to others.
+async fn a_record_naming_a_removed_member_is_mended_by_rebuild(redis: &TestRedis) {
+    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e7")
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .build()
+        .unwrap();
+    items.set("a", &item("1", "h", 0)).await.unwrap();
+    let removed = cli(
+        redis.port(),
+        &["EVAL", REMOVE_MEMBERS_OF, "1", "e7#ix:handle", "a"],
+    );
+    assert_eq!(removed, "1");
+    assert_eq!(cli(redis.port(), &["EXISTS", "e7#rec:a"]), "1");
+    assert_eq!(items.find_one_by("handle", b"h").await.unwrap(), None);
+    let report = items.rebuild_indexes(&mut |_| {}).await.unwrap();
+    assert_eq!(report.conflicts, 0, "{report:?}");
+    let found = items.find_one_by("handle", b"h").await.unwrap();
+    assert_eq!(found, Some(("a".to_owned(), item("1", "h", 0))));
+    assert!(matches!(
+        items.set("b", &item("2", "h", 0)).await,
         Err(Error::UniqueViolation { .. })
     ));
 }
@@ -390,6 +429,7 @@ async fn on_redis() {
     writes_made_with_redis_cli_are_repaired(&redis).await;
     records_of_earlier_versions_are_read_and_rewritten(&redis).await;
     a_record_left_behind_claims_nothing(&redis).await;
+    a_record_naming_a_removed_member_is_mended_by_rebuild(&redis).await;
     rebuild_of_100k_entities(&redis).await;
 }
 

@@ -125,8 +125,8 @@ if has_unique then
               -- The entity's own member in the index: it holds the value (every claim
               -- removes the other holders' members first), nothing to look up. Without
               -- it, the entry is written in step 4 even if the entity's record names it
-              -- (a record left behind when the entity was deleted around the indexes and
-              -- its member removed here as a dead holder's).
+              -- (a record of an earlier version, which left the record of a dead holder
+              -- whose member it removed).
               if not redis.call('ZSCORE', KEYS[2 * i - 1], m) then
                 left = left or {}
                 left[ARGV[2 + i] .. '\0' .. m] = true
@@ -156,6 +156,10 @@ if has_unique then
                       end
                       if not rewritten then return {3, o, i, value, h, key, cur} end
                     else
+                      -- Its record goes too (the holder is gone: nothing else to keep), so
+                      -- that every record names only entries in the indexes (see 4a).
+                      local record = KEYS[2 * n + 2 * o]
+                      redis.call('DEL', string.sub(record, 1, #record - id_len) .. holder)
                       redis.call('ZREM', KEYS[2 * i - 1], h)
                       redis.call('ZREM', KEYS[2 * i], h)
                       left = left or {}
@@ -193,11 +197,14 @@ if (independent or op_count == 1) and n == 1 and not timed then
   while from <= op_count do
     local p = at and at[from] or first
     if ARGV[p + 2] ~= 'set' or ARGV[p + 4] ~= 'none' or ARGV[p + 7] ~= '1' then break end
-    if independent and taken_claim and taken_claim(from, from) then break end
     if left then break end
     local record, rec = KEYS[2 + 2 * from], ARGV[p + 6]
     local raw = redis.pcall('GET', record)
     if raw ~= rec then
+      -- A record that is already `rec` needs no claim check: it names only entries in the
+      -- index (every script removing a member takes it out of its record or deletes the
+      -- record), so the entity holds its unique value already.
+      if independent and taken_claim and (taken_claim(from, from) or left) then break end
       if raw and (type(raw) ~= 'string' or string.find(raw, ours, 1, true) ~= 1) then break end
       redis.call('ZADD', KEYS[1], 0, ARGV[p + 8])
       if raw then redis.call('ZREM', KEYS[1], string.sub(raw, #ours + 1)) end
@@ -224,11 +231,11 @@ for o = from, op_count do
   -- `raw`: the record as stored (false when absent or a set); `old`: its entries, left nil
   -- when the record is already `rec`; `broken`: why the op cannot be written (another
   -- program's key in the record's place).
-  local raw, old, broken = false, nil, nil
-  if independent and taken_claim and taken_claim(o, o) then
+  local raw, old, broken = redis.pcall('GET', record), nil, nil
+  -- A record already `rec` holds its claims (see 4a), unless some of its entries just left.
+  if independent and taken_claim and (raw ~= rec or left) and taken_claim(o, o) then
     broken = 'a unique value it claims is held'
   else
-    raw = redis.pcall('GET', record)
     if type(raw) == 'table' then
       old, raw = redis.pcall('SMEMBERS', record), false
       if old.err then broken = old.err end
