@@ -209,30 +209,52 @@ const REMOVE_MEMBERS_OF: &str = "local gone = 0 \
 
 /// A record of an earlier build naming a unique member no longer in the index (the state
 /// such a build left after a claim removed a dead holder's member): `rebuild_indexes`
-/// restores the member, and from then on the value is refused to others.
-async fn a_record_naming_a_removed_member_is_mended_by_rebuild(redis: &TestRedis) {
+/// restores the member, and so does a guarded write keeping the value (a write that checks
+/// its claim); from then on the value is refused to others.
+async fn a_record_naming_a_removed_member_is_mended(redis: &TestRedis) {
     let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e7")
         .index(typedkv::Index::unique("handle", |i: &Item| {
             [i.handle.clone()]
         }))
         .build()
         .unwrap();
-    items.set("a", &item("1", "h", 0)).await.unwrap();
-    let removed = cli(
-        redis.port(),
-        &["EVAL", REMOVE_MEMBERS_OF, "1", "e7#ix:handle", "a"],
-    );
-    assert_eq!(removed, "1");
-    assert_eq!(cli(redis.port(), &["EXISTS", "e7#rec:a"]), "1");
-    assert_eq!(items.find_one_by("handle", b"h").await.unwrap(), None);
+    items.set("a", &item("1", "ha", 0)).await.unwrap();
+    items.set("b", &item("1", "hb", 0)).await.unwrap();
+    for id in ["a", "b"] {
+        let removed = cli(
+            redis.port(),
+            &["EVAL", REMOVE_MEMBERS_OF, "1", "e7#ix:handle", id],
+        );
+        assert_eq!(removed, "1");
+        assert_eq!(cli(redis.port(), &["EXISTS", &format!("e7#rec:{id}")]), "1");
+    }
+    assert_eq!(items.find_one_by("handle", b"ha").await.unwrap(), None);
     let report = items.rebuild_indexes(&mut |_| {}).await.unwrap();
     assert_eq!(report.conflicts, 0, "{report:?}");
-    let found = items.find_one_by("handle", b"h").await.unwrap();
-    assert_eq!(found, Some(("a".to_owned(), item("1", "h", 0))));
-    assert!(matches!(
-        items.set("b", &item("2", "h", 0)).await,
-        Err(Error::UniqueViolation { .. })
-    ));
+    let found = items.find_one_by("handle", b"ha").await.unwrap();
+    assert_eq!(found, Some(("a".to_owned(), item("1", "ha", 0))));
+
+    // b again, mended by its own guarded write instead.
+    cli(
+        redis.port(),
+        &["EVAL", REMOVE_MEMBERS_OF, "1", "e7#ix:handle", "b"],
+    );
+    assert_eq!(items.find_one_by("handle", b"hb").await.unwrap(), None);
+    let if_present = typedkv::SetOptions::new().if_present();
+    assert!(
+        items
+            .set_opts("b", &item("2", "hb", 0), if_present)
+            .await
+            .unwrap()
+    );
+    let found = items.find_one_by("handle", b"hb").await.unwrap();
+    assert_eq!(found, Some(("b".to_owned(), item("2", "hb", 0))));
+    for handle in ["ha", "hb"] {
+        assert!(matches!(
+            items.set("c", &item("3", handle, 0)).await,
+            Err(Error::UniqueViolation { .. })
+        ));
+    }
 }
 
 /// Turns `id`'s record into what versions before string records wrote: a Redis set of
@@ -429,7 +451,7 @@ async fn on_redis() {
     writes_made_with_redis_cli_are_repaired(&redis).await;
     records_of_earlier_versions_are_read_and_rewritten(&redis).await;
     a_record_left_behind_claims_nothing(&redis).await;
-    a_record_naming_a_removed_member_is_mended_by_rebuild(&redis).await;
+    a_record_naming_a_removed_member_is_mended(&redis).await;
     rebuild_of_100k_entities(&redis).await;
 }
 

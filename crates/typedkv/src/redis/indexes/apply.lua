@@ -186,29 +186,32 @@ end
 -- each on its own (independent ops, or a single op). Each op whose record is absent, already
 -- the one it leaves, or the one entry of this index (`name \0 member`: a name has no zero
 -- byte, so a record starting with the name and one is exactly that) costs its commands and
--- no more: a term move is a ZADD, a ZREM, and the record and the value written. The first op
--- that is not such (a record of several entries, of an older format or of another Redis type;
--- a unique value another entity holds, or the op's own member found missing by the claim
--- check) and every op after it take the general steps (4b), which check it again. Every check comes before the op's
--- first write, so an op either is written here whole or left to 4b untouched.
+-- no more: a term move is a ZADD, a ZREM, and the record and the value written. A record
+-- that is already the one the op leaves needs no claim check: it names only members in the
+-- index (every script removing a member takes it out of its record or deletes the record),
+-- so the entity holds its unique value already. The first op that is not such (a record of
+-- several entries, of an older format or of another Redis type; a unique value another
+-- entity holds) and every op after it take the general steps (4b), which check it again.
+-- Every check comes before the op's first write, so an op either is written here whole or
+-- left to 4b untouched.
 local from = 1
 if (independent or op_count == 1) and n == 1 and not timed then
   local ours = ARGV[3] .. '\0'
   while from <= op_count do
     local p = at and at[from] or first
     if ARGV[p + 2] ~= 'set' or ARGV[p + 4] ~= 'none' or ARGV[p + 7] ~= '1' then break end
-    if left then break end
-    local record, rec = KEYS[2 + 2 * from], ARGV[p + 6]
+    local record, rec, m = KEYS[2 + 2 * from], ARGV[p + 6], ARGV[p + 8]
     local raw = redis.pcall('GET', record)
     if raw ~= rec then
-      -- A record that is already `rec` needs no claim check: it names only entries in the
-      -- index (every script removing a member takes it out of its record or deletes the
-      -- record), so the entity holds its unique value already.
-      if independent and taken_claim and (taken_claim(from, from) or left) then break end
       if raw and (type(raw) ~= 'string' or string.find(raw, ours, 1, true) ~= 1) then break end
-      redis.call('ZADD', KEYS[1], 0, ARGV[p + 8])
+      -- Its member is added, found missing by the claim check (`left`) or not.
+      if independent and taken_claim and taken_claim(from, from) then break end
+      redis.call('ZADD', KEYS[1], 0, m)
       if raw then redis.call('ZREM', KEYS[1], string.sub(raw, #ours + 1)) end
       redis.call('SET', record, rec)
+    elseif left and left[ours .. m] then
+      -- Its member left in this call (a claim check found it missing): added again.
+      redis.call('ZADD', KEYS[1], 0, m)
     end
     redis.call('SET', KEYS[1 + 2 * from], ARGV[p + 3])
     from = from + 1
