@@ -39,6 +39,9 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                (the pool's byte-level calls), redis-rs, fred and the lean coalescer
                side by side (peer get, peer set: one operation);
                cluster: the same on a private 3+3 cluster;
+               indexes set, indexes find_by: indexed writes (one equality index,
+               one unique index) and find_by beside lean hand-written code, with
+               client and server CPU per call;
                cluster indexes: an indexed store of 16 partitions against the same
                store hash-tagged onto one master, each beside hand-written redis-rs
                code for the same layout (lean tagged, lean partitioned), on a private

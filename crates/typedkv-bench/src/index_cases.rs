@@ -14,31 +14,15 @@ use typedkv::redis::RedisPool;
 use typedkv::{Index, Keyspace, RedisStore, Store};
 
 use crate::cases::{Bench, KEYS_PER_TASK, PREFIX, raw_key, until};
-use crate::index_workload::{Lean, MATCHES, age_indexed, lean, population, query_of, typed};
+use crate::index_workload::{
+    Lean, LeanUnique, MATCHES, age_indexed, id_unique, lean, lean_unique, population, query_of,
+    typed, typed_writes, unique_write_of,
+};
 use crate::measure::BenchResult;
 use crate::payload::{BenchUser, raw_decode, raw_encode};
 use crate::peer_cases::measure;
 use crate::probe::Probe;
 use crate::report::Row;
-
-/// The leanest write of an entity with one unique value, hand-written: a claim key per
-/// value holding its entity's id, a record of each entity's value, and the entity's bytes.
-/// Only a change of value touches the claims: the one it takes is refused (`0`) if another
-/// entity holds it, and the old one is freed. No ordered entries (typedkv's keep `find_by`
-/// pages in id order), no repair of claims left by writes made around the script: the floor
-/// of what a unique write costs, not a replacement for one.
-const LEAN_UNIQUE: &str = r"
-local old = redis.call('GET', KEYS[2])
-if old ~= ARGV[2] then
-  local holder = redis.call('GET', KEYS[3])
-  if holder and holder ~= ARGV[3] then return 0 end
-  redis.call('SET', KEYS[3], ARGV[3])
-  if old then redis.call('DEL', ARGV[4] .. old) end
-  redis.call('SET', KEYS[2], ARGV[2])
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
-";
 
 /// The reference side of the unique cases: a plain typed `set` of each task's own values.
 fn plain_sets(
@@ -114,12 +98,14 @@ impl Bench {
     /// holds its own value) against the same `set` without: each entity's value is its own
     /// on both sides.
     ///
-    /// Beside it, [`LEAN_UNIQUE`] against the same plain `set`: what the leanest code for a
+    /// Beside it, [`LeanUnique`] against the same plain `set`: what the leanest code for a
     /// unique index reaches on this machine.
     pub(crate) async fn set_unique(self: &Arc<Self>, tasks: usize) -> BenchResult<Vec<Row>> {
-        let unique = RedisStore::builder(self.store.backend().clone(), format!("{PREFIX}-uq"))
-            .index(Index::unique("uid", |u: &BenchUser| [u.id().to_string()]))
-            .build()?;
+        let unique = id_unique(RedisStore::builder(
+            self.store.backend().clone(),
+            format!("{PREFIX}-uq"),
+        ))
+        .build()?;
         // values[task][n]: the value of the task's n-th id, numbered uniquely.
         let values: Arc<Vec<Vec<BenchUser>>> = Arc::new(
             (0..tasks as u64)
@@ -152,36 +138,23 @@ impl Bench {
     }
 
     /// The floor of a unique write: the leanest hand-written script for the same writes
-    /// ([`LEAN_UNIQUE`]) against the same plain typed `set`, in rounds of its own.
+    /// ([`LeanUnique`]) against the same plain typed `set`, in rounds of its own.
     async fn set_unique_lean(
         self: &Arc<Self>,
         tasks: usize,
         values: Arc<Vec<Vec<BenchUser>>>,
     ) -> BenchResult<Row> {
-        let script = Arc::new(redis::Script::new(LEAN_UNIQUE));
+        let lean = LeanUnique::new(self.raw.clone(), &format!("{PREFIX}-lu"));
         let theirs = Arc::clone(&values);
         let compared = self
             .compare(
                 tasks,
                 move |b, task, deadline| {
-                    let (script, values) = (Arc::clone(&script), Arc::clone(&values));
-                    let claims = format!("{PREFIX}-lu#uq:");
+                    let (lean, values) = (lean.clone(), Arc::clone(&values));
                     async move {
                         until!(deadline, |i| async {
-                            let id = b.id(task, i);
                             let value = &values[task][(i % KEYS_PER_TASK) as usize];
-                            let uid = value.id().to_string();
-                            let () = script
-                                .key(format!("{PREFIX}-lu:{id}"))
-                                .key(format!("{PREFIX}-lu#of:{id}"))
-                                .key(format!("{PREFIX}-lu#uq:{uid}"))
-                                .arg(raw_encode(value)?)
-                                .arg(&uid)
-                                .arg(id)
-                                .arg(&claims)
-                                .invoke_async(&mut b.raw.clone())
-                                .await?;
-                            Ok(())
+                            lean.set(b.id(task, i), value).await
                         })
                     }
                 },
@@ -305,6 +278,15 @@ impl Bench {
                     "lean sorted set",
                     lean_in("lean-sorted")?.one_sorted_set(),
                     true,
+                ),
+                typed_writes(
+                    "typed unique",
+                    id_unique(RedisStore::builder(backend.clone(), namespace("unique"))).build()?,
+                    unique_write_of,
+                ),
+                lean_unique(
+                    "lean unique",
+                    LeanUnique::new(self.raw.clone(), &namespace("lean-unique")),
                 ),
             ];
             return measure("indexes", "set", &writers, &tasks, &self.args, Some(probe)).await;

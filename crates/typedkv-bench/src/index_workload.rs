@@ -1,7 +1,8 @@
 //! The indexed workload that the cluster and single-server index cases share: writes that
 //! move an entity to another age (one equality index), `find_by` of one age (10 matches),
 //! and [`Lean`], the leanest hand-written redis-rs code for the same work, so every typed
-//! contender is measured beside what the layout itself costs.
+//! contender is measured beside what the layout itself costs. Beside them, writes that keep
+//! a unique value ([`unique_write_of`]) and [`LeanUnique`], their lean counterpart.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -40,6 +41,22 @@ pub(crate) fn write_of(task: usize, i: u64) -> (String, BenchUser) {
     let id = format!("{task}-{}", i % IDS_PER_TASK);
     let age = (i + i / IDS_PER_TASK) % u64::from(AGES);
     (id, BenchUser::aged(age as u32))
+}
+
+/// `builder` with the unique workload's index: each user's numeric id, unique.
+pub(crate) fn id_unique<B: Backend>(
+    builder: StoreBuilder<BenchUser, B, typedkv::Bincode>,
+) -> StoreBuilder<BenchUser, B, typedkv::Bincode> {
+    builder.index(Index::unique("uid", |u: &BenchUser| [u.id().to_string()]))
+}
+
+/// The unique workload's write: task `t`'s `i`-th write rewrites entity `t-(i mod 1000)`
+/// with its own value, whose numeric id no other entity has (every write after an
+/// entity's first keeps its unique value, as most writes of a unique field do).
+pub(crate) fn unique_write_of(task: usize, i: u64) -> (String, BenchUser) {
+    let n = i % IDS_PER_TASK;
+    let user = BenchUser::numbered(task as u64 * IDS_PER_TASK + n);
+    (format!("{task}-{n}"), user)
 }
 
 /// The age task `task` asks for in its `i`-th query.
@@ -169,28 +186,120 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Lean<C> {
     }
 }
 
+/// The leanest write of an entity with one unique value, hand-written: a claim key per
+/// value holding its entity's id, a record of each entity's value, and the entity's bytes.
+/// Only a change of value touches the claims: the one it takes is refused (`0`) if another
+/// entity holds it, and the old one is freed. No ordered entries (typedkv's keep `find_by`
+/// pages in id order), no repair of claims left by writes made around the script: the floor
+/// of what a unique write costs, not a replacement for one.
+const LEAN_UNIQUE: &str = r"
+local old = redis.call('GET', KEYS[2])
+if old ~= ARGV[2] then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[3] then return 0 end
+  redis.call('SET', KEYS[3], ARGV[3])
+  if old then redis.call('DEL', ARGV[4] .. old) end
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+";
+
+/// [`LEAN_UNIQUE`] on `conn`, under a namespace of its own (untagged: one server).
+#[derive(Clone)]
+pub(crate) struct LeanUnique<C> {
+    conn: C,
+    script: Arc<redis::Script>,
+    namespace: Arc<str>,
+    /// `namespace#uq:`, formatted once rather than per write.
+    claims: Arc<str>,
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> LeanUnique<C> {
+    pub(crate) fn new(conn: C, namespace: &str) -> LeanUnique<C> {
+        LeanUnique {
+            conn,
+            script: Arc::new(redis::Script::new(LEAN_UNIQUE)),
+            namespace: namespace.into(),
+            claims: format!("{namespace}#uq:").into(),
+        }
+    }
+
+    /// Writes `user` as `id`, claiming its numeric id; a claim held is an error.
+    pub(crate) async fn set(&self, id: &str, user: &BenchUser) -> BenchResult<()> {
+        let (ns, uid) = (&self.namespace, user.id().to_string());
+        let done: i64 = self
+            .script
+            .key(format!("{ns}:{id}"))
+            .key(format!("{ns}#of:{id}"))
+            .key(format!("{}{uid}", self.claims))
+            .arg(raw_encode(user)?)
+            .arg(&uid)
+            .arg(id)
+            .arg(&*self.claims)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match done {
+            1 => Ok(()),
+            _ => Err(format!("the lean unique write of {id} found its value held").into()),
+        }
+    }
+}
+
 /// `{...}` of a tagged key.
 fn tag(key: &str) -> &str {
     key.find('}').map_or(key, |end| &key[..=end])
 }
 
-/// The writes, or the queries, of a typed store.
+/// The writes ([`write_of`]), or the queries, of a typed store.
 pub(crate) fn typed<B: Backend>(
     name: &'static str,
     store: TypedStore<BenchUser, B>,
     write: bool,
 ) -> Contender {
+    if write {
+        return typed_writes(name, store, write_of);
+    }
     contender(name, move |task, deadline| {
         let store = store.clone();
         async move {
             timed_until!(deadline, |i| async {
-                if write {
-                    let (id, user) = write_of(task, i);
-                    return Ok(store.set(&id, &user).await?);
-                }
                 let age = query_of(task, i).to_string();
                 let found: Vec<_> = store.find_by("age", age.as_bytes()).try_collect().await?;
                 expect_matches(found.len())
+            })
+        }
+    })
+}
+
+/// The writes of a typed store, task `t`'s `i`-th being `writes(t, i)`.
+pub(crate) fn typed_writes<B: Backend>(
+    name: &'static str,
+    store: TypedStore<BenchUser, B>,
+    writes: fn(usize, u64) -> (String, BenchUser),
+) -> Contender {
+    contender(name, move |task, deadline| {
+        let store = store.clone();
+        async move {
+            timed_until!(deadline, |i| async {
+                let (id, user) = writes(task, i);
+                Ok(store.set(&id, &user).await?)
+            })
+        }
+    })
+}
+
+/// The writes of [`LeanUnique`]: [`unique_write_of`].
+pub(crate) fn lean_unique<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    name: &'static str,
+    lean: LeanUnique<C>,
+) -> Contender {
+    contender(name, move |task, deadline| {
+        let lean = lean.clone();
+        async move {
+            timed_until!(deadline, |i| async {
+                let (id, user) = unique_write_of(task, i);
+                lean.set(&id, &user).await
             })
         }
     })
