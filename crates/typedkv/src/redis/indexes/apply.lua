@@ -92,8 +92,8 @@ end
 -- batch does not rewrite without it, as {3, op, index, value prefix, member, that entity's
 -- key, its bytes}: whether its current value still gives the member, only the client can
 -- tell (it decodes). Members of entities that expired or are gone are removed on the way
--- (they free the value). Its helpers are made only here; `taken_claim(lo, hi)` checks
--- ops lo..hi as one batch.
+-- (they free the value). Its helpers are made only here; `taken_claim(lo, hi, fresh)`
+-- checks ops lo..hi as one batch (`fresh`: their records name other values, see below).
 local taken_claim = nil
 if has_unique then
   -- Where op o's members of index i are in ARGV: the first one's position, and how many.
@@ -103,7 +103,7 @@ if has_unique then
     return p + 1, tonumber(ARGV[p])
   end
   local function id_of(o) return string.sub(KEYS[2 * n + 2 * o - 1], #entity_prefix + 1) end
-  taken_claim = function(lo, hi)
+  taken_claim = function(lo, hi, fresh)
     -- What the ops so far claim, to find two that claim one value: none to find in one op
     -- (its members are one id's), so no table for it (the common case: coalesced ops are
     -- checked one by one).
@@ -126,16 +126,18 @@ if has_unique then
               -- removes the other holders' members first), nothing to look up. Without
               -- it, the entry is written in step 4 even if the entity's record names it
               -- (a record of an earlier version, which left the record of a dead holder
-              -- whose member it removed).
-              if not redis.call('ZSCORE', KEYS[2 * i - 1], m) then
-                left = left or {}
-                left[ARGV[2 + i] .. '\0' .. m] = true
+              -- whose member it removed). A `fresh` op (its record names another value
+              -- or none) rarely has it: the holders' lookup finds it instead.
+              local mine = not fresh and redis.call('ZSCORE', KEYS[2 * i - 1], m)
+              if not mine then
                 local id, value = id_of(o), string.sub(m, 1, #m - id_len)
                 local holders = redis.call('ZRANGEBYLEX', KEYS[2 * i - 1], '[' .. value,
                   '(' .. value .. '\255')
                 for _, h in ipairs(holders) do
                   local holder = string.sub(h, #value + 1)
-                  if holder ~= id then
+                  if holder == id then
+                    mine = true
+                  else
                     local expires = redis.call('ZSCORE', KEYS[2 * i], h)
                     local key = entity_prefix .. holder
                     local cur = (not expires or tonumber(expires) > now())
@@ -166,6 +168,10 @@ if has_unique then
                       left[ARGV[2 + i] .. '\0' .. h] = true
                     end
                   end
+                end
+                if not mine then
+                  left = left or {}
+                  left[ARGV[2 + i] .. '\0' .. m] = true
                 end
               end
             end
@@ -205,7 +211,7 @@ if (independent or op_count == 1) and n == 1 and not timed then
     if raw ~= rec then
       if raw and (type(raw) ~= 'string' or string.find(raw, ours, 1, true) ~= 1) then break end
       -- Its member is added, found missing by the claim check (`left`) or not.
-      if independent and taken_claim and taken_claim(from, from) then break end
+      if independent and taken_claim and taken_claim(from, from, true) then break end
       redis.call('ZADD', KEYS[1], 0, m)
       if raw then redis.call('ZREM', KEYS[1], string.sub(raw, #ours + 1)) end
       redis.call('SET', record, rec)
