@@ -36,6 +36,16 @@ fn item_store(redis: &TestRedis, namespace: &str) -> TypedStore<Item, typedkv::r
         .unwrap()
 }
 
+/// A store of [`Item`]s under `namespace` with the unique `handle` index alone.
+fn handle_store(redis: &TestRedis, namespace: &str) -> TypedStore<Item, typedkv::redis::RedisPool> {
+    TypedStore::builder(redis.pool(), namespace)
+        .index(typedkv::Index::unique("handle", |i: &Item| {
+            [i.handle.clone()]
+        }))
+        .build()
+        .unwrap()
+}
+
 /// An [`Item`].
 fn item(group: &str, handle: &str, score: i64) -> Item {
     Item {
@@ -166,12 +176,7 @@ async fn a_rewrite_at_the_moment_of_expiry_keeps_the_entries(redis: &TestRedis) 
 /// though its record (left behind by the `DEL`) still names the value. A write keeping its
 /// own value is not refused.
 async fn a_record_left_behind_claims_nothing(redis: &TestRedis) {
-    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e6")
-        .index(typedkv::Index::unique("handle", |i: &Item| {
-            [i.handle.clone()]
-        }))
-        .build()
-        .unwrap();
+    let items = handle_store(redis, "e6");
     items.set("a", &item("1", "h", 0)).await.unwrap();
     items.set("a", &item("2", "h", 0)).await.unwrap();
     assert_eq!(cli(redis.port(), &["DEL", "e6:a"]), "1");
@@ -212,12 +217,7 @@ const REMOVE_MEMBERS_OF: &str = "local gone = 0 \
 /// restores the member, and so does a guarded write keeping the value (a write that checks
 /// its claim); from then on the value is refused to others.
 async fn a_record_naming_a_removed_member_is_mended(redis: &TestRedis) {
-    let items: TypedStore<Item, _> = TypedStore::builder(redis.pool(), "e7")
-        .index(typedkv::Index::unique("handle", |i: &Item| {
-            [i.handle.clone()]
-        }))
-        .build()
-        .unwrap();
+    let items = handle_store(redis, "e7");
     items.set("a", &item("1", "ha", 0)).await.unwrap();
     items.set("b", &item("1", "hb", 0)).await.unwrap();
     for id in ["a", "b"] {
