@@ -6,8 +6,8 @@
 //! queue is empty and no batch is in flight.
 //!
 //! - **A lone call goes out at once** on its caller's task: with no batch in flight, the
-//!   last batch small ([`HOLD_BATCH`](queue::HOLD_BATCH)) and a lone slot free, it claims the
-//!   slot (one compare-and-swap) and sends its command, with no hand-off.
+//!   last batch sent alone small ([`HOLD_BATCH`](queue::HOLD_BATCH)) and a lone slot free,
+//!   it claims the slot (one compare-and-swap) and sends its command, with no hand-off.
 //! - **A queued call costs one message** on the pool's channel (`queue.rs`); a dispatcher
 //!   task drains the channel into a batch whenever a batch slot frees, and sends and polls
 //!   its batches itself (a task per batch measured 10-15% slower at 64 tasks). Batches are

@@ -194,9 +194,10 @@ impl<R> Batcher<R> {
     /// batch goes out alone. A small batch beside another holds the callers that came while
     /// that one was sent, no sign that the load dropped.
     fn sending(&self, calls: usize, beside_another: bool) {
-        let held = calls >= HOLD_BATCH || (beside_another && self.held.load(Ordering::Relaxed));
+        let was = self.held.load(Ordering::Relaxed);
+        let held = calls >= HOLD_BATCH || (beside_another && was);
         // Written only when it changes: every caller reads this line.
-        if self.held.load(Ordering::Relaxed) != held {
+        if was != held {
             self.held.store(held, Ordering::Relaxed);
         }
     }
