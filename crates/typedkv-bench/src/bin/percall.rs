@@ -95,6 +95,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Two workers whatever this machine has, as on the project's 2-core VM: how the calls
+    // spread over threads changes the batches, and with them the count per call.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
