@@ -57,6 +57,8 @@ async fn typedkv_on_a_cluster() {
         .await;
     passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
     cluster.flush().await;
+    transactions_spanning_slots_are_refused(&cluster).await;
+    cluster.flush().await;
     the_cache_hears_writes_on_every_master(&cluster).await;
 }
 
@@ -377,4 +379,57 @@ async fn stampede_50_times() {
         let fixture = cluster.fixture().await;
         conformance::get_or_insert_with_shares_errors_without_caching(fixture.backend()).await;
     }
+}
+
+/// A transaction whose keys span slots is refused before anything is sent, naming the
+/// slots; the same transaction on a hash-tagged store commits.
+async fn transactions_spanning_slots_are_refused(cluster: &TestCluster) {
+    /// Adds 1 at `a` and writes 1 at `other`, in one transaction.
+    async fn add_one(
+        pool: &RedisClusterPool,
+        store: &RedisClusterStore<i64>,
+        other: &str,
+    ) -> typedkv::Result<()> {
+        typedkv::transaction(pool, |tx| async move {
+            let a = tx.get(store, "a").await?.unwrap_or(0);
+            tx.set(store, "a", &(a + 1))?;
+            tx.set(store, other, &1)?;
+            Ok(())
+        })
+        .await
+    }
+
+    let pool = cluster.pool();
+    let spread = RedisClusterStore::<i64>::builder(pool.clone(), "spread")
+        .build()
+        .unwrap();
+    let tagged = RedisClusterStore::<i64>::builder(pool.clone(), "tagged")
+        .hash_tag(true)
+        .build()
+        .unwrap();
+    // An id whose key is on another master than `a`'s (so in another slot): found, not
+    // assumed.
+    let first = cluster.master_of("spread:a").await;
+    let mut other = None;
+    for i in 0..100 {
+        let id = format!("b{i}");
+        if cluster.master_of(&format!("spread:{id}")).await != first {
+            other = Some(id);
+            break;
+        }
+    }
+    let other = other.unwrap();
+
+    match add_one(&pool, &spread, &other).await {
+        Err(typedkv::Error::Transaction { reason }) => {
+            assert!(reason.contains("slot"), "{reason}");
+        }
+        refused => panic!("expected a refusal, got {refused:?}"),
+    }
+    assert_eq!(spread.get("a").await.unwrap(), None);
+    assert_eq!(spread.get(&other).await.unwrap(), None);
+
+    add_one(&pool, &tagged, &other).await.unwrap();
+    assert_eq!(tagged.get("a").await.unwrap(), Some(1));
+    assert_eq!(tagged.get(&other).await.unwrap(), Some(1));
 }

@@ -17,6 +17,7 @@ mod interop;
 mod limits;
 mod passwords;
 mod tls;
+mod transactions;
 
 typedkv_testkit::conformance_tests!(
     redis,

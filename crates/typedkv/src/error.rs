@@ -184,8 +184,10 @@ pub enum Error {
     },
 
     /// [`Store::update`](crate::Store::update) found the value changed by someone else on
-    /// every one of its attempts (extreme contention on one key).
-    #[error("update of key {key} kept conflicting with other writers ({attempts} attempts)")]
+    /// every one of its attempts (extreme contention on one key); or a
+    /// [transaction](crate::transaction) found, on every attempt, a key it had read changed
+    /// before it could commit (`key`: the last one found changed). Nothing was written.
+    #[error("key {key} kept changing under a read-modify-write ({attempts} attempts)")]
     Conflict {
         /// The key.
         key: String,
@@ -273,6 +275,16 @@ pub enum Error {
         /// The index.
         index: String,
     },
+
+    /// A [transaction](crate::transaction) cannot run as asked, and wrote nothing: its keys
+    /// lie in several Redis Cluster slots, it used stores on another backend than its own,
+    /// a store it writes keeps indexes, a handle was used after its attempt ended, or its
+    /// closure panicked. Calling again unchanged fails the same way.
+    #[error("transaction refused: {reason}")]
+    Transaction {
+        /// What was asked that a transaction cannot do.
+        reason: String,
+    },
 }
 
 /// What an operation was waiting for when its time ran out; part of [`Error::Timeout`].
@@ -290,6 +302,10 @@ pub enum Waited {
     /// sharing its lock stripe) from the same store; bounded by the response timeout.
     #[error("its turn behind another update of the same key")]
     UpdateTurn,
+    /// The end of a [transaction](crate::transaction)'s deadline, which bounds all of its
+    /// attempts together ([`TransactionOptions::deadline`](crate::TransactionOptions::deadline)).
+    #[error("the end of the transaction's deadline")]
+    Transaction,
 }
 
 /// Why stored bytes could not be decoded; part of [`Error::Decode`].
@@ -502,7 +518,8 @@ impl Error {
             | Error::InvalidIndex { .. }
             | Error::InvalidNamespace { .. }
             | Error::InvalidId { .. }
-            | Error::InvalidConfig { .. } => None,
+            | Error::InvalidConfig { .. }
+            | Error::Transaction { .. } => None,
         }
     }
 
@@ -542,7 +559,8 @@ impl Error {
             | Error::IndexValue { .. }
             | Error::InvalidNamespace { .. }
             | Error::InvalidId { .. }
-            | Error::InvalidConfig { .. } => false,
+            | Error::InvalidConfig { .. }
+            | Error::Transaction { .. } => false,
         }
     }
 
@@ -572,7 +590,8 @@ impl Error {
     /// A short, stable name of the variant, for logs and metrics labels: `"timeout"`,
     /// `"connection"`, `"pool"`, `"refused"`, `"protocol"`, `"conflict"`, `"load"`,
     /// `"encode"`, `"decode"`, `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`,
-    /// `"unique_violation"`, `"unknown_index"`, `"invalid_index"`, `"index_value"`.
+    /// `"unique_violation"`, `"unknown_index"`, `"invalid_index"`, `"index_value"`,
+    /// `"transaction"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidNamespace { .. } => "invalid_namespace",
@@ -591,6 +610,7 @@ impl Error {
             Error::UnknownIndex { .. } => "unknown_index",
             Error::InvalidIndex { .. } => "invalid_index",
             Error::IndexValue { .. } => "index_value",
+            Error::Transaction { .. } => "transaction",
         }
     }
 

@@ -62,6 +62,7 @@ mod options;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod store;
+mod transaction;
 mod typed;
 mod update;
 mod version;
@@ -90,6 +91,9 @@ pub use crate::redis::cache::{
     StaleBecause, TRACKING_CLIENT_NAME, Trackable,
 };
 pub use crate::store::{Store, StoreExt};
+pub use crate::transaction::{
+    DEFAULT_TRANSACTION_DEADLINE, Transaction, TransactionOptions, transaction, transaction_with,
+};
 pub use crate::typed::{
     DEFAULT_SCHEMA_VERSION, MoveReport, ReencryptReport, StoreBuilder, TypedStore,
 };

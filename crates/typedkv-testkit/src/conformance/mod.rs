@@ -19,6 +19,7 @@ mod load;
 mod migrations;
 pub mod partitions;
 mod scan;
+mod transactions;
 mod ttl;
 mod update;
 pub mod values;
@@ -44,6 +45,7 @@ pub use self::partitions::{
     partitioned_keys_scan_count_and_clear, stores_move_between_layouts,
 };
 pub use self::scan::*;
+pub use self::transactions::*;
 pub use self::ttl::*;
 pub use self::update::*;
 pub use self::versions::*;
@@ -147,10 +149,15 @@ macro_rules! __conformance_list {
             adopting_encryption_on_existing_data,
             encrypted_indexes_hold_no_values_in_clear,
             encrypted_old_schemas_are_migrated,
+            transactions_commit_all_or_nothing,
+            transactions_seal_values_and_refuse_indexed_stores,
+            a_panicking_transaction_writes_nothing,
+            transactions_keep_an_invariant_under_contention,
             ]
             fixture = [
                 update_from_two_clients,
                 versions_travel_and_keep_ttl,
+                transactions_retry_when_what_they_read_changes,
             ]
         }
     };

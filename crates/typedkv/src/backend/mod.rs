@@ -13,6 +13,8 @@
 //! - `writes.rs`: what a write asks for ([`Write`], [`WriteExpiry`]), what it requires of
 //!   the current value ([`Guard`], for compare-and-swap and index operations) and what a
 //!   compare-and-swap found ([`Swap`]);
+//! - `commits.rs`: what a transaction's commit asks for ([`Check`], [`CommitWrite`]) and
+//!   what it did ([`Committed`]);
 //! - `indexes.rs`: the index operations of a backend that keeps indexes ([`IndexedOp`],
 //!   [`Applied`], ...), and `members.rs`: the byte layout of index entries and the ranges
 //!   over them ([`Lex`]).
@@ -40,12 +42,14 @@
 //! that a backend overrides when it can read both at once. Errors are [`Error`]'s transport
 //! variants, naming the backend ([`Backend::kind`]) and the keys.
 
+mod commits;
 mod indexes;
 mod members;
 mod writes;
 
 use std::future::Future;
 
+pub use self::commits::{Check, CommitWrite, Committed};
 pub use self::indexes::{
     Applied, IndexKeys, IndexKind, IndexSpace, IndexSupport, IndexedOp, Order, StaleMember,
     member_id,
@@ -162,6 +166,26 @@ pub trait Backend: Clone + Send + Sync + 'static {
         entries: Vec<(String, Bytes)>,
         expiry: WriteExpiry,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Applies `writes`, in order, if every one of `checks` holds, as one atomic step; if one
+    /// does not, writes nothing and names it. What a
+    /// [transaction](crate::transaction) commits. Never called with both slices empty.
+    ///
+    /// The default refuses with [`Error::Transaction`]: a backend that cannot check and
+    /// write several keys atomically has no transactions.
+    fn commit(
+        &self,
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> impl Future<Output = Result<Committed>> + Send {
+        let _ = (checks, writes);
+        let kind = self.kind();
+        async move {
+            Err(Error::Transaction {
+                reason: format!("the {kind} backend cannot commit transactions"),
+            })
+        }
+    }
 
     /// Whether and how this backend keeps indexes (see [the layout](crate::backend#indexes)). The default,
     /// [`IndexSupport::None`], makes a store with indexes fail to build, and the `index_*`

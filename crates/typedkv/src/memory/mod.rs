@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Applied, IndexSpace, IndexSupport, IndexedOp, Lex, StaleMember};
-use crate::backend::{Backend, Bytes, Guard, Swap};
+use crate::backend::{Backend, Bytes, Check, CommitWrite, Committed, Guard, Swap};
 use crate::backend::{Write, WriteExpiry};
 use crate::error::Result;
 use crate::index::Order;
@@ -136,6 +136,12 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
+    /// The map's address: clones share it, separate maps differ (a
+    /// [transaction](crate::transaction) refuses stores of another map).
+    fn data_location(&self) -> String {
+        format!("memory@{:p}", Arc::as_ptr(&self.map))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         Ok(self
             .lock()
@@ -192,6 +198,33 @@ impl Backend for MemoryBackend {
             .iter()
             .map(|key| map.live(key, now).map(|e| e.bytes.clone()))
             .collect())
+    }
+
+    async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        for (position, check) in checks.iter().enumerate() {
+            let current = map.live(&check.key, now).map(|e| e.bytes.as_slice());
+            if !check.guard.matches(current) {
+                return Ok(Committed::Changed { check: position });
+            }
+        }
+        for write in writes {
+            match &write.value {
+                None => {
+                    map.entries.remove(&write.key);
+                }
+                Some(bytes) => {
+                    let expires_at = match write.expiry {
+                        WriteExpiry::Never => None,
+                        WriteExpiry::After(ttl) => deadline(ttl, now),
+                        WriteExpiry::Keep => map.live(&write.key, now).and_then(|e| e.expires_at),
+                    };
+                    map.insert(write.key.clone(), bytes.clone(), expires_at, now);
+                }
+            }
+        }
+        Ok(Committed::Done)
     }
 
     async fn compare_and_swap(

@@ -15,7 +15,8 @@ use super::indexes;
 use super::lanes::Pooled;
 use super::shared::{Resend, Shared};
 use crate::backend::{
-    Applied, Bytes, Guard, IndexSpace, IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
+    Applied, Bytes, Check, CommitWrite, Committed, Guard, IndexSpace, IndexedOp, Lex, Order,
+    StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::{Error, Result};
 use crate::options::ceil_millis;
@@ -27,6 +28,9 @@ use crate::redis::keys::KeyBatch;
 /// single-key script just as well).
 static COMPARE_AND_SWAP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("compare_and_swap.lua")));
+
+/// A transaction's commit: its checks and writes in one script (see `commit.lua`).
+static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("commit.lua")));
 
 /// `text` with Redis glob characters (`* ? [ ] \\`) escaped, so it matches only itself in a
 /// SCAN pattern.
@@ -183,6 +187,50 @@ where
                 &key,
                 self.limits(),
                 format!("the compare-and-swap script answered {other:?}"),
+            )),
+        }
+    }
+
+    /// One `EVALSHA` of `commit.lua`, about its first key (on a cluster, the caller has
+    /// checked that every key shares its slot).
+    pub(crate) async fn commit(
+        &self,
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> Result<Committed> {
+        let mut invocation = COMMIT.prepare_invoke();
+        invocation.arg(checks.len());
+        for check in checks {
+            invocation.key(&check.key);
+            indexes::guard_args(&mut invocation, &check.guard);
+        }
+        for write in writes {
+            invocation.key(&write.key);
+            indexes::value_args(&mut invocation, write.value.as_deref(), write.expiry);
+        }
+        let first = checks
+            .first()
+            .map(|check| check.key.as_str())
+            .or_else(|| writes.first().map(|write| write.key.as_str()));
+        let batch = KeyBatch::starting(first, checks.len() + writes.len());
+        let reply: Vec<Value> = self.invoke(&batch, &invocation).await?;
+        let mut reply = reply.into_iter();
+        let position = |n: i64| {
+            usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=checks.len()).contains(n))
+        };
+        match (reply.next(), reply.next()) {
+            (Some(Value::Int(1)), None) => Ok(Committed::Done),
+            (Some(Value::Int(0)), Some(Value::Int(n))) if position(n).is_some() => {
+                Ok(Committed::Changed {
+                    check: position(n).map_or(0, |n| n - 1),
+                })
+            }
+            other => Err(unexpected(
+                &batch,
+                self.limits(),
+                format!("the commit script answered {other:?}"),
             )),
         }
     }

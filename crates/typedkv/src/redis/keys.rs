@@ -52,6 +52,14 @@ impl<'a> KeyBatch<'a> {
         }
     }
 
+    /// `len` keys whose first is `first`.
+    pub(crate) fn starting(first: Option<&'a str>, len: usize) -> Self {
+        KeyBatch {
+            first: first.map(str::as_bytes),
+            len,
+        }
+    }
+
     /// The keys of `(key, value)` entries.
     pub(crate) fn from_entries<V>(entries: &'a [(String, V)]) -> Self {
         KeyBatch {

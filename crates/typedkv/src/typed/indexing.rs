@@ -142,7 +142,7 @@ where
     B: Backend,
     C: Codec,
 {
-    pub(super) fn indexed(&self) -> bool {
+    pub(crate) fn indexed(&self) -> bool {
         !self.indexes.is_empty()
     }
 

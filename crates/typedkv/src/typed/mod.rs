@@ -24,6 +24,7 @@ mod writes;
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;
 pub use self::relayout::MoveReport;
+pub(crate) use self::writes::WriteNotice;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -136,7 +137,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         self.inner.default_ttl
     }
 
-    fn encode(&self, key: &str, value: &T) -> Result<Bytes>
+    pub(crate) fn encode(&self, key: &str, value: &T) -> Result<Bytes>
     where
         T: Serialize,
     {
@@ -155,7 +156,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         Ok(bytes)
     }
 
-    fn decode(&self, key: &str, bytes: &[u8]) -> Result<T>
+    pub(crate) fn decode(&self, key: &str, bytes: &[u8]) -> Result<T>
     where
         T: DeserializeOwned,
     {
@@ -313,7 +314,7 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
         })
     }
 
-    fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
+    pub(crate) fn expiry(&self, policy: TtlPolicy) -> Result<WriteExpiry> {
         Ok(match policy {
             TtlPolicy::StoreDefault => match self.inner.default_ttl {
                 Some(ttl) => WriteExpiry::After(ttl),

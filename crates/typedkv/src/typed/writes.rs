@@ -115,6 +115,15 @@ where
         false
     }
 
+    /// Who must hear of writes to this store's keys made outside its own calls (a
+    /// transaction's commit).
+    pub(crate) fn write_notice(&self) -> WriteNotice {
+        WriteNotice {
+            #[cfg(feature = "cache")]
+            listen_key: self.inner.listen_key.clone(),
+        }
+    }
+
     /// Tells this process' fail-safe tables of the namespace that `keys` were written (or a
     /// write was tried): see `write_listeners.rs`.
     pub(super) fn wrote<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
@@ -122,5 +131,23 @@ where
         super::write_listeners::wrote(&self.inner.listen_key, keys);
         #[cfg(not(feature = "cache"))]
         let _ = keys;
+    }
+}
+
+/// What [`TypedStore::wrote`] needs, kept apart from the store: for a transaction, which
+/// holds its writes' stores only by reference while its closure runs.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteNotice {
+    #[cfg(feature = "cache")]
+    listen_key: String,
+}
+
+impl WriteNotice {
+    /// As [`TypedStore::wrote`] of the store this came from.
+    pub(crate) fn wrote(&self, key: &str) {
+        #[cfg(feature = "cache")]
+        super::write_listeners::wrote(&self.listen_key, [key.as_bytes()]);
+        #[cfg(not(feature = "cache"))]
+        let _ = key;
     }
 }

@@ -16,8 +16,8 @@ use futures::future::try_join_all;
 use super::RedisClusterPool;
 use super::manager::ClusterManager;
 use crate::backend::{
-    Applied, Backend, Bytes, Guard, IndexSpace, IndexSupport, IndexedOp, Lex, Order, StaleMember,
-    Swap, Write, WriteExpiry,
+    Applied, Backend, Bytes, Check, CommitWrite, Committed, Guard, IndexSpace, IndexSupport,
+    IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::Expiry;
@@ -88,6 +88,16 @@ impl Backend for RedisClusterPool {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         self.shared().get_many(keys).await
+    }
+
+    /// One script on the slot's master: refused at once when the keys span slots.
+    async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
+        let keys = checks
+            .iter()
+            .map(|check| check.key.as_str())
+            .chain(writes.iter().map(|write| write.key.as_str()));
+        crate::keyspace::slots::one_slot(keys)?;
+        self.shared().commit(checks, writes).await
     }
 
     async fn compare_and_swap(

@@ -230,6 +230,12 @@ pub(crate) fn write_args(
     value: Option<&[u8]>,
     expiry: WriteExpiry,
 ) {
+    guard_args(out, guard);
+    value_args(out, value, expiry);
+}
+
+/// A guard as the scripts read it: its kind and its argument.
+pub(crate) fn guard_args(out: &mut impl ScriptArgs, guard: &Guard) {
     let (guard, expected): (&str, &[u8]) = match guard {
         Guard::Always => ("always", b""),
         Guard::Absent => ("absent", b""),
@@ -239,6 +245,11 @@ pub(crate) fn write_args(
     };
     out.arg(guard);
     out.arg(expected);
+}
+
+/// A write's value and expiry as the scripts read them: `set` and the bytes or `del` and
+/// nothing, then the expiry's kind and milliseconds.
+pub(crate) fn value_args(out: &mut impl ScriptArgs, value: Option<&[u8]>, expiry: WriteExpiry) {
     match value {
         Some(bytes) => {
             out.arg("set");

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::RedisSentinelPool;
 use crate::backend::{
-    Applied, Backend, Bytes, Guard, IndexSpace, IndexSupport, IndexedOp, Lex, Order, StaleMember,
-    Swap, Write, WriteExpiry,
+    Applied, Backend, Bytes, Check, CommitWrite, Committed, Guard, IndexSpace, IndexSupport,
+    IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::Expiry;
@@ -58,6 +58,10 @@ impl Backend for RedisSentinelPool {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         self.reads().get_many(keys).await
+    }
+
+    async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
+        self.shared().commit(checks, writes).await
     }
 
     async fn compare_and_swap(

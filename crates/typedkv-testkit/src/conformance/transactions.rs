@@ -1,0 +1,379 @@
+//! Transactions over several entities: every write or none, only if nothing read changed;
+//! retries on fresh reads; aborts, panics and refusals write nothing.
+//!
+//! Stores here are hash-tagged on one namespace, so that their keys share one Redis Cluster
+//! slot and the same cases run on a cluster (a commit spanning slots is refused: see the
+//! cluster's own tests).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use typedkv::{
+    Backend, Compression, EncryptionKey, Error, Expiry, Index, Keyring, SetOptions, Store,
+    Transaction, TransactionOptions, TypedStore, transaction, transaction_with,
+};
+
+use crate::Fixture;
+
+/// A store of `T` in the namespace all these cases share, hash-tagged.
+fn bank<T, B>(backend: &B) -> TypedStore<T, B>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    B: Backend,
+{
+    TypedStore::builder(backend.clone(), "bank")
+        .hash_tag(true)
+        .build()
+        .unwrap()
+}
+
+/// What a closure of these cases aborts with: its own error, or typedkv's.
+#[derive(Debug)]
+enum Abort {
+    Refused(&'static str),
+    Store(Error),
+}
+
+impl From<Error> for Abort {
+    fn from(error: Error) -> Self {
+        Abort::Store(error)
+    }
+}
+
+/// Moves `amount` from `from` to `to` unless `from` cannot pay (then `Ok(false)`). The
+/// payee is read after the payer's write, so a transfer to oneself changes nothing.
+async fn transfer<B: Backend>(
+    tx: Transaction<B>,
+    accounts: &TypedStore<i64, B>,
+    from: &str,
+    to: &str,
+    amount: i64,
+) -> Result<bool, Error> {
+    let payer = tx.get(accounts, from).await?.unwrap_or(0);
+    if payer < amount {
+        return Ok(false);
+    }
+    tx.set(accounts, from, &(payer - amount))?;
+    let payee = tx.get(accounts, to).await?.unwrap_or(0);
+    tx.set(accounts, to, &(payee + amount))?;
+    Ok(true)
+}
+
+/// A transfer writes both accounts; stores of other value types commit in the same step;
+/// the closure reads its own writes; an abort, a refused write and an empty transaction
+/// write nothing; TTLs follow the write's options.
+pub async fn transactions_commit_all_or_nothing<B: Backend>(backend: B) {
+    let accounts = &bank::<i64, B>(&backend);
+    let notes = &bank::<String, B>(&backend);
+    accounts.set("alice", &100).await.unwrap();
+    accounts.set("bob", &0).await.unwrap();
+
+    let paid = transaction(&backend, |tx| async move {
+        let paid = transfer(tx.clone(), accounts, "alice", "bob", 30).await?;
+        tx.set(notes, "note-1", &"alice paid bob 30".to_owned())?;
+        Ok::<_, Error>(paid)
+    })
+    .await
+    .unwrap();
+    assert!(paid);
+    assert_eq!(accounts.get("alice").await.unwrap(), Some(70));
+    assert_eq!(accounts.get("bob").await.unwrap(), Some(30));
+    assert_eq!(
+        notes.get("note-1").await.unwrap().as_deref(),
+        Some("alice paid bob 30")
+    );
+
+    // Reads see the transaction's own writes and deletes.
+    transaction(&backend, |tx| async move {
+        tx.set(accounts, "carol", &5)?;
+        assert_eq!(tx.get(accounts, "carol").await?, Some(5));
+        tx.delete(accounts, "bob")?;
+        assert_eq!(tx.get(accounts, "bob").await?, None);
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(accounts.get("carol").await.unwrap(), Some(5));
+    assert_eq!(accounts.get("bob").await.unwrap(), None);
+
+    // The closure's own error aborts: nothing written, the error handed back as it was.
+    let aborted = transaction(&backend, |tx| async move {
+        tx.set(accounts, "alice", &0)?;
+        tx.set(accounts, "dave", &1)?;
+        Err::<(), _>(Abort::Refused("changed my mind"))
+    })
+    .await;
+    match aborted {
+        Err(Abort::Refused(why)) => assert_eq!(why, "changed my mind"),
+        Err(Abort::Store(error)) => panic!("the abort became a store error: {error}"),
+        Ok(()) => panic!("the aborted transaction succeeded"),
+    }
+    assert_eq!(accounts.get("alice").await.unwrap(), Some(70));
+    assert_eq!(accounts.get("dave").await.unwrap(), None);
+
+    // A conditional write is refused at once, and its transaction writes nothing.
+    let conditional = transaction(&backend, |tx| async move {
+        tx.set(accounts, "alice", &1)?;
+        tx.set_opts(accounts, "erin", &1, SetOptions::new().if_absent())?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(matches!(conditional, Err(Error::Transaction { .. })));
+    assert_eq!(accounts.get("alice").await.unwrap(), Some(70));
+
+    // TTLs: the write's own, and a kept one.
+    let ttl = SetOptions::new().ttl(Duration::from_secs(100));
+    transaction(&backend, |tx| async move {
+        tx.set_opts(accounts, "frank", &1, ttl)?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let left = accounts.ttl("frank").await.unwrap();
+    assert!(
+        matches!(left, Some(Expiry::In(d)) if d > Duration::from_secs(90)),
+        "{left:?}"
+    );
+    transaction(&backend, |tx| async move {
+        tx.set_opts(accounts, "frank", &2, SetOptions::new().keep_ttl())?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        accounts.ttl("frank").await.unwrap(),
+        Some(Expiry::In(_))
+    ));
+    assert_eq!(accounts.get("frank").await.unwrap(), Some(2));
+
+    // Nothing read or written: nothing to commit.
+    assert_eq!(
+        transaction(&backend, |_tx| async { Ok::<_, Error>(7) })
+            .await
+            .unwrap(),
+        7
+    );
+}
+
+/// Values at rest and indexes: a sealed, compressed store commits its values sealed; a
+/// store with indexes is refused at once, with nothing written.
+pub async fn transactions_seal_values_and_refuse_indexed_stores<B: Backend>(backend: B) {
+    let keyring = Keyring::new(1, EncryptionKey::from_bytes([0x33; 32]));
+    let sealed: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
+        .hash_tag(true)
+        .encryption(keyring)
+        .compression(Compression::lz4())
+        .build()
+        .unwrap();
+    let secret = "a secret note, long enough to be compressed: ".repeat(8);
+    let written = secret.clone();
+    transaction(&backend, |tx| {
+        let written = written.clone();
+        async move {
+            tx.set(sealed, "sealed-1", &written)?;
+            Ok::<_, Error>(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(sealed.get("sealed-1").await.unwrap(), Some(secret));
+    let key = sealed.keyspace().key("sealed-1").unwrap();
+    let stored = backend.get(&key).await.unwrap().unwrap();
+    assert!(
+        !stored.windows(8).any(|w| w == b"a secret"),
+        "the committed value is not sealed"
+    );
+
+    let indexed: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
+        .hash_tag(true)
+        .index(Index::equality("text", |s: &String| [s.clone()]))
+        .build()
+        .unwrap();
+    let accounts = &bank::<i64, B>(&backend);
+    let refused = transaction(&backend, |tx| async move {
+        tx.set(accounts, "ivan", &1)?;
+        tx.set(indexed, "indexed-1", &"x".to_owned())?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(
+        matches!(refused, Err(Error::Transaction { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(accounts.get("ivan").await.unwrap(), None);
+}
+
+/// A panic in the closure reaches the caller as an error and writes nothing; a handle kept
+/// past its attempt refuses every call; the next transaction runs as usual.
+pub async fn a_panicking_transaction_writes_nothing<B: Backend>(backend: B) {
+    let accounts = &bank::<i64, B>(&backend);
+    let panicked = transaction(&backend, |tx| async move {
+        tx.set(accounts, "grace", &1)?;
+        if tx.get(accounts, "grace").await? == Some(1) {
+            panic!("the closure gives up");
+        }
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(
+        matches!(panicked, Err(Error::Transaction { .. })),
+        "{panicked:?}"
+    );
+    assert_eq!(accounts.get("grace").await.unwrap(), None);
+
+    let kept: Arc<Mutex<Option<Transaction<B>>>> = Arc::default();
+    let keep = &kept;
+    transaction(&backend, |tx| async move {
+        *keep.lock().unwrap() = Some(tx.clone());
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let late = kept.lock().unwrap().take().unwrap();
+    assert!(matches!(
+        late.set(accounts, "heidi", &1),
+        Err(Error::Transaction { .. })
+    ));
+    assert!(matches!(
+        late.get(accounts, "heidi").await,
+        Err(Error::Transaction { .. })
+    ));
+
+    accounts.set("grace", &2).await.unwrap();
+    let read = transaction(
+        &backend,
+        |tx| async move { tx.get(accounts, "grace").await },
+    )
+    .await
+    .unwrap();
+    assert_eq!(read, Some(2));
+}
+
+/// 64 tasks each make 16 transfers of random amounts between 10 accounts, refusing
+/// overdrafts: the total is exactly preserved and no account goes negative.
+pub async fn transactions_keep_an_invariant_under_contention<B: Backend>(backend: B) {
+    const ACCOUNTS: u64 = 10;
+    const START: i64 = 1_000;
+    let accounts = Arc::new(bank::<i64, B>(&backend));
+    for a in 0..ACCOUNTS {
+        accounts.set(&format!("acct-{a}"), &START).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..64u64)
+        .map(|task| {
+            let accounts = Arc::clone(&accounts);
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                // A fixed xorshift per task: random enough, and the same on every run.
+                let mut seed = task.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut next = move || {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed
+                };
+                let accounts = &*accounts;
+                for _ in 0..16 {
+                    let from = format!("acct-{}", next() % ACCOUNTS);
+                    let to = format!("acct-{}", next() % ACCOUNTS);
+                    let amount = i64::try_from(next() % 400).unwrap();
+                    let (from, to) = (&from, &to);
+                    transaction(&backend, |tx| transfer(tx, accounts, from, to, amount))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut total = 0;
+    for a in 0..ACCOUNTS {
+        let balance = accounts.get(&format!("acct-{a}")).await.unwrap().unwrap();
+        assert!(balance >= 0, "acct-{a} went negative: {balance}");
+        total += balance;
+    }
+    assert_eq!(total, START * i64::try_from(ACCOUNTS).unwrap());
+}
+
+/// A write by another client between a transaction's read and its commit (a `set`, a
+/// delete, a key created) makes it run again on fresh reads; past its attempts it fails
+/// with `Conflict` naming the key, having written nothing.
+pub async fn transactions_retry_when_what_they_read_changes<B: Backend>(fixture: &Fixture<B>) {
+    let backend = fixture.backend();
+    let accounts = &bank::<i64, B>(&backend);
+    let other = &bank::<i64, B>(&fixture.peer());
+    accounts.set("a", &10).await.unwrap();
+    accounts.set("b", &20).await.unwrap();
+
+    /// What the other client does between the first attempt's reads and its commit.
+    #[derive(Clone, Copy)]
+    enum Meddle {
+        SetA,
+        DeleteB,
+        CreateC,
+    }
+    /// Sums `a`, `b` and `c` into `sum` in a transaction; its attempts and the sum.
+    async fn sum_into_c<B: Backend>(
+        backend: &B,
+        accounts: &TypedStore<i64, B>,
+        other: &TypedStore<i64, B>,
+        meddle: Meddle,
+    ) -> (u32, i64) {
+        let attempts = &AtomicU32::new(0);
+        let sum = transaction(backend, |tx| async move {
+            let a = tx.get(accounts, "a").await?.unwrap_or(0);
+            let b = tx.get(accounts, "b").await?.unwrap_or(0);
+            let c = tx.get(accounts, "c").await?.unwrap_or(0);
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                match meddle {
+                    Meddle::SetA => other.set("a", &11).await?,
+                    Meddle::DeleteB => assert!(other.delete("b").await?),
+                    Meddle::CreateC => other.set("c", &100).await?,
+                }
+            }
+            tx.set(accounts, "sum", &(a + b + c))?;
+            Ok::<_, Error>(a + b + c)
+        })
+        .await
+        .unwrap();
+        (attempts.load(Ordering::SeqCst), sum)
+    }
+
+    assert_eq!(
+        sum_into_c(&backend, accounts, other, Meddle::SetA).await,
+        (2, 31)
+    );
+    assert_eq!(
+        sum_into_c(&backend, accounts, other, Meddle::DeleteB).await,
+        (2, 11)
+    );
+    assert_eq!(
+        sum_into_c(&backend, accounts, other, Meddle::CreateC).await,
+        (2, 111)
+    );
+    assert_eq!(accounts.get("sum").await.unwrap(), Some(111));
+
+    // Changed under every attempt: Conflict, naming the key, and nothing written.
+    let turn = &AtomicU32::new(0);
+    let options = TransactionOptions::new().attempts(3);
+    let gave_up = transaction_with(&backend, options, |tx| async move {
+        let a = tx.get(accounts, "a").await?.unwrap_or(0);
+        let n = turn.fetch_add(1, Ordering::SeqCst);
+        other.set("a", &(1_000 + i64::from(n))).await?;
+        tx.set(accounts, "copy", &a)?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    match gave_up {
+        Err(Error::Conflict { key, attempts }) => {
+            assert_eq!(attempts, 3);
+            assert!(key.ends_with(":a"), "{key}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(turn.load(Ordering::SeqCst), 3);
+    assert_eq!(accounts.get("copy").await.unwrap(), None);
+}
