@@ -46,12 +46,15 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                store hash-tagged onto one master, each beside hand-written redis-rs
                code for the same layout (lean tagged, lean partitioned), on a private
                3+3 cluster;
+               transfer: a two-account transfer by typedkv::transaction beside
+               hand-written redis-rs WATCH/MULTI (the reference) and a Lua script,
+               with client and server CPU per call;
                encryption, compression: the cost of values at rest)
   --contenders A,B
                peer and cluster cases: only these contenders (e.g. \"typed,lean
                coalescer\") beside the reference, hand-written redis-rs (to profile one)
-  --tasks N,M  peer, cluster and indexed-write (set+) cases: only these task counts
-               (of 1, 16, 64, 256; the set+ cases run 1 and 64)
+  --tasks N,M  peer, cluster, indexed-write (set+) and transfer cases: only these task
+               counts (of 1, 16, 64, 256; the set+ and transfer cases run 1 and 64)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";

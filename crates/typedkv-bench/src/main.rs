@@ -21,6 +21,7 @@ mod payload;
 mod peer_cases;
 mod probe;
 mod report;
+mod transaction_cases;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -186,6 +187,14 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
             let rows = bench.beside_lean(&url, &probe, write).await?;
             rows.into_iter().for_each(&mut record);
         }
+    }
+    if args.runs("transfer") {
+        let probe = probe::Probe::new(bench.raw.clone(), !shared).await?;
+        bench
+            .transfers(&url, &probe)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
     }
     if args.runs("find_by") {
         for tasks in [1, 64] {

@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["index", "update", "load"],
     &["store"],
     &["typed"],
+    &["transaction"],
     &["memory", "redis"],
 ];
 

@@ -85,12 +85,16 @@ pub async fn transactions_commit_all_or_nothing<B: Backend>(backend: B) {
         Some("alice paid bob 30")
     );
 
-    // Reads see the transaction's own writes and deletes.
+    // Reads see the transaction's own writes and deletes, one by one or together.
     transaction(&backend, |tx| async move {
         tx.set(accounts, "carol", &5)?;
         assert_eq!(tx.get(accounts, "carol").await?, Some(5));
         tx.delete(accounts, "bob")?;
         assert_eq!(tx.get(accounts, "bob").await?, None);
+        let all = tx
+            .get_many(accounts, &["alice", "bob", "carol", "nobody", "alice"])
+            .await?;
+        assert_eq!(all, [Some(70), None, Some(5), None, Some(70)]);
         Ok::<_, Error>(())
     })
     .await
@@ -325,8 +329,9 @@ pub async fn transactions_retry_when_what_they_read_changes<B: Backend>(fixture:
         let attempts = &AtomicU32::new(0);
         let sum = transaction(backend, |tx| async move {
             let a = tx.get(accounts, "a").await?.unwrap_or(0);
-            let b = tx.get(accounts, "b").await?.unwrap_or(0);
-            let c = tx.get(accounts, "c").await?.unwrap_or(0);
+            // `b` and `c` read together: a change to either is seen as well.
+            let bc = tx.get_many(accounts, &["b", "c"]).await?;
+            let (b, c) = (bc[0].unwrap_or(0), bc[1].unwrap_or(0));
             if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
                 match meddle {
                     Meddle::SetA => other.set("a", &11).await?,

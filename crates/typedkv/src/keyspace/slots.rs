@@ -69,7 +69,10 @@ mod tests {
         assert!(one_slot(std::iter::empty()).is_ok());
         match one_slot(["{a}:1", "b:1"]) {
             Err(crate::Error::Transaction { reason }) => {
-                assert!(reason.contains("b:1") && reason.contains("slot"), "{reason}");
+                assert!(
+                    reason.contains("b:1") && reason.contains("slot"),
+                    "{reason}"
+                );
             }
             other => panic!("{other:?}"),
         }

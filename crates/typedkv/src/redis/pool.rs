@@ -53,6 +53,9 @@ pub struct RedisPool {
 struct Inner {
     shared: Arc<Shared<Manager, Connection>>,
     settings: Settings,
+    /// [`RedisPool::location`], made once: URL parsing costs microseconds, and every
+    /// transaction asks for it.
+    location: String,
     /// The parsed URL (RESP3, TLS roots applied), for connections outside the pool.
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     info: ::redis::ConnectionInfo,
@@ -100,6 +103,7 @@ impl RedisPool {
         Ok(RedisPool {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
+                location: settings.addresses(),
                 settings,
                 info,
             }),
@@ -154,7 +158,7 @@ impl RedisPool {
     /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)):
     /// address and database.
     pub(crate) fn location(&self) -> String {
-        self.inner.settings.addresses()
+        self.inner.location.clone()
     }
 
     /// The URL this pool connects to, with any password replaced by `***`.

@@ -314,7 +314,10 @@ mod tests {
             tx.set(theirs, "a", &1)
         })
         .await;
-        assert!(matches!(written, Err(Error::Transaction { .. })), "{written:?}");
+        assert!(
+            matches!(written, Err(Error::Transaction { .. })),
+            "{written:?}"
+        );
         assert_eq!(ours.get("a").await?, None);
         assert_eq!(theirs.get("a").await?, None);
         Ok(())

@@ -76,6 +76,8 @@ pub struct RedisClusterPool {
 struct Inner {
     shared: Arc<Shared<ClusterManager, Object<ClusterManager>>>,
     settings: Settings,
+    /// [`RedisClusterPool::location`], made once (URL parsing costs microseconds).
+    location: String,
 }
 
 impl RedisClusterPool {
@@ -107,6 +109,7 @@ impl RedisClusterPool {
         Ok(RedisClusterPool {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
+                location: format!("cluster@{}", settings.addresses()),
                 settings,
             }),
         })
@@ -141,7 +144,7 @@ impl RedisClusterPool {
     /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)): the
     /// seeds' addresses. Pools built from other seeds of the same cluster name another place.
     pub(crate) fn location(&self) -> String {
-        format!("cluster@{}", self.inner.settings.addresses())
+        self.inner.location.clone()
     }
 
     /// Its settings: for connections of its own (the cache's tracking connections).

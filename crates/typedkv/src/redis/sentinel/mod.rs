@@ -155,6 +155,8 @@ struct Inner {
     /// With `read_from_replicas`: the lanes of plain reads, on replicas.
     replicas: Option<Arc<SentinelShared>>,
     settings: Settings,
+    /// [`RedisSentinelPool::location`], made once (URL parsing costs microseconds).
+    location: String,
 }
 
 impl RedisSentinelPool {
@@ -252,6 +254,7 @@ impl RedisSentinelPool {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
                 replicas,
+                location: location_of(&settings),
                 settings,
             }),
         })
@@ -292,10 +295,7 @@ impl RedisSentinelPool {
     /// Where its data lives ([`Backend::data_location`](crate::Backend::data_location)): the
     /// master's name and database, and the sentinels' addresses.
     pub(crate) fn location(&self) -> String {
-        let settings = &self.inner.settings;
-        let target = &settings.sentinel;
-        let sentinels = settings.addresses();
-        format!("sentinel:{}/{}@{sentinels}", target.master, target.db)
+        self.inner.location.clone()
     }
 
     /// The sentinels' URLs with any password replaced by `***`, and the master's name.
@@ -396,6 +396,14 @@ impl fmt::Debug for RedisSentinelPool {
     }
 }
 
+/// Where the data of a pool of `settings` lives: the master's name and database, and the
+/// sentinels' addresses.
+fn location_of(settings: &Settings) -> String {
+    let target = &settings.sentinel;
+    let sentinels = settings.addresses();
+    format!("sentinel:{}/{}@{sentinels}", target.master, target.db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,3 +464,4 @@ mod tests {
         assert!(builder("rediss://127.0.0.1:26379").build().is_ok());
     }
 }
+
