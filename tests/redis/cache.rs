@@ -437,8 +437,8 @@ async fn fail_safe_reads_survive_a_killed_server_and_never_answer_overwritten_va
 
 /// Two fail-safe caches of one namespace built apart in one process, beside a plain store:
 /// a value written over (or deleted) through any store of the process, the store behind a
-/// cache included, is evicted from both caches before the write returns and never answered
-/// by either while the server hangs; a value nobody wrote over is.
+/// cache and a transaction included, is evicted from both caches before the write returns
+/// and never answered by either while the server hangs; a value nobody wrote over is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_safe_reads_never_answer_what_any_store_of_the_process_wrote_over() {
     let server = TestRedis::start().await;
@@ -448,7 +448,16 @@ async fn fail_safe_reads_never_answer_what_any_store_of_the_process_wrote_over()
         fail_safe(&server, bound, None).await,
     );
     let plain = users(&server.pool());
-    for id in ["kept", "by-a", "by-plain", "by-a-store", "deleted"] {
+    let ids = [
+        "kept",
+        "by-a",
+        "by-plain",
+        "by-a-store",
+        "deleted",
+        "by-tx",
+        "tx-deleted",
+    ];
+    for id in ids {
         a.set(id, &profile(1)).await.unwrap();
         for cache in [&a, &b] {
             let read = cache.get_fail_safe(id).await.unwrap().unwrap();
@@ -459,6 +468,13 @@ async fn fail_safe_reads_never_answer_what_any_store_of_the_process_wrote_over()
     plain.set("by-plain", &profile(2)).await.unwrap();
     a.store().set("by-a-store", &profile(2)).await.unwrap();
     b.delete("deleted").await.unwrap();
+    let in_tx = &plain;
+    typedkv::transaction(plain.backend(), |tx| async move {
+        tx.set(in_tx, "by-tx", &profile(2))?;
+        tx.delete(in_tx, "tx-deleted")
+    })
+    .await
+    .unwrap();
     // Evicted from both caches before the writes returned: no invalidation awaited.
     for cache in [&a, &b] {
         assert_eq!(cache.get("by-plain").await.unwrap(), Some(profile(2)));
@@ -470,7 +486,7 @@ async fn fail_safe_reads_never_answer_what_any_store_of_the_process_wrote_over()
     for cache in [&a, &b] {
         let kept = cache.get_fail_safe("kept").await.unwrap().unwrap();
         assert_eq!((&*kept.value, kept.is_stale()), (&profile(1), true));
-        for id in ["by-a", "by-a-store", "deleted"] {
+        for id in ["by-a", "by-a-store", "deleted", "by-tx", "tx-deleted"] {
             match cache.get_fail_safe(id).await {
                 Err(e) => assert!(e.is_transient(), "{id}: {e:?}"),
                 Ok(read) => panic!("{id}: answered {read:?}, which this process wrote over"),

@@ -154,9 +154,8 @@ impl<B: Backend> Transaction<B> {
             .iter()
             .map(|id| store.keyspace().key(id))
             .collect::<Result<Vec<String>>>()?;
-        let mut seen = self.with_attempt(|attempt| {
-            keys.iter().map(|key| attempt.seen(key)).collect::<Vec<_>>()
-        })?;
+        let mut seen = self
+            .with_attempt(|attempt| keys.iter().map(|key| attempt.seen(key)).collect::<Vec<_>>())?;
         let missing: Vec<String> = keys
             .iter()
             .zip(&seen)

@@ -464,4 +464,3 @@ mod tests {
         assert!(builder("rediss://127.0.0.1:26379").build().is_ok());
     }
 }
-
