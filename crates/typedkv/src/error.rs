@@ -278,8 +278,9 @@ pub enum Error {
 
     /// A [transaction](crate::transaction) cannot run as asked, and wrote nothing: its keys
     /// lie in several Redis Cluster slots, it used stores on another backend than its own,
-    /// a store it writes keeps indexes, a handle was used after its attempt ended, or its
-    /// closure panicked. Calling again unchanged fails the same way.
+    /// a store with indexes beside another store (or across its partitions), a handle after
+    /// its attempt ended, or its closure panicked. Calling again unchanged fails the same
+    /// way.
     #[error("transaction refused: {reason}")]
     Transaction {
         /// What was asked that a transaction cannot do.

@@ -150,7 +150,8 @@ macro_rules! __conformance_list {
             encrypted_indexes_hold_no_values_in_clear,
             encrypted_old_schemas_are_migrated,
             transactions_commit_all_or_nothing,
-            transactions_seal_values_and_refuse_indexed_stores,
+            transactions_seal_values_and_keep_indexed_stores_alone,
+            transactions_keep_indexes_and_unique_values,
             a_panicking_transaction_writes_nothing,
             transactions_keep_an_invariant_under_contention,
             ]

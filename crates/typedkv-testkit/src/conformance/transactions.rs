@@ -12,8 +12,10 @@ use std::time::Duration;
 use serde::Serialize;
 use typedkv::{
     Backend, Compression, EncryptionKey, Error, Expiry, Index, Keyring, SetOptions, Store,
-    Transaction, TransactionOptions, TypedStore, transaction, transaction_with,
+    StoreExt, Transaction, TransactionOptions, TypedStore, transaction, transaction_with,
 };
+
+use super::indexes::{Account, account, accounts, ids_by};
 
 use crate::Fixture;
 
@@ -161,9 +163,10 @@ pub async fn transactions_commit_all_or_nothing<B: Backend>(backend: B) {
     );
 }
 
-/// Values at rest and indexes: a sealed, compressed store commits its values sealed; a
-/// store with indexes is refused at once, with nothing written.
-pub async fn transactions_seal_values_and_refuse_indexed_stores<B: Backend>(backend: B) {
+/// Values at rest, and stores with indexes beside others: a sealed, compressed store
+/// commits its values sealed; a store with indexes takes part in a transaction alone, so
+/// one that writes it and another store is refused, with nothing written.
+pub async fn transactions_seal_values_and_keep_indexed_stores_alone<B: Backend>(backend: B) {
     let keyring = Keyring::new(1, EncryptionKey::from_bytes([0x33; 32]));
     let sealed: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
         .hash_tag(true)
@@ -381,4 +384,105 @@ pub async fn transactions_retry_when_what_they_read_changes<B: Backend>(fixture:
     }
     assert_eq!(turn.load(Ordering::SeqCst), 3);
     assert_eq!(accounts.get("copy").await.unwrap(), None);
+}
+
+/// A store with indexes in a transaction: every write keeps its entries (renames, deletes,
+/// two entities swapping unique values in one step); a unique value another entity holds
+/// aborts everything with `UniqueViolation`; a key only read still makes the commit retry
+/// when another write changed it; the indexes answer what a full scan finds afterwards.
+pub async fn transactions_keep_indexes_and_unique_values<B: Backend>(backend: B) {
+    let users = &accounts(&backend, "txusers");
+    users
+        .set("a", &account("a@x", "ann", &["red"], 1))
+        .await
+        .unwrap();
+    users
+        .set("b", &account("b@x", "bob", &["red"], 2))
+        .await
+        .unwrap();
+    users
+        .set("c", &account("c@x", "cid", &["blue"], 3))
+        .await
+        .unwrap();
+
+    // Rename one and swap two handles, in one step: each claim is checked against the
+    // batch, not against the values it rewrites.
+    transaction(&backend, |tx| async move {
+        let found = tx.get_many(users, &["a", "b"]).await?;
+        let (Some(mut a), Some(mut b)) = (found[0].clone(), found[1].clone()) else {
+            return Err(Error::Transaction {
+                reason: "missing".into(),
+            });
+        };
+        std::mem::swap(&mut a.handle, &mut b.handle);
+        a.tags = vec!["green".into()];
+        tx.set(users, "a", &a)?;
+        tx.set(users, "b", &b)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let handle_of = |id: &'static str| async move { users.get(id).await.unwrap().unwrap().handle };
+    assert_eq!(
+        (handle_of("a").await, handle_of("b").await),
+        ("bob".to_owned(), "ann".to_owned())
+    );
+    assert_eq!(ids_by(users, "handle", "bob").await, ["a"]);
+    assert_eq!(ids_by(users, "handle", "ann").await, ["b"]);
+    assert_eq!(ids_by(users, "tag", "green").await, ["a"]);
+    assert_eq!(ids_by(users, "tag", "red").await, ["b"]);
+
+    // A unique value held outside the transaction: nothing of it is written.
+    let taken = transaction(&backend, |tx| async move {
+        tx.set(users, "d", &account("d@x", "dan", &["red"], 4))?;
+        tx.set(users, "e", &account("e@x", "cid", &[], 5))?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(
+        matches!(&taken, Err(Error::UniqueViolation { index, .. }) if index == "handle"),
+        "{taken:?}"
+    );
+    assert_eq!(users.get("d").await.unwrap(), None);
+    assert_eq!(ids_by(users, "email", "d@x").await, Vec::<String>::new());
+
+    // A key only read, changed by a write outside the transaction after it was read: the
+    // commit notices and the closure runs again.
+    let attempts = &AtomicU32::new(0);
+    transaction(&backend, |tx| async move {
+        let c = tx
+            .get(users, "c")
+            .await?
+            .unwrap_or_else(|| account("", "", &[], 0));
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            users
+                .set("c", &account("c@x", "cid", &["blue"], 30))
+                .await?;
+        }
+        tx.set(users, "f", &account("f@x", "fay", &["blue"], c.score))?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(users.get("f").await.unwrap().map(|f| f.score), Some(30));
+
+    // A delete leaves every index; then the indexes answer what a scan finds.
+    transaction(&backend, |tx| async move { tx.delete(users, "b") })
+        .await
+        .unwrap();
+    assert_eq!(ids_by(users, "handle", "ann").await, Vec::<String>::new());
+    let all: Vec<(String, Account)> = futures::TryStreamExt::try_collect(users.scan())
+        .await
+        .unwrap();
+    for tag in ["red", "green", "blue"] {
+        let mut scanned: Vec<String> = all
+            .iter()
+            .filter(|(_, a)| a.tags.iter().any(|t| t == tag))
+            .map(|(id, _)| id.clone())
+            .collect();
+        scanned.sort();
+        assert_eq!(ids_by(users, "tag", tag).await, scanned, "{tag}");
+    }
+    assert_eq!(users.fetch("b").await.unwrap(), None);
 }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Backend, Bytes, Check, CommitWrite, Guard};
+use crate::backend::{
+    Backend, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
+};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::options::{Condition, SetOptions};
-use crate::typed::{TypedStore, WriteNotice};
+use crate::typed::{IndexedCommit, TypedStore, WriteNotice};
 
 /// One attempt of a [`transaction`](crate::transaction): reads go to the backend once per
 /// key and are remembered, writes are kept until the commit.
@@ -61,8 +63,77 @@ pub(super) struct Attempt {
     pub(super) writes: Vec<CommitWrite>,
     /// Who hears of each write (its store's fail-safe tables), by position in `writes`.
     pub(super) notices: Vec<WriteNotice>,
+    /// The store with indexes the attempt touched, if any (it takes part alone).
+    pub(super) indexed: Option<IndexedPart>,
     read_at: HashMap<String, usize>,
     written_at: HashMap<String, usize>,
+}
+
+/// What an attempt on a store with indexes commits: the op of each key, applied in one
+/// index space (the store's partition of those keys) as one atomic step.
+pub(super) struct IndexedPart {
+    /// The store's namespace, to name it in errors.
+    namespace: String,
+    space: IndexSpace,
+    /// By key: the op of its last write.
+    writes: HashMap<String, IndexedOp>,
+    /// By key, for keys read: the op writing back what was read (its entries unchanged),
+    /// the step's way to check that a key it does not write still holds what was read.
+    reads: HashMap<String, IndexedOp>,
+    commit: IndexedCommit,
+}
+
+impl IndexedPart {
+    /// The ops of `checks` and `writes` (every key must be this store's, in its space):
+    /// each written key's write, then each key only read written back as read, each guarded
+    /// by its check. With, per op, the position of its check.
+    pub(super) fn ops(
+        &self,
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> Result<(Vec<IndexedOp>, Vec<Option<usize>>)> {
+        let check_of: HashMap<&str, usize> = checks
+            .iter()
+            .enumerate()
+            .map(|(at, check)| (check.key.as_str(), at))
+            .collect();
+        let written = writes.iter().map(|write| (&write.key, &self.writes));
+        let read_only = checks
+            .iter()
+            .filter(|check| !self.writes.contains_key(&check.key))
+            .map(|check| (&check.key, &self.reads));
+        let mut ops = Vec::with_capacity(checks.len() + writes.len());
+        let mut positions = Vec::with_capacity(ops.capacity());
+        for (key, ops_of) in written.chain(read_only) {
+            let Some(op) = ops_of.get(key) else {
+                return Err(alone(&self.namespace));
+            };
+            let mut op = op.clone();
+            let check = check_of.get(key.as_str()).copied();
+            if let Some(at) = check {
+                op.guard = checks[at].guard.clone();
+            }
+            ops.push(op);
+            positions.push(check);
+        }
+        Ok((ops, positions))
+    }
+
+    /// Applies `ops` as one atomic step.
+    pub(super) async fn apply(&self, ops: Vec<IndexedOp>) -> Result<crate::backend::Applied> {
+        (self.commit)(self.space.clone(), ops).await
+    }
+}
+
+/// The refusal of an attempt that mixes a store with indexes with other stores or
+/// partitions.
+fn alone(namespace: &str) -> Error {
+    Error::Transaction {
+        reason: format!(
+            "store {namespace:?} has indexes: it takes part in a transaction alone, with every \
+             key it reads or writes in one of its partitions"
+        ),
+    }
 }
 
 impl Attempt {
@@ -95,16 +166,63 @@ impl Attempt {
         found
     }
 
-    /// Keeps `write`, replacing an earlier write of the same key.
-    fn write(&mut self, write: CommitWrite, notice: WriteNotice) {
+    /// Joins `store`'s indexed part (the first key of an indexed store starts it) with the
+    /// op of `key`, as a write or as what was read.
+    fn index<T, B, C>(
+        &mut self,
+        store: &TypedStore<T, B, C>,
+        (space, op): (IndexSpace, IndexedOp),
+        write: bool,
+    ) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        B: Backend,
+        C: Codec,
+    {
+        let namespace = store.keyspace().namespace();
+        let part = self.indexed.get_or_insert_with(|| IndexedPart {
+            namespace: namespace.to_owned(),
+            space: space.clone(),
+            writes: HashMap::new(),
+            reads: HashMap::new(),
+            commit: store.indexed_commit(),
+        });
+        if part.namespace != namespace || part.space != space {
+            return Err(alone(&part.namespace));
+        }
+        if write {
+            part.writes.insert(op.key.clone(), op);
+        } else {
+            part.reads.entry(op.key.clone()).or_insert(op);
+        }
+        Ok(())
+    }
+
+    /// Keeps `write` of a key of `store`, replacing an earlier write of the same key; with
+    /// its op when the store has indexes.
+    fn write<T, B, C>(
+        &mut self,
+        store: &TypedStore<T, B, C>,
+        write: CommitWrite,
+        op: Option<(IndexSpace, IndexedOp)>,
+    ) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        B: Backend,
+        C: Codec,
+    {
+        if let Some(op) = op {
+            self.index(store, op, true)?;
+        }
         match self.written_at.get(&write.key) {
             Some(&at) => self.writes[at] = write,
             None => {
                 self.written_at.insert(write.key.clone(), self.writes.len());
                 self.writes.push(write);
-                self.notices.push(notice);
+                self.notices.push(store.write_notice());
             }
         }
+        Ok(())
     }
 }
 
@@ -134,7 +252,35 @@ impl<B: Backend> Transaction<B> {
                 self.with_attempt(|attempt| attempt.read(key.clone(), found))?
             }
         };
-        bytes.map(|bytes| store.decode(&key, &bytes)).transpose()
+        self.decode_read(store, &key, bytes)
+    }
+
+    /// The value of `bytes` read at `key`; for a store with indexes, the op writing it back
+    /// joins the attempt (its commit checks the key that way).
+    fn decode_read<T, C>(
+        &self,
+        store: &TypedStore<T, B, C>,
+        key: &str,
+        bytes: Option<Bytes>,
+    ) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        C: Codec,
+    {
+        let value = bytes
+            .as_ref()
+            .map(|bytes| store.decode(key, bytes))
+            .transpose()?;
+        if store.indexed() {
+            let op = match (&value, bytes) {
+                (Some(value), Some(bytes)) => {
+                    store.transaction_op(key, Some((value, bytes)), WriteExpiry::Keep)?
+                }
+                _ => store.transaction_op(key, None, WriteExpiry::Never)?,
+            };
+            self.with_attempt(|attempt| attempt.index(store, op, false))??;
+        }
+        Ok(value)
     }
 
     /// The values of `ids` in `store`, in order, as [`get`](Transaction::get) sees each:
@@ -180,10 +326,7 @@ impl<B: Backend> Transaction<B> {
         }
         keys.iter()
             .zip(seen)
-            .map(|(key, bytes)| match bytes.flatten() {
-                Some(bytes) => store.decode(key, &bytes).map(Some),
-                None => Ok(None),
-            })
+            .map(|(key, bytes)| self.decode_read(store, key, bytes.flatten()))
             .collect()
     }
 
@@ -210,7 +353,7 @@ impl<B: Backend> Transaction<B> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         C: Codec,
     {
-        self.writable(store)?;
+        self.same_backend(store)?;
         if options.condition != Condition::Always {
             return Err(Error::Transaction {
                 reason: "a write in a transaction takes no condition: read the key in the \
@@ -221,8 +364,12 @@ impl<B: Backend> Transaction<B> {
         let key = store.keyspace().key(id)?;
         let expiry = store.expiry(options.ttl)?;
         let bytes = store.encode(&key, value)?;
+        let op = match store.indexed() {
+            true => Some(store.transaction_op(&key, Some((value, bytes.clone())), expiry)?),
+            false => None,
+        };
         let write = CommitWrite::new(key, Some(bytes), expiry);
-        self.with_attempt(|attempt| attempt.write(write, store.write_notice()))
+        self.with_attempt(|attempt| attempt.write(store, write, op))?
     }
 
     /// Deletes `id` from `store` when the transaction commits.
@@ -231,10 +378,14 @@ impl<B: Backend> Transaction<B> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         C: Codec,
     {
-        self.writable(store)?;
+        self.same_backend(store)?;
         let key = store.keyspace().key(id)?;
-        let write = CommitWrite::new(key, None, crate::backend::WriteExpiry::Never);
-        self.with_attempt(|attempt| attempt.write(write, store.write_notice()))
+        let op = match store.indexed() {
+            true => Some(store.transaction_op(&key, None, WriteExpiry::Never)?),
+            false => None,
+        };
+        let write = CommitWrite::new(key, None, WriteExpiry::Never);
+        self.with_attempt(|attempt| attempt.write(store, write, op))?
     }
 
     /// Ends the attempt: what it gathered, and every later call on its handles fails.
@@ -279,23 +430,5 @@ impl<B: Backend> Transaction<B> {
                 self.backend.kind()
             ),
         })
-    }
-
-    /// Refuses writes the commit cannot make: to a store on another backend, or with indexes.
-    fn writable<T, C>(&self, store: &TypedStore<T, B, C>) -> Result<()>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
-    {
-        self.same_backend(store)?;
-        if store.indexed() {
-            return Err(Error::Transaction {
-                reason: format!(
-                    "store {:?} has indexes, and transactions do not write indexed stores yet",
-                    store.keyspace().namespace()
-                ),
-            });
-        }
-        Ok(())
     }
 }

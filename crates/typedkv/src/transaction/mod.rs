@@ -22,7 +22,7 @@ use futures::FutureExt;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::backend::{Backend, Committed};
+use crate::backend::{Applied, Backend, Committed};
 use crate::error::{Error, Keys, Waited};
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, backoff};
 
@@ -146,11 +146,16 @@ where
 ///   must not act on what it read outside the transaction: it may run several times. Keys
 ///   written without being read are written whatever they hold (last writer wins), and no
 ///   query (`find_by`, scans) is part of it: no phantom protection.
+/// - **Indexes**: a store with indexes keeps them as `set` does, unique values included
+///   ([`Error::UniqueViolation`] aborts the transaction). It takes part alone, with every
+///   key in one of its partitions; keys it only read are written back as read (same bytes,
+///   same TTL), which is how its atomic step checks them.
 /// - **Errors**: [`Error::Conflict`] after [`TransactionOptions::attempts`] attempts whose
 ///   reads kept changing; [`Error::Timeout`] with [`Waited::Transaction`] past the
 ///   deadline; [`Error::Transaction`] when `f` panicked or asked what a transaction cannot
-///   do (stores on another backend, writes to stores with indexes, keys in several cluster
-///   slots, a write with a [`Condition`](crate::Condition)). In each case nothing was
+///   do (stores on another backend, a store with indexes beside another store or across
+///   its partitions, keys in several cluster slots, a write with a
+///   [`Condition`](crate::Condition)). In each case nothing was
 ///   written, except that a commit whose reply did not arrive (a reply timeout, a broken
 ///   connection) may have applied entirely: never in part.
 /// - **Cancellation**: dropping the future writes nothing, or everything if its commit was
@@ -211,7 +216,7 @@ where
             span.record("outcome", "ok");
             return Ok(result);
         }
-        let commit = backend.commit(&gathered.checks, &gathered.writes);
+        let commit = commit(backend, &gathered);
         let committed = tokio::time::timeout_at(deadline, commit.instrument(span.clone())).await;
         // Heard also when the commit failed or timed out: it may have applied.
         for (write, notice) in gathered.writes.iter().zip(&gathered.notices) {
@@ -267,6 +272,27 @@ where
         },
     )
     .into())
+}
+
+/// Commits what an attempt gathered: through [`Backend::commit`], or, when it touched a
+/// store with indexes, as that store's ops in one atomic step (the keys it only read
+/// written back as read, each guarded by what was read).
+async fn commit<B: Backend>(backend: &B, gathered: &handle::Attempt) -> Result<Committed, Error> {
+    let Some(indexed) = &gathered.indexed else {
+        return backend.commit(&gathered.checks, &gathered.writes).await;
+    };
+    let (ops, checks) = indexed.ops(&gathered.checks, &gathered.writes)?;
+    match indexed.apply(ops).await? {
+        Applied::Done { .. } => Ok(Committed::Done),
+        Applied::Unmet { op, .. } => Ok(Committed::Changed {
+            check: checks.get(op).copied().flatten().unwrap_or_default(),
+        }),
+        other => Err(Error::Protocol {
+            backend: backend.kind(),
+            keys: Keys::none(),
+            reason: format!("an indexed commit answered {other:?}"),
+        }),
+    }
 }
 
 /// Records `error`'s kind as the span's outcome, and hands it on.

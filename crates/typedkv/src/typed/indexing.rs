@@ -177,7 +177,7 @@ where
     }
 
     /// The op writing `new` (value and its encoding; `None` deletes) at `key`.
-    fn op(
+    pub(super) fn op(
         &self,
         key: &str,
         guard: Guard,

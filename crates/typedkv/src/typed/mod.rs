@@ -16,6 +16,7 @@ mod scanning;
 pub(crate) mod telemetry;
 #[cfg(test)]
 mod tests;
+mod transactional;
 mod turns;
 #[cfg(feature = "cache")]
 pub(crate) mod write_listeners;
@@ -24,6 +25,7 @@ mod writes;
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;
 pub use self::relayout::MoveReport;
+pub(crate) use self::transactional::IndexedCommit;
 pub(crate) use self::writes::WriteNotice;
 
 use std::fmt;
