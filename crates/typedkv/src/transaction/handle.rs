@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{
-    Backend, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
+    Applied, Backend, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
 };
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -120,7 +120,7 @@ impl IndexedPart {
     }
 
     /// Applies `ops` as one atomic step.
-    pub(super) async fn apply(&self, ops: Vec<IndexedOp>) -> Result<crate::backend::Applied> {
+    pub(super) async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
         (self.commit)(self.space.clone(), ops).await
     }
 }

@@ -179,9 +179,10 @@ where
     );
     let location: Arc<str> = backend.data_location().into();
     let deadline = Instant::now() + options.deadline;
-    let timed_out = |tx: &Transaction<B>| Error::Timeout {
+    // The error of a transaction past its deadline, naming a key it used.
+    let timed_out = |key: Option<String>| Error::Timeout {
         backend: backend.kind(),
-        keys: tx.first_key().map_or_else(Keys::none, Keys::one),
+        keys: key.map_or_else(Keys::none, Keys::one),
         timeout: options.deadline,
         waited: Waited::Transaction,
     };
@@ -197,8 +198,9 @@ where
         let decided = tokio::time::timeout_at(deadline, decided.instrument(span.clone())).await;
         let result = match decided {
             Err(_elapsed) => {
+                let error = timed_out(tx.first_key());
                 tx.end();
-                return Err(outcome(&span, timed_out(&tx)).into());
+                return Err(outcome(&span, error).into());
             }
             Ok(Err(_panic)) => return Err(panicked(&tx, &span).into()),
             Ok(Ok(Err(aborted))) => {
@@ -223,18 +225,7 @@ where
             notice.wrote(&write.key);
         }
         match committed {
-            Err(_elapsed) => {
-                return Err(outcome(
-                    &span,
-                    Error::Timeout {
-                        backend: backend.kind(),
-                        keys: first_key.map_or_else(Keys::none, Keys::one),
-                        timeout: options.deadline,
-                        waited: Waited::Transaction,
-                    },
-                )
-                .into());
-            }
+            Err(_elapsed) => return Err(outcome(&span, timed_out(first_key)).into()),
             Ok(Err(error)) => return Err(outcome(&span, error).into()),
             Ok(Ok(Committed::Done)) => {
                 span.record("outcome", "ok");
@@ -250,16 +241,7 @@ where
         }
         if let Some(pause) = backoff(attempt) {
             if Instant::now() + pause >= deadline {
-                return Err(outcome(
-                    &span,
-                    Error::Timeout {
-                        backend: backend.kind(),
-                        keys: Keys::one(changed),
-                        timeout: options.deadline,
-                        waited: Waited::Transaction,
-                    },
-                )
-                .into());
+                return Err(outcome(&span, timed_out(Some(changed))).into());
             }
             tokio::time::sleep(pause).await;
         }
