@@ -152,6 +152,7 @@ macro_rules! __conformance_list {
             transactions_commit_all_or_nothing,
             transactions_seal_values_and_keep_indexed_stores_alone,
             transactions_keep_indexes_and_unique_values,
+            backend_commit_honours_every_guard,
             a_panicking_transaction_writes_nothing,
             transactions_keep_an_invariant_under_contention,
             ]

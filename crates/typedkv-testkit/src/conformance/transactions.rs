@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
+use typedkv::backend::{Check, CommitWrite, Committed};
 use typedkv::{
-    Backend, Compression, EncryptionKey, Error, Expiry, Index, Keyring, SetOptions, Store,
-    StoreExt, Transaction, TransactionOptions, TypedStore, transaction, transaction_with,
+    Backend, Compression, EncryptionKey, Error, Expiry, Guard, Index, Keyring, SetOptions, Store,
+    StoreExt, Transaction, TransactionOptions, TypedStore, Version, WriteExpiry, transaction,
+    transaction_with,
 };
 
 use super::indexes::{Account, account, accounts, ids_by};
@@ -485,4 +487,61 @@ pub async fn transactions_keep_indexes_and_unique_values<B: Backend>(backend: B)
         assert_eq!(ids_by(users, "tag", tag).await, scanned, "{tag}");
     }
     assert_eq!(users.fetch("b").await.unwrap(), None);
+}
+
+/// `Backend::commit` honours every [`Guard`] of its checks (a key both checked and written
+/// included), writes nothing when one fails and names it, and applies each write's expiry.
+pub async fn backend_commit_honours_every_guard<B: Backend>(backend: B) {
+    let (a, b, c) = ("{g}:a".to_owned(), "{g}:b".to_owned(), "{g}:c".to_owned());
+    let write = |key: &str, value: Option<&[u8]>, expiry| {
+        CommitWrite::new(key.to_owned(), value.map(<[u8]>::to_vec), expiry)
+    };
+    let setup = [
+        write(&a, Some(b"1"), WriteExpiry::Never),
+        write(&b, Some(b"2"), WriteExpiry::Never),
+    ];
+    assert_eq!(backend.commit(&[], &setup).await.unwrap(), Committed::Done);
+
+    let holds = [
+        Check::new(a.clone(), Guard::Bytes(b"1".to_vec())),
+        Check::new(b.clone(), Guard::Version(Version::of(b"2"))),
+        Check::new(c.clone(), Guard::Absent),
+        Check::new(a.clone(), Guard::Present),
+    ];
+    for failing in 0..holds.len() {
+        let mut checks = holds.to_vec();
+        checks[failing].guard = match &checks[failing].guard {
+            Guard::Bytes(_) => Guard::Bytes(b"other".to_vec()),
+            Guard::Version(_) => Guard::Version(Version::of(b"other")),
+            Guard::Absent => Guard::Present,
+            _ => Guard::Absent,
+        };
+        let writes = [
+            write(&c, Some(b"3"), WriteExpiry::Never),
+            write(&a, None, WriteExpiry::Never),
+        ];
+        assert_eq!(
+            backend.commit(&checks, &writes).await.unwrap(),
+            Committed::Changed { check: failing },
+            "check {failing}"
+        );
+        assert_eq!(backend.get(&a).await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(backend.get(&c).await.unwrap(), None);
+    }
+
+    let writes = [
+        write(&c, Some(b"3"), WriteExpiry::After(Duration::from_secs(100))),
+        write(&a, None, WriteExpiry::Never),
+        write(&b, Some(b"22"), WriteExpiry::Keep),
+    ];
+    assert_eq!(
+        backend.commit(&holds, &writes).await.unwrap(),
+        Committed::Done
+    );
+    assert_eq!(backend.get(&a).await.unwrap(), None);
+    assert_eq!(backend.get(&b).await.unwrap().as_deref(), Some(&b"22"[..]));
+    assert_eq!(backend.ttl(&b).await.unwrap(), Some(Expiry::Never));
+    assert!(
+        matches!(backend.ttl(&c).await.unwrap(), Some(Expiry::In(d)) if d > Duration::from_secs(90))
+    );
 }

@@ -3,6 +3,7 @@
 //! cluster, redis-rs routes single-key commands by slot and splits `MGET`/`MSET`/`UNLINK`
 //! per slot). What differs on a cluster (scan, atomic batches) is in `cluster/`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
@@ -32,17 +33,64 @@ static COMPARE_AND_SWAP: LazyLock<Script> =
 /// A transaction's commit: its checks and writes in one script (see `commit.lua`).
 static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("commit.lua")));
 
-/// `commit.lua`'s keys (every check's, then every write's) and arguments.
-fn commit_args(out: &mut impl indexes::ScriptArgs, checks: &[Check], writes: &[CommitWrite]) {
-    for key in checks.iter().map(|c| &c.key).chain(writes.iter().map(|w| &w.key)) {
+/// One key of a commit: what it must hold (if it was read) and what it becomes (if
+/// written).
+type CommitEntry<'a> = (&'a str, Option<&'a Guard>, Option<&'a CommitWrite>);
+
+/// The keys of a commit, each once: those of the checks, in order, then those only written.
+fn commit_entries<'a>(checks: &'a [Check], writes: &'a [CommitWrite]) -> Vec<CommitEntry<'a>> {
+    let mut entries: Vec<CommitEntry<'a>> = checks
+        .iter()
+        .map(|check| (check.key.as_str(), Some(&check.guard), None))
+        .collect();
+    let checked: HashMap<&str, usize> = checks
+        .iter()
+        .enumerate()
+        .map(|(at, check)| (check.key.as_str(), at))
+        .collect();
+    for write in writes {
+        match checked.get(write.key.as_str()) {
+            Some(&at) => entries[at].2 = Some(write),
+            None => entries.push((write.key.as_str(), None, Some(write))),
+        }
+    }
+    entries
+}
+
+/// `commit.lua`'s keys and arguments for `entries`: four per key, what it must hold and
+/// what it becomes.
+fn commit_args(out: &mut impl indexes::ScriptArgs, entries: &[CommitEntry<'_>]) {
+    for (key, _, _) in entries {
         out.key(key);
     }
-    out.arg(checks.len());
-    for check in checks {
-        indexes::guard_args(out, &check.guard);
-    }
-    for write in writes {
-        indexes::value_args(out, write.value.as_deref(), write.expiry);
+    for (_, guard, write) in entries {
+        let (want, expected): (&str, &[u8]) = match guard {
+            None | Some(Guard::Always) => ("", b""),
+            Some(Guard::Absent) => ("a", b""),
+            Some(Guard::Present) => ("p", b""),
+            Some(Guard::Bytes(bytes)) => ("b", bytes),
+            Some(Guard::Version(version)) => ("s", version.as_str().as_bytes()),
+        };
+        out.arg(want);
+        out.arg(expected);
+        match write.map(|write| (&write.value, write.expiry)) {
+            None => {
+                out.arg("");
+                out.arg("");
+            }
+            Some((None, _)) => {
+                out.arg("d");
+                out.arg("");
+            }
+            Some((Some(value), expiry)) => {
+                match expiry {
+                    WriteExpiry::Never => out.arg("n"),
+                    WriteExpiry::Keep => out.arg("k"),
+                    WriteExpiry::After(ttl) => out.arg(format!("x{}", ceil_millis(ttl))),
+                }
+                out.arg(value.as_slice());
+            }
+        }
     }
 }
 
@@ -214,19 +262,16 @@ where
         checks: &[Check],
         writes: &[CommitWrite],
     ) -> Result<Committed> {
-        let first = checks
-            .first()
-            .map(|check| check.key.as_str())
-            .or_else(|| writes.first().map(|write| write.key.as_str()))
-            .unwrap_or_default();
-        let batch = KeyBatch::starting(Some(first), checks.len() + writes.len());
+        let entries = commit_entries(checks, writes);
+        let first = entries.first().map_or("", |(key, _, _)| *key);
+        let batch = KeyBatch::starting(Some(first), entries.len());
         let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(COMMIT.get_hash()).arg(checks.len() + writes.len());
-        commit_args(&mut cmd, checks, writes);
+        cmd.arg(COMMIT.get_hash()).arg(entries.len());
+        commit_args(&mut cmd, &entries);
         let reply: Vec<Value> = match self.single(first, Plain::Cmd(cmd), Resend::Never).await {
             Err(Error::Refused { code, .. }) if code == "NOSCRIPT" => {
                 let mut invocation = COMMIT.prepare_invoke();
-                commit_args(&mut invocation, checks, writes);
+                commit_args(&mut invocation, &entries);
                 self.invoke(&batch, &invocation).await?
             }
             reply => reply?,
