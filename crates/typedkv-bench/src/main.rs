@@ -369,9 +369,23 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         ratio("find_by(10)", tasks, 0.9);
     }
     ratio("set+unique", 64, 0.35);
+    ratio("transfer 2 accounts typed", 64, 1.0);
     ratio("cluster indexes set typed partitioned", 64, 1.3);
     ratio("cluster indexes find_by(10) typed partitioned", 64, 0.5);
     peer_targets(&find, &mut targets);
+    // Typed against the Lua transfer: both rows are ratios to hand-written WATCH in the
+    // same rounds.
+    if let (Some(typed), Some(lua)) = (
+        find("transfer 2 accounts typed", 64).and_then(Row::ratio),
+        find("transfer 2 accounts redis-rs Lua", 64).and_then(Row::ratio),
+    ) {
+        targets.push(Target {
+            name: "transfer typed/Lua at 64 tasks".into(),
+            value: typed / lua,
+            limit: 0.8,
+            at_least: true,
+        });
+    }
     for (case, name, limit) in [
         (
             "encryption_83B_ns",

@@ -87,7 +87,7 @@ impl Bench {
         ];
         let rows = measure(
             "transfer",
-            "",
+            "2 accounts",
             &contenders,
             &[1, 64],
             &self.args,
