@@ -84,41 +84,6 @@ pub(super) struct IndexedPart {
 }
 
 impl IndexedPart {
-    /// The ops of `checks` and `writes` (every key must be this store's, in its space):
-    /// each written key's write, then each key only read written back as read, each guarded
-    /// by its check. With, per op, the position of its check.
-    pub(super) fn ops(
-        &self,
-        checks: &[Check],
-        writes: &[CommitWrite],
-    ) -> Result<(Vec<IndexedOp>, Vec<Option<usize>>)> {
-        let check_of: HashMap<&str, usize> = checks
-            .iter()
-            .enumerate()
-            .map(|(at, check)| (check.key.as_str(), at))
-            .collect();
-        let written = writes.iter().map(|write| (&write.key, &self.writes));
-        let read_only = checks
-            .iter()
-            .filter(|check| !self.writes.contains_key(&check.key))
-            .map(|check| (&check.key, &self.reads));
-        let mut ops = Vec::with_capacity(checks.len() + writes.len());
-        let mut positions = Vec::with_capacity(ops.capacity());
-        for (key, ops_of) in written.chain(read_only) {
-            let Some(op) = ops_of.get(key) else {
-                return Err(alone(&self.namespace));
-            };
-            let mut op = op.clone();
-            let check = check_of.get(key.as_str()).copied();
-            if let Some(at) = check {
-                op.guard = checks[at].guard.clone();
-            }
-            ops.push(op);
-            positions.push(check);
-        }
-        Ok((ops, positions))
-    }
-
     /// Applies `ops` as one atomic step.
     pub(super) async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
         (self.commit)(self.space.clone(), ops).await
@@ -166,12 +131,50 @@ impl Attempt {
         found
     }
 
+    /// The ops of an attempt on a store with indexes (every key it read or wrote must be
+    /// that store's, in its space): each written key's write, then each key only read
+    /// written back as read, each guarded by its read. With, per op, the position of its
+    /// check.
+    pub(super) fn indexed_ops(
+        &self,
+        part: &IndexedPart,
+    ) -> Result<(Vec<IndexedOp>, Vec<Option<usize>>)> {
+        let written = self.writes.iter().map(|write| (&write.key, &part.writes));
+        let read_only = self
+            .checks
+            .iter()
+            .filter(|check| !part.writes.contains_key(&check.key))
+            .map(|check| (&check.key, &part.reads));
+        let mut ops = Vec::with_capacity(self.checks.len() + self.writes.len());
+        let mut positions = Vec::with_capacity(ops.capacity());
+        for (key, ops_of) in written.chain(read_only) {
+            let Some(op) = ops_of.get(key) else {
+                return Err(alone(&part.namespace));
+            };
+            let mut op = op.clone();
+            let check = self.read_at.get(key).copied();
+            if let Some(at) = check {
+                op.guard = self.checks[at].guard.clone();
+            }
+            ops.push(op);
+            positions.push(check);
+        }
+        Ok((ops, positions))
+    }
+
+    /// The first key the attempt read or wrote, to name in an error.
+    pub(super) fn first_key(&self) -> Option<String> {
+        let read = self.checks.first().map(|check| &check.key);
+        read.or_else(|| self.writes.first().map(|write| &write.key))
+            .cloned()
+    }
+
     /// Joins `store`'s indexed part (the first key of an indexed store starts it) with the
     /// op of `key`, as a write or as what was read.
     fn index<T, B, C>(
         &mut self,
         store: &TypedStore<T, B, C>,
-        (space, op): (IndexSpace, IndexedOp),
+        (space, op): (&IndexSpace, IndexedOp),
         write: bool,
     ) -> Result<()>
     where
@@ -187,7 +190,7 @@ impl Attempt {
             reads: HashMap::new(),
             commit: store.indexed_commit(),
         });
-        if part.namespace != namespace || part.space != space {
+        if part.namespace != namespace || part.space != *space {
             return Err(alone(&part.namespace));
         }
         if write {
@@ -204,7 +207,7 @@ impl Attempt {
         &mut self,
         store: &TypedStore<T, B, C>,
         write: CommitWrite,
-        op: Option<(IndexSpace, IndexedOp)>,
+        op: Option<(&IndexSpace, IndexedOp)>,
     ) -> Result<()>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -245,18 +248,17 @@ impl<B: Backend> Transaction<B> {
     {
         self.same_backend(store)?;
         let key = store.keyspace().key(id)?;
-        let bytes = match self.with_attempt(|attempt| attempt.seen(&key))? {
-            Some(seen) => seen,
-            None => {
-                let found = self.backend.get(&key).await?;
-                self.with_attempt(|attempt| attempt.read(key.clone(), found))?
-            }
-        };
+        if let Some(seen) = self.with_attempt(|attempt| attempt.seen(&key))? {
+            return seen.map(|bytes| store.decode(&key, &bytes)).transpose();
+        }
+        let found = self.backend.get(&key).await?;
+        let bytes = self.with_attempt(|attempt| attempt.read(key.clone(), found))?;
         self.decode_read(store, &key, bytes)
     }
 
-    /// The value of `bytes` read at `key`; for a store with indexes, the op writing it back
-    /// joins the attempt (its commit checks the key that way).
+    /// The value of `bytes` just read at `key`; for a store with indexes, the op writing it
+    /// back joins the attempt (its commit checks the key that way). Keys the attempt had
+    /// already read or written are decoded without it: their op is there already.
     fn decode_read<T, C>(
         &self,
         store: &TypedStore<T, B, C>,
@@ -302,10 +304,11 @@ impl<B: Backend> Transaction<B> {
             .collect::<Result<Vec<String>>>()?;
         let mut seen = self
             .with_attempt(|attempt| keys.iter().map(|key| attempt.seen(key)).collect::<Vec<_>>())?;
+        let fresh: Vec<bool> = seen.iter().map(Option::is_none).collect();
         let missing: Vec<String> = keys
             .iter()
-            .zip(&seen)
-            .filter(|(_, seen)| seen.is_none())
+            .zip(&fresh)
+            .filter(|(_, fresh)| **fresh)
             .map(|(key, _)| key.clone())
             .collect();
         if !missing.is_empty() {
@@ -324,9 +327,12 @@ impl<B: Backend> Transaction<B> {
                 }
             })?;
         }
-        keys.iter()
-            .zip(seen)
-            .map(|(key, bytes)| self.decode_read(store, key, bytes.flatten()))
+        let decoded = keys.iter().zip(seen).zip(fresh);
+        decoded
+            .map(|((key, bytes), fresh)| match fresh {
+                true => self.decode_read(store, key, bytes.flatten()),
+                false => bytes.flatten().map(|b| store.decode(key, &b)).transpose(),
+            })
             .collect()
     }
 
@@ -399,10 +405,7 @@ impl<B: Backend> Transaction<B> {
     /// The first key the attempt read or wrote, to name in an error.
     pub(super) fn first_key(&self) -> Option<String> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let attempt = state.as_ref()?;
-        let read = attempt.checks.first().map(|check| &check.key);
-        read.or_else(|| attempt.writes.first().map(|write| &write.key))
-            .cloned()
+        state.as_ref()?.first_key()
     }
 
     fn with_attempt<R>(&self, f: impl FnOnce(&mut Attempt) -> R) -> Result<R> {

@@ -210,7 +210,6 @@ where
             }
             Ok(Ok(Ok(result))) => result,
         };
-        let first_key = tx.first_key();
         let Some(gathered) = tx.end() else {
             return Err(outcome(&span, ended_elsewhere()).into());
         };
@@ -225,7 +224,7 @@ where
             notice.wrote(&write.key);
         }
         match committed {
-            Err(_elapsed) => return Err(outcome(&span, timed_out(first_key)).into()),
+            Err(_elapsed) => return Err(outcome(&span, timed_out(gathered.first_key())).into()),
             Ok(Err(error)) => return Err(outcome(&span, error).into()),
             Ok(Ok(Committed::Done)) => {
                 span.record("outcome", "ok");
@@ -263,7 +262,7 @@ async fn commit<B: Backend>(backend: &B, gathered: &handle::Attempt) -> Result<C
     let Some(indexed) = &gathered.indexed else {
         return backend.commit(&gathered.checks, &gathered.writes).await;
     };
-    let (ops, checks) = indexed.ops(&gathered.checks, &gathered.writes)?;
+    let (ops, checks) = gathered.indexed_ops(indexed)?;
     match indexed.apply(ops).await? {
         Applied::Done { .. } => Ok(Committed::Done),
         Applied::Unmet { op, .. } => Ok(Committed::Changed {
