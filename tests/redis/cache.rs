@@ -110,6 +110,41 @@ async fn writes_through_the_store_are_read_back_at_once() {
     assert_eq!(cache.get("1").await.unwrap(), None);
 }
 
+/// A `CachedStore` takes part in a transaction as the store it caches (also behind
+/// `dyn Store`): the transaction reads Redis, not the cache, and its commit evicts what it
+/// wrote before it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_stores_take_part_in_transactions() {
+    let server = TestRedis::start().await;
+    let cache = cached(&server).await;
+    set_and_await_echo(&cache, "1", &profile(1)).await;
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    let cached_hits = cache.stats().hits;
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(1)));
+    assert_eq!(cache.stats().hits, cached_hits + 1, "the value is cached");
+
+    let stats = cache.stats();
+    let dynamic: &dyn Store<Profile> = &cache;
+    let read = typedkv::Transactions::of(dynamic)
+        .unwrap()
+        .run(|tx| async move {
+            let read = tx.get(dynamic, "1").await?;
+            tx.set(dynamic, "1", &profile(2))?;
+            Ok::<_, typedkv::Error>(read)
+        })
+        .await
+        .unwrap();
+    assert_eq!(read, Some(profile(1)));
+    let after = cache.stats();
+    assert_eq!(
+        (after.hits, after.misses),
+        (stats.hits, stats.misses),
+        "read the cache"
+    );
+    // Evicted before the commit returned: read back at once, without waiting for Redis.
+    assert_eq!(cache.get("1").await.unwrap(), Some(profile(2)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tracking_connection_flushes_and_tracking_comes_back() {
     let server = TestRedis::start().await;

@@ -92,7 +92,8 @@ pub use crate::redis::cache::{
 };
 pub use crate::store::{Store, StoreExt};
 pub use crate::transaction::{
-    DEFAULT_TRANSACTION_DEADLINE, Transaction, TransactionOptions, transaction, transaction_with,
+    DEFAULT_TRANSACTION_DEADLINE, Transaction, TransactionOptions, TransactionPart, Transactions,
+    transaction, transaction_with,
 };
 pub use crate::typed::{
     DEFAULT_SCHEMA_VERSION, MoveReport, ReencryptReport, StoreBuilder, TypedStore,

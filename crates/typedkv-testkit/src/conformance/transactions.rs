@@ -13,8 +13,8 @@ use serde::Serialize;
 use typedkv::backend::{Check, CommitWrite, Committed};
 use typedkv::{
     Backend, Compression, EncryptionKey, Error, Expiry, Guard, Index, Keyring, SetOptions, Store,
-    StoreExt, Transaction, TransactionOptions, TypedStore, Version, WriteExpiry, transaction,
-    transaction_with,
+    StoreExt, Transaction, TransactionOptions, Transactions, TypedStore, Version, WriteExpiry,
+    transaction, transaction_with,
 };
 
 use super::indexes::{Account, account, accounts, ids_by};
@@ -49,7 +49,7 @@ impl From<Error> for Abort {
 /// Moves `amount` from `from` to `to` unless `from` cannot pay (then `Ok(false)`). The
 /// payee is read after the payer's write, so a transfer to oneself changes nothing.
 async fn transfer<B: Backend>(
-    tx: Transaction<B>,
+    tx: Transaction,
     accounts: &TypedStore<i64, B>,
     from: &str,
     to: &str,
@@ -214,6 +214,59 @@ pub async fn transactions_seal_values_and_keep_indexed_stores_alone<B: Backend>(
     assert_eq!(accounts.get("ivan").await.unwrap(), None);
 }
 
+/// Stores behind `dyn Store<T>` (`Arc`, `Box`, `&`) take part as the stores they point to,
+/// on transactions made from one of them ([`Transactions::of`]): a transfer commits, a
+/// change by another client makes it run again, and a store of another backend is refused.
+pub async fn transactions_take_dyn_stores<B: Backend>(backend: B) {
+    let accounts: Arc<dyn Store<i64>> = Arc::new(bank::<i64, B>(&backend));
+    let notes: Box<dyn Store<String>> = Box::new(bank::<String, B>(&backend));
+    accounts.set("dyn-a", &50).await.unwrap();
+    let transactions = Transactions::of(&*accounts).unwrap();
+    let (accounts, notes) = (&accounts, &notes);
+    let attempts = &AtomicU32::new(0);
+    let paid = transactions
+        .run(|tx| async move {
+            let ab = tx.get_many(accounts, &["dyn-a", "dyn-b"]).await?;
+            let (a, b) = (ab[0].unwrap_or(0), ab[1].unwrap_or(0));
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Another write to a key read: this attempt must not commit.
+                accounts.set("dyn-a", &40).await?;
+            }
+            tx.set(accounts, "dyn-a", &(a - 10))?;
+            tx.set(accounts.as_ref(), "dyn-b", &(b + 10))?;
+            tx.set(notes, "dyn-note", &format!("moved 10 of {a}"))?;
+            Ok::<_, Error>(a)
+        })
+        .await
+        .unwrap();
+    assert_eq!(paid, 40);
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(accounts.get("dyn-a").await.unwrap(), Some(30));
+    assert_eq!(accounts.get("dyn-b").await.unwrap(), Some(10));
+    assert_eq!(
+        notes.get("dyn-note").await.unwrap().as_deref(),
+        Some("moved 10 of 40")
+    );
+
+    // A store of another backend, behind `dyn` as well: refused, nothing written.
+    let elsewhere: Arc<dyn Store<i64>> = Arc::new(bank::<i64, typedkv::MemoryBackend>(
+        &typedkv::MemoryBackend::new(),
+    ));
+    let elsewhere = &elsewhere;
+    let refused = transactions
+        .run(|tx| async move {
+            tx.set(accounts, "dyn-a", &0)?;
+            tx.set(elsewhere, "dyn-a", &0)
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Transaction { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(accounts.get("dyn-a").await.unwrap(), Some(30));
+    assert_eq!(elsewhere.get("dyn-a").await.unwrap(), None);
+}
+
 /// A panic in the closure reaches the caller as an error and writes nothing; a handle kept
 /// past its attempt refuses every call; the next transaction runs as usual.
 pub async fn a_panicking_transaction_writes_nothing<B: Backend>(backend: B) {
@@ -232,7 +285,7 @@ pub async fn a_panicking_transaction_writes_nothing<B: Backend>(backend: B) {
     );
     assert_eq!(accounts.get("grace").await.unwrap(), None);
 
-    let kept: Arc<Mutex<Option<Transaction<B>>>> = Arc::default();
+    let kept: Arc<Mutex<Option<Transaction>>> = Arc::default();
     let keep = &kept;
     transaction(&backend, |tx| async move {
         *keep.lock().unwrap() = Some(tx.clone());

@@ -14,6 +14,7 @@ use crate::error::{BoxError, Error, Result};
 use crate::index::{RangePage, RangeQuery};
 use crate::load::{Loaded, Loader};
 use crate::options::{Expiry, SetOptions};
+use crate::transaction::TransactionPart;
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 
@@ -275,6 +276,15 @@ where
     async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
         let _ = query;
         Err(no_index(self.namespace(), index))
+    }
+
+    /// How this store takes part in a [transaction](crate::transaction): `Some` for
+    /// typedkv's own stores ([`TypedStore`](crate::TypedStore),
+    /// [`CachedStore`](crate::CachedStore), and pointers to them), `None` (the default) for
+    /// stores implemented elsewhere, which transactions refuse with
+    /// [`Error::Transaction`](crate::Error::Transaction).
+    fn transaction_part(&self) -> Option<TransactionPart<'_, T>> {
+        None
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::index::{RangePage, RangeQuery};
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
+use crate::transaction::TransactionPart;
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 
@@ -121,6 +122,10 @@ macro_rules! forward_store {
 
             async fn find_range(&self, index: &str, query: RangeQuery) -> Result<RangePage<T>> {
                 (**self).find_range(index, query).await
+            }
+
+            fn transaction_part(&self) -> Option<TransactionPart<'_, T>> {
+                (**self).transaction_part()
             }
         }
     )*};

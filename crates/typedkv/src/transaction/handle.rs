@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::participant::{Committer, Participant};
 use crate::backend::{
-    Applied, Backend, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
+    Applied, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
 };
-use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::options::{Condition, SetOptions};
-use crate::typed::{IndexedCommit, TypedStore, WriteNotice};
+use crate::store::Store;
+use crate::typed::{IndexedCommit, WriteNotice};
 
 /// One attempt of a [`transaction`](crate::transaction): reads go to the backend once per
 /// key and are remembered, writes are kept until the commit.
@@ -23,23 +24,14 @@ use crate::typed::{IndexedCommit, TypedStore, WriteNotice};
 /// `futures::join!`). Once the attempt ends (committed, retried, or given up), every call on
 /// it fails with [`Error::Transaction`]: a handle kept past its closure cannot add a write
 /// to a commit that already happened.
-pub struct Transaction<B> {
-    backend: B,
+#[derive(Clone)]
+pub struct Transaction {
+    backend: Arc<dyn Committer>,
     location: Arc<str>,
     state: Arc<Mutex<Option<Attempt>>>,
 }
 
-impl<B: Clone> Clone for Transaction<B> {
-    fn clone(&self) -> Self {
-        Transaction {
-            backend: self.backend.clone(),
-            location: Arc::clone(&self.location),
-            state: Arc::clone(&self.state),
-        }
-    }
-}
-
-impl<B: Backend> fmt::Debug for Transaction<B> {
+impl fmt::Debug for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (reads, writes) = state
@@ -171,26 +163,26 @@ impl Attempt {
 
     /// Joins `store`'s indexed part (the first key of an indexed store starts it) with the
     /// op of `key`, as a write or as what was read.
-    fn index<T, B, C>(
+    fn index<T>(
         &mut self,
-        store: &TypedStore<T, B, C>,
-        (space, op): (&IndexSpace, IndexedOp),
+        store: &dyn Participant<T>,
+        (space, op): (IndexSpace, IndexedOp),
         write: bool,
-    ) -> Result<()>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        B: Backend,
-        C: Codec,
-    {
-        let namespace = store.keyspace().namespace();
-        let part = self.indexed.get_or_insert_with(|| IndexedPart {
-            namespace: namespace.to_owned(),
-            space: space.clone(),
-            writes: HashMap::new(),
-            reads: HashMap::new(),
-            commit: store.indexed_commit(),
-        });
-        if part.namespace != namespace || part.space != *space {
+    ) -> Result<()> {
+        let namespace = store.namespace();
+        if self.indexed.is_none() {
+            self.indexed = Some(IndexedPart {
+                namespace: namespace.to_owned(),
+                space: space.clone(),
+                writes: HashMap::new(),
+                reads: HashMap::new(),
+                commit: store.indexed_commit(),
+            });
+        }
+        let Some(part) = self.indexed.as_mut() else {
+            return Err(alone(namespace));
+        };
+        if part.namespace != namespace || part.space != space {
             return Err(alone(&part.namespace));
         }
         if write {
@@ -203,17 +195,12 @@ impl Attempt {
 
     /// Keeps `write` of a key of `store`, replacing an earlier write of the same key; with
     /// its op when the store has indexes.
-    fn write<T, B, C>(
+    fn write<T>(
         &mut self,
-        store: &TypedStore<T, B, C>,
+        store: &dyn Participant<T>,
         write: CommitWrite,
-        op: Option<(&IndexSpace, IndexedOp)>,
-    ) -> Result<()>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        B: Backend,
-        C: Codec,
-    {
+        op: Option<(IndexSpace, IndexedOp)>,
+    ) -> Result<()> {
         if let Some(op) = op {
             self.index(store, op, true)?;
         }
@@ -229,8 +216,8 @@ impl Attempt {
     }
 }
 
-impl<B: Backend> Transaction<B> {
-    pub(super) fn new(backend: B, location: Arc<str>) -> Self {
+impl Transaction {
+    pub(super) fn new(backend: Arc<dyn Committer>, location: Arc<str>) -> Self {
         Transaction {
             backend,
             location,
@@ -241,13 +228,17 @@ impl<B: Backend> Transaction<B> {
     /// The value of `id` in `store`, as this transaction sees it: what it wrote there, or what
     /// the key held when the transaction first read it (read from the backend then, and
     /// checked again at the commit).
-    pub async fn get<T, C>(&self, store: &TypedStore<T, B, C>, id: &str) -> Result<Option<T>>
+    ///
+    /// `store` is any of typedkv's stores on the transaction's backend: a
+    /// [`TypedStore`](crate::TypedStore), a [`CachedStore`](crate::CachedStore), or either
+    /// behind `&`, `Arc` or `Box`, as `dyn Store<T>` too.
+    pub async fn get<T, S>(&self, store: &S, id: &str) -> Result<Option<T>>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
+        S: Store<T> + ?Sized,
     {
-        self.same_backend(store)?;
-        let key = store.keyspace().key(id)?;
+        let store = self.part(store)?;
+        let key = store.key(id)?;
         if let Some(seen) = self.with_attempt(|attempt| attempt.seen(&key))? {
             return seen.map(|bytes| store.decode(&key, &bytes)).transpose();
         }
@@ -259,16 +250,12 @@ impl<B: Backend> Transaction<B> {
     /// The value of `bytes` just read at `key`; for a store with indexes, the op writing it
     /// back joins the attempt (its commit checks the key that way). Keys the attempt had
     /// already read or written are decoded without it: their op is there already.
-    fn decode_read<T, C>(
+    fn decode_read<T>(
         &self,
-        store: &TypedStore<T, B, C>,
+        store: &dyn Participant<T>,
         key: &str,
         bytes: Option<Bytes>,
-    ) -> Result<Option<T>>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
-    {
+    ) -> Result<Option<T>> {
         let value = bytes
             .as_ref()
             .map(|bytes| store.decode(key, bytes))
@@ -276,9 +263,9 @@ impl<B: Backend> Transaction<B> {
         if store.indexed() {
             let op = match (&value, bytes) {
                 (Some(value), Some(bytes)) => {
-                    store.transaction_op(key, Some((value, bytes)), WriteExpiry::Keep)?
+                    store.op(key, Some((value, bytes)), WriteExpiry::Keep)?
                 }
-                _ => store.transaction_op(key, None, WriteExpiry::Never)?,
+                _ => store.op(key, None, WriteExpiry::Never)?,
             };
             self.with_attempt(|attempt| attempt.index(store, op, false))??;
         }
@@ -288,19 +275,15 @@ impl<B: Backend> Transaction<B> {
     /// The values of `ids` in `store`, in order, as [`get`](Transaction::get) sees each:
     /// those not read or written yet are read from the backend at once, so a transfer
     /// reads both accounts in one round trip.
-    pub async fn get_many<T, C>(
-        &self,
-        store: &TypedStore<T, B, C>,
-        ids: &[&str],
-    ) -> Result<Vec<Option<T>>>
+    pub async fn get_many<T, S>(&self, store: &S, ids: &[&str]) -> Result<Vec<Option<T>>>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
+        S: Store<T> + ?Sized,
     {
-        self.same_backend(store)?;
+        let store = self.part(store)?;
         let keys = ids
             .iter()
-            .map(|id| store.keyspace().key(id))
+            .map(|id| store.key(id))
             .collect::<Result<Vec<String>>>()?;
         let mut seen = self
             .with_attempt(|attempt| keys.iter().map(|key| attempt.seen(key)).collect::<Vec<_>>())?;
@@ -338,28 +321,22 @@ impl<B: Backend> Transaction<B> {
 
     /// Writes `value` at `id` in `store` when the transaction commits, with the store's
     /// default TTL.
-    pub fn set<T, C>(&self, store: &TypedStore<T, B, C>, id: &str, value: &T) -> Result<()>
+    pub fn set<T, S>(&self, store: &S, id: &str, value: &T) -> Result<()>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
+        S: Store<T> + ?Sized,
     {
         self.set_opts(store, id, value, SetOptions::new())
     }
 
     /// As [`set`](Transaction::set), with the TTL of `options`. A write's
     /// [`Condition`] is refused: read the key in the transaction and decide instead.
-    pub fn set_opts<T, C>(
-        &self,
-        store: &TypedStore<T, B, C>,
-        id: &str,
-        value: &T,
-        options: SetOptions,
-    ) -> Result<()>
+    pub fn set_opts<T, S>(&self, store: &S, id: &str, value: &T, options: SetOptions) -> Result<()>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
+        S: Store<T> + ?Sized,
     {
-        self.same_backend(store)?;
+        let store = self.part(store)?;
         if options.condition != Condition::Always {
             return Err(Error::Transaction {
                 reason: "a write in a transaction takes no condition: read the key in the \
@@ -367,11 +344,11 @@ impl<B: Backend> Transaction<B> {
                     .to_owned(),
             });
         }
-        let key = store.keyspace().key(id)?;
+        let key = store.key(id)?;
         let expiry = store.expiry(options.ttl)?;
         let bytes = store.encode(&key, value)?;
         let op = match store.indexed() {
-            true => Some(store.transaction_op(&key, Some((value, bytes.clone())), expiry)?),
+            true => Some(store.op(&key, Some((value, bytes.clone())), expiry)?),
             false => None,
         };
         let write = CommitWrite::new(key, Some(bytes), expiry);
@@ -379,15 +356,15 @@ impl<B: Backend> Transaction<B> {
     }
 
     /// Deletes `id` from `store` when the transaction commits.
-    pub fn delete<T, C>(&self, store: &TypedStore<T, B, C>, id: &str) -> Result<()>
+    pub fn delete<T, S>(&self, store: &S, id: &str) -> Result<()>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
-        C: Codec,
+        S: Store<T> + ?Sized,
     {
-        self.same_backend(store)?;
-        let key = store.keyspace().key(id)?;
+        let store = self.part(store)?;
+        let key = store.key(id)?;
         let op = match store.indexed() {
-            true => Some(store.transaction_op(&key, None, WriteExpiry::Never)?),
+            true => Some(store.op(&key, None, WriteExpiry::Never)?),
             false => None,
         };
         let write = CommitWrite::new(key, None, WriteExpiry::Never);
@@ -421,15 +398,29 @@ impl<B: Backend> Transaction<B> {
         }
     }
 
-    /// Refuses a store on another backend than the transaction's.
-    fn same_backend<T, C: Codec>(&self, store: &TypedStore<T, B, C>) -> Result<()> {
-        if store.backend().data_location().as_str() == &*self.location {
-            return Ok(());
+    /// How `store` takes part: refused when it is not one of typedkv's stores, or is on
+    /// another backend than the transaction's.
+    fn part<'s, T, S>(&self, store: &'s S) -> Result<&'s dyn Participant<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        S: Store<T> + ?Sized,
+    {
+        let Some(part) = store.transaction_part() else {
+            return Err(Error::Transaction {
+                reason: format!(
+                    "store {:?} cannot take part in a transaction: only typedkv's own stores can",
+                    store.namespace()
+                ),
+            });
+        };
+        let part = part.store;
+        if part.data_location() == *self.location {
+            return Ok(part);
         }
         Err(Error::Transaction {
             reason: format!(
                 "store {:?} is on another {} backend than the transaction's",
-                store.keyspace().namespace(),
+                part.namespace(),
                 self.backend.kind()
             ),
         })

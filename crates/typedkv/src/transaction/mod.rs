@@ -7,12 +7,18 @@
 //! what was read. Otherwise nothing is written and the closure runs again on fresh reads,
 //! after the pause [`Store::update`](crate::Store::update) takes between its attempts.
 //!
-//! - `mod.rs`: [`transaction`], its options and its attempts;
-//! - `handle.rs`: [`Transaction`], what one attempt reads and writes.
+//! - `mod.rs`: [`transaction`], [`Transactions`], the options and the attempts;
+//! - `handle.rs`: [`Transaction`], what one attempt reads and writes;
+//! - `participant.rs`: what a transaction needs of its backend and of each store, behind
+//!   object-safe traits (so `dyn Store<T>` takes part).
 
 mod handle;
+mod participant;
 
 pub use self::handle::Transaction;
+pub use self::participant::TransactionPart;
+
+use self::participant::Committer;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -24,6 +30,7 @@ use tracing::Instrument;
 
 use crate::backend::{Applied, Backend, Committed};
 use crate::error::{Error, Keys, Waited};
+use crate::store::Store;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, backoff};
 
 /// How long a transaction may take, all of its attempts together, unless its options say
@@ -125,11 +132,11 @@ impl TransactionOptions {
 pub async fn transaction<B, F, Fut, R, E>(backend: &B, f: F) -> Result<R, E>
 where
     B: Backend,
-    F: FnMut(Transaction<B>) -> Fut,
+    F: FnMut(Transaction) -> Fut,
     Fut: Future<Output = Result<R, E>>,
     E: From<Error>,
 {
-    transaction_with(backend, TransactionOptions::default(), f).await
+    Transactions::new(backend).run(f).await
 }
 
 /// [`transaction`] with its attempts and deadline set by `options`.
@@ -163,102 +170,202 @@ where
 pub async fn transaction_with<B, F, Fut, R, E>(
     backend: &B,
     options: TransactionOptions,
-    mut f: F,
+    f: F,
 ) -> Result<R, E>
 where
     B: Backend,
-    F: FnMut(Transaction<B>) -> Fut,
+    F: FnMut(Transaction) -> Fut,
     Fut: Future<Output = Result<R, E>>,
     E: From<Error>,
 {
-    let span = tracing::debug_span!(
-        "typedkv.transaction",
-        backend = backend.kind(),
-        attempts = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-    );
-    let location: Arc<str> = backend.data_location().into();
-    let deadline = Instant::now() + options.deadline;
-    // The error of a transaction past its deadline, naming a key it used.
-    let timed_out = |key: Option<String>| Error::Timeout {
-        backend: backend.kind(),
-        keys: key.map_or_else(Keys::none, Keys::one),
-        timeout: options.deadline,
-        waited: Waited::Transaction,
-    };
-    let mut changed = String::new();
-    for attempt in 1..=options.attempts {
-        span.record("attempts", attempt);
-        let tx = Transaction::new(backend.clone(), Arc::clone(&location));
-        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| f(tx.clone())));
-        let decided = match decided {
-            Ok(running) => AssertUnwindSafe(running).catch_unwind(),
-            Err(_) => return Err(panicked(&tx, &span).into()),
-        };
-        let decided = tokio::time::timeout_at(deadline, decided.instrument(span.clone())).await;
-        let result = match decided {
-            Err(_elapsed) => {
-                let error = timed_out(tx.first_key());
-                tx.end();
-                return Err(outcome(&span, error).into());
-            }
-            Ok(Err(_panic)) => return Err(panicked(&tx, &span).into()),
-            Ok(Ok(Err(aborted))) => {
-                tx.end();
-                span.record("outcome", "aborted");
-                return Err(aborted);
-            }
-            Ok(Ok(Ok(result))) => result,
-        };
-        let Some(gathered) = tx.end() else {
-            return Err(outcome(&span, ended_elsewhere()).into());
-        };
-        if gathered.checks.is_empty() && gathered.writes.is_empty() {
-            span.record("outcome", "ok");
-            return Ok(result);
+    Transactions::new(backend).run_with(options, f).await
+}
+
+/// Where transactions run: a backend, its type erased. What [`transaction`] uses, and the way
+/// to run one where only `dyn Store<T>`s are at hand ([`Transactions::of`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use typedkv::{Error, MemoryStore, Store, Transactions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// // Stores chosen at run time (memory here, Redis in production) behind `dyn Store`.
+/// let backend = typedkv::MemoryBackend::new();
+/// let stock: Arc<dyn Store<u32>> = Arc::new(MemoryStore::builder(backend.clone(), "stock").build()?);
+/// let orders: Arc<dyn Store<String>> = Arc::new(MemoryStore::builder(backend, "order").build()?);
+/// stock.set("widget", &3).await?;
+///
+/// let (stock, orders) = (&stock, &orders);
+/// let placed = Transactions::of(stock.as_ref())?
+///     .run(|tx| async move {
+///         let left = tx.get(stock, "widget").await?.unwrap_or(0);
+///         if left == 0 {
+///             return Ok(false);
+///         }
+///         tx.set(stock, "widget", &(left - 1))?;
+///         tx.set(orders, "o-1", &"widget".to_owned())?;
+///         Ok::<_, Error>(true)
+///     })
+///     .await?;
+/// assert!(placed);
+/// assert_eq!(stock.get("widget").await?, Some(2));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Transactions {
+    backend: Arc<dyn Committer>,
+    location: Arc<str>,
+}
+
+impl std::fmt::Debug for Transactions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transactions")
+            .field("backend", &self.backend.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transactions {
+    /// Transactions on `backend`.
+    pub fn new<B: Backend>(backend: &B) -> Self {
+        Self::on(Arc::new(backend.clone()))
+    }
+
+    /// Transactions on the backend of `store` (any of typedkv's stores, `dyn Store<T>`
+    /// included). [`Error::Transaction`] for a store implemented outside typedkv.
+    pub fn of<T, S>(store: &S) -> Result<Self, Error>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        S: Store<T> + ?Sized,
+    {
+        match store.transaction_part() {
+            Some(part) => Ok(Self::on(part.store.committer())),
+            None => Err(Error::Transaction {
+                reason: format!(
+                    "store {:?} cannot take part in a transaction: only typedkv's own stores can",
+                    store.namespace()
+                ),
+            }),
         }
-        let commit = commit(backend, &gathered);
-        let committed = tokio::time::timeout_at(deadline, commit.instrument(span.clone())).await;
-        // Heard also when the commit failed or timed out: it may have applied.
-        for (write, notice) in gathered.writes.iter().zip(&gathered.notices) {
-            notice.wrote(&write.key);
-        }
-        match committed {
-            Err(_elapsed) => return Err(outcome(&span, timed_out(gathered.first_key())).into()),
-            Ok(Err(error)) => return Err(outcome(&span, error).into()),
-            Ok(Ok(Committed::Done)) => {
+    }
+
+    fn on(backend: Arc<dyn Committer>) -> Self {
+        let location = backend.data_location().into();
+        Transactions { backend, location }
+    }
+
+    /// Runs `f` as [`transaction`] does.
+    pub async fn run<F, Fut, R, E>(&self, f: F) -> Result<R, E>
+    where
+        F: FnMut(Transaction) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: From<Error>,
+    {
+        self.run_with(TransactionOptions::default(), f).await
+    }
+
+    /// Runs `f` as [`transaction_with`] does.
+    pub async fn run_with<F, Fut, R, E>(
+        &self,
+        options: TransactionOptions,
+        mut f: F,
+    ) -> Result<R, E>
+    where
+        F: FnMut(Transaction) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: From<Error>,
+    {
+        let span = tracing::debug_span!(
+            "typedkv.transaction",
+            backend = self.backend.kind(),
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let deadline = Instant::now() + options.deadline;
+        // The error of a transaction past its deadline, naming a key it used.
+        let timed_out = |key: Option<String>| Error::Timeout {
+            backend: self.backend.kind(),
+            keys: key.map_or_else(Keys::none, Keys::one),
+            timeout: options.deadline,
+            waited: Waited::Transaction,
+        };
+        let mut changed = String::new();
+        for attempt in 1..=options.attempts {
+            span.record("attempts", attempt);
+            let tx = Transaction::new(Arc::clone(&self.backend), Arc::clone(&self.location));
+            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| f(tx.clone())));
+            let decided = match decided {
+                Ok(running) => AssertUnwindSafe(running).catch_unwind(),
+                Err(_) => return Err(panicked(&tx, &span).into()),
+            };
+            let decided = tokio::time::timeout_at(deadline, decided.instrument(span.clone())).await;
+            let result = match decided {
+                Err(_elapsed) => {
+                    let error = timed_out(tx.first_key());
+                    tx.end();
+                    return Err(outcome(&span, error).into());
+                }
+                Ok(Err(_panic)) => return Err(panicked(&tx, &span).into()),
+                Ok(Ok(Err(aborted))) => {
+                    tx.end();
+                    span.record("outcome", "aborted");
+                    return Err(aborted);
+                }
+                Ok(Ok(Ok(result))) => result,
+            };
+            let Some(gathered) = tx.end() else {
+                return Err(outcome(&span, ended_elsewhere()).into());
+            };
+            if gathered.checks.is_empty() && gathered.writes.is_empty() {
                 span.record("outcome", "ok");
                 return Ok(result);
             }
-            Ok(Ok(Committed::Changed { check })) => {
-                changed = gathered
-                    .checks
-                    .get(check)
-                    .map(|check| check.key.clone())
-                    .unwrap_or_default();
+            let commit = commit(&*self.backend, &gathered);
+            let committed =
+                tokio::time::timeout_at(deadline, commit.instrument(span.clone())).await;
+            // Heard also when the commit failed or timed out: it may have applied.
+            for (write, notice) in gathered.writes.iter().zip(&gathered.notices) {
+                notice.wrote(&write.key);
+            }
+            match committed {
+                Err(_elapsed) => return Err(outcome(&span, timed_out(gathered.first_key())).into()),
+                Ok(Err(error)) => return Err(outcome(&span, error).into()),
+                Ok(Ok(Committed::Done)) => {
+                    span.record("outcome", "ok");
+                    return Ok(result);
+                }
+                Ok(Ok(Committed::Changed { check })) => {
+                    changed = gathered
+                        .checks
+                        .get(check)
+                        .map(|check| check.key.clone())
+                        .unwrap_or_default();
+                }
+            }
+            if let Some(pause) = backoff(attempt) {
+                if Instant::now() + pause >= deadline {
+                    return Err(outcome(&span, timed_out(Some(changed))).into());
+                }
+                tokio::time::sleep(pause).await;
             }
         }
-        if let Some(pause) = backoff(attempt) {
-            if Instant::now() + pause >= deadline {
-                return Err(outcome(&span, timed_out(Some(changed))).into());
-            }
-            tokio::time::sleep(pause).await;
-        }
+        Err(outcome(
+            &span,
+            Error::Conflict {
+                key: changed,
+                attempts: options.attempts,
+            },
+        )
+        .into())
     }
-    Err(outcome(
-        &span,
-        Error::Conflict {
-            key: changed,
-            attempts: options.attempts,
-        },
-    )
-    .into())
 }
 
 /// Commits what an attempt gathered: through [`Backend::commit`], or, when it touched a
 /// store with indexes, as that store's ops in one atomic step (the keys it only read
 /// written back as read, each guarded by what was read).
-async fn commit<B: Backend>(backend: &B, gathered: &handle::Attempt) -> Result<Committed, Error> {
+async fn commit(backend: &dyn Committer, gathered: &handle::Attempt) -> Result<Committed, Error> {
     let Some(indexed) = &gathered.indexed else {
         return backend.commit(&gathered.checks, &gathered.writes).await;
     };
@@ -283,7 +390,7 @@ fn outcome(span: &tracing::Span, error: Error) -> Error {
 }
 
 /// The error of an attempt whose closure panicked (its writes are dropped).
-fn panicked<B: Backend>(tx: &Transaction<B>, span: &tracing::Span) -> Error {
+fn panicked(tx: &Transaction, span: &tracing::Span) -> Error {
     tx.end();
     outcome(
         span,
@@ -303,8 +410,12 @@ fn ended_elsewhere() -> Error {
 
 #[cfg(test)]
 mod tests {
+    use futures::stream::BoxStream;
+
     use super::*;
-    use crate::{MemoryBackend, MemoryStore, Store};
+    use crate::{
+        Expiry, Loader, MemoryBackend, MemoryStore, SetOptions, Store, Update, Version, Versioned,
+    };
 
     /// A store of another map than the transaction's is refused for reads and writes, and
     /// nothing is written.
@@ -328,6 +439,97 @@ mod tests {
         assert_eq!(ours.get("a").await?, None);
         assert_eq!(theirs.get("a").await?, None);
         Ok(())
+    }
+
+    /// A store implemented outside typedkv (here: one forwarding to a typedkv store, as a
+    /// user's decorator would) has no part to take: refused, by `Transactions::of` and by
+    /// every call of the handle, and nothing is written.
+    #[tokio::test]
+    async fn stores_implemented_elsewhere_are_refused() -> crate::Result<()> {
+        let backend = MemoryBackend::new();
+        let inner = MemoryStore::<u8>::builder(backend.clone(), "n").build()?;
+        let foreign = &Decorated(inner.clone());
+        let of = Transactions::of(foreign);
+        assert!(matches!(of, Err(Error::Transaction { .. })), "{of:?}");
+        let read = transaction(&backend, |tx| async move { tx.get(foreign, "a").await }).await;
+        assert!(matches!(read, Err(Error::Transaction { .. })), "{read:?}");
+        let wrote = transaction(&backend, |tx| async move { tx.set(foreign, "a", &1) }).await;
+        assert!(matches!(wrote, Err(Error::Transaction { .. })), "{wrote:?}");
+        let deleted = transaction(&backend, |tx| async move { tx.delete(foreign, "a") }).await;
+        assert!(
+            matches!(deleted, Err(Error::Transaction { .. })),
+            "{deleted:?}"
+        );
+        assert_eq!(inner.get("a").await?, None);
+        Ok(())
+    }
+
+    /// A user's own `Store`: forwards every method it must implement, and no more.
+    #[derive(Debug)]
+    struct Decorated(MemoryStore<u8>);
+
+    #[async_trait::async_trait]
+    impl Store<u8> for Decorated {
+        fn namespace(&self) -> &str {
+            self.0.namespace()
+        }
+        async fn get(&self, id: &str) -> crate::Result<Option<u8>> {
+            self.0.get(id).await
+        }
+        async fn set_opts(&self, id: &str, value: &u8, options: SetOptions) -> crate::Result<bool> {
+            self.0.set_opts(id, value, options).await
+        }
+        async fn delete(&self, id: &str) -> crate::Result<bool> {
+            self.0.delete(id).await
+        }
+        async fn exists(&self, id: &str) -> crate::Result<bool> {
+            self.0.exists(id).await
+        }
+        async fn ttl(&self, id: &str) -> crate::Result<Option<Expiry>> {
+            self.0.ttl(id).await
+        }
+        async fn get_many(&self, ids: &[&str]) -> crate::Result<Vec<Option<u8>>> {
+            self.0.get_many(ids).await
+        }
+        async fn update(
+            &self,
+            id: &str,
+            f: &mut (dyn FnMut(Option<u8>) -> Update<u8> + Send),
+        ) -> crate::Result<Option<u8>> {
+            self.0.update(id, f).await
+        }
+        async fn get_or_load(&self, id: &str, loader: Loader<u8>) -> crate::Result<u8> {
+            self.0.get_or_load(id, loader).await
+        }
+        async fn get_versioned(&self, id: &str) -> crate::Result<Option<Versioned<u8>>> {
+            self.0.get_versioned(id).await
+        }
+        async fn set_if_version(
+            &self,
+            id: &str,
+            value: &u8,
+            version: &Version,
+        ) -> crate::Result<Option<Version>> {
+            self.0.set_if_version(id, value, version).await
+        }
+        fn scan(&self) -> BoxStream<'static, crate::Result<(String, u8)>> {
+            self.0.scan()
+        }
+        fn scan_ids(&self) -> BoxStream<'static, crate::Result<String>> {
+            self.0.scan_ids()
+        }
+        async fn count(&self) -> crate::Result<u64> {
+            self.0.count().await
+        }
+        async fn delete_many(&self, ids: &[&str]) -> crate::Result<u64> {
+            self.0.delete_many(ids).await
+        }
+        async fn clear(&self) -> crate::Result<u64> {
+            self.0.clear().await
+        }
+        async fn set_many(&self, entries: &[(&str, &u8)]) -> crate::Result<()> {
+            self.0.set_many(entries).await
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@ use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
 use crate::options::{Expiry, SetOptions, TtlPolicy, check_ttl};
 use crate::store::Store;
+use crate::transaction::TransactionPart;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
@@ -338,6 +339,10 @@ where
 {
     fn namespace(&self) -> &str {
         self.inner.keyspace.namespace()
+    }
+
+    fn transaction_part(&self) -> Option<TransactionPart<'_, T>> {
+        Some(TransactionPart::new(self))
     }
 
     async fn get(&self, id: &str) -> Result<Option<T>> {

@@ -32,10 +32,10 @@ where
         key: &str,
         new: Option<(&T, Bytes)>,
         expiry: WriteExpiry,
-    ) -> Result<(&IndexSpace, IndexedOp)> {
+    ) -> Result<(IndexSpace, IndexedOp)> {
         let id = self.inner.keyspace.id_of(key).unwrap_or_default();
         let op = self.op(key, Guard::Always, new, expiry)?;
-        Ok((self.space_of(id), op))
+        Ok((self.space_of(id).clone(), op))
     }
 
     /// How a transaction applies its ops on this store: all of them or none, a unique value

@@ -31,6 +31,7 @@ use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
 use crate::redis::RedisPool;
 use crate::store::Store;
+use crate::transaction::TransactionPart;
 use crate::typed::TypedStore;
 use crate::typed::write_listeners::{self, WriteListener};
 use crate::update::Update;
@@ -445,6 +446,12 @@ where
 {
     fn namespace(&self) -> &str {
         self.inner.store.namespace()
+    }
+
+    /// The part of the store it caches: a transaction reads Redis, never the cache, and its
+    /// commit evicts what it wrote, as a write through this store does.
+    fn transaction_part(&self) -> Option<TransactionPart<'_, T>> {
+        self.inner.store.transaction_part()
     }
 
     async fn get(&self, id: &str) -> Result<Option<T>> {
