@@ -40,25 +40,32 @@ async fn stores_of_several_namespaces_commit_together() {
 }
 
 /// Transactions started while the server hangs end by their own bound, each with a
-/// timeout: the reply timeout of their first read, or the transaction's deadline when it is
+/// timeout: the reply timeout of their first read (on a warm pool), the connection timeout
+/// (on a pool made while the server hangs), or the transaction's deadline when it is
 /// shorter. Nothing is written; once the server answers again they commit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_server_ends_every_transaction_by_its_deadline() {
-    const RESPONSE: Duration = Duration::from_millis(600);
+async fn a_hung_server_ends_every_transaction_by_its_bound(fresh_pool: bool) {
+    const BOUND: Duration = Duration::from_millis(600);
     let server = TestRedis::start().await;
-    let pool = RedisPool::builder(server.url())
-        .response_timeout(Some(RESPONSE))
-        .build()
-        .unwrap();
-    let accounts = RedisStore::<i64>::builder(pool.clone(), "account")
-        .build()
-        .unwrap();
+    let pool_of = || {
+        RedisPool::builder(server.url())
+            .response_timeout(Some(BOUND))
+            .connect_timeout(BOUND)
+            .create_timeout(BOUND)
+            .build()
+            .unwrap()
+    };
+    let warm = pool_of();
+    let accounts_of = |pool: &RedisPool| {
+        RedisStore::<i64>::builder(pool.clone(), "account")
+            .build()
+            .unwrap()
+    };
+    let accounts = accounts_of(&warm);
     accounts.set("a", &10).await.unwrap();
     accounts.set("b", &0).await.unwrap();
 
-    let transfer = |deadline: Duration| {
-        let pool = pool.clone();
-        let accounts = accounts.clone();
+    let transfer = |pool: RedisPool, deadline: Duration| {
+        let accounts = accounts_of(&pool);
         async move {
             let started = Instant::now();
             let accounts = &accounts;
@@ -76,21 +83,26 @@ async fn a_hung_server_ends_every_transaction_by_its_deadline() {
     };
 
     server.signal("-STOP");
+    let pool = match fresh_pool {
+        true => pool_of(),
+        false => warm.clone(),
+    };
     let tasks: Vec<_> = (0..8)
         .map(|i| {
-            // Half bounded by the reply timeout, half by a shorter deadline.
+            // Half bounded by the pool's timeouts, half by a shorter deadline.
             let deadline = match i % 2 {
                 0 => Duration::from_secs(5),
                 _ => Duration::from_millis(200),
             };
-            (deadline, tokio::spawn(transfer(deadline)))
+            (deadline, tokio::spawn(transfer(pool.clone(), deadline)))
         })
         .collect();
     for (deadline, task) in tasks {
         let (took, result) = task.await.unwrap();
-        let (bound, want) = match deadline < RESPONSE {
-            true => (deadline, Waited::Transaction),
-            false => (RESPONSE, Waited::Reply),
+        let (bound, want) = match (deadline < BOUND, fresh_pool) {
+            (true, _) => (deadline, Waited::Transaction),
+            (false, true) => (BOUND, Waited::Connection),
+            (false, false) => (BOUND, Waited::Reply),
         };
         match result {
             Err(Error::Timeout { waited, .. }) => assert_eq!(waited, want),
@@ -103,7 +115,17 @@ async fn a_hung_server_ends_every_transaction_by_its_deadline() {
 
     assert_eq!(accounts.get("a").await.unwrap(), Some(10));
     assert_eq!(accounts.get("b").await.unwrap(), Some(0));
-    transfer(Duration::from_secs(5)).await.1.unwrap();
+    transfer(pool, Duration::from_secs(5)).await.1.unwrap();
     assert_eq!(accounts.get("a").await.unwrap(), Some(9));
     assert_eq!(accounts.get("b").await.unwrap(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_ends_every_transaction_of_a_warm_pool_by_its_bound() {
+    a_hung_server_ends_every_transaction_by_its_bound(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_ends_every_transaction_of_a_fresh_pool_by_its_bound() {
+    a_hung_server_ends_every_transaction_by_its_bound(true).await;
 }

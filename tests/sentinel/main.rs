@@ -21,6 +21,7 @@ use typedkv::{Error, RedisSentinelStore, Store};
 use typedkv_testkit::conformance;
 use typedkv_testkit::failover::{Load, RECOVERY_AFTER_PROMOTION};
 use typedkv_testkit::sentinel::{DOWN_AFTER, MASTER_NAME};
+use typedkv_testkit::transfers::{Transfers, assert_total_holds, wait_replicated};
 use typedkv_testkit::{TestSentinel, error_chain, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +170,50 @@ async fn calls_recover_after_the_master_is_killed() {
     // for a read resent after a dead connection, and 20% slack.
     let bound = Duration::from_millis(1500 * 2 * 12 / 10);
     assert!(report.slowest <= bound, "a call took {:?}", report.slowest);
+}
+
+/// The master hangs (SIGSTOP) under 8 tasks of transfers: every transaction ends by its
+/// deadline, committed or with an error; the sentinels promote a replica and transfers
+/// commit again; on the new master the total over the accounts holds and none is negative
+/// (a commit is one script, replicated whole or not at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_end_by_their_deadline_and_keep_their_total_when_the_master_hangs() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let _turn = SETUPS.acquire().await.unwrap();
+    let sentinel = TestSentinel::start().await;
+    let pool = sentinel
+        .pool_builder()
+        .response_timeout(Some(Duration::from_millis(500)))
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let accounts: RedisSentinelStore<i64> =
+        RedisSentinelStore::builder(pool, "bank").build().unwrap();
+    let transfers = Transfers::start(accounts, 8, DEADLINE).await;
+    let victim = sentinel.master_port().await;
+    wait_replicated(&mut sentinel.connection(victim).await, "marker", 2).await;
+    transfers
+        .wait_for_commits(50, Duration::from_secs(30))
+        .await;
+
+    sentinel.signal(victim, "-STOP");
+    sentinel
+        .wait_failover_from(victim, Duration::from_secs(30))
+        .await;
+    transfers
+        .wait_for_commits(50, Duration::from_secs(30))
+        .await;
+    sentinel.signal(victim, "-CONT");
+    let slowest = transfers.stop().await;
+    // The deadline, and slack for a loaded machine to run the task that hears of it.
+    assert!(
+        slowest <= DEADLINE * 3 / 2,
+        "a transaction took {slowest:?}"
+    );
+    let fresh = RedisSentinelStore::builder(sentinel.pool(), "bank")
+        .build()
+        .unwrap();
+    assert_total_holds(&fresh).await;
 }
 
 /// The local cache on Sentinel, with fail-safe reads, through a failover: invalidations

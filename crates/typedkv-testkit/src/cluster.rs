@@ -162,6 +162,18 @@ impl TestCluster {
             .expect("the node accepts a connection")
     }
 
+    /// Sends the node on `port` `signal` (`-STOP` hangs it, as a stalled machine would;
+    /// `-CONT` resumes it). Panics (this is test code) if there is none.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let server = self
+            .cluster
+            .servers
+            .iter()
+            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        crate::server::send_signal(server.process.id(), signal);
+    }
+
     /// Kills the node on `port` (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
         let server = self

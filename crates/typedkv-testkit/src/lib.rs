@@ -29,6 +29,7 @@ pub mod foreign_keys;
 #[cfg(feature = "sentinel")]
 pub mod sentinel;
 pub mod server;
+pub mod transfers;
 
 #[cfg(feature = "cluster")]
 pub use crate::cluster::TestCluster;

@@ -120,11 +120,7 @@ impl TestRedis {
     ///
     /// Panics (this is test code) if `kill` fails.
     pub fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} failed: {status}");
+        send_signal(self.pid(), signal);
     }
 
     /// Kills the server process now (the port is then free; connections break).
@@ -229,4 +225,13 @@ impl TestRedis {
             "no TLS redis-server became ready after {START_ATTEMPTS} attempts; last log:\n{last_log}"
         );
     }
+}
+
+/// Sends process `pid` `signal` with `kill`; panics (this is test code) if `kill` fails.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} failed: {status}");
 }

@@ -273,6 +273,18 @@ impl TestSentinel {
         Fixture::new(pool()).with_peer(pool)
     }
 
+    /// Sends the server on `port` `signal` (`-STOP` hangs it, as a stalled machine would;
+    /// `-CONT` resumes it). Panics (this is test code) if there is none.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let server = self
+            .setup
+            .servers
+            .iter()
+            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
+            .unwrap_or_else(|| panic!("no server on port {port}"));
+        crate::server::send_signal(server.process.id(), signal);
+    }
+
     /// Kills the server on `port` (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
         let server = self
