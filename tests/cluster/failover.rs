@@ -13,6 +13,7 @@ use typedkv::{RedisClusterStore, Store};
 use typedkv_testkit::TestCluster;
 use typedkv_testkit::cluster::NODE_TIMEOUT;
 use typedkv_testkit::failover::{Load, RECOVERY_AFTER_PROMOTION};
+use typedkv_testkit::transfers::{Transfers, assert_total_holds, wait_replicated};
 
 const TASKS: usize = 16;
 /// How long the test waits for the cluster itself to promote a replica.
@@ -99,4 +100,43 @@ async fn the_cache_tracks_the_new_master_after_a_failover() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A master hangs (SIGSTOP) under 8 tasks of transfers in one hash-tagged store: every
+/// transaction ends by its deadline, committed or with an error; its replica is promoted
+/// and transfers commit again; on the new master the total holds and none is negative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_end_by_their_deadline_and_keep_their_total_when_a_master_hangs() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let cluster = TestCluster::start().await;
+    let pool = RedisClusterPool::builder(cluster.seeds())
+        .response_timeout(Some(Duration::from_millis(500)))
+        .connect_timeout(Duration::from_millis(500))
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let bank = |pool: RedisClusterPool| {
+        RedisClusterStore::<i64>::builder(pool, "bank")
+            .hash_tag(true)
+            .build()
+            .unwrap()
+    };
+    let accounts = bank(pool);
+    let key = accounts.keyspace().key("marker").unwrap();
+    let transfers = Transfers::start(accounts, 8, DEADLINE).await;
+    let victim = cluster.master_of(&key).await;
+    wait_replicated(&mut cluster.node_connection(victim).await, &key, 1).await;
+    transfers.wait_for_commits(50, PROMOTION_LIMIT).await;
+
+    cluster.signal(victim, "-STOP");
+    cluster.wait_failover_from(victim, PROMOTION_LIMIT).await;
+    transfers.wait_for_commits(50, PROMOTION_LIMIT).await;
+    cluster.signal(victim, "-CONT");
+    let slowest = transfers.stop().await;
+    // The deadline, and slack for a loaded machine to run the task that hears of it.
+    assert!(
+        slowest <= DEADLINE * 3 / 2,
+        "a transaction took {slowest:?}"
+    );
+    assert_total_holds(&bank(cluster.pool())).await;
 }

@@ -22,6 +22,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use arc_swap::ArcSwapOption;
@@ -41,10 +42,11 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     /// Detaches the connection from its pool for good, freeing its slot.
     fn detach(self);
 
-    /// Whether `conn` answers at all, asked after a command timed out on a connection that
-    /// is kept on errors (a cluster's); `false` replaces it. Bounded by the caller.
-    fn answers(conn: Self::Conn) -> impl Future<Output = bool> + Send {
-        drop(conn);
+    /// Whether `conn` is still of use, asked after a command timed out on a connection that
+    /// is kept on errors (a cluster's); `false` replaces it. Takes at most `limit`, and
+    /// the caller bounds it too.
+    fn answers(conn: Self::Conn, limit: Duration) -> impl Future<Output = bool> + Send {
+        drop((conn, limit));
         std::future::ready(true)
     }
 }

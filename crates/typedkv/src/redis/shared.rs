@@ -269,9 +269,9 @@ where
             Arc::clone(&self.probing),
         );
         runtime.spawn(async move {
-            let answered = tokio::time::timeout(limit, W::answers(lent.conn.clone())).await;
+            let answered = tokio::time::timeout(limit, W::answers(lent.conn.clone(), limit)).await;
             if !answered.unwrap_or(false) {
-                tracing::warn!("a shared connection answered nothing for {limit:?}: replacing it");
+                tracing::warn!("a shared connection timed out and is of no use now: replacing it");
                 lent.mark_dead(&generations);
             }
             probing.store(false, Ordering::Release);

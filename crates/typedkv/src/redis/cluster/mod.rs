@@ -56,7 +56,10 @@ pub enum Cluster {}
 ///   promoted 1.7–1.9 s after the kill, last failed call 2.0 s after it, nothing failed
 ///   afterwards, 0 of 70,000–81,000 acknowledged writes lost on loopback. Redis replicates
 ///   asynchronously, so on a real network writes acknowledged just before a crash can be
-///   lost.
+///   lost. A master that hangs instead (stopped, a frozen VM) times calls out until its
+///   replica is promoted; then a timed-out call has the pool find that the connection
+///   still routes to a node that does not answer while the new master does, and replace
+///   it (redis-rs reads the slot map again only on `MOVED` or a broken connection).
 ///
 /// ```no_run
 /// use typedkv::redis::RedisClusterPool;
