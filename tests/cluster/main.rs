@@ -55,6 +55,11 @@ async fn typedkv_on_a_cluster() {
     let mut raw = cluster.raw_connection().await;
     typedkv_testkit::foreign_keys::scans_survive_keys_of_other_programs(cluster.pool(), &mut raw)
         .await;
+    typedkv_testkit::foreign_keys::transactions_meet_keys_of_other_programs(
+        cluster.pool(),
+        &mut raw,
+    )
+    .await;
     passwords_never_appear_in_cluster_errors_or_debug(&cluster).await;
     cluster.flush().await;
     transactions_spanning_slots_are_refused(&cluster).await;

@@ -140,6 +140,17 @@ async fn scans_survive_keys_of_other_programs() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_meet_keys_of_other_programs() {
+    let server = TestRedis::start().await;
+    let mut raw = server.raw_connection().await;
+    typedkv_testkit::foreign_keys::transactions_meet_keys_of_other_programs(
+        server.pool(),
+        &mut raw,
+    )
+    .await;
+}
+
 /// A stopped server fails a call at once with a connection error naming the key, on a pool
 /// that never connected and on one whose connections were open; its cause chain names each
 /// cause once (redis-rs repeats a wrapped I/O error's text as its own).

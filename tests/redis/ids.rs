@@ -3,12 +3,14 @@
 //! (`namespace:` + the id's bytes, which other programs can read), and `set`, `get`,
 //! `exists` and `delete` of a few at once answer for each, with batching off and on; and
 //! on a partitioned, indexed store each id keys its own partition, and is stored, found,
-//! scanned, counted and cleared with its index entries.
+//! scanned, counted and cleared with its index entries; and transactions commit, retry on
+//! and delete them.
 
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures::TryStreamExt;
 use futures::future::join_all;
@@ -16,8 +18,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::AsyncCommands;
 use typedkv::redis::RedisPool;
-use typedkv::{Index, RedisStore, Store};
+use typedkv::{Error, Index, RedisStore, Store, transaction};
 use typedkv_testkit::TestRedis;
+use typedkv_testkit::foreign_keys::set_as_another_program;
 
 /// A few distinct ids of 1 to 64 characters of any kind, now and then one of 4,096 bytes.
 fn ids() -> impl Strategy<Value = BTreeSet<String>> {
@@ -93,6 +96,90 @@ fn any_id_is_its_own_key() {
             runtime.block_on(async {
                 for store in &stores {
                     round_trip(store, &raw, &ids).await?;
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+}
+
+/// Any ids in transactions: one reads them all (absent) and writes each, committing them as
+/// their own keys; the next reads them all, has another program overwrite one between its
+/// reads and its commit (so it runs again, and reads that write), and deletes them all.
+async fn transactional_round_trip(
+    store: &RedisStore<String>,
+    raw: &redis::aio::MultiplexedConnection,
+    ids: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    let value = |id: &str| format!("value of {id:?}");
+    let ids: &Vec<&str> = &ids.iter().map(String::as_str).collect();
+    let written = transaction(store.backend(), |tx| async move {
+        let found = tx.get_many(store, ids).await?;
+        for id in ids {
+            tx.set(store, id, &value(id))?;
+        }
+        Ok::<_, Error>(found)
+    })
+    .await;
+    prop_assert!(
+        matches!(&written, Ok(found) if found.iter().all(Option::is_none)),
+        "{written:?}"
+    );
+    let mut check = raw.clone();
+    for id in ids {
+        let key = store.keyspace().key(id).unwrap();
+        let stored: Option<Vec<u8>> = check.get(key.as_bytes()).await.unwrap();
+        prop_assert!(stored.is_some(), "no key {key:?} in Redis");
+        prop_assert_eq!(store.get(id).await.unwrap(), Some(value(id)));
+    }
+
+    let attempts = &AtomicU32::new(0);
+    let theirs = &store.keyspace().key(ids[0]).unwrap();
+    let deleted = transaction(store.backend(), |tx| async move {
+        let found = tx.get_many(store, ids).await?;
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            set_as_another_program(&mut raw.clone(), theirs, &"theirs".to_owned()).await;
+        }
+        for id in ids {
+            tx.delete(store, id)?;
+        }
+        Ok::<_, Error>(found[0].clone())
+    })
+    .await;
+    prop_assert_eq!(deleted.ok().flatten(), Some("theirs".to_owned()));
+    prop_assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    for id in ids {
+        let key = store.keyspace().key(id).unwrap();
+        let left: bool = check.exists(key.as_bytes()).await.unwrap();
+        prop_assert!(!left, "{key:?} left in Redis");
+    }
+    Ok(())
+}
+
+#[test]
+fn any_id_commits_in_a_transaction() {
+    let runtime = typedkv_testkit::runtime();
+    let (_server, raw, stores) = runtime.block_on(async {
+        let server = TestRedis::start().await;
+        let raw = server.raw_connection().await;
+        let stores: Vec<RedisStore<String>> = [false, true]
+            .into_iter()
+            .map(|batching| {
+                let pool = RedisPool::builder(server.url())
+                    .batching(batching)
+                    .build()
+                    .unwrap();
+                RedisStore::builder(pool, "tx").build().unwrap()
+            })
+            .collect();
+        (server, raw, stores)
+    });
+    let mut runner = TestRunner::new(Config::with_cases(64));
+    runner
+        .run(&ids(), |ids| {
+            runtime.block_on(async {
+                for store in &stores {
+                    transactional_round_trip(store, &raw, &ids).await?;
                 }
                 Ok(())
             })

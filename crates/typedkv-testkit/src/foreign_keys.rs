@@ -87,6 +87,75 @@ pub async fn scans_survive_keys_of_other_programs<B: Backend, C: ConnectionLike 
     );
 }
 
+/// Keys other programs wrote, met by a transaction (in one hash-tagged namespace, so the
+/// same case runs on a cluster): a list read is `WRONGTYPE` naming it, bytes that are not
+/// typedkv's a decode error naming them, and either aborts with nothing written; a value
+/// another program enveloped is read and replaced, and its overwrite by that program
+/// between the read and the commit makes the transaction run again.
+pub async fn transactions_meet_keys_of_other_programs<B, C>(backend: B, raw: &mut C)
+where
+    B: Backend,
+    C: ConnectionLike + Send,
+{
+    let store: &TypedStore<u64, B> = &TypedStore::builder(backend.clone(), "t")
+        .hash_tag(true)
+        .build()
+        .unwrap();
+    let key = |id: &str| store.keyspace().key(id).unwrap();
+    let _: u64 = redis::cmd("RPUSH")
+        .arg(key("list"))
+        .arg("x")
+        .query_async(raw)
+        .await
+        .unwrap();
+    let () = redis::cmd("SET")
+        .arg(key("raw"))
+        .arg("not typedkv's")
+        .query_async(raw)
+        .await
+        .unwrap();
+    set_as_another_program(raw, &key("theirs"), &5u64).await;
+
+    for (odd, problem) in [("list", "WRONGTYPE"), ("raw", "decode")] {
+        let failed = typedkv::transaction(&backend, |tx| async move {
+            tx.set(store, "mine", &1)?;
+            tx.get(store, odd).await
+        })
+        .await
+        .unwrap_err();
+        let code = failed.code().unwrap_or(failed.kind());
+        assert_eq!(code, problem, "{failed:?}");
+        assert_eq!(failed.key(), Some(key(odd).as_str()), "{failed:?}");
+        assert_eq!(
+            store.get("mine").await.unwrap(),
+            None,
+            "written after {failed:?}"
+        );
+    }
+
+    let attempts = &std::sync::atomic::AtomicU32::new(0);
+    let key_of_theirs = &key("theirs");
+    // Another program's connection, lent to the closure's first attempt.
+    let raw = &tokio::sync::Mutex::new(raw);
+    let read = typedkv::transaction(&backend, |tx| async move {
+        let theirs = tx.get(store, "theirs").await?.unwrap_or(0);
+        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            let mut raw = raw.lock().await;
+            set_as_another_program(&mut **raw, key_of_theirs, &7u64).await;
+        }
+        tx.set(store, "theirs", &(theirs + 1))?;
+        Ok::<_, Error>(theirs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        read, 7,
+        "the second attempt reads the other program's write"
+    );
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(store.get("theirs").await.unwrap(), Some(8));
+}
+
 fn assert_odd_key_error(error: &Error) {
     assert!(
         matches!(
