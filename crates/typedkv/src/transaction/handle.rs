@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::participant::{Committer, Participant};
+use super::participant::{Committer, Participant, cannot_take_part};
 use crate::backend::{
     Applied, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
 };
@@ -170,18 +170,13 @@ impl Attempt {
         write: bool,
     ) -> Result<()> {
         let namespace = store.namespace();
-        if self.indexed.is_none() {
-            self.indexed = Some(IndexedPart {
-                namespace: namespace.to_owned(),
-                space: space.clone(),
-                writes: HashMap::new(),
-                reads: HashMap::new(),
-                commit: store.indexed_commit(),
-            });
-        }
-        let Some(part) = self.indexed.as_mut() else {
-            return Err(alone(namespace));
-        };
+        let part = self.indexed.get_or_insert_with(|| IndexedPart {
+            namespace: namespace.to_owned(),
+            space: space.clone(),
+            writes: HashMap::new(),
+            reads: HashMap::new(),
+            commit: store.indexed_commit(),
+        });
         if part.namespace != namespace || part.space != space {
             return Err(alone(&part.namespace));
         }
@@ -406,12 +401,7 @@ impl Transaction {
         S: Store<T> + ?Sized,
     {
         let Some(part) = store.transaction_part() else {
-            return Err(Error::Transaction {
-                reason: format!(
-                    "store {:?} cannot take part in a transaction: only typedkv's own stores can",
-                    store.namespace()
-                ),
-            });
+            return Err(cannot_take_part(store.namespace()));
         };
         let part = part.store;
         if part.data_location() == *self.location {

@@ -18,7 +18,7 @@ mod participant;
 pub use self::handle::Transaction;
 pub use self::participant::TransactionPart;
 
-use self::participant::Committer;
+use self::participant::{Committer, cannot_take_part};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -242,12 +242,7 @@ impl Transactions {
     {
         match store.transaction_part() {
             Some(part) => Ok(Self::on(part.store.committer())),
-            None => Err(Error::Transaction {
-                reason: format!(
-                    "store {:?} cannot take part in a transaction: only typedkv's own stores can",
-                    store.namespace()
-                ),
-            }),
+            None => Err(cannot_take_part(store.namespace())),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::backend::{
     Backend, Bytes, Check, CommitWrite, Committed, IndexSpace, IndexedOp, WriteExpiry,
 };
 use crate::codec::Codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::TtlPolicy;
 use crate::typed::{IndexedCommit, TypedStore, WriteNotice};
 
@@ -151,5 +151,14 @@ impl<T> fmt::Debug for TransactionPart<'_, T> {
         f.debug_struct("TransactionPart")
             .field("namespace", &self.store.namespace())
             .finish()
+    }
+}
+
+/// The refusal of a store that has no [`TransactionPart`] (implemented outside typedkv).
+pub(super) fn cannot_take_part(namespace: &str) -> Error {
+    Error::Transaction {
+        reason: format!(
+            "store {namespace:?} cannot take part in a transaction: only typedkv's own stores can"
+        ),
     }
 }
