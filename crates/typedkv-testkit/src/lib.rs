@@ -38,6 +38,18 @@ pub use crate::fixture::Fixture;
 pub use crate::sentinel::TestSentinel;
 pub use crate::server::TestRedis;
 
+/// A fixed xorshift stream for task `task`: random enough for load tests, and the same on
+/// every run.
+pub(crate) fn xorshift(task: u64) -> impl FnMut() -> u64 {
+    let mut seed = task.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// A single-threaded Tokio runtime with I/O and timers, for property tests, whose cases
 /// are plain functions that each block on their own async body.
 pub fn runtime() -> tokio::runtime::Runtime {

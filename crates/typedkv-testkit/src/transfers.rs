@@ -53,14 +53,7 @@ impl Transfers {
                 let committed = Arc::clone(&committed);
                 let last_error = Arc::clone(&last_error);
                 tokio::spawn(async move {
-                    // A fixed xorshift per task: random enough, and the same on every run.
-                    let mut seed = (task + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                    let mut next = move || {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        seed
-                    };
+                    let mut next = crate::xorshift(task);
                     let mut slowest = Duration::ZERO;
                     while !stop.load(Ordering::Relaxed) {
                         let (from, to) = (account(next() % ACCOUNTS), account(next() % ACCOUNTS));
@@ -121,7 +114,7 @@ impl Transfers {
     }
 }
 
-/// Moves `amount` from `from` to `to` unless `from` cannot pay.
+/// The conformance cases' transfer, within `deadline`.
 async fn transfer<B: Backend>(
     accounts: &TypedStore<i64, B>,
     from: &str,
@@ -130,15 +123,8 @@ async fn transfer<B: Backend>(
     deadline: Duration,
 ) -> Result<bool, Error> {
     let options = TransactionOptions::new().deadline(deadline);
-    transaction_with(accounts.backend(), options, |tx| async move {
-        let payer = tx.get(accounts, from).await?.unwrap_or(0);
-        if payer < amount {
-            return Ok(false);
-        }
-        tx.set(accounts, from, &(payer - amount))?;
-        let payee = tx.get(accounts, to).await?.unwrap_or(0);
-        tx.set(accounts, to, &(payee + amount))?;
-        Ok(true)
+    transaction_with(accounts.backend(), options, |tx| {
+        crate::conformance::transactions::transfer(tx, accounts, from, to, amount)
     })
     .await
 }

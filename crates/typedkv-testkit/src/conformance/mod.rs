@@ -19,7 +19,7 @@ mod load;
 mod migrations;
 pub mod partitions;
 mod scan;
-mod transactions;
+pub(crate) mod transactions;
 mod ttl;
 mod update;
 pub mod values;

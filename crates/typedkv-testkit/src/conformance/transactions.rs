@@ -48,7 +48,7 @@ impl From<Error> for Abort {
 
 /// Moves `amount` from `from` to `to` unless `from` cannot pay (then `Ok(false)`). The
 /// payee is read after the payer's write, so a transfer to oneself changes nothing.
-async fn transfer<B: Backend>(
+pub(crate) async fn transfer<B: Backend>(
     tx: Transaction,
     accounts: &TypedStore<i64, B>,
     from: &str,
@@ -327,14 +327,7 @@ pub async fn transactions_keep_an_invariant_under_contention<B: Backend>(backend
             let accounts = Arc::clone(&accounts);
             let backend = backend.clone();
             tokio::spawn(async move {
-                // A fixed xorshift per task: random enough, and the same on every run.
-                let mut seed = task.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                let mut next = move || {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed
-                };
+                let mut next = crate::xorshift(task);
                 let accounts = &*accounts;
                 for _ in 0..16 {
                     let from = format!("acct-{}", next() % ACCOUNTS);
