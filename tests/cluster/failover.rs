@@ -104,12 +104,19 @@ async fn the_cache_tracks_the_new_master_after_a_failover() {
 
 /// A master hangs (SIGSTOP) under 8 tasks of transfers in one hash-tagged store: every
 /// transaction ends by its deadline, committed or with an error; its replica is promoted
-/// and transfers commit again; on the new master the total holds and none is negative.
+/// and transfers commit again (the pool leaves the hung master); on the new master the
+/// total holds and none is negative. Without batching, then with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_end_by_their_deadline_and_keep_their_total_when_a_master_hangs() {
+    transfers_through_a_hung_master(false).await;
+    transfers_through_a_hung_master(true).await;
+}
+
+async fn transfers_through_a_hung_master(batching: bool) {
     const DEADLINE: Duration = Duration::from_secs(2);
     let cluster = TestCluster::start().await;
     let pool = RedisClusterPool::builder(cluster.seeds())
+        .batching(batching)
         .response_timeout(Some(Duration::from_millis(500)))
         .connect_timeout(Duration::from_millis(500))
         .create_timeout(Duration::from_secs(1))

@@ -90,10 +90,10 @@ pub use crate::redis::cache::{
     CacheStats, CachedStore, CachedStoreBuilder, DEFAULT_CACHE_CAPACITY, Served, Stale,
     StaleBecause, TRACKING_CLIENT_NAME, Trackable,
 };
-pub use crate::store::{Store, StoreExt};
+pub use crate::store::{Store, StoreExt, TransactionPart};
 pub use crate::transaction::{
-    DEFAULT_TRANSACTION_DEADLINE, Transaction, TransactionOptions, TransactionPart, Transactions,
-    transaction, transaction_with,
+    DEFAULT_TRANSACTION_DEADLINE, Transaction, TransactionOptions, Transactions, transaction,
+    transaction_with,
 };
 pub use crate::typed::{
     DEFAULT_SCHEMA_VERSION, MoveReport, ReencryptReport, StoreBuilder, TypedStore,

@@ -1,6 +1,8 @@
 //! The typed, object-safe store trait and its generic conveniences; `pointers.rs` makes
-//! `Arc<S>`, `Box<S>` and `&S` stores wherever `S` is one.
+//! `Arc<S>`, `Box<S>` and `&S` stores wherever `S` is one; `participation.rs` is how a store
+//! takes part in a transaction.
 
+pub(crate) mod participation;
 mod pointers;
 
 use std::fmt::Display;
@@ -10,11 +12,11 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::participation::TransactionPart;
 use crate::error::{BoxError, Error, Result};
 use crate::index::{RangePage, RangeQuery};
 use crate::load::{Loaded, Loader};
 use crate::options::{Expiry, SetOptions};
-use crate::transaction::TransactionPart;
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 

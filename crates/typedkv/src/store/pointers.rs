@@ -11,11 +11,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Store;
+use super::TransactionPart;
 use crate::error::Result;
 use crate::index::{RangePage, RangeQuery};
 use crate::load::Loader;
 use crate::options::{Expiry, SetOptions};
-use crate::transaction::TransactionPart;
 use crate::update::Update;
 use crate::version::{Version, Versioned};
 

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::participant::{Committer, Participant, cannot_take_part};
+use super::cannot_take_part;
 use crate::backend::{
     Applied, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
 };
 use crate::error::{Error, Result};
 use crate::options::{Condition, SetOptions};
 use crate::store::Store;
-use crate::typed::{IndexedCommit, WriteNotice};
+use crate::store::participation::{Committer, IndexedCommit, Participant, WriteNotice};
 
 /// One attempt of a [`transaction`](crate::transaction): reads go to the backend once per
 /// key and are remembered, writes are kept until the commit.

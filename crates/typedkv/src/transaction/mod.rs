@@ -8,17 +8,14 @@
 //! after the pause [`Store::update`](crate::Store::update) takes between its attempts.
 //!
 //! - `mod.rs`: [`transaction`], [`Transactions`], the options and the attempts;
-//! - `handle.rs`: [`Transaction`], what one attempt reads and writes;
-//! - `participant.rs`: what a transaction needs of its backend and of each store, behind
-//!   object-safe traits (so `dyn Store<T>` takes part).
+//! - `handle.rs`: [`Transaction`], what one attempt reads and writes.
+//!
+//! What they need of the backend and of each store is `store/participation.rs`, behind
+//! object-safe traits (so `dyn Store<T>` takes part).
 
 mod handle;
-mod participant;
 
 pub use self::handle::Transaction;
-pub use self::participant::TransactionPart;
-
-use self::participant::{Committer, cannot_take_part};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,6 +28,7 @@ use tracing::Instrument;
 use crate::backend::{Applied, Backend, Committed};
 use crate::error::{Error, Keys, Waited};
 use crate::store::Store;
+use crate::store::participation::Committer;
 use crate::update::{DEFAULT_UPDATE_ATTEMPTS, backoff};
 
 /// How long a transaction may take, all of its attempts together, unless its options say
@@ -375,6 +373,16 @@ async fn commit(backend: &dyn Committer, gathered: &handle::Attempt) -> Result<C
             keys: Keys::none(),
             reason: format!("an indexed commit answered {other:?}"),
         }),
+    }
+}
+
+/// The refusal of a store that has no [`TransactionPart`](crate::TransactionPart)
+/// (implemented outside typedkv).
+fn cannot_take_part(namespace: &str) -> Error {
+    Error::Transaction {
+        reason: format!(
+            "store {namespace:?} cannot take part in a transaction: only typedkv's own stores can"
+        ),
     }
 }
 

@@ -25,8 +25,6 @@ mod writes;
 pub use self::builder::StoreBuilder;
 pub use self::reencrypt::ReencryptReport;
 pub use self::relayout::MoveReport;
-pub(crate) use self::transactional::IndexedCommit;
-pub(crate) use self::writes::WriteNotice;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -49,7 +47,7 @@ use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
 use crate::options::{Expiry, SetOptions, TtlPolicy, check_ttl};
 use crate::store::Store;
-use crate::transaction::TransactionPart;
+use crate::store::participation::TransactionPart;
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 

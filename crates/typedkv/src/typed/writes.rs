@@ -12,6 +12,7 @@ use super::TypedStore;
 use crate::backend::{Backend, Bytes, Guard, Swap, Write, WriteExpiry};
 use crate::codec::Codec;
 use crate::error::Result;
+use crate::store::participation::WriteNotice;
 
 impl<T, B, C> TypedStore<T, B, C>
 where
@@ -116,12 +117,17 @@ where
     }
 
     /// Who must hear of writes to this store's keys made outside its own calls (a
-    /// transaction's commit).
+    /// transaction's commit): as [`TypedStore::wrote`].
     pub(crate) fn write_notice(&self) -> WriteNotice {
-        WriteNotice {
-            #[cfg(feature = "cache")]
-            listen_key: self.inner.listen_key.clone(),
+        #[cfg(feature = "cache")]
+        {
+            let listen_key = self.inner.listen_key.clone();
+            WriteNotice::new(move |key| {
+                super::write_listeners::wrote(&listen_key, [key.as_bytes()]);
+            })
         }
+        #[cfg(not(feature = "cache"))]
+        WriteNotice::new(|_| {})
     }
 
     /// Tells this process' fail-safe tables of the namespace that `keys` were written (or a
@@ -131,23 +137,5 @@ where
         super::write_listeners::wrote(&self.inner.listen_key, keys);
         #[cfg(not(feature = "cache"))]
         let _ = keys;
-    }
-}
-
-/// What [`TypedStore::wrote`] needs, kept apart from the store: for a transaction, which
-/// holds its writes' stores only by reference while its closure runs.
-#[derive(Debug, Clone)]
-pub(crate) struct WriteNotice {
-    #[cfg(feature = "cache")]
-    listen_key: String,
-}
-
-impl WriteNotice {
-    /// As [`TypedStore::wrote`] of the store this came from.
-    pub(crate) fn wrote(&self, key: &str) {
-        #[cfg(feature = "cache")]
-        super::write_listeners::wrote(&self.listen_key, [key.as_bytes()]);
-        #[cfg(not(feature = "cache"))]
-        let _ = key;
     }
 }
