@@ -399,10 +399,16 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         };
         // Traced once per store.
         let layout = if enveloped { Layout::of::<T>() } else { None };
+        #[cfg(feature = "cache")]
+        let listen_key = super::write_listeners::key(&self.backend, keyspace.prefix());
         Ok(TypedStore {
             inner: Arc::new(Inner {
                 #[cfg(feature = "cache")]
-                listen_key: super::write_listeners::key(&self.backend, keyspace.prefix()),
+                write_notice: super::writes::write_notice(listen_key.clone()),
+                #[cfg(not(feature = "cache"))]
+                write_notice: super::writes::write_notice(),
+                #[cfg(feature = "cache")]
+                listen_key,
                 codec: self.codec,
                 backend: self.backend,
                 keyspace,

@@ -47,7 +47,7 @@ use crate::keyspace::Keyspace;
 use crate::load::{Flights, Loader};
 use crate::options::{Expiry, SetOptions, TtlPolicy, check_ttl};
 use crate::store::Store;
-use crate::store::participation::TransactionPart;
+use crate::store::participation::{TransactionPart, WriteNotice};
 use crate::update::{Update, backoff};
 use crate::version::{Version, Versioned};
 
@@ -88,6 +88,9 @@ struct Inner<B, C> {
     /// the backend's data location and the key prefix (`write_listeners.rs`).
     #[cfg(feature = "cache")]
     listen_key: String,
+    /// The same, for a transaction's writes to this store's keys: made once, as each write
+    /// of a transaction takes one.
+    write_notice: WriteNotice,
     /// Size of the last encoded value, so the next encode reserves its buffer once.
     size_hint: AtomicUsize,
     /// What operations report beyond their span (see `telemetry.rs`).

@@ -119,15 +119,7 @@ where
     /// Who must hear of writes to this store's keys made outside its own calls (a
     /// transaction's commit): as [`TypedStore::wrote`].
     pub(crate) fn write_notice(&self) -> WriteNotice {
-        #[cfg(feature = "cache")]
-        {
-            let listen_key = self.inner.listen_key.clone();
-            WriteNotice::new(move |key| {
-                super::write_listeners::wrote(&listen_key, [key.as_bytes()]);
-            })
-        }
-        #[cfg(not(feature = "cache"))]
-        WriteNotice::new(|_| {})
+        self.inner.write_notice.clone()
     }
 
     /// Tells this process' fail-safe tables of the namespace that `keys` were written (or a
@@ -138,4 +130,17 @@ where
         #[cfg(not(feature = "cache"))]
         let _ = keys;
     }
+}
+
+/// The [`WriteNotice`] of a store whose writes this process' fail-safe tables hear under
+/// `listen_key`.
+#[cfg(feature = "cache")]
+pub(super) fn write_notice(listen_key: String) -> WriteNotice {
+    WriteNotice::new(move |key| super::write_listeners::wrote(&listen_key, [key.as_bytes()]))
+}
+
+/// Without the cache, nobody hears of writes.
+#[cfg(not(feature = "cache"))]
+pub(super) fn write_notice() -> WriteNotice {
+    WriteNotice::new(|_| {})
 }
