@@ -67,29 +67,33 @@ async fn round_trip(
     Ok(())
 }
 
+/// A private server, a raw connection to it, and two stores of strings on it: without
+/// batching (namespace `plain`) and with it (`batched`).
+async fn server_and_stores() -> (
+    TestRedis,
+    redis::aio::MultiplexedConnection,
+    Vec<RedisStore<String>>,
+) {
+    let server = TestRedis::start().await;
+    let raw = server.raw_connection().await;
+    let stores = [false, true]
+        .into_iter()
+        .map(|batching| {
+            let pool = RedisPool::builder(server.url())
+                .batching(batching)
+                .build()
+                .unwrap();
+            let namespace = if batching { "batched" } else { "plain" };
+            RedisStore::builder(pool, namespace).build().unwrap()
+        })
+        .collect();
+    (server, raw, stores)
+}
+
 #[test]
 fn any_id_is_its_own_key() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_server, raw, stores) = runtime.block_on(async {
-        let server = TestRedis::start().await;
-        let raw = server.raw_connection().await;
-        let stores: Vec<RedisStore<String>> = [false, true]
-            .into_iter()
-            .map(|batching| {
-                let pool = RedisPool::builder(server.url())
-                    .batching(batching)
-                    .build()
-                    .unwrap();
-                let namespace = if batching { "batched" } else { "plain" };
-                RedisStore::builder(pool, namespace).build().unwrap()
-            })
-            .collect();
-        (server, raw, stores)
-    });
+    let runtime = typedkv_testkit::runtime();
+    let (_server, raw, stores) = runtime.block_on(server_and_stores());
     let mut runner = TestRunner::new(Config::with_cases(256));
     runner
         .run(&ids(), |ids| {
@@ -159,21 +163,7 @@ async fn transactional_round_trip(
 #[test]
 fn any_id_commits_in_a_transaction() {
     let runtime = typedkv_testkit::runtime();
-    let (_server, raw, stores) = runtime.block_on(async {
-        let server = TestRedis::start().await;
-        let raw = server.raw_connection().await;
-        let stores: Vec<RedisStore<String>> = [false, true]
-            .into_iter()
-            .map(|batching| {
-                let pool = RedisPool::builder(server.url())
-                    .batching(batching)
-                    .build()
-                    .unwrap();
-                RedisStore::builder(pool, "tx").build().unwrap()
-            })
-            .collect();
-        (server, raw, stores)
-    });
+    let (_server, raw, stores) = runtime.block_on(server_and_stores());
     let mut runner = TestRunner::new(Config::with_cases(64));
     runner
         .run(&ids(), |ids| {

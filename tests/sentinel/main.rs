@@ -142,12 +142,7 @@ async fn passwords_never_appear(sentinel: &TestSentinel) {
 async fn calls_recover_after_the_master_is_killed() {
     let _turn = SETUPS.acquire().await.unwrap();
     let mut sentinel = TestSentinel::start().await;
-    let pool = sentinel
-        .pool_builder()
-        .response_timeout(Some(Duration::from_millis(500)))
-        .create_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let pool = failover_pool(&sentinel);
     let store: RedisSentinelStore<u64> = RedisSentinelStore::builder(pool, "w").build().unwrap();
     store.set("warm-up", &0).await.unwrap();
 
@@ -181,12 +176,7 @@ async fn transactions_end_by_their_deadline_and_keep_their_total_when_the_master
     const DEADLINE: Duration = Duration::from_secs(2);
     let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
-    let pool = sentinel
-        .pool_builder()
-        .response_timeout(Some(Duration::from_millis(500)))
-        .create_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let pool = failover_pool(&sentinel);
     let accounts: RedisSentinelStore<i64> =
         RedisSentinelStore::builder(pool, "bank").build().unwrap();
     let transfers = Transfers::start(accounts, 8, DEADLINE).await;
@@ -371,6 +361,16 @@ async fn the_cache_follows_a_switch_the_old_master_never_hears_of() {
         assert!(reader.await.unwrap() > 0);
     }
     assert!(cache.is_tracking());
+}
+
+/// A pool for calls through a failover: a reply within 0.5 s, a new connection within 1 s.
+fn failover_pool(sentinel: &TestSentinel) -> RedisSentinelPool {
+    sentinel
+        .pool_builder()
+        .response_timeout(Some(Duration::from_millis(500)))
+        .create_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
 }
 
 /// A pool logging in as `app`, a user made on every data node, so the sentinels' `default`
