@@ -8,13 +8,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
 use crate::backend::{
     Applied, Backend, Bytes, Check, CommitWrite, Committed, IndexSpace, IndexedOp, WriteExpiry,
 };
 use crate::error::Result;
 use crate::options::TtlPolicy;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 
 /// A backend as a transaction uses it: reads, and the atomic commit.
 pub(crate) trait Committer: Send + Sync {
