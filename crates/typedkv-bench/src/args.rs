@@ -47,7 +47,8 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                code for the same layout (lean tagged, lean partitioned), on a private
                3+3 cluster;
                transfer: a two-account transfer by typedkv::transaction beside
-               hand-written redis-rs WATCH/MULTI (the reference) and a Lua script,
+               hand-written redis-rs WATCH/MULTI (the reference), a Lua script, and
+               the leanest code of typedkv's design in redis-rs and in fred,
                with client and server CPU per call;
                encryption, compression: the cost of values at rest)
   --contenders A,B

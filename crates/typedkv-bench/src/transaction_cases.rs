@@ -2,13 +2,16 @@
 //! transaction, by typedkv's [`transaction`](typedkv::transaction) against the two ways
 //! people write it by hand with redis-rs: `WATCH` + `MGET` + `MULTI`/`EXEC`, retried when
 //! `EXEC` aborts, each task on a connection of its own (a watch belongs to its
-//! connection); and one Lua script, which needs no retry. At 1 and 64 tasks, with CPU per
-//! call; after each contender's rounds its accounts must still hold the total they started
-//! with, or the case fails.
+//! connection); and one Lua script, which needs no retry. Beside them, the leanest code of
+//! typedkv's own design (the client decides: `MGET`, then a script that writes only if both
+//! balances are as read), in redis-rs and in fred. At 1 and 64 tasks, with CPU per call;
+//! after each contender's rounds its accounts must still hold the total they started with,
+//! or the case fails.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, LuaInterface};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use typedkv::{BoxError, RedisStore, Store};
@@ -72,6 +75,7 @@ impl Bench {
             let () = raw.set(raw_account("watch", n), START).await?;
             let () = raw.set(raw_account("lua", n), START).await?;
             let () = raw.set(raw_account("lean", n), START).await?;
+            let () = raw.set(raw_account("fred", n), START).await?;
         }
         // A connection per task for the WATCH contender, opened before the rounds.
         let client = redis::Client::open(url)?;
@@ -79,10 +83,15 @@ impl Bench {
         for _ in 0..64 {
             dedicated.push(client.get_multiplexed_async_connection().await?);
         }
+        // fred, one client (one multiplexed connection, as the shared redis-rs one).
+        let fred = Builder::from_config(Config::from_url(url)?).build()?;
+        fred.init().await?;
+        let commit: String = fred.script_load(LUA_COMMIT).await?;
         let contenders = [
             watch_transfers(Arc::new(dedicated)),
             lua_transfers(self.raw.clone()),
             lean_transfers(self.raw.clone()),
+            fred_lean_transfers(fred.clone(), Arc::from(commit)),
             typed_transfers(accounts.clone()),
         ];
         let rows = measure(
@@ -96,20 +105,21 @@ impl Bench {
         .await?;
 
         // Every transfer kept the total, whoever ran it.
-        let mut totals = [0i64; 4];
+        let mut totals = [0i64; 5];
         for n in 0..ACCOUNTS {
-            let (watch, lua, lean): (i64, i64, i64) = (
+            let (watch, lua, lean, fred): (i64, i64, i64, i64) = (
                 raw.get(raw_account("watch", n)).await?,
                 raw.get(raw_account("lua", n)).await?,
                 raw.get(raw_account("lean", n)).await?,
+                raw.get(raw_account("fred", n)).await?,
             );
             let typed = accounts.get(&n.to_string()).await?.unwrap_or(0);
-            for (total, balance) in totals.iter_mut().zip([watch, lua, lean, typed]) {
+            for (total, balance) in totals.iter_mut().zip([watch, lua, lean, fred, typed]) {
                 *total += balance;
             }
         }
         let want = START * ACCOUNTS as i64;
-        if totals != [want; 4] {
+        if totals != [want; 5] {
             return Err(format!("transfers lost money: totals {totals:?}, want {want}").into());
         }
         Ok(rows)
@@ -197,6 +207,35 @@ fn lean_transfers(conn: MultiplexedConnection) -> Contender {
                         .arg(payee + 1)
                         .invoke_async(&mut conn)
                         .await?;
+                    if applied == 1 {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
+/// [`lean_transfers`] written with fred: `MGET`, then the commit script by its hash.
+fn fred_lean_transfers(client: Client, commit: Arc<str>) -> Contender {
+    contender("fred lean optimistic", move |task, deadline| {
+        let (client, commit) = (client.clone(), Arc::clone(&commit));
+        async move {
+            timed_until!(deadline, |i| async {
+                let (from, to) = pair(task, i);
+                let (from, to) = (raw_account("fred", from), raw_account("fred", to));
+                loop {
+                    let both: Vec<i64> = client.mget(vec![from.clone(), to.clone()]).await?;
+                    let [payer, payee] = both[..] else {
+                        return Err("fred's MGET answered other than two balances".into());
+                    };
+                    if payer < 1 {
+                        break;
+                    }
+                    let args = vec![payer, payee, payer - 1, payee + 1];
+                    let keys = vec![from.clone(), to.clone()];
+                    let applied: i64 = client.evalsha(&*commit, keys, args).await?;
                     if applied == 1 {
                         break;
                     }
