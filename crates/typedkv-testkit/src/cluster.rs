@@ -165,24 +165,15 @@ impl TestCluster {
     /// Sends the node on `port` `signal` (`-STOP` hangs it, as a stalled machine would;
     /// `-CONT` resumes it). Panics (this is test code) if there is none.
     pub fn signal(&self, port: u16, signal: &str) {
-        let server = self
-            .cluster
-            .servers
-            .iter()
-            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
-            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let servers = &self.cluster.servers;
+        let server = &servers[crate::server::position_of(servers, port, "node")];
         crate::server::send_signal(server.process.id(), signal);
     }
 
     /// Kills the node on `port` (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
-        let server = self
-            .cluster
-            .servers
-            .iter_mut()
-            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
-            .unwrap_or_else(|| panic!("no node on port {port}"));
-        server.stop();
+        let at = crate::server::position_of(&self.cluster.servers, port, "node");
+        self.cluster.servers[at].stop();
     }
 
     /// Waits until no slot is served by `port` any more (its replica was promoted) and

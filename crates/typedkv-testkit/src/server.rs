@@ -235,3 +235,13 @@ pub(crate) fn send_signal(pid: u32, signal: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill {signal} failed: {status}");
 }
+
+/// Where among `servers` the one listening on loopback `port` is (`what` names it in the
+/// panic, as this is test code, when there is none).
+#[cfg(any(feature = "cluster", feature = "sentinel"))]
+pub(crate) fn position_of(servers: &[RedisServer], port: u16, what: &str) -> usize {
+    servers
+        .iter()
+        .position(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
+        .unwrap_or_else(|| panic!("no {what} on port {port}"))
+}

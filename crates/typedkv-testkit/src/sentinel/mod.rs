@@ -276,24 +276,15 @@ impl TestSentinel {
     /// Sends the server on `port` `signal` (`-STOP` hangs it, as a stalled machine would;
     /// `-CONT` resumes it). Panics (this is test code) if there is none.
     pub fn signal(&self, port: u16, signal: &str) {
-        let server = self
-            .setup
-            .servers
-            .iter()
-            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
-            .unwrap_or_else(|| panic!("no server on port {port}"));
+        let servers = &self.setup.servers;
+        let server = &servers[crate::server::position_of(servers, port, "server")];
         crate::server::send_signal(server.process.id(), signal);
     }
 
     /// Kills the server on `port` (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
-        let server = self
-            .setup
-            .servers
-            .iter_mut()
-            .find(|server| server.host_and_port().map(|(_, p)| p) == Some(port))
-            .unwrap_or_else(|| panic!("no server on port {port}"));
-        server.stop();
+        let at = crate::server::position_of(&self.setup.servers, port, "server");
+        self.setup.servers[at].stop();
     }
 
     /// Asks a sentinel for a failover (`SENTINEL FAILOVER`): a replica is promoted and the
