@@ -235,7 +235,7 @@ pub(crate) fn write_args(
 }
 
 /// A guard as the scripts read it: its kind and its argument.
-pub(crate) fn guard_args(out: &mut impl ScriptArgs, guard: &Guard) {
+fn guard_args(out: &mut impl ScriptArgs, guard: &Guard) {
     let (guard, expected): (&str, &[u8]) = match guard {
         Guard::Always => ("always", b""),
         Guard::Absent => ("absent", b""),
@@ -249,7 +249,7 @@ pub(crate) fn guard_args(out: &mut impl ScriptArgs, guard: &Guard) {
 
 /// A write's value and expiry as the scripts read them: `set` and the bytes or `del` and
 /// nothing, then the expiry's kind and milliseconds.
-pub(crate) fn value_args(out: &mut impl ScriptArgs, value: Option<&[u8]>, expiry: WriteExpiry) {
+fn value_args(out: &mut impl ScriptArgs, value: Option<&[u8]>, expiry: WriteExpiry) {
     match value {
         Some(bytes) => {
             out.arg("set");
