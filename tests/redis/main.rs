@@ -8,6 +8,7 @@ mod axum_service;
 mod backend;
 mod batching;
 mod cache;
+mod concern;
 mod ids;
 #[path = "../common/index_load.rs"]
 mod index_load;

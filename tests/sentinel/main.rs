@@ -7,6 +7,7 @@
 // Tests report failures by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod concern;
 mod tls;
 
 use std::time::Duration;

@@ -183,6 +183,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// A write was sent but its [write concern](crate::WriteConcern) was not met in time:
+    /// fewer replicas (or disks) than asked confirmed it. The write **may have been
+    /// applied**: it is on the master and on the `acknowledged` replicas, and a failover now
+    /// may keep or drop it. As after a reply timeout, read the key to learn its state, or
+    /// write again (an idempotent write is safe to repeat).
+    #[error(
+        "{backend} confirmed the write ({keys}) on {acknowledged} of the {required} replicas asked for within {timeout:?}; it may have been applied"
+    )]
+    Unacknowledged {
+        /// Which backend.
+        backend: &'static str,
+        /// The key (or batch of keys) of the write.
+        keys: Keys,
+        /// How many replicas (with [`on_disk`](crate::WriteConcern::on_disk): how many
+        /// replicas' append-only files, or 0 when the master's own was not written) had it.
+        acknowledged: u32,
+        /// How many the concern asked for.
+        required: u32,
+        /// The concern's wait that elapsed.
+        timeout: Duration,
+    },
+
     /// [`Store::update`](crate::Store::update) found the value changed by someone else on
     /// every one of its attempts (extreme contention on one key); or a
     /// [transaction](crate::transaction) found, on every attempt, a key it had read changed
@@ -507,6 +529,7 @@ impl Error {
             Error::Connection { keys, .. }
             | Error::Pool { keys, .. }
             | Error::Timeout { keys, .. }
+            | Error::Unacknowledged { keys, .. }
             | Error::Refused { keys, .. }
             | Error::Protocol { keys, .. } => keys.first(),
             Error::Conflict { key, .. }
@@ -531,6 +554,7 @@ impl Error {
             Error::Connection { keys, .. }
             | Error::Pool { keys, .. }
             | Error::Timeout { keys, .. }
+            | Error::Unacknowledged { keys, .. }
             | Error::Refused { keys, .. }
             | Error::Protocol { keys, .. } => keys.count(),
             other => usize::from(other.key().is_some()),
@@ -548,6 +572,7 @@ impl Error {
             Error::Connection { .. }
             | Error::Pool { .. }
             | Error::Timeout { .. }
+            | Error::Unacknowledged { .. }
             | Error::Conflict { .. } => true,
             Error::Refused { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
             Error::Protocol { .. }
@@ -589,7 +614,7 @@ impl Error {
     }
 
     /// A short, stable name of the variant, for logs and metrics labels: `"timeout"`,
-    /// `"connection"`, `"pool"`, `"refused"`, `"protocol"`, `"conflict"`, `"load"`,
+    /// `"connection"`, `"pool"`, `"unacknowledged"`, `"refused"`, `"protocol"`, `"conflict"`, `"load"`,
     /// `"encode"`, `"decode"`, `"invalid_namespace"`, `"invalid_id"`, `"invalid_config"`,
     /// `"unique_violation"`, `"unknown_index"`, `"invalid_index"`, `"index_value"`,
     /// `"transaction"`.
@@ -601,6 +626,7 @@ impl Error {
             Error::Connection { .. } => "connection",
             Error::Pool { .. } => "pool",
             Error::Timeout { .. } => "timeout",
+            Error::Unacknowledged { .. } => "unacknowledged",
             Error::Refused { .. } => "refused",
             Error::Protocol { .. } => "protocol",
             Error::Conflict { .. } => "conflict",

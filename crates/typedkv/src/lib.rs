@@ -50,6 +50,7 @@
 mod at_rest;
 pub mod backend;
 pub mod codec;
+mod concern;
 pub mod envelope;
 mod error;
 pub mod index;
@@ -75,6 +76,7 @@ pub use crate::at_rest::Compression;
 pub use crate::at_rest::{EncryptionKey, Keyring};
 pub use crate::backend::{Backend, Guard, Swap, Write, WriteExpiry};
 pub use crate::codec::Bincode;
+pub use crate::concern::{Replicas, WriteConcern};
 pub use crate::error::{BoxError, DecodeProblem, Error, ErrorSource, Keys, Result, Waited};
 pub use crate::index::{
     Index, IndexKind, IndexReport, Order, RangeCursor, RangeKey, RangePage, RangeQuery,

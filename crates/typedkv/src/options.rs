@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::concern::WriteConcern;
+
 /// How long a written value lives. Part of [`SetOptions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -47,6 +49,9 @@ pub struct SetOptions {
     pub ttl: TtlPolicy,
     /// Condition of the write.
     pub condition: Condition,
+    /// The write concern of this write; `None`: the store's (see
+    /// [`WriteConcern`]).
+    pub concern: Option<WriteConcern>,
 }
 
 impl SetOptions {
@@ -56,6 +61,7 @@ impl SetOptions {
         SetOptions {
             ttl: TtlPolicy::StoreDefault,
             condition: Condition::Always,
+            concern: None,
         }
     }
 
@@ -86,6 +92,13 @@ impl SetOptions {
     /// Only write if the key is present.
     pub const fn if_present(mut self) -> Self {
         self.condition = Condition::IfPresent;
+        self
+    }
+
+    /// Acknowledge this write only once `concern` is met, instead of the store's concern
+    /// ([`WriteConcern::none`] for none).
+    pub const fn write_concern(mut self, concern: WriteConcern) -> Self {
+        self.concern = Some(concern);
         self
     }
 }

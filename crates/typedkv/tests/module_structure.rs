@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest layer first. A module may use its own layer and those
 /// before it.
 const LAYERS: &[&[&str]] = &[
-    &["error", "version", "options", "layout"],
+    &["error", "version", "concern", "options", "layout"],
     &["codec", "keyspace"],
     &["envelope"],
     &["at_rest", "backend"],

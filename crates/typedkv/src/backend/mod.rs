@@ -57,6 +57,7 @@ pub use self::indexes::{
 pub use self::members::Lex;
 pub(crate) use self::members::{prefix_range, range_member, value_member, value_prefix};
 pub use self::writes::{Guard, Swap, Write, WriteExpiry};
+use crate::concern::WriteConcern;
 use crate::error::{Error, Result};
 use crate::options::Expiry;
 
@@ -91,6 +92,26 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// because others ahead of it each waited theirs.
     fn response_timeout(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    /// This backend, with every write acknowledged only once `concern` is met (see
+    /// [`WriteConcern`]): a write whose concern is not met in time fails with
+    /// [`Error::Unacknowledged`]. Stores call it once when built with a concern, and per
+    /// write for [`SetOptions::write_concern`](crate::SetOptions::write_concern); so it
+    /// must be cheap (Redis pools: a clone with the concern beside it).
+    ///
+    /// The default takes [`WriteConcern::none`] and refuses any other with
+    /// [`Error::InvalidConfig`]: a backend that cannot tell how many replicas have a write
+    /// must not pretend it can. The memory backend has no
+    /// replicas to lose a write to and treats every concern as met.
+    fn with_concern(&self, concern: WriteConcern) -> Result<Self> {
+        if !concern.asks() {
+            return Ok(self.clone());
+        }
+        Err(Error::config(format!(
+            "the {} backend cannot wait for replicas: it has no write concern",
+            self.kind()
+        )))
     }
 
     /// The bytes stored at `key`, or `None`.

@@ -136,6 +136,12 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
+    /// Itself: a process' map has no replicas to lose a write to, so every concern is met.
+    fn with_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        concern.checked()?;
+        Ok(self.clone())
+    }
+
     /// The map's address: clones share it, separate maps differ (a
     /// [transaction](crate::transaction) refuses stores of another map).
     fn data_location(&self) -> String {

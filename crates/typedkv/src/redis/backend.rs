@@ -25,6 +25,10 @@ impl Backend for RedisPool {
         self.location()
     }
 
+    fn with_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        self.with_write_concern(concern)
+    }
+
     fn response_timeout(&self) -> Option<Duration> {
         self.shared().limits().response
     }
@@ -39,11 +43,11 @@ impl Backend for RedisPool {
         value: Bytes,
         write: Write,
     ) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().set(key, value, write)
+        self.shared().set(key, value, write, self.concern())
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().delete(key)
+        self.shared().delete(key, self.concern())
     }
 
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
@@ -63,7 +67,7 @@ impl Backend for RedisPool {
     }
 
     async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
-        self.shared().commit(checks, writes).await
+        self.shared().commit(checks, writes, self.concern()).await
     }
 
     async fn compare_and_swap(
@@ -74,7 +78,7 @@ impl Backend for RedisPool {
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.shared()
-            .compare_and_swap(key, guard, new, expiry)
+            .compare_and_swap(key, guard, new, expiry, self.concern())
             .await
     }
 
@@ -88,11 +92,13 @@ impl Backend for RedisPool {
     }
 
     async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
-        self.shared().delete_many(keys).await
+        self.shared().delete_many(keys, self.concern()).await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-        self.shared().set_many(entries, expiry).await
+        self.shared()
+            .set_many(entries, expiry, self.concern())
+            .await
     }
 
     fn index_support(&self) -> IndexSupport {
@@ -100,7 +106,9 @@ impl Backend for RedisPool {
     }
 
     async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
-        self.shared().apply_indexed(space, ops).await
+        self.shared()
+            .apply_indexed(space, ops, self.concern())
+            .await
     }
 
     async fn index_members(

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use ::redis::{Cmd, Pipeline, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
 use futures::FutureExt;
+use futures::future::Either;
 
 use super::batching::Plain;
 use super::errors::unexpected;
@@ -19,6 +20,7 @@ use crate::backend::{
     Applied, Bytes, Check, CommitWrite, Committed, Guard, IndexSpace, IndexedOp, Lex, Order,
     StaleMember, Swap, Write, WriteExpiry,
 };
+use crate::concern::WriteConcern;
 use crate::error::{Error, Result};
 use crate::options::ceil_millis;
 use crate::options::{Condition, Expiry};
@@ -27,18 +29,22 @@ use crate::redis::keys::KeyBatch;
 /// Compare-and-swap of one key, in Lua so that the comparison and the write are one atomic
 /// step on the server (WATCH would need a connection of its own; cluster nodes run a
 /// single-key script just as well).
-static COMPARE_AND_SWAP: LazyLock<Script> =
+pub(super) static COMPARE_AND_SWAP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("compare_and_swap.lua")));
 
 /// A transaction's commit: its checks and writes in one script (see `commit.lua`).
-static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("commit.lua")));
+pub(super) static COMMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("commit.lua")));
 
 /// One key of a commit: what it must hold (if it was read) and what it becomes (if
 /// written).
-type CommitEntry<'a> = (&'a str, Option<&'a Guard>, Option<&'a CommitWrite>);
+pub(super) type CommitEntry<'a> = (&'a str, Option<&'a Guard>, Option<&'a CommitWrite>);
 
 /// The keys of a commit, each once: those of the checks, in order, then those only written.
-fn commit_entries<'a>(checks: &'a [Check], writes: &'a [CommitWrite]) -> Vec<CommitEntry<'a>> {
+pub(super) fn commit_entries<'a>(
+    checks: &'a [Check],
+    writes: &'a [CommitWrite],
+) -> Vec<CommitEntry<'a>> {
     let mut entries: Vec<CommitEntry<'a>> = checks
         .iter()
         .map(|check| (check.key.as_str(), Some(&check.guard), None))
@@ -59,7 +65,7 @@ fn commit_entries<'a>(checks: &'a [Check], writes: &'a [CommitWrite]) -> Vec<Com
 
 /// `commit.lua`'s keys and arguments for `entries`: four per key, what it must hold and
 /// what it becomes.
-fn commit_args(out: &mut impl indexes::ScriptArgs, entries: &[CommitEntry<'_>]) {
+pub(super) fn commit_args(out: &mut impl indexes::ScriptArgs, entries: &[CommitEntry<'_>]) {
     for (key, _, _) in entries {
         out.key(key);
     }
@@ -91,6 +97,34 @@ fn commit_args(out: &mut impl indexes::ScriptArgs, entries: &[CommitEntry<'_>]) 
                 out.arg(value.as_slice());
             }
         }
+    }
+}
+
+/// What the compare-and-swap script's reply says, or the reply as text if it is none of
+/// its answers.
+pub(super) fn swapped(reply: Vec<Value>) -> std::result::Result<Swap, String> {
+    let mut reply = reply.into_iter();
+    match (reply.next(), reply.next()) {
+        (Some(Value::Int(1)), None) => Ok(Swap::Done),
+        (Some(Value::Int(0)), Some(Value::BulkString(found))) => Ok(Swap::Changed(Some(found))),
+        // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
+        (Some(Value::Int(0)), None | Some(Value::Nil) | Some(Value::Boolean(false))) => {
+            Ok(Swap::Changed(None))
+        }
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// What the commit script's reply says about a commit with `checks` checks, if it is one
+/// of its answers.
+pub(super) fn committed(reply: &[Value], checks: usize) -> Option<Committed> {
+    match reply {
+        [Value::Int(1)] => Some(Committed::Done),
+        [Value::Int(0), Value::Int(n)] => usize::try_from(*n)
+            .ok()
+            .filter(|n| (1..=checks).contains(n))
+            .map(|n| Committed::Changed { check: n - 1 }),
+        _ => None,
     }
 }
 
@@ -134,7 +168,7 @@ pub(crate) fn scan_command(prefix: &str, cursor: u64, count: usize) -> (String, 
 }
 
 /// Appends the expiry arguments of `SET`.
-fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
+pub(super) fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
     match expiry {
         WriteExpiry::Never => {}
         WriteExpiry::After(ttl) => {
@@ -146,8 +180,25 @@ fn expiry_args(cmd: &mut Cmd, expiry: WriteExpiry) {
     }
 }
 
+/// `SET key value [NX|XX] [PX ttl|KEEPTTL]`.
+pub(super) fn set_command(key: &str, value: &[u8], write: Write) -> Cmd {
+    let mut cmd = ::redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    match write.condition {
+        Condition::Always => {}
+        Condition::IfAbsent => {
+            cmd.arg("NX");
+        }
+        Condition::IfPresent => {
+            cmd.arg("XX");
+        }
+    }
+    expiry_args(&mut cmd, write.expiry);
+    cmd
+}
+
 /// `command key`.
-fn on_key(command: &str, key: &str) -> Cmd {
+pub(super) fn on_key(command: &str, key: &str) -> Cmd {
     let mut cmd = ::redis::cmd(command);
     cmd.arg(key);
     cmd
@@ -175,34 +226,38 @@ where
         key: &str,
         value: Bytes,
         write: Write,
+        concern: Option<WriteConcern>,
     ) -> impl Future<Output = Result<bool>> + Send {
+        if let Some(concern) = concern {
+            // Boxed: inlined, it would enlarge every `set`'s future.
+            return Either::Left(Box::pin(self.set_acknowledged(key, value, write, concern)));
+        }
         let plain = if write.condition == Condition::Always && write.expiry == WriteExpiry::Never {
             // What `MSET` does, so a batch can carry it in one.
             Plain::Set(key, value)
         } else {
-            let mut cmd = ::redis::cmd("SET");
-            cmd.arg(key).arg(value);
-            match write.condition {
-                Condition::Always => {}
-                Condition::IfAbsent => {
-                    cmd.arg("NX");
-                }
-                Condition::IfPresent => {
-                    cmd.arg("XX");
-                }
-            }
-            expiry_args(&mut cmd, write.expiry);
-            Plain::Cmd(cmd)
+            Plain::Cmd(set_command(key, &value, write))
         };
         // OK when written, nil when the NX/XX condition was not met.
-        self.single(key, plain, Resend::Never)
-            .map(|reply: Result<Value>| Ok(!matches!(reply?, Value::Nil)))
+        Either::Right(
+            self.single(key, plain, Resend::Never)
+                .map(|reply: Result<Value>| Ok(!matches!(reply?, Value::Nil))),
+        )
     }
 
-    pub(crate) fn delete(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
+    pub(crate) fn delete(
+        self: &Arc<Self>,
+        key: &str,
+        concern: Option<WriteConcern>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        if let Some(concern) = concern {
+            return Either::Left(Box::pin(self.delete_acknowledged(key, concern)));
+        }
         // UNLINK frees large values off Redis' main thread.
-        self.single(key, Plain::Cmd(on_key("UNLINK", key)), Resend::Never)
-            .map(|removed: Result<u64>| Ok(removed? > 0))
+        Either::Right(
+            self.single(key, Plain::Cmd(on_key("UNLINK", key)), Resend::Never)
+                .map(|removed: Result<u64>| Ok(removed? > 0)),
+        )
     }
 
     pub(crate) fn exists(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<bool>> + Send {
@@ -233,24 +288,22 @@ where
         guard: &Guard,
         new: Option<Bytes>,
         expiry: WriteExpiry,
+        concern: Option<WriteConcern>,
     ) -> Result<Swap> {
+        if let Some(concern) = concern {
+            return Box::pin(self.compare_and_swap_acknowledged(key, guard, new, expiry, concern))
+                .await;
+        }
         let mut invocation = COMPARE_AND_SWAP.key(key);
         indexes::write_args(&mut invocation, guard, new.as_deref(), expiry);
         let reply: Vec<Value> = self.invoke(&key, &invocation).await?;
-        let mut reply = reply.into_iter();
-        match (reply.next(), reply.next()) {
-            (Some(Value::Int(1)), None) => Ok(Swap::Done),
-            (Some(Value::Int(0)), Some(Value::BulkString(found))) => Ok(Swap::Changed(Some(found))),
-            // Lua's false (absent key) is nil in RESP2 and a boolean in RESP3.
-            (Some(Value::Int(0)), None | Some(Value::Nil) | Some(Value::Boolean(false))) => {
-                Ok(Swap::Changed(None))
-            }
-            other => Err(unexpected(
+        swapped(reply).map_err(|other| {
+            unexpected(
                 &key,
                 self.limits(),
-                format!("the compare-and-swap script answered {other:?}"),
-            )),
-        }
+                format!("the compare-and-swap script answered {other}"),
+            )
+        })
     }
 
     /// One `EVALSHA` of `commit.lua`, about its first key (on a cluster, the caller has
@@ -261,7 +314,11 @@ where
         self: &Arc<Self>,
         checks: &[Check],
         writes: &[CommitWrite],
+        concern: Option<WriteConcern>,
     ) -> Result<Committed> {
+        if let Some(concern) = concern {
+            return self.commit_acknowledged(checks, writes, concern).await;
+        }
         let entries = commit_entries(checks, writes);
         let first = entries.first().map_or("", |(key, _, _)| *key);
         let batch = KeyBatch::starting(Some(first), entries.len());
@@ -276,25 +333,13 @@ where
             }
             reply => reply?,
         };
-        let position = |n: &i64| {
-            usize::try_from(*n)
-                .ok()
-                .filter(|n| (1..=checks.len()).contains(n))
-        };
-        match reply.as_slice() {
-            [Value::Int(1)] => return Ok(Committed::Done),
-            [Value::Int(0), Value::Int(n)] => {
-                if let Some(n) = position(n) {
-                    return Ok(Committed::Changed { check: n - 1 });
-                }
-            }
-            _ => {}
-        }
-        Err(unexpected(
-            &batch,
-            self.limits(),
-            format!("the commit script answered {reply:?}"),
-        ))
+        committed(&reply, checks.len()).ok_or_else(|| {
+            unexpected(
+                &batch,
+                self.limits(),
+                format!("the commit script answered {reply:?}"),
+            )
+        })
     }
 
     pub(crate) async fn scan_page(
@@ -307,7 +352,14 @@ where
         self.query(&pattern, &cmd, Resend::Safe).await
     }
 
-    pub(crate) async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
+    pub(crate) async fn delete_many(
+        &self,
+        keys: &[Bytes],
+        concern: Option<WriteConcern>,
+    ) -> Result<u64> {
+        if let Some(concern) = concern {
+            return self.delete_many_acknowledged(keys, concern).await;
+        }
         let batch = KeyBatch::new(keys);
         self.query(&batch, ::redis::cmd("UNLINK").arg(keys), Resend::Never)
             .await
@@ -323,7 +375,11 @@ where
         &self,
         entries: Vec<(String, Bytes)>,
         expiry: WriteExpiry,
+        concern: Option<WriteConcern>,
     ) -> Result<()> {
+        if let Some(concern) = concern {
+            return self.set_many_acknowledged(&entries, expiry, concern).await;
+        }
         let batch = KeyBatch::from_entries(&entries);
         match expiry {
             // MSET is atomic but cannot set a TTL.
@@ -343,7 +399,11 @@ where
         self: &Arc<Self>,
         space: &IndexSpace,
         ops: &[IndexedOp],
+        concern: Option<WriteConcern>,
     ) -> Result<Applied> {
+        if let Some(concern) = concern {
+            return self.apply_indexed_acknowledged(space, ops, concern).await;
+        }
         // An unguarded `set` goes as a plain call: with others in flight, the queued ones of
         // a store share one script call, which the server enters once for all of them.
         if let [op] = ops

@@ -42,6 +42,13 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     /// Detaches the connection from its pool for good, freeing its slot.
     fn detach(self);
 
+    /// Makes `conn` (a handle of a connection checked out for one caller) wait up to
+    /// `limit` for each reply, for a command that blocks on the server (a write concern's
+    /// `WAIT`). Where a handle cannot (a cluster's), its replies keep the pool's limit.
+    fn reply_within(conn: &mut Self::Conn, limit: Duration) {
+        let _ = (conn, limit);
+    }
+
     /// Whether `conn` is still of use, asked after a command timed out on a connection that
     /// is kept on errors (a cluster's); `false` replaces it. Takes at most `limit`, and
     /// the caller bounds it too.
@@ -60,6 +67,10 @@ impl Pooled for deadpool_redis::Connection {
 
     fn detach(self) {
         drop(deadpool_redis::Connection::take(self));
+    }
+
+    fn reply_within(conn: &mut MultiplexedConnection, limit: Duration) {
+        conn.set_response_timeout(limit);
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod cache;
 #[cfg(feature = "cluster")]
 pub(crate) mod cluster;
 mod commands;
+mod concern;
 mod config;
 mod errors;
 mod indexes;

@@ -48,6 +48,9 @@ impl RedisPoolBuilder<Standalone> {
 #[derive(Clone)]
 pub struct RedisPool {
     inner: Arc<Inner>,
+    /// The write concern of this handle's writes (`Backend::with_concern`); `None` for
+    /// none.
+    concern: Option<crate::WriteConcern>,
 }
 
 struct Inner {
@@ -107,6 +110,7 @@ impl RedisPool {
                 settings,
                 info,
             }),
+            concern: None,
         })
     }
 
@@ -120,6 +124,20 @@ impl RedisPool {
     #[cfg(feature = "cache")]
     pub(crate) fn connection_info(&self) -> &::redis::ConnectionInfo {
         &self.inner.info
+    }
+
+    /// This pool's handle with every write acknowledged per `concern` (see
+    /// `redis/concern.rs`).
+    pub(crate) fn with_write_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        Ok(RedisPool {
+            inner: Arc::clone(&self.inner),
+            concern: concern.kept()?,
+        })
+    }
+
+    /// The write concern of this handle's writes.
+    pub(crate) fn concern(&self) -> Option<crate::WriteConcern> {
+        self.concern
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<Manager, Connection>> {

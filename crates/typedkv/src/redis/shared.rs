@@ -68,6 +68,8 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     batcher: Option<BatcherOf<W>>,
     /// A connection is being probed after a timeout (one probe at a time per pool).
     probing: Arc<AtomicBool>,
+    /// The server was found to have `WAITAOF` (see `concern.rs`); asked until it has.
+    pub(crate) has_waitaof: AtomicBool,
 }
 
 impl<M, W> Shared<M, W>
@@ -105,6 +107,7 @@ where
             limits: settings.limits(backend),
             batcher: settings.batching.then(Default::default),
             probing: Arc::default(),
+            has_waitaof: AtomicBool::new(false),
         })
     }
 
@@ -140,10 +143,12 @@ where
 
     /// A connection of the pool for the caller alone.
     pub(crate) async fn checkout(&self) -> Result<W> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| self.pool_failed(&NoKey, e))
+        self.checkout_for(&NoKey).await
+    }
+
+    /// A connection of the pool for the caller alone, to send commands on `keys`.
+    pub(crate) async fn checkout_for(&self, keys: &dyn ToKeys) -> Result<W> {
+        self.pool.get().await.map_err(|e| self.pool_failed(keys, e))
     }
 
     /// Opens every lane that is not open yet and `PING`s on each.

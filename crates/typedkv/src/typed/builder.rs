@@ -14,6 +14,7 @@ use super::{DEFAULT_SCHEMA_VERSION, Inner, TypedStore};
 use crate::at_rest::AtRest;
 use crate::backend::Backend;
 use crate::codec::{Bincode, Codec};
+use crate::concern::WriteConcern;
 use crate::envelope::Stamp;
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -52,6 +53,7 @@ impl<T, B: Backend> TypedStore<T, B, Bincode> {
             migrations_dropped: false,
             indexes: Vec::new(),
             at_rest: AtRest::default(),
+            concern: WriteConcern::none(),
             _values: PhantomData,
         }
     }
@@ -74,6 +76,7 @@ pub struct StoreBuilder<T, B, C> {
     migrations_dropped: bool,
     indexes: Vec<Index<T>>,
     at_rest: AtRest,
+    concern: WriteConcern,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -91,6 +94,7 @@ impl<T, B: Backend, C: Codec> std::fmt::Debug for StoreBuilder<T, B, C> {
             .field("migrations", &self.migrations.schemas().collect::<Vec<_>>())
             .field("indexes", &self.indexes)
             .field("at_rest", &self.at_rest)
+            .field("write_concern", &self.concern)
             .finish_non_exhaustive()
     }
 }
@@ -170,8 +174,29 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 || self.migrations.schemas().next().is_some(),
             indexes: self.indexes,
             at_rest: self.at_rest,
+            concern: self.concern,
             _values: PhantomData,
         }
+    }
+
+    /// How many replicas must have each write of this store before it is acknowledged
+    /// (`set`, `set_many`, `update`, `set_if_version`, deletes, index entries): see
+    /// [`WriteConcern`]. One write may ask otherwise in
+    /// [`SetOptions::write_concern`](crate::SetOptions::write_concern). Default:
+    /// [`WriteConcern::none`]. `build` fails with [`Error::InvalidConfig`] for a wait of zero
+    /// or a backend without write concerns (the memory backend treats every concern as met).
+    ///
+    /// ```no_run
+    /// # use typedkv::{redis::RedisPool, RedisStore, WriteConcern};
+    /// # let pool = RedisPool::from_url("redis://127.0.0.1:6379")?;
+    /// let orders = RedisStore::<String>::builder(pool, "order")
+    ///     .write_concern(WriteConcern::replicas(1))
+    ///     .build()?;
+    /// # Ok::<(), typedkv::Error>(())
+    /// ```
+    pub fn write_concern(mut self, concern: WriteConcern) -> Self {
+        self.concern = concern;
+        self
     }
 
     /// The schema version written into the envelope of every value, and required of every
@@ -401,6 +426,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         let layout = if enveloped { Layout::of::<T>() } else { None };
         #[cfg(feature = "cache")]
         let listen_key = super::write_listeners::key(&self.backend, keyspace.prefix());
+        let backend = match self.concern.checked()?.asks() {
+            true => self.backend.with_concern(self.concern)?,
+            false => self.backend,
+        };
         Ok(TypedStore {
             inner: Arc::new(Inner {
                 #[cfg(feature = "cache")]
@@ -410,7 +439,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 #[cfg(feature = "cache")]
                 listen_key,
                 codec: self.codec,
-                backend: self.backend,
+                backend,
                 keyspace,
                 stamp: Stamp::new(self.schema).with_layout(layout),
                 default_ttl,

@@ -206,14 +206,19 @@ where
     /// only if that entity's current value still gives it: a holder changed around the
     /// indexes (another program, a store without them) loses its stale member here, and the
     /// write is tried again.
-    pub(super) async fn apply_in(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
+    pub(super) async fn apply_in(
+        &self,
+        backend: &B,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+    ) -> Result<Applied> {
         let violation = |key: String, index: usize, value: Bytes| Error::UniqueViolation {
             key,
             index: space.indexes[index].name.clone(),
             value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
         };
         for _ in 0..STALE_HOLDERS {
-            match self.inner.backend.apply_indexed(space, ops).await? {
+            match backend.apply_indexed(space, ops).await? {
                 Applied::Taken {
                     key, index, value, ..
                 } => return Err(violation(key, index, value)),
@@ -251,6 +256,7 @@ where
     /// `set` of an indexed store: the write and its index entries in one step.
     pub(super) async fn write_indexed(
         &self,
+        backend: &B,
         key: &str,
         value: &T,
         bytes: Bytes,
@@ -262,7 +268,7 @@ where
             Condition::IfPresent => Guard::Present,
         };
         let op = self.op(key, guard, Some((value, bytes)), write.expiry)?;
-        let applied = self.apply(&[op]).await;
+        let applied = self.apply_on(backend, &[op]).await;
         applied.map(|applied| matches!(applied, Applied::Done { .. }))
     }
 

@@ -314,7 +314,14 @@ impl<T, B: Backend, C: Codec> TypedStore<T, B, C> {
             let write = Write::new(self.expiry(options.ttl)?, options.condition);
             let bytes = self.encode(&key, value)?;
             span.record("bytes", bytes.len());
-            self.write(&key, value, bytes, write).await
+            match options.concern {
+                None => self.write(&key, value, bytes, write).await,
+                // Boxed: rare, and inlined it would enlarge every `set`'s future.
+                Some(concern) => {
+                    let backend = self.inner.backend.with_concern(concern.checked()?)?;
+                    Box::pin(self.write_on(&backend, &key, value, bytes, write)).await
+                }
+            }
         })
     }
 

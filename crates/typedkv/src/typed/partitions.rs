@@ -40,13 +40,18 @@ where
     /// the other partitions' steps may have been applied; otherwise `Done`, with the deletes
     /// that found their entity summed.
     pub(super) async fn apply(&self, ops: &[IndexedOp]) -> Result<Applied> {
+        self.apply_on(&self.inner.backend, ops).await
+    }
+
+    /// [`apply`](Self::apply) on `backend` (the store's, or with one write's concern).
+    pub(super) async fn apply_on(&self, backend: &B, ops: &[IndexedOp]) -> Result<Applied> {
         if let [space] = self.indexes.spaces.as_slice() {
-            return self.apply_in(space, ops).await;
+            return self.apply_in(backend, space, ops).await;
         }
         let by_partition = by_partition(ops.iter().cloned(), |op| self.partition_of_key(&op.key));
         let steps = by_partition
             .iter()
-            .map(|(&p, ops)| self.apply_in(&self.indexes.spaces[p], ops));
+            .map(|(&p, ops)| self.apply_in(backend, &self.indexes.spaces[p], ops));
         let mut existed = 0;
         for applied in try_join_all(steps).await? {
             match applied {

@@ -72,7 +72,7 @@ where
         let store = self.clone();
         Arc::new(move |space, ops| {
             let store = store.clone();
-            async move { store.apply_in(&space, &ops).await }.boxed()
+            async move { store.apply_in(&store.inner.backend, &space, &ops).await }.boxed()
         })
     }
 

@@ -32,9 +32,24 @@ where
         bytes: Bytes,
         write: Write,
     ) -> impl Future<Output = Result<bool>> + Send + 'a {
+        self.write_on(&self.inner.backend, key, value, bytes, write)
+    }
+
+    /// [`write`](Self::write) on `backend`: the store's own, or the store's with the write
+    /// concern of one write.
+    pub(super) fn write_on<'a>(
+        &'a self,
+        backend: &'a B,
+        key: &'a str,
+        value: &'a T,
+        bytes: Bytes,
+        write: Write,
+    ) -> impl Future<Output = Result<bool>> + Send + 'a {
         let written = match self.indexed() {
-            false => Either::Left(self.inner.backend.set(key, bytes, write)),
-            true => Either::Right(Box::pin(self.write_indexed(key, value, bytes, write))),
+            false => Either::Left(backend.set(key, bytes, write)),
+            true => Either::Right(Box::pin(
+                self.write_indexed(backend, key, value, bytes, write),
+            )),
         };
         written.inspect(move |_| self.wrote([key.as_bytes()]))
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ::redis::cluster_routing::{RoutingInfo, Slot};
+use ::redis::cluster_routing::RoutingInfo;
 use ::redis::{Cmd, FromRedisValue, RedisError};
 use deadpool::managed::Object;
 use futures::future::try_join_all;
@@ -20,6 +20,7 @@ use crate::backend::{
     IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
+use crate::keyspace::slots::slot_of;
 use crate::options::Expiry;
 use crate::redis::commands::set_each;
 use crate::redis::keys::{KeyBatch, ToKeys};
@@ -43,6 +44,18 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
     }
 }
 
+/// `items` grouped by the slot of their key.
+fn by_slot<I>(
+    items: impl IntoIterator<Item = I>,
+    key: impl Fn(&I) -> &[u8],
+) -> HashMap<u16, Vec<I>> {
+    let mut by_slot: HashMap<u16, Vec<I>> = HashMap::new();
+    for item in items {
+        by_slot.entry(slot_of(key(&item))).or_default().push(item);
+    }
+    by_slot
+}
+
 impl Backend for RedisClusterPool {
     /// `"redis-cluster"`, as every error of this pool names its backend.
     fn kind(&self) -> &'static str {
@@ -51,6 +64,10 @@ impl Backend for RedisClusterPool {
 
     fn data_location(&self) -> String {
         self.location()
+    }
+
+    fn with_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        self.with_write_concern(concern)
     }
 
     fn response_timeout(&self) -> Option<Duration> {
@@ -67,11 +84,11 @@ impl Backend for RedisClusterPool {
         value: Bytes,
         write: Write,
     ) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().set(key, value, write)
+        self.shared().set(key, value, write, self.concern())
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().delete(key)
+        self.shared().delete(key, self.concern())
     }
 
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
@@ -97,7 +114,7 @@ impl Backend for RedisClusterPool {
             .map(|check| check.key.as_str())
             .chain(writes.iter().map(|write| write.key.as_str()));
         crate::keyspace::slots::one_slot(keys)?;
-        self.shared().commit(checks, writes).await
+        self.shared().commit(checks, writes, self.concern()).await
     }
 
     async fn compare_and_swap(
@@ -108,7 +125,7 @@ impl Backend for RedisClusterPool {
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.shared()
-            .compare_and_swap(key, guard, new, expiry)
+            .compare_and_swap(key, guard, new, expiry, self.concern())
             .await
     }
 
@@ -122,29 +139,43 @@ impl Backend for RedisClusterPool {
         self.scan_master_page(prefix, cursor, count).await
     }
 
+    /// `UNLINK`, split per slot by redis-rs; with a write concern, one `UNLINK` and its wait
+    /// per slot, sent concurrently.
     async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
-        self.shared().delete_many(keys).await
+        let Some(concern) = self.concern() else {
+            return self.shared().delete_many(keys, None).await;
+        };
+        let by_slot = by_slot(keys.iter().cloned(), |key| key.as_slice());
+        let deletes = by_slot.into_values().map(|keys| async move {
+            self.shared().delete_many_acknowledged(&keys, concern).await
+        });
+        Ok(try_join_all(deletes).await?.into_iter().sum())
     }
 
     /// Atomic per slot: `MSET` (split per slot by redis-rs) without a TTL, one `MULTI`/`EXEC`
-    /// of `SET ... PX` per slot with one. Slots are written concurrently; if one fails, the
-    /// others may have been written.
+    /// of `SET ... PX` per slot with one; with a write concern, each slot's write and its
+    /// wait in one pipeline. Slots are written concurrently; if one fails, the others may
+    /// have been written.
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-        if !matches!(expiry, WriteExpiry::After(_)) {
-            return self.shared().set_many(entries, expiry).await;
+        let concern = self.concern();
+        if concern.is_none() && !matches!(expiry, WriteExpiry::After(_)) {
+            return self.shared().set_many(entries, expiry, None).await;
         }
-        let mut by_slot: HashMap<Slot, Vec<(String, Bytes)>> = HashMap::new();
-        for (key, bytes) in entries {
-            by_slot
-                .entry(Slot::for_key(&key))
-                .or_default()
-                .push((key, bytes));
-        }
+        let by_slot = by_slot(entries, |(key, _)| key.as_bytes());
         let writes = by_slot.into_values().map(|entries| async move {
             let batch = KeyBatch::from_entries(&entries);
-            self.shared()
-                .query_pipeline::<()>(&batch, &set_each(&entries, expiry))
-                .await
+            match concern {
+                Some(concern) => {
+                    let shared = self.shared();
+                    shared
+                        .set_many_acknowledged(&entries, expiry, concern)
+                        .await
+                }
+                None => {
+                    let pipe = set_each(&entries, expiry);
+                    self.shared().query_pipeline::<()>(&batch, &pipe).await
+                }
+            }
         });
         try_join_all(writes).await.map(drop)
     }
@@ -157,7 +188,9 @@ impl Backend for RedisClusterPool {
 
     /// The one atomic script, as on a single server (indexed stores are hash-tagged here).
     async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
-        self.shared().apply_indexed(space, ops).await
+        self.shared()
+            .apply_indexed(space, ops, self.concern())
+            .await
     }
 
     async fn index_members(

@@ -74,6 +74,9 @@ pub enum Cluster {}
 #[derive(Clone)]
 pub struct RedisClusterPool {
     inner: Arc<Inner>,
+    /// The write concern of this handle's writes (`Backend::with_concern`); `None` for
+    /// none.
+    concern: Option<crate::WriteConcern>,
 }
 
 struct Inner {
@@ -115,6 +118,7 @@ impl RedisClusterPool {
                 location: format!("cluster@{}", settings.addresses()),
                 settings,
             }),
+            concern: None,
         })
     }
 
@@ -154,6 +158,20 @@ impl RedisClusterPool {
     #[cfg(feature = "cache")]
     pub(crate) fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// This pool's handle with every write acknowledged per `concern` (see
+    /// `redis/concern.rs`).
+    pub(crate) fn with_write_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        Ok(RedisClusterPool {
+            inner: Arc::clone(&self.inner),
+            concern: concern.kept()?,
+        })
+    }
+
+    /// The write concern of this handle's writes.
+    pub(crate) fn concern(&self) -> Option<crate::WriteConcern> {
+        self.concern
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<ClusterManager, Object<ClusterManager>>> {

@@ -87,6 +87,17 @@ pub(super) fn apply_invocation<'a>(space: &IndexSpace, ops: &[IndexedOp]) -> Scr
     invocation
 }
 
+/// `EVALSHA` of the script applying `ops` as one batch, all or nothing, for a pipeline
+/// (see [`apply_script`] to load it where the server lacks it).
+pub(crate) fn apply_cmd(space: &IndexSpace, ops: &[IndexedOp]) -> Cmd {
+    apply_call(space, ops.iter(), false)
+}
+
+/// The script [`apply_cmd`] calls.
+pub(crate) fn apply_script() -> &'static Script {
+    &APPLY
+}
+
 /// `EVALSHA` of the script applying the [`coalescable`] `ops` of separate callers, each on
 /// its own: its reply is the count of a batch (0), or `{4, op, ...}` naming the ops left out
 /// (a unique value held, a record of another Redis type), whose callers send them again
@@ -95,12 +106,21 @@ pub(crate) fn coalesced_apply<'o>(
     space: &IndexSpace,
     ops: impl Iterator<Item = &'o IndexedOp> + Clone,
 ) -> Cmd {
+    apply_call(space, ops, true)
+}
+
+/// `EVALSHA` of `apply.lua` on `ops`, as one batch or each on its own (`independent`).
+fn apply_call<'o>(
+    space: &IndexSpace,
+    ops: impl Iterator<Item = &'o IndexedOp> + Clone,
+    independent: bool,
+) -> Cmd {
     let (args, bytes) = apply_size(space, ops.clone());
     let mut cmd = Cmd::with_capacity(args, bytes);
     cmd.arg("EVALSHA")
         .arg(APPLY.get_hash())
         .arg(2 * space.indexes.len() + 2 * ops.clone().count());
-    apply_args(&mut cmd, space, ops, true);
+    apply_args(&mut cmd, space, ops, independent);
     cmd
 }
 

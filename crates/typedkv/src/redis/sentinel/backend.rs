@@ -23,6 +23,10 @@ impl Backend for RedisSentinelPool {
         self.location()
     }
 
+    fn with_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        self.with_write_concern(concern)
+    }
+
     fn response_timeout(&self) -> Option<Duration> {
         self.shared().limits().response
     }
@@ -37,11 +41,11 @@ impl Backend for RedisSentinelPool {
         value: Bytes,
         write: Write,
     ) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().set(key, value, write)
+        self.shared().set(key, value, write, self.concern())
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        self.shared().delete(key)
+        self.shared().delete(key, self.concern())
     }
 
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
@@ -61,7 +65,7 @@ impl Backend for RedisSentinelPool {
     }
 
     async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
-        self.shared().commit(checks, writes).await
+        self.shared().commit(checks, writes, self.concern()).await
     }
 
     async fn compare_and_swap(
@@ -72,7 +76,7 @@ impl Backend for RedisSentinelPool {
         expiry: WriteExpiry,
     ) -> Result<Swap> {
         self.shared()
-            .compare_and_swap(key, guard, new, expiry)
+            .compare_and_swap(key, guard, new, expiry, self.concern())
             .await
     }
 
@@ -86,11 +90,13 @@ impl Backend for RedisSentinelPool {
     }
 
     async fn delete_many(&self, keys: &[Bytes]) -> Result<u64> {
-        self.shared().delete_many(keys).await
+        self.shared().delete_many(keys, self.concern()).await
     }
 
     async fn set_many(&self, entries: Vec<(String, Bytes)>, expiry: WriteExpiry) -> Result<()> {
-        self.shared().set_many(entries, expiry).await
+        self.shared()
+            .set_many(entries, expiry, self.concern())
+            .await
     }
 
     fn index_support(&self) -> IndexSupport {
@@ -98,7 +104,9 @@ impl Backend for RedisSentinelPool {
     }
 
     async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
-        self.shared().apply_indexed(space, ops).await
+        self.shared()
+            .apply_indexed(space, ops, self.concern())
+            .await
     }
 
     async fn index_members(

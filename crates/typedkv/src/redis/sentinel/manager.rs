@@ -132,4 +132,8 @@ impl Pooled for Object<SentinelManager> {
     fn detach(self) {
         drop(Object::take(self));
     }
+
+    fn reply_within(conn: &mut MultiplexedConnection, limit: std::time::Duration) {
+        conn.set_response_timeout(limit);
+    }
 }

@@ -145,6 +145,9 @@ impl RedisPoolBuilder<Sentinel> {
 #[derive(Clone)]
 pub struct RedisSentinelPool {
     inner: Arc<Inner>,
+    /// The write concern of this handle's writes (`Backend::with_concern`); `None` for
+    /// none.
+    concern: Option<crate::WriteConcern>,
 }
 
 /// A pool of connections that a [`SentinelManager`] makes.
@@ -257,6 +260,7 @@ impl RedisSentinelPool {
                 location: location_of(&settings),
                 settings,
             }),
+            concern: None,
         })
     }
 
@@ -264,6 +268,20 @@ impl RedisSentinelPool {
     #[cfg(feature = "cache")]
     pub(crate) fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// This pool's handle with every write acknowledged per `concern` (see
+    /// `redis/concern.rs`).
+    pub(crate) fn with_write_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        Ok(RedisSentinelPool {
+            inner: Arc::clone(&self.inner),
+            concern: concern.kept()?,
+        })
+    }
+
+    /// The write concern of this handle's writes.
+    pub(crate) fn concern(&self) -> Option<crate::WriteConcern> {
+        self.concern
     }
 
     pub(crate) fn shared(&self) -> &Arc<SentinelShared> {
