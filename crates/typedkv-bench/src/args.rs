@@ -50,12 +50,15 @@ usage: typedkv-bench [--secs N] [--rounds N] [--json] [--chart PATH] [--shared-c
                hand-written redis-rs WATCH/MULTI (the reference), a Lua script, and
                the leanest code of typedkv's design in redis-rs and in fred,
                with client and server CPU per call;
+               concern: a write acknowledged by one replica (WriteConcern) beside
+               hand-written redis-rs SET+WAIT (the reference) and plain writes, on a
+               private master with one replica;
                encryption, compression: the cost of values at rest)
   --contenders A,B
                peer and cluster cases: only these contenders (e.g. \"typed,lean
                coalescer\") beside the reference, hand-written redis-rs (to profile one)
-  --tasks N,M  peer, cluster, indexed-write (set+) and transfer cases: only these task
-               counts (of 1, 16, 64, 256; the set+ and transfer cases run 1 and 64)
+  --tasks N,M  peer, cluster, indexed-write (set+), transfer and concern cases: only these
+               task counts (of 1, 16, 64, 256; set+, transfer and concern run 1 and 64)
 
 Uses the Redis at $REDIS_URL if set (its keys are prefixed typedkv-bench and removed
 afterwards); otherwise starts a private redis-server on a free loopback port.";

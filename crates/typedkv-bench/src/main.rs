@@ -12,6 +12,7 @@ mod cache_cases;
 mod cases;
 mod chart;
 mod coalescer;
+mod concern_cases;
 mod counting_alloc;
 mod index_cases;
 mod index_workload;
@@ -192,6 +193,12 @@ async fn run(args: Args, single_threaded: Vec<Row>) -> BenchResult<()> {
         let probe = probe::Probe::new(bench.raw.clone(), !shared).await?;
         bench
             .transfers(&url, &probe)
+            .await?
+            .into_iter()
+            .for_each(&mut record);
+    }
+    if args.runs("concern") {
+        concern_cases::concern(&args)
             .await?
             .into_iter()
             .for_each(&mut record);

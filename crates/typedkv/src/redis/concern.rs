@@ -51,38 +51,32 @@ where
         script: Option<&Script>,
         concern: &WriteConcern,
     ) -> Result<Vec<Value>> {
-        let object = self.checkout_for(keys).await?;
-        let mut conn = object.handle();
+        let borrowed = self.borrow(keys).await?;
+        let mut conn = borrowed.object.handle();
         // The reply waits for the replicas too: longer than a plain reply.
         if let Some(response) = self.limits().response {
             W::reply_within(&mut conn, response + concern.timeout);
         }
-        let required = self.required(&mut conn, keys, first, concern).await?;
-        let millis = u64::try_from(concern.timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut wait = match concern.on_disk {
-            false => ::redis::cmd("WAIT"),
-            true => {
-                let mut cmd = ::redis::cmd("WAITAOF");
-                cmd.arg(1);
-                cmd
-            }
+        let sent = self
+            .exchange(&mut conn, first, write, script, concern)
+            .await;
+        let broke = match &sent {
+            Err(Failure::Redis(error)) => Some(error),
+            _ => None,
         };
-        wait.arg(required).arg(millis);
-        let mut pipe = ::redis::pipe();
-        for cmd in write {
-            pipe.add_command(cmd);
-        }
-        pipe.add_command(wait);
-        let sent: std::result::Result<Vec<Value>, RedisError> = pipe.query_async(&mut conn).await;
-        let mut replies = match (sent, script) {
-            (Err(e), Some(script)) if e.code() == Some("NOSCRIPT") => {
-                let loaded = script.prepare_invoke().load_async(&mut conn).await;
-                loaded.map_err(|e| self.error(keys, e, Waited::Reply))?;
-                pipe.query_async(&mut conn).await
-            }
-            (sent, _) => sent,
-        }
-        .map_err(|e| self.error(keys, e, Waited::Reply))?;
+        self.give_back(borrowed, broke);
+        let (mut replies, required) = sent.map_err(|failure| match failure {
+            Failure::Redis(error) => self.error(keys, error, Waited::Reply),
+            Failure::NoWaitaof => Error::config(
+                "a write concern on disk needs WAITAOF (Redis 7.2 or newer, or Valkey), \
+                 which this server does not have; nothing was written",
+            ),
+            Failure::Role(role) => unexpected(
+                keys,
+                self.limits(),
+                format!("ROLE answered {role:?}, not a master's role"),
+            ),
+        })?;
         let acknowledged = match (replies.pop(), concern.on_disk) {
             (Some(Value::Int(n)), false) => Some(n),
             (Some(Value::Array(counts)), true) => match counts.as_slice() {
@@ -110,16 +104,51 @@ where
         Ok(replies)
     }
 
+    /// What [`Shared::acknowledged`] sends on `conn`: every reply (the wait's last), and
+    /// how many replicas the wait asked for.
+    async fn exchange(
+        &self,
+        conn: &mut W::Conn,
+        first: &[u8],
+        write: Vec<Cmd>,
+        script: Option<&Script>,
+        concern: &WriteConcern,
+    ) -> std::result::Result<(Vec<Value>, u32), Failure> {
+        let required = self.required(conn, first, concern).await?;
+        let millis = u64::try_from(concern.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut wait = match concern.on_disk {
+            false => ::redis::cmd("WAIT"),
+            true => {
+                let mut cmd = ::redis::cmd("WAITAOF");
+                cmd.arg(1);
+                cmd
+            }
+        };
+        wait.arg(required).arg(millis);
+        let mut pipe = ::redis::pipe();
+        for cmd in write {
+            pipe.add_command(cmd);
+        }
+        pipe.add_command(wait);
+        let replies = match (pipe.query_async(conn).await, script) {
+            (Err(e), Some(script)) if e.code() == Some("NOSCRIPT") => {
+                script.prepare_invoke().load_async(conn).await?;
+                pipe.query_async(conn).await?
+            }
+            (sent, _) => sent?,
+        };
+        Ok((replies, required))
+    }
+
     /// How many replicas the concern asks of the master of `first`: its count, or every
     /// replica that master reports (`ROLE`). A concern on disk is refused before anything
     /// is written where the server has no `WAITAOF`.
     async fn required(
         &self,
         conn: &mut W::Conn,
-        keys: &dyn ToKeys,
         first: &[u8],
         concern: &WriteConcern,
-    ) -> Result<u32> {
+    ) -> std::result::Result<u32, Failure> {
         let ask_role = concern.replicas == Replicas::All;
         let ask_waitaof = concern.on_disk && !self.has_waitaof.load(Ordering::Relaxed);
         if !ask_role && !ask_waitaof {
@@ -137,35 +166,37 @@ where
         if ask_role {
             pipe.cmd("ROLE");
         }
-        let mut replies: Vec<Value> = pipe
-            .query_async(conn)
-            .await
-            .map_err(|e| self.error(keys, e, Waited::Reply))?;
+        let mut replies: Vec<Value> = pipe.query_async(conn).await?;
         let role = if ask_role { replies.pop() } else { None };
         if ask_waitaof {
             match replies.pop() {
                 Some(Value::Array(info)) if matches!(info.first(), Some(Value::Array(_))) => {
                     self.has_waitaof.store(true, Ordering::Relaxed);
                 }
-                _ => {
-                    return Err(Error::config(
-                        "a write concern on disk needs WAITAOF (Redis 7.2 or newer, or Valkey), \
-                         which this server does not have; nothing was written",
-                    ));
-                }
+                _ => return Err(Failure::NoWaitaof),
             }
         }
-        Ok(match (role, concern.replicas) {
-            (Some(role), Replicas::All) => replicas_of(&role).ok_or_else(|| {
-                unexpected(
-                    keys,
-                    self.limits(),
-                    format!("ROLE answered {role:?}, not a master's role"),
-                )
-            })?,
-            (_, Replicas::Count(n)) => n,
-            _ => 0,
-        })
+        match (role, concern.replicas) {
+            (Some(role), Replicas::All) => replicas_of(&role).ok_or(Failure::Role(role)),
+            (_, Replicas::Count(n)) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+}
+
+/// What went wrong in [`Shared::exchange`], before it becomes an [`Error`] naming the keys.
+enum Failure {
+    /// The connection or the server failed a command.
+    Redis(RedisError),
+    /// A concern on disk, and the server has no `WAITAOF`.
+    NoWaitaof,
+    /// `ROLE` answered something other than a master's role.
+    Role(Value),
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        Failure::Redis(error)
     }
 }
 

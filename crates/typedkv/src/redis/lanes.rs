@@ -194,6 +194,74 @@ impl<P: Pooled> Lane<P> {
     }
 }
 
+/// Connections lent to one caller at a time, for commands that block their connection (a
+/// write concern's `WAIT`, see `concern.rs`). Each is checked out of the pool once and kept
+/// between uses: a checkout recycles the connection with a round trip (`UNWATCH`+`PING`),
+/// which made a one-task concerned write cost two round trips instead of one. At most
+/// `keep` are kept idle, so that the pool keeps connections for the lanes and for
+/// [`checkout`](super::RedisPool::checkout); one that existed when a connection died (by
+/// the [`Generations`]) goes back to the pool, which checks it, instead of being lent.
+pub(crate) struct Exclusive<P> {
+    idle: std::sync::Mutex<Vec<(u64, P)>>,
+    keep: usize,
+}
+
+/// A connection of [`Exclusive`], lent to one caller: give it back when done with it, drop
+/// it when its command failed.
+pub(crate) struct Borrowed<P> {
+    pub(crate) object: P,
+    generation: u64,
+}
+
+impl<P: Pooled> Exclusive<P> {
+    /// Keeps at most `keep` idle connections.
+    pub(crate) fn new(keep: usize) -> Self {
+        Exclusive {
+            idle: std::sync::Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
+    /// An idle connection that is not suspect, if one is kept.
+    pub(crate) fn take(&self, generations: &Generations) -> Option<Borrowed<P>> {
+        loop {
+            let (generation, object) = self.lock().pop()?;
+            if !generations.is_dead(generation) {
+                return Some(Borrowed { object, generation });
+            }
+            // Suspect: back to the pool (dropped outside the lock), whose recycle checks it.
+            drop(object);
+        }
+    }
+
+    /// `object`, fresh from the pool, lent to one caller.
+    pub(crate) fn lend_fresh(&self, object: P, generations: &Generations) -> Borrowed<P> {
+        Borrowed {
+            object,
+            generation: generations.assign(),
+        }
+    }
+
+    /// Takes `borrowed` back after a command that left it usable; beyond `keep` idle
+    /// connections, or if it became suspect, it goes back to the pool.
+    pub(crate) fn give_back(&self, borrowed: Borrowed<P>, generations: &Generations) {
+        if generations.is_dead(borrowed.generation) {
+            return;
+        }
+        let mut idle = self.lock();
+        if idle.len() < self.keep {
+            idle.push((borrowed.generation, borrowed.object));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, P)>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl<C> Lent<C> {
     /// This command's connection turned out dead: mark it and its older siblings.
     pub(crate) fn mark_dead(&self, generations: &Generations) {

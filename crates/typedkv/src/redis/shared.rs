@@ -19,7 +19,7 @@ use super::batching::{
 use super::config::Settings;
 use super::errors::{Limits, from_pool_error, from_redis_error, unexpected};
 use super::keys::{NoKey, ToKeys};
-use super::lanes::{Generations, Lane, Lent, Pooled};
+use super::lanes::{Borrowed, Exclusive, Generations, Lane, Lent, Pooled};
 use crate::error::{Error, Result, Waited};
 
 /// Whether a command may be sent again after its connection broke.
@@ -70,6 +70,8 @@ pub(crate) struct Shared<M: Manager, W: Pooled + From<Object<M>>> {
     probing: Arc<AtomicBool>,
     /// The server was found to have `WAITAOF` (see `concern.rs`); asked until it has.
     pub(crate) has_waitaof: AtomicBool,
+    /// Connections for commands that block theirs (see `concern.rs`).
+    exclusive: Exclusive<W>,
 }
 
 impl<M, W> Shared<M, W>
@@ -108,6 +110,12 @@ where
             batcher: settings.batching.then(Default::default),
             probing: Arc::default(),
             has_waitaof: AtomicBool::new(false),
+            // Every connection of the pool but one for the lanes and one for a checkout.
+            exclusive: Exclusive::new(
+                settings
+                    .pool_size
+                    .saturating_sub(settings.shared_connections + 1),
+            ),
         })
     }
 
@@ -143,12 +151,38 @@ where
 
     /// A connection of the pool for the caller alone.
     pub(crate) async fn checkout(&self) -> Result<W> {
-        self.checkout_for(&NoKey).await
+        self.pool
+            .get()
+            .await
+            .map_err(|e| self.pool_failed(&NoKey, e))
     }
 
-    /// A connection of the pool for the caller alone, to send commands on `keys`.
-    pub(crate) async fn checkout_for(&self, keys: &dyn ToKeys) -> Result<W> {
-        self.pool.get().await.map_err(|e| self.pool_failed(keys, e))
+    /// A connection for the caller alone, for commands on `keys` that block it: one kept
+    /// from an earlier such command, or a fresh checkout. Give it back with
+    /// [`Shared::give_back`] if its commands left it usable.
+    pub(crate) async fn borrow(&self, keys: &dyn ToKeys) -> Result<Borrowed<W>> {
+        if let Some(borrowed) = self.exclusive.take(&self.generations) {
+            return Ok(borrowed);
+        }
+        let object = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| self.pool_failed(keys, e))?;
+        Ok(self.exclusive.lend_fresh(object, &self.generations))
+    }
+
+    /// Takes back a connection of [`Shared::borrow`] after a command; `error`: the
+    /// command's, if it failed. One broken is let go, and the connections that existed
+    /// with it are suspect, as on a lane.
+    pub(crate) fn give_back(&self, borrowed: Borrowed<W>, error: Option<&RedisError>) {
+        match error {
+            Some(error) if self.replaces(error) => {
+                self.generations.all_dead();
+                borrowed.object.detach();
+            }
+            _ => self.exclusive.give_back(borrowed, &self.generations),
+        }
     }
 
     /// Opens every lane that is not open yet and `PING`s on each.
