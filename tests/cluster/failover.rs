@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use typedkv::redis::RedisClusterPool;
-use typedkv::{RedisClusterStore, Store};
+use typedkv::{Error, RedisClusterStore, Store, WriteConcern};
 use typedkv_testkit::TestCluster;
 use typedkv_testkit::cluster::NODE_TIMEOUT;
 use typedkv_testkit::failover::{Load, RECOVERY_AFTER_PROMOTION};
@@ -51,6 +51,67 @@ async fn failover(batching: bool) {
          {promoted_after:?} after the kill; {report}"
     );
     report.assert_recovered(promoted_after, "w:");
+}
+
+/// The same kill with every write asking for one replica (`WriteConcern::replicas(1)`):
+/// no acknowledged write is lost. The promoted replica has no replica of its own, so its
+/// slots' writes are then reported unacknowledged (typed, naming their keys), while the
+/// other masters' writes go on being acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_acknowledged_by_a_replica_is_lost_when_its_master_is_killed() {
+    let mut cluster = TestCluster::start().await;
+    // A connection per writing task: a concerned write holds one while it waits.
+    let pool = RedisClusterPool::builder(cluster.seeds())
+        .pool_size(TASKS + 2)
+        .build()
+        .unwrap();
+    let one = WriteConcern::replicas(1).timeout(Duration::from_millis(500));
+    let store: RedisClusterStore<u64> = RedisClusterStore::builder(pool, "w")
+        .write_concern(one)
+        .build()
+        .unwrap();
+    store.set("warm-up", &0).await.unwrap();
+
+    let load = Load::start(store.clone(), TASKS);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let victim = cluster.master_of("w:warm-up").await;
+    let killed_at = load.mark();
+    cluster.kill(victim);
+    let promoted_after = cluster.wait_failover_from(victim, PROMOTION_LIMIT).await;
+    tokio::time::sleep(RECOVERY_AFTER_PROMOTION + Duration::from_secs(2)).await;
+    // Read back through a pool made now, with the cluster's current slot map.
+    let fresh = RedisClusterPool::builder(cluster.seeds()).build().unwrap();
+    let reader: RedisClusterStore<u64> = RedisClusterStore::builder(fresh, "w").build().unwrap();
+    let report = load.stop(killed_at, &reader).await;
+    let mut unacknowledged = 0;
+    for error in &report.failures {
+        assert!(
+            error.is_timeout()
+                || matches!(
+                    error,
+                    Error::Unacknowledged { .. } | Error::Connection { .. } | Error::Refused { .. }
+                ),
+            "unexpected error kind during failover: {error}"
+        );
+        assert!(
+            error.key().is_some_and(|key| key.starts_with("w:")),
+            "{error}"
+        );
+        unacknowledged += usize::from(matches!(error, Error::Unacknowledged { .. }));
+    }
+    eprintln!(
+        "failover with a concern of one replica: replica promoted {promoted_after:?} after the \
+         kill; {report}; {unacknowledged} writes reported unacknowledged"
+    );
+    assert_eq!(report.lost, 0, "an acknowledged write was lost: {report}");
+    assert!(report.acknowledged > 1000, "too few writes: {report}");
+    // The other masters acknowledge writes after the failover.
+    let promoted = cluster.master_of("w:warm-up").await;
+    let mut i = 0;
+    while cluster.master_of(&format!("w:after-{i}")).await == promoted {
+        i += 1;
+    }
+    store.set(&format!("after-{i}"), &1).await.unwrap();
 }
 
 /// `CachedStore` on a cluster through a failover: a killed master ends tracking (the cache

@@ -198,3 +198,62 @@ async fn a_wait_of_zero_is_refused_at_build_and_per_write() {
     assert!(matches!(written, Err(Error::InvalidConfig { .. })));
     assert_eq!(store.get("a").await.unwrap(), None);
 }
+
+/// `WAIT` calls the server counted (`INFO commandstats`).
+async fn waits(server: &TestRedis) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut server.raw_connection().await)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_wait:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_without_a_concern_send_no_wait() {
+    let server = TestRedis::start().await;
+    let store: RedisStore<u64> = RedisStore::builder(server.pool(), "n").build().unwrap();
+    let writes = (0..64).map(|i| {
+        let store = store.clone();
+        async move { store.set(&i.to_string(), &i).await }
+    });
+    for written in futures::future::join_all(writes).await {
+        written.unwrap();
+    }
+    store.set_many(&[("a", &1), ("b", &2)]).await.unwrap();
+    store
+        .update_with("a", |n| Update::Set(n.unwrap_or(0) + 1))
+        .await
+        .unwrap();
+    store.delete("b").await.unwrap();
+    let none = SetOptions::new().write_concern(WriteConcern::none());
+    store.set_opts("c", &3, none).await.unwrap();
+    assert_eq!(
+        waits(&server).await,
+        0,
+        "a write without a concern sent WAIT"
+    );
+    let all = SetOptions::new().write_concern(WriteConcern::all_replicas());
+    store.set_opts("c", &3, all).await.unwrap();
+    assert_eq!(waits(&server).await, 1);
+}
+
+/// The connection a concerned write keeps for the next is not reused once the server
+/// restarted: the first concerned write after the restart is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_is_let_go_after_a_restart() {
+    let mut server = TestRedis::start().await;
+    let store: RedisStore<u64> = RedisStore::builder(server.pool(), "r")
+        .write_concern(WriteConcern::all_replicas())
+        .build()
+        .unwrap();
+    store.set("a", &1).await.unwrap();
+    server.restart().await;
+    // A read notices the restart (resent once on a fresh connection).
+    assert_eq!(store.get("a").await.unwrap(), None);
+    store.set("a", &2).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), Some(2));
+}
