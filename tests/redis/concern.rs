@@ -135,16 +135,43 @@ async fn indexed_writes_and_transactions_wait_too() {
     let found = store.find_one_by("name", b"alice").await.unwrap();
     assert_eq!(found, Some(("a".to_owned(), "alice".to_owned())));
 
-    let accounts: RedisStore<i64> = RedisStore::builder(pool.clone(), "acc").build().unwrap();
-    let accounts = &accounts;
-    let concerned = typedkv::Backend::with_concern(&pool, ONE_REPLICA).unwrap();
-    let committed = typedkv::transaction(&concerned, |tx| async move {
+    // A transaction's commit waits as the stores it writes ask (whatever the pool), or,
+    // for stores without a concern, as its backend asks.
+    let accounts: RedisStore<i64> = RedisStore::builder(pool.clone(), "acc")
+        .write_concern(ONE_REPLICA)
+        .build()
+        .unwrap();
+    let plain: RedisStore<i64> = RedisStore::builder(pool.clone(), "plain").build().unwrap();
+    let (accounts, plain) = (&accounts, &plain);
+    let committed = typedkv::transaction(&pool, |tx| async move {
         tx.set(accounts, "x", &1)?;
         Ok::<_, Error>(())
     })
     .await;
     assert_unacknowledged(committed, "acc:x");
-    assert_eq!(accounts.get("x").await.unwrap(), Some(1));
+    assert_eq!(plain.get("x").await.unwrap(), None);
+    assert_eq!(
+        accounts.get("x").await.unwrap(),
+        Some(1),
+        "the commit is on the master"
+    );
+    let concerned = typedkv::Backend::with_concern(&pool, ONE_REPLICA).unwrap();
+    let committed = typedkv::transaction(&concerned, |tx| async move {
+        tx.set(plain, "y", &1)?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert_unacknowledged(committed, "plain:y");
+    // Stores asking for different concerns cannot commit together.
+    let mixed = typedkv::transaction(&pool, |tx| async move {
+        tx.set(accounts, "z", &1)?;
+        tx.set(plain, "z", &1)?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(matches!(mixed, Err(Error::Transaction { .. })), "{mixed:?}");
+    assert_eq!(plain.get("z").await.unwrap(), None);
+    assert_eq!(accounts.get("z").await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -144,4 +144,33 @@ mod tests {
         let zero = WriteConcern::replicas(1).timeout(Duration::ZERO).checked();
         assert!(matches!(zero, Err(Error::InvalidConfig { .. })));
     }
+
+    /// In process, no replica can lose a write: every concern is met, in every write path
+    /// and in transactions.
+    #[tokio::test]
+    async fn memory_meets_every_concern() -> Result<()> {
+        use crate::{MemoryBackend, MemoryStore, SetOptions, Store, StoreExt, Update};
+        let backend = MemoryBackend::new();
+        let all = WriteConcern::all_replicas().on_disk();
+        let store = MemoryStore::<u64>::builder(backend.clone(), "m")
+            .write_concern(WriteConcern::replicas(3))
+            .build()?;
+        assert!(
+            store
+                .set_opts("a", &1, SetOptions::new().write_concern(all))
+                .await?
+        );
+        store.set_many(&[("b", &2)]).await?;
+        store
+            .update_with("a", |n| Update::Set(n.unwrap_or(0) + 1))
+            .await?;
+        assert!(store.delete("b").await?);
+        let store = &store;
+        crate::transaction(&backend, |tx| async move { tx.set(store, "c", &3) }).await?;
+        assert_eq!(
+            store.get_many(&["a", "b", "c"]).await?,
+            [Some(2), None, Some(3)]
+        );
+        Ok(())
+    }
 }

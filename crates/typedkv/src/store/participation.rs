@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use crate::backend::{
     Applied, Backend, Bytes, Check, CommitWrite, Committed, IndexSpace, IndexedOp, WriteExpiry,
 };
+use crate::concern::WriteConcern;
 use crate::error::Result;
 use crate::options::TtlPolicy;
 
@@ -27,6 +28,8 @@ pub(crate) trait Committer: Send + Sync {
         checks: &'a [Check],
         writes: &'a [CommitWrite],
     ) -> BoxFuture<'a, Result<Committed>>;
+    /// This backend with its commits acknowledged per `concern`.
+    fn with_concern(&self, concern: WriteConcern) -> Result<Box<dyn Committer>>;
 }
 
 impl<B: Backend> Committer for B {
@@ -48,6 +51,10 @@ impl<B: Backend> Committer for B {
         writes: &'a [CommitWrite],
     ) -> BoxFuture<'a, Result<Committed>> {
         Backend::commit(self, checks, writes).boxed()
+    }
+
+    fn with_concern(&self, concern: WriteConcern) -> Result<Box<dyn Committer>> {
+        Ok(Box::new(Backend::with_concern(self, concern)?))
     }
 }
 
@@ -83,6 +90,8 @@ pub(crate) trait Participant<T>: Send + Sync {
     fn decode(&self, key: &str, bytes: &[u8]) -> Result<T>;
     fn expiry(&self, ttl: TtlPolicy) -> Result<WriteExpiry>;
     fn indexed(&self) -> bool;
+    /// The write concern its writes ask for, if any.
+    fn concern(&self) -> Option<WriteConcern>;
     /// The op leaving `key` with `new` (unguarded), and the partition it applies in.
     fn op(
         &self,

@@ -12,6 +12,7 @@ use super::cannot_take_part;
 use crate::backend::{
     Applied, Bytes, Check, CommitWrite, Guard, IndexSpace, IndexedOp, WriteExpiry,
 };
+use crate::concern::WriteConcern;
 use crate::error::{Error, Result};
 use crate::options::{Condition, SetOptions};
 use crate::store::Store;
@@ -57,6 +58,9 @@ pub(super) struct Attempt {
     pub(super) notices: Vec<WriteNotice>,
     /// The store with indexes the attempt touched, if any (it takes part alone).
     pub(super) indexed: Option<IndexedPart>,
+    /// The write concern of the stores written, with the namespace of the first: all
+    /// must ask for the same, which the commit then waits for.
+    pub(super) concern: Option<(String, Option<WriteConcern>)>,
     read_at: HashMap<String, usize>,
     written_at: HashMap<String, usize>,
 }
@@ -198,6 +202,20 @@ impl Attempt {
     ) -> Result<()> {
         if let Some(op) = op {
             self.index(store, op, true)?;
+        }
+        match &self.concern {
+            None => self.concern = Some((store.namespace().to_owned(), store.concern())),
+            Some((first, concern)) if *concern != store.concern() => {
+                return Err(Error::Transaction {
+                    reason: format!(
+                        "stores {first:?} and {:?} ask for different write concerns \
+                         ({concern:?} and {:?}): a commit waits for one",
+                        store.namespace(),
+                        store.concern()
+                    ),
+                });
+            }
+            Some(_) => {}
         }
         match self.written_at.get(&write.key) {
             Some(&at) => self.writes[at] = write,

@@ -360,6 +360,11 @@ impl Transactions {
 /// written back as read, each guarded by what was read).
 async fn commit(backend: &dyn Committer, gathered: &handle::Attempt) -> Result<Committed, Error> {
     let Some(indexed) = &gathered.indexed else {
+        // The stores' write concern, if they ask for one; else the backend's own.
+        if let Some((_, Some(concern))) = gathered.concern {
+            let backend = backend.with_concern(concern)?;
+            return backend.commit(&gathered.checks, &gathered.writes).await;
+        }
         return backend.commit(&gathered.checks, &gathered.writes).await;
     };
     let (ops, checks) = gathered.indexed_ops(indexed)?;

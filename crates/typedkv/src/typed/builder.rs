@@ -426,9 +426,10 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
         let layout = if enveloped { Layout::of::<T>() } else { None };
         #[cfg(feature = "cache")]
         let listen_key = super::write_listeners::key(&self.backend, keyspace.prefix());
-        let backend = match self.concern.checked()?.asks() {
-            true => self.backend.with_concern(self.concern)?,
-            false => self.backend,
+        let concern = self.concern.kept()?;
+        let backend = match concern {
+            Some(concern) => self.backend.with_concern(concern)?,
+            None => self.backend,
         };
         Ok(TypedStore {
             inner: Arc::new(Inner {
@@ -449,6 +450,7 @@ impl<T, B: Backend, C: Codec> StoreBuilder<T, B, C> {
                 size_hint: AtomicUsize::new(0),
                 telemetry: self.telemetry,
                 at_rest: self.at_rest,
+                concern,
             }),
             migrations: Arc::new(self.migrations),
             indexes: Arc::new(indexes),

@@ -97,6 +97,9 @@ struct Inner<B, C> {
     telemetry: Telemetry,
     /// Compression and encryption of stored values (see `at_rest`).
     at_rest: AtRest,
+    /// The write concern `backend` keeps for every write (`None`: none): what a
+    /// transaction's writes to this store ask for too.
+    concern: Option<crate::WriteConcern>,
 }
 
 impl<T, B, C> Clone for TypedStore<T, B, C> {

@@ -167,3 +167,29 @@ async fn move_from_leaves_an_entity_written_meanwhile_in_the_old_layout() -> Res
     assert_eq!(old.get("a").await?, None);
     Ok(())
 }
+
+/// A backend of a user's own (the trait's default) cannot wait for replicas: a store
+/// asking it to is refused at `build`, and one write asking it to writes nothing, never
+/// silently unprotected; asking for none is fine.
+#[tokio::test]
+async fn a_backend_without_write_concerns_refuses_one() -> Result<()> {
+    use crate::{SetOptions, WriteConcern};
+    let built = TypedStore::<u32, _>::builder(Quirky::default(), "c")
+        .write_concern(WriteConcern::replicas(1))
+        .build();
+    assert!(
+        matches!(built, Err(Error::InvalidConfig { .. })),
+        "{built:?}"
+    );
+    let store: TypedStore<u32, _> = TypedStore::builder(Quirky::default(), "c")
+        .write_concern(WriteConcern::none())
+        .build()?;
+    let one = SetOptions::new().write_concern(WriteConcern::replicas(1));
+    let written = store.set_opts("a", &1, one).await;
+    assert!(
+        matches!(written, Err(Error::InvalidConfig { .. })),
+        "{written:?}"
+    );
+    assert_eq!(store.get("a").await?, None);
+    Ok(())
+}

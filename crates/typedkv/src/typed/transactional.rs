@@ -53,6 +53,10 @@ where
         TypedStore::indexed(self)
     }
 
+    fn concern(&self) -> Option<crate::WriteConcern> {
+        self.inner.concern
+    }
+
     /// The op leaving the entity at `key` with `new` (the value and its bytes; `None`
     /// deletes), unguarded: a transaction sets its guard when it commits.
     fn op(
