@@ -317,7 +317,8 @@ where
         concern: Option<WriteConcern>,
     ) -> Result<Committed> {
         if let Some(concern) = concern {
-            return self.commit_acknowledged(checks, writes, concern).await;
+            // Boxed: the checkout would enlarge every call's future.
+            return Box::pin(self.commit_acknowledged(checks, writes, concern)).await;
         }
         let entries = commit_entries(checks, writes);
         let first = entries.first().map_or("", |(key, _, _)| *key);
@@ -358,7 +359,8 @@ where
         concern: Option<WriteConcern>,
     ) -> Result<u64> {
         if let Some(concern) = concern {
-            return self.delete_many_acknowledged(keys, concern).await;
+            // Boxed: the checkout would enlarge every call's future.
+            return Box::pin(self.delete_many_acknowledged(keys, concern)).await;
         }
         let batch = KeyBatch::new(keys);
         self.query(&batch, ::redis::cmd("UNLINK").arg(keys), Resend::Never)
@@ -378,7 +380,8 @@ where
         concern: Option<WriteConcern>,
     ) -> Result<()> {
         if let Some(concern) = concern {
-            return self.set_many_acknowledged(&entries, expiry, concern).await;
+            // Boxed: the checkout would enlarge every call's future.
+            return Box::pin(self.set_many_acknowledged(&entries, expiry, concern)).await;
         }
         let batch = KeyBatch::from_entries(&entries);
         match expiry {
@@ -402,7 +405,8 @@ where
         concern: Option<WriteConcern>,
     ) -> Result<Applied> {
         if let Some(concern) = concern {
-            return self.apply_indexed_acknowledged(space, ops, concern).await;
+            // Boxed: the checkout would enlarge every call's future.
+            return Box::pin(self.apply_indexed_acknowledged(space, ops, concern)).await;
         }
         // An unguarded `set` goes as a plain call: with others in flight, the queued ones of
         // a store share one script call, which the server enters once for all of them.
