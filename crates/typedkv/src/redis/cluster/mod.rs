@@ -162,7 +162,22 @@ impl RedisClusterPool {
 
     /// This pool's handle with every write acknowledged per `concern` (see
     /// `redis/concern.rs`).
+    ///
+    /// A cluster connection waits for every reply as long as the pool's response timeout,
+    /// the wait for the replicas included: a concern that waits as long or longer is
+    /// refused, since its writes would end with [`Error::Timeout`] instead of saying how
+    /// many replicas had them.
     pub(crate) fn with_write_concern(&self, concern: crate::WriteConcern) -> Result<Self> {
+        if let (Some(_), Some(response)) = (concern.kept()?, self.inner.settings.response_timeout)
+            && concern.timeout >= response
+        {
+            return Err(crate::Error::config(format!(
+                "on a cluster, a write concern must wait less than the pool's response timeout \
+                 ({response:?}), not {:?}: set WriteConcern::timeout shorter, or the pool's \
+                 response_timeout longer",
+                concern.timeout
+            )));
+        }
         Ok(RedisClusterPool {
             inner: Arc::clone(&self.inner),
             concern: concern.kept()?,
@@ -205,5 +220,29 @@ impl fmt::Debug for RedisClusterPool {
             .field("settings", &self.inner.settings)
             .field("status", &self.status())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Backend, WriteConcern};
+
+    /// A concern that waits as long as a reply may take would end in a timeout, never in
+    /// the count of replicas: refused, with what to change.
+    #[test]
+    fn a_concern_must_wait_less_than_a_reply() -> Result<()> {
+        let pool = RedisClusterPool::builder(["redis://127.0.0.1:1"]).build()?;
+        let refused = pool.with_concern(WriteConcern::replicas(1));
+        assert!(
+            matches!(&refused, Err(crate::Error::InvalidConfig { reason, .. }) if reason.contains("response timeout")),
+            "{refused:?}"
+        );
+        let shorter = WriteConcern::replicas(1).timeout(Duration::from_millis(500));
+        assert!(pool.with_concern(shorter)?.concern().is_some());
+        assert!(pool.with_concern(WriteConcern::none())?.concern().is_none());
+        Ok(())
     }
 }
