@@ -43,6 +43,15 @@ impl<Target> RedisPoolBuilder<Target> {
     /// Maximum connections, shared lanes included. Default [`DEFAULT_POOL_SIZE`] (8). Must be
     /// at least [`shared_connections`](Self::shared_connections).
     ///
+    /// Plain commands share the lanes; a connection of its own is taken by
+    /// [`checkout`](super::RedisPool::checkout) and by each write with a
+    /// [`WriteConcern`](crate::WriteConcern) while it waits for the replicas (`WAIT` blocks
+    /// its connection). So with concerned writes, size the pool for as many as run at once:
+    /// beyond it they wait for a connection (at most `wait_timeout`, then
+    /// [`Error::Pool`](crate::Error::Pool)). Those connections are kept between concerned
+    /// writes, all but one beyond the lanes, so that the next one costs no checkout round
+    /// trip.
+    ///
     /// [`DEFAULT_POOL_SIZE`]: super::DEFAULT_POOL_SIZE
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.settings.pool_size = connections;
