@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use typedkv::{Error, RedisSentinelStore, Store, WriteConcern};
 use typedkv_testkit::TestSentinel;
 use typedkv_testkit::failover::{Load, Report};
+use typedkv_testkit::sentinel::MOVE_AFTER_SWITCH;
 
 use crate::SETUPS;
 
@@ -22,6 +23,8 @@ fn store(
         .pool_builder()
         .response_timeout(Some(Duration::from_millis(500)))
         .create_timeout(Duration::from_secs(1))
+        // A connection per writing task: a concerned write holds one while it waits.
+        .pool_size(18)
         .build()
         .unwrap();
     RedisSentinelStore::builder(pool, namespace)
@@ -67,22 +70,28 @@ async fn writes_again(store: &RedisSentinelStore<u64>) {
     }
 }
 
-/// A planned `SENTINEL FAILOVER` under 16 writing tasks, 8 on a store asking for both
-/// replicas and 8 on one asking for none, in the same failover: the first loses no
-/// acknowledged write (the old master's writes in the gap, which no replica receives, are
-/// errors instead); the second's losses are counted, as the README reports them.
+/// A planned `SENTINEL FAILOVER` under 24 writing tasks, 8 on a store asking for both
+/// replicas, 8 on one asking for none and 8 on one asking for every replica connected, in
+/// the same failover: the first loses no acknowledged write (the old master's writes in
+/// the gap, which no replica receives, are errors instead); the others' losses are
+/// counted, as the README reports them (the old master counts fewer replicas as they
+/// leave it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_failover_loses_no_write_acknowledged_by_every_replica() {
     let _turn = SETUPS.acquire().await.unwrap();
     let sentinel = TestSentinel::start().await;
     let concerned = store(&sentinel, "w2", BOTH_REPLICAS);
     let plain = store(&sentinel, "w0", WriteConcern::none());
-    concerned.set("warm-up", &0).await.unwrap();
-    plain.set("warm-up", &0).await.unwrap();
+    let all = WriteConcern::all_replicas().timeout(BOTH_REPLICAS.timeout);
+    let connected = store(&sentinel, "wa", all);
+    for store in [&concerned, &plain, &connected] {
+        store.set("warm-up", &0).await.unwrap();
+    }
 
     let loads = [
         Load::start(concerned.clone(), 8),
         Load::start(plain.clone(), 8),
+        Load::start(connected.clone(), 8),
     ];
     tokio::time::sleep(Duration::from_secs(1)).await;
     let old = sentinel.master_port().await;
@@ -94,18 +103,33 @@ async fn a_planned_failover_loses_no_write_acknowledged_by_every_replica() {
     // The concerned store writes again once the old master is back as a replica.
     writes_again(&concerned).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let [with_concern, without] = loads;
-    let with_concern = with_concern
-        .stop(started, &sentinel.master_store("w2").await)
-        .await;
-    let without = without
-        .stop(started, &sentinel.master_store("w0").await)
-        .await;
+    let mut reports = Vec::new();
+    for (load, namespace) in loads.into_iter().zip(["w2", "w0", "wa"]) {
+        let master = sentinel.master_store(namespace).await;
+        reports.push(load.stop(started, &master).await);
+    }
+    let [with_concern, without, with_all] = &reports[..] else {
+        unreachable!("three loads")
+    };
     eprintln!(
         "planned failover, switched {switched_after:?} after the command:\n  \
-         both replicas: {with_concern}\n  no concern: {without}"
+         both replicas: {with_concern}\n  no concern: {without}\n  \
+         every replica connected: {with_all}"
     );
-    let refused = unacknowledged(&with_concern, "w2:");
+    // Without a concern, or counting the replicas connected, writes acknowledged in the
+    // gap are lost, but none acknowledged after the pool moved: connections kept for
+    // concerned writes leave the old master with the lanes.
+    for (report, prefix) in [(without, "w0:"), (with_all, "wa:")] {
+        unacknowledged(report, prefix);
+        if let Some(last_lost) = report.last_lost {
+            assert!(
+                last_lost <= switched_after + MOVE_AFTER_SWITCH,
+                "a write acknowledged {last_lost:?} after the command was lost ({prefix}); \
+                 the sentinels switched after {switched_after:?}"
+            );
+        }
+    }
+    let refused = unacknowledged(with_concern, "w2:");
     eprintln!("  both replicas: {refused} writes reported unacknowledged");
     assert_eq!(
         with_concern.lost, 0,

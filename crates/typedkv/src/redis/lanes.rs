@@ -200,7 +200,9 @@ impl<P: Pooled> Lane<P> {
 /// which made a one-task concerned write cost two round trips instead of one. At most
 /// `keep` are kept idle, so that the pool keeps connections for the lanes and for
 /// [`checkout`](super::RedisPool::checkout); one that existed when a connection died (by
-/// the [`Generations`]) goes back to the pool, which checks it, instead of being lent.
+/// the [`Generations`]) is detached from the pool, as a lane's is, instead of being lent:
+/// back in the pool, a connection to a Sentinel master that was just replaced (still up,
+/// still answering) would pass the pool's check and take writes the new master never sees.
 pub(crate) struct Exclusive<P> {
     idle: std::sync::Mutex<Vec<(u64, P)>>,
     keep: usize,
@@ -229,8 +231,8 @@ impl<P: Pooled> Exclusive<P> {
             if !generations.is_dead(generation) {
                 return Some(Borrowed { object, generation });
             }
-            // Suspect: back to the pool (dropped outside the lock), whose recycle checks it.
-            drop(object);
+            // Suspect: let go for good (outside the lock), freeing its slot.
+            object.detach();
         }
     }
 
@@ -243,9 +245,10 @@ impl<P: Pooled> Exclusive<P> {
     }
 
     /// Takes `borrowed` back after a command that left it usable; beyond `keep` idle
-    /// connections, or if it became suspect, it goes back to the pool.
+    /// connections it goes back to the pool, and if it became suspect it is let go.
     pub(crate) fn give_back(&self, borrowed: Borrowed<P>, generations: &Generations) {
         if generations.is_dead(borrowed.generation) {
+            borrowed.object.detach();
             return;
         }
         let mut idle = self.lock();
