@@ -119,7 +119,7 @@ impl RedisPoolBuilder<Sentinel> {
 ///   the announcement (1.1–4.5 s). A store with a [`WriteConcern`](crate::WriteConcern) of
 ///   every replica (`replicas(2)` with two) loses none: the old master's writes of the gap
 ///   reach no replica and fail with [`Error::Unacknowledged`](crate::Error::Unacknowledged)
-///   (`tests/sentinel/concern.rs`: 0 of 2,814–5,932 lost, 208–248 unacknowledged, beside
+///   (`tests/sentinel/concern.rs`: 0 of 2,814–5,991 lost, 208–248 unacknowledged, beside
 ///   2,026–6,479 of 49,000–122,125 lost without a concern in the same failover).
 ///   `all_replicas()` does not protect this case: the old master counts fewer replicas as
 ///   they leave it (967–1,774 lost).
