@@ -43,6 +43,17 @@ impl Transfers {
         for n in 0..ACCOUNTS {
             accounts.set(&account(n), &START).await.unwrap();
         }
+        Transfers::join(accounts, tasks, deadline)
+    }
+
+    /// Starts `tasks` tasks on accounts already opened (by [`Transfers::start`], through
+    /// another pool), each transaction bounded by `deadline`: for a pool made while its
+    /// server cannot answer.
+    pub fn join<B: Backend>(
+        accounts: TypedStore<i64, B>,
+        tasks: u64,
+        deadline: Duration,
+    ) -> Transfers {
         let accounts = Arc::new(accounts);
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(AtomicU64::new(0));
