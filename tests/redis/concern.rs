@@ -162,6 +162,18 @@ async fn indexed_writes_and_transactions_wait_too() {
     })
     .await;
     assert_unacknowledged(committed, "plain:y");
+    // A store with indexes beside another store: one script, and its wait.
+    let indexed = &store;
+    let committed = typedkv::transaction(&pool, |tx| async move {
+        tx.set(indexed, "b", &"bea".to_owned())?;
+        tx.set(accounts, "w", &2)?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert_unacknowledged(committed, "ix:b");
+    assert_eq!(accounts.get("w").await.unwrap(), Some(2));
+    let found = indexed.find_one_by("name", b"bea").await.unwrap();
+    assert_eq!(found.map(|(id, _)| id).as_deref(), Some("b"));
     // Stores asking for different concerns cannot commit together.
     let mixed = typedkv::transaction(&pool, |tx| async move {
         tx.set(accounts, "z", &1)?;

@@ -150,7 +150,7 @@ macro_rules! __conformance_list {
             encrypted_indexes_hold_no_values_in_clear,
             encrypted_old_schemas_are_migrated,
             transactions_commit_all_or_nothing,
-            transactions_seal_values_and_keep_indexed_stores_alone,
+            transactions_seal_values_and_commit_indexed_stores_beside_others,
             transactions_take_dyn_stores,
             transactions_keep_indexes_and_unique_values,
             backend_commit_honours_every_guard,

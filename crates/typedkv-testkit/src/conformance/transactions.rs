@@ -165,10 +165,14 @@ pub async fn transactions_commit_all_or_nothing<B: Backend>(backend: B) {
     );
 }
 
-/// Values at rest, and stores with indexes beside others: a sealed, compressed store
-/// commits its values sealed; a store with indexes takes part in a transaction alone, so
-/// one that writes it and another store is refused, with nothing written.
-pub async fn transactions_seal_values_and_keep_indexed_stores_alone<B: Backend>(backend: B) {
+/// Values at rest, and a store with indexes beside others: a sealed, compressed store
+/// commits its values sealed; a store with indexes commits its entries with another store's
+/// writes in one step (a change to that store's key, read before, forces a retry; a unique
+/// value another entity holds aborts everything); a second store with indexes is refused,
+/// nothing written.
+pub async fn transactions_seal_values_and_commit_indexed_stores_beside_others<B: Backend>(
+    backend: B,
+) {
     let keyring = Keyring::new(1, EncryptionKey::from_bytes([0x33; 32]));
     let sealed: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
         .hash_tag(true)
@@ -195,15 +199,53 @@ pub async fn transactions_seal_values_and_keep_indexed_stores_alone<B: Backend>(
         "the committed value is not sealed"
     );
 
-    let indexed: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
+    // One namespace, so that on a cluster every key shares the slot of its hash tag.
+    let users = &super::indexes::accounts_with(&backend, "bank", |b| b);
+    let ledger = &bank::<i64, B>(&backend);
+    ledger.set("ledger-ann", &10).await.unwrap();
+    let attempts = &AtomicU32::new(0);
+    transaction(&backend, |tx| async move {
+        let credit = tx.get(ledger, "ledger-ann").await?.unwrap_or(0);
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Another client writes a key read: this attempt must not commit.
+            ledger.set("ledger-ann", &20).await?;
+        }
+        tx.set(users, "u-ann", &account("ann@x", "ann", &["new"], credit))?;
+        tx.set(ledger, "ledger-ann", &0)?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(ids_by(users, "handle", "ann").await, ["u-ann"]);
+    assert_eq!(ids_by(users, "tag", "new").await, ["u-ann"]);
+    assert_eq!(users.get("u-ann").await.unwrap().map(|a| a.score), Some(20));
+    assert_eq!(ledger.get("ledger-ann").await.unwrap(), Some(0));
+
+    // A unique value another entity holds aborts everything, the other store's write too.
+    let taken = transaction(&backend, |tx| async move {
+        tx.set(ledger, "ledger-bob", &5)?;
+        tx.set(users, "u-bob", &account("bob@x", "ann", &[], 0))?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert!(
+        matches!(taken, Err(Error::UniqueViolation { .. })),
+        "{taken:?}"
+    );
+    assert_eq!(ledger.get("ledger-bob").await.unwrap(), None);
+    assert_eq!(users.get("u-bob").await.unwrap().map(|a| a.handle), None);
+
+    // A second store with indexes: refused, nothing written.
+    let notes: &TypedStore<String, B> = &TypedStore::builder(backend.clone(), "bank")
         .hash_tag(true)
         .index(Index::equality("text", |s: &String| [s.clone()]))
         .build()
         .unwrap();
-    let accounts = &bank::<i64, B>(&backend);
     let refused = transaction(&backend, |tx| async move {
-        tx.set(accounts, "ivan", &1)?;
-        tx.set(indexed, "indexed-1", &"x".to_owned())?;
+        tx.set(ledger, "ledger-cy", &1)?;
+        tx.set(users, "u-cy", &account("cy@x", "cy", &[], 0))?;
+        tx.set(notes, "note-1", &"x".to_owned())?;
         Ok::<_, Error>(())
     })
     .await;
@@ -211,7 +253,8 @@ pub async fn transactions_seal_values_and_keep_indexed_stores_alone<B: Backend>(
         matches!(refused, Err(Error::Transaction { .. })),
         "{refused:?}"
     );
-    assert_eq!(accounts.get("ivan").await.unwrap(), None);
+    assert_eq!(ledger.get("ledger-cy").await.unwrap(), None);
+    assert_eq!(notes.get("note-1").await.unwrap(), None);
 }
 
 /// Stores behind `dyn Store<T>` (`Arc`, `Box`, `&`) take part as the stores they point to,

@@ -169,6 +169,12 @@ pub enum Applied {
         /// That entity's current bytes.
         found: Bytes,
     },
+    /// Check `check` of [`Backend::apply_indexed_with`](crate::Backend::apply_indexed_with)
+    /// did not hold; nothing was written.
+    Changed {
+        /// Position of the check.
+        check: usize,
+    },
 }
 
 /// An index member the typed layer found stale: the value its entity held when it looked

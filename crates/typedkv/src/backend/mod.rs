@@ -234,6 +234,35 @@ pub trait Backend: Clone + Send + Sync + 'static {
         async { Err(no_indexes(self.kind())) }
     }
 
+    /// [`apply_indexed`](Self::apply_indexed) of `ops`, and [`commit`](Self::commit) of
+    /// `checks` and `writes` (keys outside `space`: other stores'), as one atomic step:
+    /// nothing is written unless every check holds ([`Applied::Changed`] names the first
+    /// that does not) and every op applies. What a [transaction](crate::transaction) commits
+    /// when it wrote a store with indexes beside other stores.
+    ///
+    /// The default applies `ops` alone when there are no checks and writes, and otherwise
+    /// refuses with [`Error::Transaction`].
+    fn apply_indexed_with(
+        &self,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> impl Future<Output = Result<Applied>> + Send {
+        let beside = !checks.is_empty() || !writes.is_empty();
+        let kind = self.kind();
+        async move {
+            if beside {
+                return Err(Error::Transaction {
+                    reason: format!(
+                        "the {kind} backend cannot commit a store with indexes beside other stores"
+                    ),
+                });
+            }
+            self.apply_indexed(space, ops).await
+        }
+    }
+
     /// Up to `limit` members of index `index` of `space` between `lo` and `hi`, in `order`
     /// (for [`Order::Descending`], from `hi` down). Members of expired entities may be among
     /// them until removed; the typed layer skips those.

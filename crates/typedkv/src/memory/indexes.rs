@@ -86,7 +86,7 @@ impl Map {
             .any(|op| op.value.is_none() || !op.members[i].iter().any(|m| m == member))
     }
 
-    fn apply(&mut self, space: &IndexSpace, ops: &[IndexedOp], now: Instant) -> Applied {
+    pub(super) fn apply(&mut self, space: &IndexSpace, ops: &[IndexedOp], now: Instant) -> Applied {
         // 1. Guards.
         for (o, op) in ops.iter().enumerate() {
             let current = self.live(&op.key, now).map(|e| e.bytes.as_slice());

@@ -94,6 +94,33 @@ impl Map {
             self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
         }
     }
+
+    /// The position of the first of a commit's `checks` that does not hold.
+    fn unmet(&mut self, checks: &[Check], now: Instant) -> Option<usize> {
+        checks.iter().position(|check| {
+            let current = self.live(&check.key, now).map(|e| e.bytes.as_slice());
+            !check.guard.matches(current)
+        })
+    }
+
+    /// A commit's `writes`, in order.
+    fn write_all(&mut self, writes: &[CommitWrite], now: Instant) {
+        for write in writes {
+            match &write.value {
+                None => {
+                    self.entries.remove(&write.key);
+                }
+                Some(bytes) => {
+                    let expires_at = match write.expiry {
+                        WriteExpiry::Never => None,
+                        WriteExpiry::After(ttl) => deadline(ttl, now),
+                        WriteExpiry::Keep => self.live(&write.key, now).and_then(|e| e.expires_at),
+                    };
+                    self.insert(write.key.clone(), bytes.clone(), expires_at, now);
+                }
+            }
+        }
+    }
 }
 
 fn deadline(after: Duration, now: Instant) -> Option<Instant> {
@@ -209,27 +236,10 @@ impl Backend for MemoryBackend {
     async fn commit(&self, checks: &[Check], writes: &[CommitWrite]) -> Result<Committed> {
         let now = Instant::now();
         let mut map = self.lock();
-        for (position, check) in checks.iter().enumerate() {
-            let current = map.live(&check.key, now).map(|e| e.bytes.as_slice());
-            if !check.guard.matches(current) {
-                return Ok(Committed::Changed { check: position });
-            }
+        if let Some(check) = map.unmet(checks, now) {
+            return Ok(Committed::Changed { check });
         }
-        for write in writes {
-            match &write.value {
-                None => {
-                    map.entries.remove(&write.key);
-                }
-                Some(bytes) => {
-                    let expires_at = match write.expiry {
-                        WriteExpiry::Never => None,
-                        WriteExpiry::After(ttl) => deadline(ttl, now),
-                        WriteExpiry::Keep => map.live(&write.key, now).and_then(|e| e.expires_at),
-                    };
-                    map.insert(write.key.clone(), bytes.clone(), expires_at, now);
-                }
-            }
-        }
+        map.write_all(writes, now);
         Ok(Committed::Done)
     }
 
@@ -299,6 +309,25 @@ impl Backend for MemoryBackend {
 
     async fn apply_indexed(&self, space: &IndexSpace, ops: &[IndexedOp]) -> Result<Applied> {
         Ok(self.apply_indexed_now(space, ops))
+    }
+
+    async fn apply_indexed_with(
+        &self,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> Result<Applied> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if let Some(check) = map.unmet(checks, now) {
+            return Ok(Applied::Changed { check });
+        }
+        let applied = map.apply(space, ops, now);
+        if matches!(applied, Applied::Done { .. }) {
+            map.write_all(writes, now);
+        }
+        Ok(applied)
     }
 
     async fn index_members(

@@ -33,8 +33,9 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("compare_and_swap.lua")));
 
 /// A transaction's commit: its checks and writes in one script (see `commit.lua`).
-pub(super) static COMMIT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("commit.lua")));
+pub(super) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&[include_str!("commit_steps.lua"), include_str!("commit.lua")].concat())
+});
 
 /// One key of a commit: what it must hold (if it was read) and what it becomes (if
 /// written).
@@ -126,6 +127,26 @@ pub(super) fn committed(reply: &[Value], checks: usize) -> Option<Committed> {
             .map(|n| Committed::Changed { check: n - 1 }),
         _ => None,
     }
+}
+
+/// `commit_beside.lua`'s keys and arguments for `ops` in `space` beside `entries` (other
+/// stores' keys): every key, then the counts of the indexed writes' keys and arguments,
+/// their arguments, and four per other key; how many keys in all.
+pub(super) fn commit_beside_args(
+    out: &mut impl indexes::ScriptArgs,
+    space: &IndexSpace,
+    ops: &[IndexedOp],
+    entries: &[CommitEntry<'_>],
+) -> usize {
+    let mut counted = indexes::Counted::default();
+    indexes::apply_args(&mut counted, space, ops.iter(), false);
+    indexes::apply_args(&mut indexes::KeysOf(out), space, ops.iter(), false);
+    commit_args(&mut indexes::KeysOf(out), entries);
+    out.arg(counted.keys);
+    out.arg(counted.args);
+    indexes::apply_args(&mut indexes::ArgsOf(out), space, ops.iter(), false);
+    commit_args(&mut indexes::ArgsOf(out), entries);
+    counted.keys + entries.len()
 }
 
 /// `text` with Redis glob characters (`* ? [ ] \\`) escaped, so it matches only itself in a
@@ -436,6 +457,58 @@ where
                 &batch,
                 self.limits(),
                 "the indexed-write script answered something else".to_owned(),
+            )
+        })
+    }
+
+    /// `commit_beside.lua`: `ops`, with the checks and writes of other stores' keys, in one
+    /// script.
+    pub(crate) async fn apply_indexed_with(
+        self: &Arc<Self>,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+        (checks, writes): (&[Check], &[CommitWrite]),
+        concern: Option<WriteConcern>,
+    ) -> Result<Applied> {
+        let entries = commit_entries(checks, writes);
+        let keys: Vec<&str> = ops
+            .iter()
+            .map(|op| op.key.as_str())
+            .chain(entries.iter().map(|(key, _, _)| *key))
+            .collect();
+        let batch = KeyBatch::new(&keys);
+        let script = indexes::commit_beside_script();
+        let reply = match concern {
+            None => {
+                let mut invocation = script.prepare_invoke();
+                commit_beside_args(&mut invocation, space, ops, &entries);
+                self.invoke(&batch, &invocation).await?
+            }
+            Some(concern) => {
+                let mut cmd = ::redis::cmd("EVALSHA");
+                let mut counted = indexes::Counted::default();
+                let key_count = commit_beside_args(&mut counted, space, ops, &entries);
+                cmd.arg(script.get_hash()).arg(key_count);
+                commit_beside_args(&mut cmd, space, ops, &entries);
+                let first = keys.first().map_or(&[][..], |key| key.as_bytes());
+                let sent = self.acknowledged(&batch, first, vec![cmd], Some(script), &concern);
+                Box::pin(sent).await?.pop().unwrap_or(Value::Nil)
+            }
+        };
+        // {5, i}: the i-th other key did not hold what was read.
+        if let Value::Array(parts) = &reply
+            && let [Value::Int(5), Value::Int(i)] = parts.as_slice()
+            && let Some(check) = usize::try_from(*i)
+                .ok()
+                .filter(|i| (1..=checks.len()).contains(i))
+        {
+            return Ok(Applied::Changed { check: check - 1 });
+        }
+        indexes::applied(reply, space, ops).ok_or_else(|| {
+            unexpected(
+                &batch,
+                self.limits(),
+                "the transaction's indexed commit answered something else".to_owned(),
             )
         })
     }

@@ -58,9 +58,18 @@ impl<B: Backend> Committer for B {
     }
 }
 
-/// Applies a transaction's ops in one index space (one partition) as one atomic step.
-pub(crate) type IndexedCommit =
-    Arc<dyn Fn(IndexSpace, Vec<IndexedOp>) -> BoxFuture<'static, Result<Applied>> + Send + Sync>;
+/// Applies a transaction's ops in one index space (one partition), with the checks and
+/// writes of its other stores' keys, as one atomic step.
+pub(crate) type IndexedCommit = Arc<
+    dyn Fn(
+            IndexSpace,
+            Vec<IndexedOp>,
+            Vec<Check>,
+            Vec<CommitWrite>,
+        ) -> BoxFuture<'static, Result<Applied>>
+        + Send
+        + Sync,
+>;
 
 /// Who hears of a transaction's writes to a store's keys (this process' fail-safe tables):
 /// made by the store, told after the commit, when the store itself is no longer borrowed.

@@ -80,19 +80,29 @@ pub(super) struct IndexedPart {
 }
 
 impl IndexedPart {
-    /// Applies `ops` as one atomic step.
-    pub(super) async fn apply(&self, ops: Vec<IndexedOp>) -> Result<Applied> {
-        (self.commit)(self.space.clone(), ops).await
+    /// Applies `ops`, with `beside` (the other stores' checks and writes), as one atomic
+    /// step.
+    pub(super) async fn apply(&self, ops: Vec<IndexedOp>, beside: Beside) -> Result<Applied> {
+        (self.commit)(self.space.clone(), ops, beside.checks, beside.writes).await
     }
 }
 
-/// The refusal of an attempt that mixes a store with indexes with other stores or
-/// partitions.
+/// What an attempt on a store with indexes commits beside its ops: the keys of its other
+/// stores, checked and written as a plain commit would.
+#[derive(Default)]
+pub(super) struct Beside {
+    pub(super) checks: Vec<Check>,
+    /// The position of each of `checks` among the attempt's.
+    pub(super) positions: Vec<usize>,
+    pub(super) writes: Vec<CommitWrite>,
+}
+
+/// The refusal of an attempt that mixes two stores with indexes, or two partitions of one.
 fn alone(namespace: &str) -> Error {
     Error::Transaction {
         reason: format!(
-            "store {namespace:?} has indexes: it takes part in a transaction alone, with every \
-             key it reads or writes in one of its partitions"
+            "store {namespace:?} has indexes: a transaction takes one store with indexes, with \
+             every key it reads or writes of that store in one of its partitions"
         ),
     }
 }
@@ -127,35 +137,44 @@ impl Attempt {
         found
     }
 
-    /// The ops of an attempt on a store with indexes (every key it read or wrote must be
-    /// that store's, in its space): each written key's write, then each key only read
-    /// written back as read, each guarded by its read. With, per op, the position of its
-    /// check.
+    /// The ops of an attempt on a store with indexes: each of its written keys' write,
+    /// then each of its keys only read written back as read, each guarded by its read;
+    /// with, per op, the position of its check. The keys of other stores go `beside`, as a
+    /// plain commit's checks and writes.
     pub(super) fn indexed_ops(
         &self,
         part: &IndexedPart,
-    ) -> Result<(Vec<IndexedOp>, Vec<Option<usize>>)> {
+    ) -> (Vec<IndexedOp>, Vec<Option<usize>>, Beside) {
         let written = self.writes.iter().map(|write| (&write.key, &part.writes));
         let read_only = self
             .checks
             .iter()
-            .filter(|check| !part.writes.contains_key(&check.key))
+            .filter(|check| !self.written_at.contains_key(&check.key))
             .map(|check| (&check.key, &part.reads));
         let mut ops = Vec::with_capacity(self.checks.len() + self.writes.len());
         let mut positions = Vec::with_capacity(ops.capacity());
+        let mut beside = Beside::default();
         for (key, ops_of) in written.chain(read_only) {
+            let check = self.read_at.get(key).copied();
             let Some(op) = ops_of.get(key) else {
-                return Err(alone(&part.namespace));
+                // Another store's key: checked if read, written if written.
+                if let Some(at) = check {
+                    beside.checks.push(self.checks[at].clone());
+                    beside.positions.push(at);
+                }
+                if let Some(&at) = self.written_at.get(key) {
+                    beside.writes.push(self.writes[at].clone());
+                }
+                continue;
             };
             let mut op = op.clone();
-            let check = self.read_at.get(key).copied();
             if let Some(at) = check {
                 op.guard = self.checks[at].guard.clone();
             }
             ops.push(op);
             positions.push(check);
         }
-        Ok((ops, positions))
+        (ops, positions, beside)
     }
 
     /// The first key the attempt read or wrote, to name in an error.

@@ -367,11 +367,15 @@ async fn commit(backend: &dyn Committer, gathered: &handle::Attempt) -> Result<C
         }
         return backend.commit(&gathered.checks, &gathered.writes).await;
     };
-    let (ops, checks) = gathered.indexed_ops(indexed)?;
-    match indexed.apply(ops).await? {
+    let (ops, checks, beside) = gathered.indexed_ops(indexed);
+    let beside_checks = beside.positions.clone();
+    match indexed.apply(ops, beside).await? {
         Applied::Done { .. } => Ok(Committed::Done),
         Applied::Unmet { op, .. } => Ok(Committed::Changed {
             check: checks.get(op).copied().flatten().unwrap_or_default(),
+        }),
+        Applied::Changed { check } => Ok(Committed::Changed {
+            check: beside_checks.get(check).copied().unwrap_or_default(),
         }),
         other => Err(Error::Protocol {
             backend: backend.kind(),

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::TypedStore;
 use crate::backend::{Applied, Guard, IndexKeys, IndexSpace, IndexedOp, Lex};
 use crate::backend::{Backend, Bytes, Swap, Write, WriteExpiry};
-use crate::backend::{IndexSupport, StaleMember, member_id};
+use crate::backend::{Check, CommitWrite, IndexSupport, StaleMember, member_id};
 use crate::backend::{prefix_range, range_member, value_member, value_prefix};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -206,11 +206,15 @@ where
     /// only if that entity's current value still gives it: a holder changed around the
     /// indexes (another program, a store without them) loses its stale member here, and the
     /// write is tried again.
+    ///
+    /// `beside`: the checks and writes of other stores' keys a transaction commits in the
+    /// same step (none outside transactions).
     pub(super) async fn apply_in(
         &self,
         backend: &B,
         space: &IndexSpace,
         ops: &[IndexedOp],
+        beside: (&[Check], &[CommitWrite]),
     ) -> Result<Applied> {
         let violation = |key: String, index: usize, value: Bytes| Error::UniqueViolation {
             key,
@@ -218,7 +222,15 @@ where
             value: key_text(value.get(4..).unwrap_or_default()).into_owned(),
         };
         for _ in 0..STALE_HOLDERS {
-            match backend.apply_indexed(space, ops).await? {
+            let applied = match beside {
+                ([], []) => backend.apply_indexed(space, ops).await?,
+                (checks, writes) => {
+                    backend
+                        .apply_indexed_with(space, ops, checks, writes)
+                        .await?
+                }
+            };
+            match applied {
                 Applied::Taken {
                     key, index, value, ..
                 } => return Err(violation(key, index, value)),

@@ -46,12 +46,12 @@ where
     /// [`apply`](Self::apply) on `backend` (the store's, or with one write's concern).
     pub(super) async fn apply_on(&self, backend: &B, ops: &[IndexedOp]) -> Result<Applied> {
         if let [space] = self.indexes.spaces.as_slice() {
-            return self.apply_in(backend, space, ops).await;
+            return self.apply_in(backend, space, ops, (&[], &[])).await;
         }
         let by_partition = by_partition(ops.iter().cloned(), |op| self.partition_of_key(&op.key));
         let steps = by_partition
             .iter()
-            .map(|(&p, ops)| self.apply_in(backend, &self.indexes.spaces[p], ops));
+            .map(|(&p, ops)| self.apply_in(backend, &self.indexes.spaces[p], ops, (&[], &[])));
         let mut existed = 0;
         for applied in try_join_all(steps).await? {
             match applied {

@@ -74,9 +74,15 @@ where
     /// [`Error::UniqueViolation`](crate::Error::UniqueViolation).
     fn indexed_commit(&self) -> IndexedCommit {
         let store = self.clone();
-        Arc::new(move |space, ops| {
+        Arc::new(move |space, ops, checks, writes| {
             let store = store.clone();
-            async move { store.apply_in(&store.inner.backend, &space, &ops).await }.boxed()
+            async move {
+                let backend = &store.inner.backend;
+                store
+                    .apply_in(backend, &space, &ops, (&checks, &writes))
+                    .await
+            }
+            .boxed()
         })
     }
 

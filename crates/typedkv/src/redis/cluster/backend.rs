@@ -193,6 +193,25 @@ impl Backend for RedisClusterPool {
             .await
     }
 
+    /// One script on the slot's master: refused at once when the keys span slots.
+    async fn apply_indexed_with(
+        &self,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> Result<Applied> {
+        let keys = ops
+            .iter()
+            .map(|op| op.key.as_str())
+            .chain(checks.iter().map(|check| check.key.as_str()))
+            .chain(writes.iter().map(|write| write.key.as_str()));
+        crate::keyspace::slots::one_slot(keys)?;
+        self.shared()
+            .apply_indexed_with(space, ops, (checks, writes), self.concern())
+            .await
+    }
+
     async fn index_members(
         &self,
         space: &IndexSpace,

@@ -22,6 +22,20 @@ fn with_common(body: &str) -> Script {
 }
 
 static APPLY: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("apply.lua")));
+/// A transaction's commit of a store's indexed writes beside other stores' keys: `apply.lua`
+/// as a function, between the commit's steps on the other keys (`commit_beside.lua`).
+static COMMIT_BESIDE: LazyLock<Script> = LazyLock::new(|| {
+    with_common(
+        &[
+            include_str!("../commit_steps.lua"),
+            "local function apply(KEYS, ARGV)\n",
+            include_str!("apply.lua"),
+            "\nend\n",
+            include_str!("commit_beside.lua"),
+        ]
+        .concat(),
+    )
+});
 static COUNT: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("count.lua")));
 static FORGET: LazyLock<Script> = LazyLock::new(|| with_common(include_str!("forget.lua")));
 
@@ -62,6 +76,46 @@ impl ScriptArgs for ScriptInvocation<'_> {
     }
 }
 
+/// The keys only of what is written through it: to lay out the keys of several parts of a
+/// script call before any of their arguments, as an `EVALSHA` [`Cmd`] needs.
+pub(crate) struct KeysOf<'a, O>(pub(crate) &'a mut O);
+
+impl<O: ScriptArgs> ScriptArgs for KeysOf<'_, O> {
+    fn key<T: ToRedisArgs>(&mut self, key: T) {
+        self.0.key(key);
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, _: T) {}
+}
+
+/// The arguments only of what is written through it (see [`KeysOf`]).
+pub(crate) struct ArgsOf<'a, O>(pub(crate) &'a mut O);
+
+impl<O: ScriptArgs> ScriptArgs for ArgsOf<'_, O> {
+    fn key<T: ToRedisArgs>(&mut self, _: T) {}
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) {
+        self.0.arg(arg);
+    }
+}
+
+/// How many keys and arguments are written through it.
+#[derive(Default)]
+pub(crate) struct Counted {
+    pub(crate) keys: usize,
+    pub(crate) args: usize,
+}
+
+impl ScriptArgs for Counted {
+    fn key<T: ToRedisArgs>(&mut self, key: T) {
+        self.keys += key.num_of_args();
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) {
+        self.args += arg.num_of_args();
+    }
+}
+
 impl ScriptArgs for Cmd {
     fn key<T: ToRedisArgs>(&mut self, key: T) {
         Cmd::arg(self, key);
@@ -98,6 +152,12 @@ pub(crate) fn apply_script() -> &'static Script {
     &APPLY
 }
 
+/// The script of a transaction's indexed writes beside other stores' keys
+/// (`commit_beside.lua`; its arguments: `commands.rs`).
+pub(crate) fn commit_beside_script() -> &'static Script {
+    &COMMIT_BESIDE
+}
+
 /// `EVALSHA` of the script applying the [`coalescable`] `ops` of separate callers, each on
 /// its own: its reply is the count of a batch (0), or `{4, op, ...}` naming the ops left out
 /// (a unique value held, a record of another Redis type), whose callers send them again
@@ -126,7 +186,7 @@ fn apply_call<'o>(
 
 /// `apply.lua`'s keys and arguments for `ops`: index keys, each op's entity and record key,
 /// then the indexes, whether the ops are `independent`, and each op.
-fn apply_args<'o>(
+pub(crate) fn apply_args<'o>(
     out: &mut impl ScriptArgs,
     space: &IndexSpace,
     ops: impl Iterator<Item = &'o IndexedOp> + Clone,

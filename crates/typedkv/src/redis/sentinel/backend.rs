@@ -109,6 +109,18 @@ impl Backend for RedisSentinelPool {
             .await
     }
 
+    async fn apply_indexed_with(
+        &self,
+        space: &IndexSpace,
+        ops: &[IndexedOp],
+        checks: &[Check],
+        writes: &[CommitWrite],
+    ) -> Result<Applied> {
+        self.shared()
+            .apply_indexed_with(space, ops, (checks, writes), self.concern())
+            .await
+    }
+
     async fn index_members(
         &self,
         space: &IndexSpace,
