@@ -300,7 +300,7 @@ pub enum Error {
 
     /// A [transaction](crate::transaction) cannot run as asked, and wrote nothing: its keys
     /// lie in several Redis Cluster slots, it used stores on another backend than its own,
-    /// a store with indexes beside another store (or across its partitions), a handle after
+    /// two stores with indexes (or two partitions of one), a handle after
     /// its attempt ended, or its closure panicked. Calling again unchanged fails the same
     /// way.
     #[error("transaction refused: {reason}")]

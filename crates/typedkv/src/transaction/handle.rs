@@ -56,7 +56,7 @@ pub(super) struct Attempt {
     pub(super) writes: Vec<CommitWrite>,
     /// Who hears of each write (its store's fail-safe tables), by position in `writes`.
     pub(super) notices: Vec<WriteNotice>,
-    /// The store with indexes the attempt touched, if any (it takes part alone).
+    /// The store with indexes the attempt touched, if any (one per attempt).
     pub(super) indexed: Option<IndexedPart>,
     /// The write concern of the stores written, with the namespace of the first: all
     /// must ask for the same, which the commit then waits for.

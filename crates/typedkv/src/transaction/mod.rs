@@ -152,14 +152,15 @@ where
 ///   written without being read are written whatever they hold (last writer wins), and no
 ///   query (`find_by`, scans) is part of it: no phantom protection.
 /// - **Indexes**: a store with indexes keeps them as `set` does, unique values included
-///   ([`Error::UniqueViolation`] aborts the transaction). It takes part alone, with every
-///   key in one of its partitions; keys it only read are written back as read (same bytes,
-///   same TTL), which is how its atomic step checks them.
+///   ([`Error::UniqueViolation`] aborts the transaction), and commits beside the other
+///   stores in the same atomic step, with every key of its own in one of its partitions;
+///   keys it only read are written back as read (same bytes, same TTL), which is how its
+///   atomic step checks them. One store with indexes per transaction.
 /// - **Errors**: [`Error::Conflict`] after [`TransactionOptions::attempts`] attempts whose
 ///   reads kept changing; [`Error::Timeout`] with [`Waited::Transaction`] past the
 ///   deadline; [`Error::Transaction`] when `f` panicked or asked what a transaction cannot
-///   do (stores on another backend, a store with indexes beside another store or across
-///   its partitions, keys in several cluster slots, a write with a
+///   do (stores on another backend, two stores with indexes or two partitions of one,
+///   keys in several cluster slots, a write with a
 ///   [`Condition`](crate::Condition)). In each case nothing was
 ///   written, except that a commit whose reply did not arrive (a reply timeout, a broken
 ///   connection) may have applied entirely: never in part.
