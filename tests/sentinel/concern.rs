@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use typedkv::{Error, RedisSentinelStore, Store, WriteConcern};
 use typedkv_testkit::TestSentinel;
-use typedkv_testkit::failover::{Load, Report};
+use typedkv_testkit::failover::Load;
 use typedkv_testkit::sentinel::MOVE_AFTER_SWITCH;
 
 use crate::SETUPS;
@@ -31,31 +31,6 @@ fn store(
         .write_concern(concern)
         .build()
         .unwrap()
-}
-
-/// Panics unless every failure of `report` is typed and names a key under `prefix`: a
-/// concern not met, a timeout, a connection error or a refusal (`READONLY` from a demoted
-/// master); how many were a concern not met.
-fn unacknowledged(report: &Report, prefix: &str) -> usize {
-    for error in &report.failures {
-        assert!(
-            error.is_timeout()
-                || matches!(
-                    error,
-                    Error::Unacknowledged { .. } | Error::Connection { .. } | Error::Refused { .. }
-                ),
-            "unexpected error kind during failover: {error}"
-        );
-        assert!(
-            error.key().is_some_and(|key| key.starts_with(prefix)),
-            "{error}"
-        );
-    }
-    report
-        .failures
-        .iter()
-        .filter(|e| matches!(e, Error::Unacknowledged { .. }))
-        .count()
 }
 
 /// Waits (at most 30 s) until `store` writes again, acknowledged.
@@ -120,7 +95,7 @@ async fn a_planned_failover_loses_no_write_acknowledged_by_every_replica() {
     // gap are lost, but none acknowledged after the pool moved: connections kept for
     // concerned writes leave the old master with the lanes.
     for (report, prefix) in [(without, "w0:"), (with_all, "wa:")] {
-        unacknowledged(report, prefix);
+        report.unacknowledged(prefix);
         if let Some(last_lost) = report.last_lost {
             assert!(
                 last_lost <= switched_after + MOVE_AFTER_SWITCH,
@@ -129,7 +104,7 @@ async fn a_planned_failover_loses_no_write_acknowledged_by_every_replica() {
             );
         }
     }
-    let refused = unacknowledged(with_concern, "w2:");
+    let refused = with_concern.unacknowledged("w2:");
     eprintln!("  both replicas: {refused} writes reported unacknowledged");
     assert_eq!(
         with_concern.lost, 0,
@@ -164,7 +139,7 @@ async fn a_killed_master_loses_no_write_acknowledged_by_every_replica() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = load.stop(killed, &sentinel.master_store("k").await).await;
     eprintln!("killed master, promoted {promoted_after:?} after the kill, all replicas: {report}");
-    unacknowledged(&report, "k:");
+    report.unacknowledged("k:");
     assert_eq!(report.lost, 0, "an acknowledged write was lost: {report}");
     assert!(
         report.after_outage > 100,

@@ -151,6 +151,30 @@ pub struct Report {
 }
 
 impl Report {
+    /// Panics unless every failure was typed and named a key under `prefix`: a write
+    /// concern not met, a timeout, a connection error or a refusal (`READONLY` from a
+    /// demoted master); how many were a concern not met (`Error::Unacknowledged`).
+    pub fn unacknowledged(&self, prefix: &str) -> usize {
+        for error in &self.failures {
+            assert!(
+                error.is_timeout()
+                    || matches!(
+                        error,
+                        Error::Unacknowledged { .. }
+                            | Error::Connection { .. }
+                            | Error::Refused { .. }
+                    ),
+                "unexpected error kind during failover: {error}"
+            );
+            assert!(
+                error.key().is_some_and(|key| key.starts_with(prefix)),
+                "{error}"
+            );
+        }
+        let unacknowledged = |e: &&Error| matches!(e, Error::Unacknowledged { .. });
+        self.failures.iter().filter(unacknowledged).count()
+    }
+
     /// Panics unless every failure was a typed connection, timeout or refusal error naming a
     /// key under `prefix`, calls failed only until `promoted_after` plus
     /// [`RECOVERY_AFTER_PROMOTION`], and over a thousand calls succeeded afterwards.

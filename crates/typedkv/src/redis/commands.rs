@@ -64,6 +64,18 @@ pub(super) fn commit_entries<'a>(
     entries
 }
 
+/// The entries of a commit of `checks` and `writes`, and its `EVALSHA` of `commit.lua`.
+pub(super) fn commit_call<'a>(
+    checks: &'a [Check],
+    writes: &'a [CommitWrite],
+) -> (Vec<CommitEntry<'a>>, Cmd) {
+    let entries = commit_entries(checks, writes);
+    let mut cmd = ::redis::cmd("EVALSHA");
+    cmd.arg(COMMIT.get_hash()).arg(entries.len());
+    commit_args(&mut cmd, &entries);
+    (entries, cmd)
+}
+
 /// `commit.lua`'s keys and arguments for `entries`: four per key, what it must hold and
 /// what it becomes.
 pub(super) fn commit_args(out: &mut impl indexes::ScriptArgs, entries: &[CommitEntry<'_>]) {
@@ -341,12 +353,9 @@ where
             // Boxed: the checkout would enlarge every call's future.
             return Box::pin(self.commit_acknowledged(checks, writes, concern)).await;
         }
-        let entries = commit_entries(checks, writes);
+        let (entries, cmd) = commit_call(checks, writes);
         let first = entries.first().map_or("", |(key, _, _)| *key);
         let batch = KeyBatch::starting(Some(first), entries.len());
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(COMMIT.get_hash()).arg(entries.len());
-        commit_args(&mut cmd, &entries);
         let reply: Vec<Value> = match self.single(first, Plain::Cmd(cmd), Resend::Never).await {
             Err(Error::Refused { code, .. }) if code == "NOSCRIPT" => {
                 let mut invocation = COMMIT.prepare_invoke();

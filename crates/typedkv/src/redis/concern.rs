@@ -19,8 +19,7 @@ use ::redis::{Cmd, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
 
 use super::commands::{
-    COMMIT, COMPARE_AND_SWAP, commit_args, commit_entries, committed, expiry_args, on_key,
-    set_command, swapped,
+    COMMIT, COMPARE_AND_SWAP, commit_call, committed, expiry_args, on_key, set_command, swapped,
 };
 use super::errors::unexpected;
 use super::indexes;
@@ -314,12 +313,9 @@ where
         writes: &[CommitWrite],
         concern: WriteConcern,
     ) -> Result<Committed> {
-        let entries = commit_entries(checks, writes);
+        let (entries, cmd) = commit_call(checks, writes);
         let first = entries.first().map_or("", |(key, _, _)| *key);
         let batch = KeyBatch::starting(Some(first), entries.len());
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(COMMIT.get_hash()).arg(entries.len());
-        commit_args(&mut cmd, &entries);
         let replies =
             self.acknowledged(&batch, first.as_bytes(), vec![cmd], Some(&COMMIT), &concern);
         let reply = self.script_reply(&batch, replies.await?)?;
