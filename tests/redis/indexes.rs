@@ -460,3 +460,18 @@ async fn rewrite_at_the_moment_of_expiry() {
     let redis = TestRedis::start().await;
     a_rewrite_at_the_moment_of_expiry_keeps_the_entries(&redis).await;
 }
+
+/// One id twice in one `set_many`: the last value wins, and its entries only.
+#[tokio::test]
+async fn set_many_with_one_id_twice_keeps_the_last_entries() {
+    let redis = TestRedis::start().await;
+    let store: TypedStore<String, _> = TypedStore::builder(redis.pool(), "dup")
+        .index(typedkv::Index::equality("v", |s: &String| [s.clone()]))
+        .build()
+        .unwrap();
+    let (a, b) = ("a".to_owned(), "b".to_owned());
+    store.set_many(&[("x", &a), ("x", &b)]).await.unwrap();
+    assert_eq!(store.get("x").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.count_by("v", b"a").await.unwrap(), 0);
+    assert_eq!(store.count_by("v", b"b").await.unwrap(), 1);
+}
