@@ -296,3 +296,33 @@ async fn a_kept_connection_is_let_go_after_a_restart() {
     store.set("a", &2).await.unwrap();
     assert_eq!(store.get("a").await.unwrap(), Some(2));
 }
+
+/// A concerned write on a hung server (SIGSTOP) times out within the reply limit and the
+/// wait; once the server runs again, the next is acknowledged (the timed-out connection,
+/// whose server may still be blocked on its command, is not kept for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concerned_write_on_a_hung_server_times_out_and_the_next_succeeds() {
+    let server = TestRedis::start().await;
+    let pool = RedisPool::builder(server.url())
+        .response_timeout(Some(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let all = WriteConcern::all_replicas().timeout(Duration::from_millis(200));
+    let store: RedisStore<u64> = RedisStore::builder(pool, "h")
+        .write_concern(all)
+        .build()
+        .unwrap();
+    store.set("a", &1).await.unwrap();
+    server.signal("-STOP");
+    let started = Instant::now();
+    let written = store.set("a", &2).await;
+    let took = started.elapsed();
+    server.signal("-CONT");
+    assert!(
+        written.as_ref().is_err_and(Error::is_timeout),
+        "{written:?}"
+    );
+    assert!(took < Duration::from_secs(2), "the write took {took:?}");
+    store.set("a", &3).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), Some(3));
+}

@@ -4,10 +4,10 @@
 //! `WAIT` counts the replicas that have every write *its connection* made, and blocks that
 //! connection until they answer or its timeout ends. On a shared lane it would stall every
 //! other call for as long as a replica is slow (and a stopped replica makes it the whole
-//! timeout), so a write with a concern takes a connection of its own from the pool: the
-//! write and the wait go out in one round trip, and the checkout's recycle check
-//! (`UNWATCH`+`PING`) is the price (measured in BENCHMARKS.md). Writes without a concern
-//! never come here and send nothing more.
+//! timeout), so a write with a concern takes a connection of its own from the pool, kept
+//! for the next one (`lanes.rs`: `Exclusive`, which spares the checkout's round trip): the
+//! write and the wait go out in one round trip. Writes without a concern never come here
+//! and send nothing more.
 //!
 //! On a cluster, the pipeline goes to the master of its first key (redis-rs routes a
 //! pipeline by its first keyed command), so the wait is that master's; writes to several

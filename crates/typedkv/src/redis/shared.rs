@@ -174,13 +174,15 @@ where
 
     /// Takes back a connection of [`Shared::borrow`] after a command; `error`: the
     /// command's, if it failed. One broken is let go, and the connections that existed
-    /// with it are suspect, as on a lane.
+    /// with it are suspect, as on a lane; one whose reply timed out is let go alone (the
+    /// server may still be blocked on its command, and the next would wait behind it).
     pub(crate) fn give_back(&self, borrowed: Borrowed<W>, error: Option<&RedisError>) {
         match error {
             Some(error) if self.replaces(error) => {
                 self.generations.all_dead();
                 borrowed.object.detach();
             }
+            Some(error) if error.is_timeout() => borrowed.object.detach(),
             _ => self.exclusive.give_back(borrowed, &self.generations),
         }
     }
