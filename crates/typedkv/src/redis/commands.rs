@@ -133,32 +133,37 @@ pub(super) fn swapped(reply: Vec<Value>) -> std::result::Result<Swap, String> {
 pub(super) fn committed(reply: &[Value], checks: usize) -> Option<Committed> {
     match reply {
         [Value::Int(1)] => Some(Committed::Done),
-        [Value::Int(0), Value::Int(n)] => usize::try_from(*n)
-            .ok()
-            .filter(|n| (1..=checks).contains(n))
-            .map(|n| Committed::Changed { check: n - 1 }),
+        [Value::Int(0), Value::Int(n)] => {
+            check_at(*n, checks).map(|check| Committed::Changed { check })
+        }
         _ => None,
     }
 }
 
+/// The position of the check a script names by its 1-based number `n`, if it is one of
+/// `checks`.
+fn check_at(n: i64, checks: usize) -> Option<usize> {
+    let n = usize::try_from(n).ok()?;
+    (1..=checks).contains(&n).then(|| n - 1)
+}
+
 /// `commit_beside.lua`'s keys and arguments for `ops` in `space` beside `entries` (other
 /// stores' keys): every key, then the counts of the indexed writes' keys and arguments,
-/// their arguments, and four per other key; how many keys in all.
+/// their arguments, and four per other key.
 pub(super) fn commit_beside_args(
     out: &mut impl indexes::ScriptArgs,
     space: &IndexSpace,
     ops: &[IndexedOp],
     entries: &[CommitEntry<'_>],
-) -> usize {
+) {
     let mut counted = indexes::Counted::default();
     indexes::apply_args(&mut counted, space, ops.iter(), false);
     indexes::apply_args(&mut indexes::KeysOf(out), space, ops.iter(), false);
     commit_args(&mut indexes::KeysOf(out), entries);
-    out.arg(counted.keys);
+    out.arg(indexes::apply_key_count(space, ops.len()));
     out.arg(counted.args);
     indexes::apply_args(&mut indexes::ArgsOf(out), space, ops.iter(), false);
     commit_args(&mut indexes::ArgsOf(out), entries);
-    counted.keys + entries.len()
 }
 
 /// `text` with Redis glob characters (`* ? [ ] \\`) escaped, so it matches only itself in a
@@ -495,8 +500,7 @@ where
             }
             Some(concern) => {
                 let mut cmd = ::redis::cmd("EVALSHA");
-                let mut counted = indexes::Counted::default();
-                let key_count = commit_beside_args(&mut counted, space, ops, &entries);
+                let key_count = indexes::apply_key_count(space, ops.len()) + entries.len();
                 cmd.arg(script.get_hash()).arg(key_count);
                 commit_beside_args(&mut cmd, space, ops, &entries);
                 let first = keys.first().map_or(&[][..], |key| key.as_bytes());
@@ -507,11 +511,9 @@ where
         // {5, i}: the i-th other key did not hold what was read.
         if let Value::Array(parts) = &reply
             && let [Value::Int(5), Value::Int(i)] = parts.as_slice()
-            && let Some(check) = usize::try_from(*i)
-                .ok()
-                .filter(|i| (1..=checks.len()).contains(i))
+            && let Some(check) = check_at(*i, checks.len())
         {
-            return Ok(Applied::Changed { check: check - 1 });
+            return Ok(Applied::Changed { check });
         }
         indexes::applied(reply, space, ops).ok_or_else(|| {
             unexpected(
@@ -576,13 +578,21 @@ where
 pub(crate) fn set_each(entries: &[(String, Bytes)], expiry: WriteExpiry) -> Pipeline {
     let mut pipe = ::redis::pipe();
     pipe.atomic();
-    for (key, bytes) in entries {
-        let mut cmd = ::redis::cmd("SET");
-        cmd.arg(key).arg(bytes);
-        expiry_args(&mut cmd, expiry);
+    for cmd in set_commands(entries, expiry) {
         pipe.add_command(cmd).ignore();
     }
     pipe
+}
+
+/// `SET key value` with `expiry`'s arguments, for each entry.
+pub(super) fn set_commands(
+    entries: &[(String, Bytes)],
+    expiry: WriteExpiry,
+) -> impl Iterator<Item = Cmd> + '_ {
+    let write = Write::new(expiry, Condition::Always);
+    entries
+        .iter()
+        .map(move |(key, bytes)| set_command(key, bytes, write))
 }
 
 #[cfg(test)]

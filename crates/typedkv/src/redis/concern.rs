@@ -19,7 +19,7 @@ use ::redis::{Cmd, RedisError, Script, Value};
 use deadpool::managed::{Manager, Object};
 
 use super::commands::{
-    COMMIT, COMPARE_AND_SWAP, commit_call, committed, expiry_args, on_key, set_command, swapped,
+    COMMIT, COMPARE_AND_SWAP, commit_call, committed, on_key, set_command, set_commands, swapped,
 };
 use super::errors::unexpected;
 use super::indexes;
@@ -148,13 +148,15 @@ where
         first: &[u8],
         concern: &WriteConcern,
     ) -> std::result::Result<u32, Failure> {
-        let ask_role = concern.replicas == Replicas::All;
+        // `None`: every replica the master reports, asked with `ROLE`.
+        let count = match concern.replicas {
+            Replicas::Count(n) => Some(n),
+            Replicas::All => None,
+        };
+        let ask_role = count.is_none();
         let ask_waitaof = concern.on_disk && !self.has_waitaof.load(Ordering::Relaxed);
-        if !ask_role && !ask_waitaof {
-            return Ok(match concern.replicas {
-                Replicas::Count(n) => n,
-                _ => 0,
-            });
+        if let (Some(n), false) = (count, ask_waitaof) {
+            return Ok(n);
         }
         // `EXISTS first` routes the pipeline to the master of `first` on a cluster.
         let mut pipe = ::redis::pipe();
@@ -175,10 +177,11 @@ where
                 _ => return Err(Failure::NoWaitaof),
             }
         }
-        match (role, concern.replicas) {
-            (Some(role), Replicas::All) => replicas_of(&role).ok_or(Failure::Role(role)),
-            (_, Replicas::Count(n)) => Ok(n),
-            _ => Ok(0),
+        match (count, role) {
+            (Some(n), _) => Ok(n),
+            (None, Some(role)) => replicas_of(&role).ok_or(Failure::Role(role)),
+            // No reply to `ROLE`: never count it as no replica.
+            (None, None) => Err(Failure::Role(Value::Nil)),
         }
     }
 }
@@ -264,12 +267,7 @@ where
             WriteExpiry::After(_) => {
                 let mut cmds = Vec::with_capacity(entries.len() + 2);
                 cmds.push(::redis::cmd("MULTI"));
-                for (key, bytes) in entries {
-                    let mut set = ::redis::cmd("SET");
-                    set.arg(key).arg(bytes);
-                    expiry_args(&mut set, expiry);
-                    cmds.push(set);
-                }
+                cmds.extend(set_commands(entries, expiry));
                 cmds.push(::redis::cmd("EXEC"));
                 cmds
             }

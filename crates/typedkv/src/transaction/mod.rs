@@ -362,10 +362,11 @@ impl Transactions {
 async fn commit(backend: &dyn Committer, gathered: &handle::Attempt) -> Result<Committed, Error> {
     let Some(indexed) = &gathered.indexed else {
         // The stores' write concern, if they ask for one; else the backend's own.
-        if let Some((_, Some(concern))) = gathered.concern {
-            let backend = backend.with_concern(concern)?;
-            return backend.commit(&gathered.checks, &gathered.writes).await;
-        }
+        let concerned = match gathered.concern {
+            Some((_, Some(concern))) => Some(backend.with_concern(concern)?),
+            _ => None,
+        };
+        let backend = concerned.as_deref().unwrap_or(backend);
         return backend.commit(&gathered.checks, &gathered.writes).await;
     };
     let (ops, checks, beside) = gathered.indexed_ops(indexed);

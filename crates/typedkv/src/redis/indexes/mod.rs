@@ -99,17 +99,14 @@ impl<O: ScriptArgs> ScriptArgs for ArgsOf<'_, O> {
     }
 }
 
-/// How many keys and arguments are written through it.
+/// How many arguments are written through it.
 #[derive(Default)]
 pub(crate) struct Counted {
-    pub(crate) keys: usize,
     pub(crate) args: usize,
 }
 
 impl ScriptArgs for Counted {
-    fn key<T: ToRedisArgs>(&mut self, key: T) {
-        self.keys += key.num_of_args();
-    }
+    fn key<T: ToRedisArgs>(&mut self, _: T) {}
 
     fn arg<T: ToRedisArgs>(&mut self, arg: T) {
         self.args += arg.num_of_args();
@@ -179,9 +176,15 @@ fn apply_call<'o>(
     let mut cmd = Cmd::with_capacity(args, bytes);
     cmd.arg("EVALSHA")
         .arg(APPLY.get_hash())
-        .arg(2 * space.indexes.len() + 2 * ops.clone().count());
+        .arg(apply_key_count(space, ops.clone().count()));
     apply_args(&mut cmd, space, ops, independent);
     cmd
+}
+
+/// How many keys `apply.lua` takes for `ops` ops in `space`: each index's two, each op's
+/// entity and record.
+pub(crate) fn apply_key_count(space: &IndexSpace, ops: usize) -> usize {
+    2 * space.indexes.len() + 2 * ops
 }
 
 /// `apply.lua`'s keys and arguments for `ops`: index keys, each op's entity and record key,
