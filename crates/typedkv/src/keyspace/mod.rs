@@ -242,6 +242,19 @@ pub(crate) fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `items` grouped by `group` (a partition, a cluster slot), in the groups' order: what a
+/// batch over several slots sends one step per slot of.
+pub(crate) fn grouped<G: Ord, I>(
+    items: impl IntoIterator<Item = I>,
+    group: impl Fn(&I) -> G,
+) -> std::collections::BTreeMap<G, Vec<I>> {
+    let mut grouped = std::collections::BTreeMap::<G, Vec<I>>::new();
+    for item in items {
+        grouped.entry(group(&item)).or_default().push(item);
+    }
+    grouped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

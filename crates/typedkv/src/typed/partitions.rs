@@ -7,7 +7,7 @@
 //! (no grouping, no merge: `find_by` is on the hot path).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
 use futures::future::try_join_all;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use super::TypedStore;
 use crate::backend::{Applied, Backend, Bytes, IndexSpace, IndexedOp, Lex, Order, StaleMember};
 use crate::codec::Codec;
 use crate::error::Result;
+use crate::keyspace::grouped;
 
 impl<T, B, C> TypedStore<T, B, C>
 where
@@ -48,7 +49,7 @@ where
         if let [space] = self.indexes.spaces.as_slice() {
             return self.apply_in(backend, space, ops, (&[], &[])).await;
         }
-        let by_partition = by_partition(ops.iter().cloned(), |op| self.partition_of_key(&op.key));
+        let by_partition = grouped(ops.iter().cloned(), |op| self.partition_of_key(&op.key));
         let steps = by_partition
             .iter()
             .map(|(&p, ops)| self.apply_in(backend, &self.indexes.spaces[p], ops, (&[], &[])));
@@ -70,7 +71,7 @@ where
             return backend.index_forget(space, n, &stale).await;
         }
         let keyspace = &self.inner.keyspace;
-        let by_partition = by_partition(stale, |member| keyspace.partition_of(&member.id));
+        let by_partition = grouped(stale, |member| keyspace.partition_of(&member.id));
         let steps = by_partition
             .iter()
             .map(|(&p, stale)| backend.index_forget(&self.indexes.spaces[p], n, stale));
@@ -111,18 +112,6 @@ where
             .map(|space| backend.index_count(space, n, range));
         Ok(try_join_all(counts).await?.into_iter().sum())
     }
-}
-
-/// `items` grouped by their `partition`, in partition order.
-fn by_partition<I>(
-    items: impl IntoIterator<Item = I>,
-    partition: impl Fn(&I) -> usize,
-) -> BTreeMap<usize, Vec<I>> {
-    let mut grouped = BTreeMap::<usize, Vec<I>>::new();
-    for item in items {
-        grouped.entry(partition(&item)).or_default().push(item);
-    }
-    grouped
 }
 
 /// The first `limit` members of `pages`, each in `order`, in `order`: a k-way merge

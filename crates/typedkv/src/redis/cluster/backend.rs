@@ -5,7 +5,6 @@
 //! to the master of the key's slot, and splits `MGET` and `UNLINK` into one command per slot,
 //! reassembling replies in order (counts summed): each slot's part is atomic, the batch is not.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ::redis::cluster_routing::RoutingInfo;
@@ -20,6 +19,7 @@ use crate::backend::{
     IndexedOp, Lex, Order, StaleMember, Swap, Write, WriteExpiry,
 };
 use crate::error::Result;
+use crate::keyspace::grouped;
 use crate::keyspace::slots::slot_of;
 use crate::options::Expiry;
 use crate::redis::commands::set_each;
@@ -42,18 +42,6 @@ impl Shared<ClusterManager, Object<ClusterManager>> {
             .and_then(|value| R::from_redis_value(value).map_err(RedisError::from));
         reply.map_err(|e| self.failed(key, &lent, e))
     }
-}
-
-/// `items` grouped by the slot of their key.
-fn by_slot<I>(
-    items: impl IntoIterator<Item = I>,
-    key: impl Fn(&I) -> &[u8],
-) -> HashMap<u16, Vec<I>> {
-    let mut by_slot: HashMap<u16, Vec<I>> = HashMap::new();
-    for item in items {
-        by_slot.entry(slot_of(key(&item))).or_default().push(item);
-    }
-    by_slot
 }
 
 impl Backend for RedisClusterPool {
@@ -145,7 +133,7 @@ impl Backend for RedisClusterPool {
         let Some(concern) = self.concern() else {
             return self.shared().delete_many(keys, None).await;
         };
-        let by_slot = by_slot(keys.iter().cloned(), |key| key.as_slice());
+        let by_slot = grouped(keys.iter().cloned(), |key| slot_of(key));
         let deletes = by_slot.into_values().map(|keys| async move {
             self.shared().delete_many_acknowledged(&keys, concern).await
         });
@@ -161,7 +149,7 @@ impl Backend for RedisClusterPool {
         if concern.is_none() && !matches!(expiry, WriteExpiry::After(_)) {
             return self.shared().set_many(entries, expiry, None).await;
         }
-        let by_slot = by_slot(entries, |(key, _)| key.as_bytes());
+        let by_slot = grouped(entries, |(key, _)| slot_of(key.as_bytes()));
         let writes = by_slot.into_values().map(|entries| async move {
             let batch = KeyBatch::from_entries(&entries);
             match concern {
