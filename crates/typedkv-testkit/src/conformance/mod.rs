@@ -10,6 +10,7 @@
 
 mod at_rest;
 mod batch;
+mod concern;
 mod conditions;
 mod crud;
 mod encoding;
@@ -27,6 +28,7 @@ mod versions;
 
 pub use self::at_rest::*;
 pub use self::batch::*;
+pub use self::concern::*;
 pub use self::conditions::*;
 pub use self::crud::*;
 pub use self::encoding::*;
@@ -156,6 +158,7 @@ macro_rules! __conformance_list {
             backend_commit_honours_every_guard,
             a_panicking_transaction_writes_nothing,
             transactions_keep_an_invariant_under_contention,
+            writes_wait_for_every_replica,
             ]
             fixture = [
                 update_from_two_clients,
